@@ -1,0 +1,267 @@
+"""Plain data objects that cross every boundary between the core and plugins.
+
+They are frozen dataclasses: a plugin that wants to change a story returns
+field updates (see the ``prepare_story`` hook) instead of mutating it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+@dataclass(frozen=True)
+class Source:
+    """A configured place stories come from.
+
+    :param name: the key under ``[sources]``; the stable identity of the source.
+    :param url: ``http(s)://`` URL, ``file:`` URL or a filesystem path.
+    :param kind: ``"feed"`` (RSS, Atom, JSON Feed) or ``"directory"`` (plain-text articles).
+    :param interval: seconds between polls.
+    :param options: any other keys of the source's table, for plugins.
+    """
+
+    name: str
+    url: str
+    kind: str = "feed"
+    interval: float = 900.0
+    enabled: bool = True
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+@dataclass(frozen=True)
+class FetchState:
+    """What we remember about a source between polls (from the ``sources`` table)."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    last_fetch_at: datetime | None = None
+    error_count: int = 0
+    first_poll: bool = True
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What a ``fetch_source`` implementation returns.
+
+    :param content: the body as bytes; ``None`` when ``not_modified``.
+    :param media_type: the body's media type, lower-case, without parameters.
+    :param not_modified: the server answered 304 (or the body is known unchanged).
+    :param url: the URL finally read, after redirects.
+    """
+
+    url: str
+    content: bytes | None
+    media_type: str | None = None
+    status: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    not_modified: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict)
+    permanent_redirect: str | None = None
+
+@dataclass(frozen=True)
+class EntryData:
+    """One entry as a parser read it, before normalisation.
+
+    Text fields may still hold HTML; dates may be missing or odd. The core's
+    normaliser turns this into a :class:`Story`.
+    """
+
+    guid: str | None = None
+    link: str | None = None
+    title: str | None = None
+    summary: str | None = None
+    content: str | None = None
+    published: datetime | None = None
+    updated: datetime | None = None
+    author: str | None = None
+    language: str | None = None
+
+@dataclass(frozen=True)
+class Story:
+    """A normalised story: plain text, UTC times, a stable id.
+
+    :param id: the dedupe key (see the ``story_key`` hook).
+    :param source: the name of the source it came from.
+    :param text: the body as plain text (the content, else the summary).
+    :param content_hash: SHA-256 of title and text, for change detection.
+    """
+
+    id: str
+    source: str
+    title: str
+    text: str
+    url: str | None = None
+    summary: str = ""
+    guid: str | None = None
+    published: datetime | None = None
+    fetched: datetime | None = None
+    author: str | None = None
+    language: str | None = None
+    content_hash: str = ""
+
+    def replace(self, **changes: Any) -> "Story":
+        """Return a copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+@dataclass(frozen=True)
+class Watchlist:
+    """A named topic to watch for.
+
+    :param query: the keyword query (see README, "Query language"), if any.
+    :param threshold: the score a match must reach to count.
+    :param channels: names of the alert channels this watchlist notifies.
+    :param options: other keys of the watchlist's table, for classifier plugins.
+    """
+
+    name: str
+    query: str | None = None
+    threshold: float = 1.0
+    channels: tuple[str, ...] = ("console",)
+    description: str = ""
+    enabled: bool = True
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+@dataclass(frozen=True)
+class Hit:
+    """One place a term matched: ``field`` is ``"title"`` or ``"text"``, offsets are characters."""
+
+    term: str
+    field: str
+    start: int
+    end: int
+
+@dataclass(frozen=True)
+class Snippet:
+    """A short excerpt with the matched spans given as offsets into ``text``."""
+
+    text: str
+    highlights: tuple[tuple[int, int], ...] = ()
+
+    def marked(self, before: str = "[", after: str = "]") -> str:
+        """The excerpt with every highlight wrapped in ``before``/``after``."""
+        out, last = [], 0
+        for start, end in sorted(self.highlights):
+            if start < last:
+                continue
+            out.append(self.text[last:start])
+            out.append(before + self.text[start:end] + after)
+            last = end
+        out.append(self.text[last:])
+        return "".join(out)
+
+@dataclass(frozen=True)
+class Evidence:
+    """Why a classifier matched: the distinct terms, where they hit, a snippet."""
+
+    terms: tuple[str, ...] = ()
+    hits: tuple[Hit, ...] = ()
+    snippet: Snippet = field(default_factory=lambda: Snippet(""))
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form, as stored in ``matches.evidence``."""
+        return {
+            "terms": list(self.terms),
+            "hits": [dataclasses.asdict(h) for h in self.hits],
+            "snippet": self.snippet.text,
+            "highlights": [list(h) for h in self.snippet.highlights],
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Evidence":
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            terms=tuple(data.get("terms", ())),
+            hits=tuple(Hit(**h) for h in data.get("hits", ())),
+            snippet=Snippet(
+                data.get("snippet", ""),
+                tuple(tuple(h) for h in data.get("highlights", ())),  # type: ignore[misc]
+            ),
+            note=data.get("note", ""),
+        )
+
+@dataclass(frozen=True)
+class Match:
+    """A story matched a watchlist, with a score and the evidence."""
+
+    story_id: str
+    watchlist: str
+    score: float
+    classifier: str
+    evidence: Evidence = field(default_factory=Evidence)
+
+@dataclass(frozen=True)
+class Alert:
+    """A match on its way to one channel (one row of the outbox)."""
+
+    id: int
+    channel: str
+    match: Match
+    story: Story
+    watchlist: Watchlist
+    attempts: int = 0
+
+@dataclass(frozen=True)
+class RenderedAlert:
+    """An alert rendered for a channel. ``html`` and ``blocks`` are optional richer forms."""
+
+    subject: str
+    text: str
+    html: str | None = None
+    blocks: list[dict[str, Any]] | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """The outcome of polling one source once."""
+
+    source: str
+    new_stories: int = 0
+    updated_stories: int = 0
+    seen_stories: int = 0
+    matches: int = 0
+    alerts_queued: int = 0
+    not_modified: bool = False
+    error: str | None = None
+    status: int | None = None
+
+# Events observed through the ``track_event`` hook. They never change the flow.
+
+@dataclass(frozen=True)
+class Event:
+    """Base class of the events passed to ``track_event``."""
+
+@dataclass(frozen=True)
+class SourceUpdated(Event):
+    result: UpdateResult
+
+@dataclass(frozen=True)
+class SourceFailed(Event):
+    source: str
+    url: str
+    error: str
+
+@dataclass(frozen=True)
+class MatchFound(Event):
+    match: Match
+
+@dataclass(frozen=True)
+class ClassifierFailed(Event):
+    classifier: str
+    error: str
+
+@dataclass(frozen=True)
+class AlertSent(Event):
+    alert_id: int
+    channel: str
+
+@dataclass(frozen=True)
+class AlertFailed(Event):
+    alert_id: int
+    channel: str
+    error: str
+    final: bool
