@@ -1,0 +1,189 @@
+"""The :class:`Monitor`: configuration, database, plugins and registries in one object.
+
+It is what every hook may ask for as ``monitor``. Build one with
+:meth:`Monitor.open`; close it with :meth:`Monitor.close` (or use it as a
+context manager).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pluggy
+
+from . import classify as classify_mod
+from . import outbox, pipeline
+from .config import Config
+from .errors import ConfigError, ConfigErrors, InvalidPluginError, PluginError
+from .models import Event, Match, Source, Story, UpdateResult, Watchlist
+from .plugins import load_plugins, make_plugin_manager, plugin_infos
+from .store import Store
+
+log = logging.getLogger("monitor")
+
+
+class Monitor:
+    """A configured monitor with its database and plugins."""
+
+    def __init__(self, config: Config, pm: pluggy.PluginManager, store: Store, origins: dict[str, str]):
+        self.config = config
+        self.pm = pm
+        self.store = store
+        self.plugin_origins = origins
+        self.classifiers: dict[str, Any] = {}
+        self.channel_types: dict[str, Any] = {}
+        self.channels: dict[str, Any] = {}
+        # Per-plugin resources (HTTP clients, models), keyed by plugin name:
+        # plugins keep what they open here rather than in module globals.
+        self.extensions: dict[str, Any] = {}
+        self._dispatch_lock = threading.Lock()
+        self._closed = False
+
+    # -- construction -----------------------------------------------------------
+
+    @classmethod
+    def open(cls, config: Config, *, pm: pluggy.PluginManager | None = None, start: bool = True) -> "Monitor":
+        """Load plugins, open and migrate the database, build registries and channels.
+
+        :param pm: a plugin manager to use (tests pass one with extra plugins registered).
+        :param start: call the ``startup`` hook.
+        :raises ConfigErrors: channels or plugins refuse the configuration.
+        :raises InvalidPluginError: a plugin cannot be loaded.
+        """
+        origins: dict[str, str] = {}
+        if pm is None:
+            pm = make_plugin_manager()
+            origins = load_plugins(pm, disable=config.disable_plugins, plugins_dir=config.plugins_dir)
+        store = Store(config.db_path)
+        monitor = cls(config, pm, store, origins)
+        try:
+            monitor._build_registries()
+            store.sync_sources(config.sources.values())
+            if start:
+                pm.hook.startup(monitor=monitor)
+        except BaseException:
+            store.close()
+            raise
+        return monitor
+
+    def _build_registries(self) -> None:
+        def register_classifier(name: str, classifier: Any) -> None:
+            if name in self.classifiers:
+                raise InvalidPluginError(f"two plugins register a classifier named {name!r}")
+            self.classifiers[name] = classifier
+
+        def register_channel_type(name: str, factory: Any) -> None:
+            if name in self.channel_types:
+                raise InvalidPluginError(f"two plugins register a channel type named {name!r}")
+            self.channel_types[name] = factory
+
+        self.pm.hook.register_classifiers(register=register_classifier, monitor=self)
+        self.pm.hook.register_channel_types(register=register_channel_type, monitor=self)
+        errors = []
+        for name, options in self.config.channels.items():
+            kind = options["type"]
+            factory = self.channel_types.get(kind)
+            if factory is None:
+                known = ", ".join(sorted(self.channel_types)) or "none"
+                errors.append(ConfigError(
+                    f"unknown channel type {kind!r} (types from loaded plugins: {known})",
+                    file=self.config.where, key=f"channels.{name}.type",
+                ))
+                continue
+            try:
+                self.channels[name] = factory(name, {k: v for k, v in options.items() if k != "type"}, self)
+            except ConfigError as exc:
+                exc.file = exc.file or self.config.where
+                exc.key = f"channels.{name}.{exc.key}" if exc.key else f"channels.{name}"
+                errors.append(exc)
+        if errors:
+            raise ConfigErrors(errors)
+
+    def close(self) -> None:
+        """Call the ``shutdown`` hook and close the database. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.pm.hook.shutdown(monitor=self)
+        finally:
+            for channel in self.channels.values():
+                close = getattr(channel, "close", None)
+                if close:
+                    close()
+            self.store.close()
+
+    def __enter__(self) -> "Monitor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- what plugins ask for ---------------------------------------------------
+
+    def plugin_config(self, name: str) -> Mapping[str, Any]:
+        """The ``[plugins.NAME]`` table of the configuration (empty if absent)."""
+        return self.config.plugins.get(name, {})
+
+    @property
+    def watchlists(self) -> list[Watchlist]:
+        """The enabled watchlists."""
+        return [w for w in self.config.watchlists.values() if w.enabled]
+
+    def plugins(self) -> list:
+        """Every loaded plugin with its hooks (see :class:`monitor.plugins.PluginInfo`)."""
+        return plugin_infos(self.pm, self.plugin_origins)
+
+    def emit(self, event: Event) -> None:
+        """Pass ``event`` to ``track_event``; an observer's failure never stops the flow."""
+        try:
+            self.pm.hook.track_event(event=event, monitor=self)
+        except Exception:
+            log.exception("a track_event implementation failed on %s", type(event).__name__)
+
+    # -- the work ---------------------------------------------------------------
+
+    def classify(self, stories: Sequence[Story], watchlists: Sequence[Watchlist] | None = None) -> list[Match]:
+        """Run every classifier over ``stories``; matches at or above threshold, best per watchlist."""
+        return classify_mod.classify(self, stories, self.watchlists if watchlists is None else watchlists)
+
+    def update_source(self, source: Source | str) -> UpdateResult:
+        """Poll one source now: fetch, parse, normalise, classify, store, queue alerts."""
+        if isinstance(source, str):
+            source = self.config.sources[source]
+        return pipeline.update_source(self, source)
+
+    def run_once(self, sources: Iterable[Source] | None = None) -> list[UpdateResult]:
+        """Poll every enabled source once (``max_workers`` at a time), then deliver alerts."""
+        todo = [s for s in (sources if sources is not None else self.config.sources.values()) if s.enabled]
+        workers = max(1, min(int(self.config.schedule["max_workers"]), len(todo) or 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
+            results = list(pool.map(self.update_source, todo))
+        self.dispatch()
+        return results
+
+    def dispatch(self) -> outbox.DispatchResult:
+        """Deliver the alerts that are due. Runs one dispatcher at a time; a second caller returns at once."""
+        if not self._dispatch_lock.acquire(blocking=False):
+            return outbox.DispatchResult()
+        try:
+            return outbox.dispatch_due(self)
+        finally:
+            self._dispatch_lock.release()
+
+    def check(self) -> list[str]:
+        """Problems found by compiling every watchlist with every classifier (empty when all is well)."""
+        problems = []
+        for name, classifier in self.classifiers.items():
+            validate = getattr(classifier, "validate", None)
+            if validate is None:
+                continue
+            try:
+                problems.extend(validate(self.watchlists) or ())
+            except PluginError as exc:
+                problems.append(f"classifier {name}: {exc}")
+        return problems

@@ -1,0 +1,73 @@
+"""Running every registered classifier over a batch of stories, each in isolation."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .models import ClassifierFailed, Match, Story, Watchlist
+
+if TYPE_CHECKING:
+    from .app import Monitor
+
+log = logging.getLogger("monitor.classify")
+
+# A classifier slower than this per batch is named in the log.
+SLOW_SECONDS = 5.0
+
+
+def classify(monitor: Monitor, stories: Sequence[Story], watchlists: Sequence[Watchlist]) -> list[Match]:
+    """Matches from every classifier, at or above each watchlist's threshold.
+
+    One classifier raising does not stop the others: its failure is logged,
+    emitted as :class:`ClassifierFailed`, and the stories are still stored.
+    When several classifiers match the same story and watchlist, the highest
+    score is kept and the others' evidence terms are added to it.
+    """
+    if not stories or not watchlists:
+        return []
+    by_name = {w.name: w for w in watchlists}
+    wanted = {s.id for s in stories}
+    best: dict[tuple[str, str], Match] = {}
+    for name, classifier in monitor.classifiers.items():
+        started = time.perf_counter()
+        try:
+            found = list(classifier.classify(stories, watchlists))
+        except Exception as exc:
+            log.exception("classifier %s failed on a batch of %d stories", name, len(stories))
+            monitor.emit(ClassifierFailed(classifier=name, error=f"{type(exc).__name__}: {exc}"))
+            continue
+        elapsed = time.perf_counter() - started
+        if elapsed > SLOW_SECONDS:
+            log.warning("classifier %s took %.1fs for %d stories", name, elapsed, len(stories))
+        for match in found:
+            watchlist = by_name.get(match.watchlist)
+            if watchlist is None or match.story_id not in wanted or match.score < watchlist.threshold:
+                continue
+            key = (match.story_id, match.watchlist)
+            best[key] = _better(best.get(key), match)
+    return list(best.values())
+
+
+def _better(current: Match | None, new: Match) -> Match:
+    if current is None:
+        return new
+    winner, other = (new, current) if new.score > current.score else (current, new)
+    extra = tuple(t for t in other.evidence.terms if t not in winner.evidence.terms)
+    if not extra and other.classifier in winner.classifier.split("+"):
+        return winner
+    evidence = winner.evidence.__class__(
+        terms=winner.evidence.terms + extra,
+        hits=winner.evidence.hits,
+        snippet=winner.evidence.snippet,
+        note=winner.evidence.note,
+    )
+    return Match(
+        story_id=winner.story_id,
+        watchlist=winner.watchlist,
+        score=winner.score,
+        classifier=f"{winner.classifier}+{other.classifier}",
+        evidence=evidence,
+    )

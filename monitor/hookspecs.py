@@ -1,0 +1,222 @@
+"""The contract between news-monitor and its plugins.
+
+Every hook is a function here with a docstring saying when it is called,
+what it receives and what its return value means. Implementations may accept
+any subset of a hook's arguments (pluggy's opt-in arguments).
+
+pluggy stops a hook call at the first exception, so anything that must keep
+working while one plugin fails (classifiers, alert channels) is not called as
+a hook: plugins hand objects to the core through the ``register_*`` hooks and
+the core calls each one on its own, recording each failure.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from .app import Monitor
+    from .models import Alert, EntryData, Event, FetchResult, FetchState, RenderedAlert, Source, Story
+
+PROJECT = "news_monitor"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --- lifecycle ---------------------------------------------------------------
+
+
+@hookspec
+def startup(monitor: Monitor) -> None:
+    """Called once after configuration is loaded, the database is migrated and
+    every plugin is registered, before the first poll.
+
+    Validate your section of the configuration here (``monitor.plugin_config(name)``)
+    and raise :class:`monitor.PluginConfigError` to refuse to start.
+
+    :param monitor: the running :class:`monitor.Monitor`.
+    :returns: nothing.
+    """
+
+
+@hookspec
+def shutdown(monitor: Monitor) -> None:
+    """Called once at a graceful stop, after the scheduler has stopped and the
+    outbox has been flushed. Close clients and files here.
+
+    :param monitor: the running :class:`monitor.Monitor`.
+    :returns: nothing.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Called when the command line is built; add click commands to ``cli``.
+
+    :param cli: the ``monitor`` click group.
+    :returns: nothing.
+    """
+
+
+# --- registries (each registered object is called in isolation) -------------
+
+
+@hookspec
+def register_classifiers(register: Callable[[str, Any], None], monitor: Monitor) -> None:
+    """Called at start-up to collect classifiers.
+
+    Call ``register(name, classifier)`` once per classifier. A classifier has a
+    method ``classify(stories, watchlists) -> Iterable[Match]`` which receives
+    a batch of :class:`Story` and every enabled :class:`Watchlist` and yields a
+    :class:`Match` for each story/watchlist pair it considers on topic, with a
+    score and the evidence. The core calls each classifier on its own; one that
+    raises is logged and recorded, and the others' matches still count.
+    Matches below the watchlist's ``threshold`` are dropped by the core.
+
+    :param register: ``register(name: str, classifier) -> None``.
+    :param monitor: the running :class:`monitor.Monitor` (configuration, database).
+    :returns: nothing.
+
+    Built-in: ``keywords`` registers the query-language classifier.
+    """
+
+
+@hookspec
+def register_channel_types(register: Callable[[str, Any], None], monitor: Monitor) -> None:
+    """Called at start-up to collect alert channel types.
+
+    Call ``register(type_name, factory)``. For every ``[channels.NAME]`` table
+    whose ``type`` is ``type_name`` the core calls
+    ``factory(name: str, options: dict, monitor) -> channel``. The factory
+    raises :class:`monitor.ConfigError` (with ``key``) for bad options. A
+    channel has ``send(rendered: RenderedAlert, alert: Alert) -> None`` and
+    raises :class:`monitor.DeliveryError` when delivery fails; the outbox
+    retries transient failures with backoff and marks permanent ones failed.
+
+    :param register: ``register(type_name: str, factory) -> None``.
+    :param monitor: the running :class:`monitor.Monitor`.
+    :returns: nothing.
+
+    Built-in: ``console_alerts`` registers the ``console`` type.
+    """
+
+
+# --- the pipeline: fetch -> parse -> normalise -> prepare -> classify -> store
+
+
+@hookspec(firstresult=True)
+def fetch_source(source: Source, state: FetchState, monitor: Monitor) -> FetchResult | None:
+    """Called when a source is due, to read its bytes.
+
+    Send conditional requests using ``state`` where the transport supports
+    them. Raise :class:`monitor.FetchError` for transport failures (the core
+    records them on the source and backs off); never let other exceptions out.
+
+    Stops at first non-None result.
+
+    :param source: the :class:`Source` to read.
+    :param state: what was remembered from the previous poll.
+    :param monitor: the running :class:`monitor.Monitor`.
+    :returns: a :class:`FetchResult`, or ``None`` for "not my kind of source".
+
+    Built-in: ``http_source`` (``http``/``https``), ``file_source``
+    (``file:`` URLs and paths to files), ``directory_source`` (``kind = "directory"``).
+    """
+
+
+@hookspec(firstresult=True)
+def parse_feed(source: Source, fetched: FetchResult) -> list[EntryData] | None:
+    """Called with fetched bytes, to turn them into entries.
+
+    Raise :class:`monitor.ParseError` when the bytes are meant for you but are
+    unusable (the source's status records the reason).
+
+    Stops at first non-None result.
+
+    :param source: the :class:`Source` the bytes came from.
+    :param fetched: the :class:`FetchResult`; look at ``media_type`` and ``content``.
+    :returns: a list of :class:`EntryData`, or ``None`` for "not my format".
+
+    Built-in: ``json_feed`` (JSON Feed), ``feed_parser`` (RSS and Atom via
+    feedparser), ``directory_source`` (its own plain-text bundle).
+    """
+
+
+@hookspec(firstresult=True)
+def story_key(story: Story, source: Source) -> str | None:
+    """Called for every new story, to compute the key it is stored and deduplicated under.
+
+    Stops at first non-None result.
+
+    :param story: the normalised :class:`Story` (its ``id`` is still empty).
+    :param source: where it came from.
+    :returns: a string key, or ``None`` to leave it to the next implementation.
+
+    Built-in (``trylast``): the feed GUID scoped to the source, else the
+    canonicalised link, else a hash of the title and text.
+    """
+
+
+@hookspec(firstresult=True)
+def skip_story(story: Story, source: Source) -> bool | None:
+    """Called for every story before classification, to filter it out.
+
+    Stops at first non-None result.
+
+    :param story: the normalised :class:`Story`.
+    :param source: where it came from.
+    :returns: ``True`` to drop the story (it is not stored), ``False`` to keep
+        it regardless of later plugins, ``None`` for no opinion.
+    """
+
+
+@hookspec
+def prepare_story(story: Story, source: Source, monitor: Monitor) -> dict[str, Any] | None:
+    """Called for every story before classification, to enrich it.
+
+    :param story: the normalised :class:`Story`.
+    :param source: where it came from.
+    :param monitor: the running :class:`monitor.Monitor`.
+    :returns: a dict of field updates (for example ``{"language": "en"}``),
+        applied in call order, or ``None`` to leave the story as it is.
+    """
+
+
+# --- alerts --------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def render_alert(alert: Alert, channel_type: str, monitor: Monitor) -> RenderedAlert | None:
+    """Called before an alert is handed to its channel, to render it.
+
+    Stops at first non-None result.
+
+    :param alert: the :class:`Alert` (match, story, watchlist, channel name).
+    :param channel_type: the ``type`` of the channel it goes to (``"console"``, ``"email"``...).
+    :param monitor: the running :class:`monitor.Monitor`.
+    :returns: a :class:`RenderedAlert`, or ``None`` to leave it to the next implementation.
+
+    When no implementation answers, the core renders plain text with
+    :func:`monitor.render_plain`.
+    """
+
+
+# --- observation -------------------------------------------------------------
+
+
+@hookspec
+def track_event(event: Event, monitor: Monitor) -> None:
+    """Called when something noteworthy happens: a source updated or failed, a
+    match found, a classifier failed, an alert sent or failed. For metrics and
+    audit logs; it cannot change the flow, and an exception here is logged and
+    ignored.
+
+    :param event: an instance of a :class:`monitor.models.Event` subclass.
+    :param monitor: the running :class:`monitor.Monitor`.
+    :returns: nothing.
+    """

@@ -1,0 +1,62 @@
+"""The database schema, one migration per change, applied in order on open."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("news_monitor")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db["sources"].create(
+        {
+            "name": str, "url": str, "kind": str, "enabled": int,
+            "status": str, "http_status": int, "last_error": str,
+            "etag": str, "last_modified": str, "body_hash": str,
+            "last_fetch_at": str, "last_success_at": str, "next_poll_at": str,
+            "error_count": int, "stories_count": int,
+            "first_polled_at": str, "created_at": str,
+        },
+        pk="name",
+        defaults={"enabled": 1, "error_count": 0, "stories_count": 0},
+        not_null={"url", "kind"},
+    )
+    db["stories"].create(
+        {
+            "id": str, "source": str, "guid": str, "url": str,
+            "title": str, "text": str, "summary": str,
+            "published_at": str, "fetched_at": str, "first_seen_at": str, "updated_at": str,
+            "author": str, "language": str, "content_hash": str,
+        },
+        pk="id",
+        not_null={"source", "title", "text"},
+    )
+    db["stories"].create_index(["source", "first_seen_at"])
+    db["stories"].create_index(["published_at"])
+    db["stories"].enable_fts(["title", "text"], tokenize="porter unicode61", create_triggers=True)
+    db["matches"].create(
+        {
+            "id": int, "story_id": str, "watchlist": str, "score": float,
+            "classifier": str, "evidence": str, "matched_at": str,
+        },
+        pk="id",
+        foreign_keys=[("story_id", "stories", "id")],
+        not_null={"story_id", "watchlist", "score"},
+    )
+    db["matches"].create_index(["story_id", "watchlist"], unique=True)
+    db["matches"].create_index(["watchlist", "matched_at"])
+    db["outbox"].create(
+        {
+            "id": int, "match_id": int, "channel": str, "status": str,
+            "attempts": int, "next_attempt_at": str, "last_error": str,
+            "created_at": str, "sent_at": str, "updated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("match_id", "matches", "id")],
+        defaults={"attempts": 0, "status": "pending"},
+        not_null={"match_id", "channel", "status"},
+    )
+    db["outbox"].create_index(["match_id", "channel"], unique=True)
+    db["outbox"].create_index(["status", "next_attempt_at"])

@@ -1,0 +1,81 @@
+"""When things run. The only module that knows APScheduler.
+
+One interval job per enabled source (with jitter, never two runs of the same
+source at once), plus the outbox dispatcher. A source that is backing off
+after failures skips its ticks until its ``next_poll_at`` has passed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from .models import Source
+from .timeutil import from_iso, utcnow
+
+if TYPE_CHECKING:
+    from .app import Monitor
+
+log = logging.getLogger("monitor.scheduler")
+
+
+def build_scheduler(monitor: Monitor) -> BackgroundScheduler:
+    """A scheduler with a job per enabled source and the dispatcher; not started."""
+    schedule = monitor.config.schedule
+    workers = int(schedule["max_workers"])
+    scheduler = BackgroundScheduler(
+        executors={"default": ThreadPoolExecutor(max_workers=workers), "outbox": ThreadPoolExecutor(max_workers=1)},
+        timezone=timezone.utc,
+    )
+    start = datetime.now(timezone.utc)
+    for index, source in enumerate(s for s in monitor.config.sources.values() if s.enabled):
+        scheduler.add_job(
+            poll_if_due,
+            IntervalTrigger(seconds=source.interval, jitter=schedule["jitter"] or None, timezone=timezone.utc),
+            args=[monitor, source],
+            id=f"source:{source.name}",
+            name=f"poll {source.name}",
+            # A tiny stagger spreads the first polls instead of firing all at once.
+            next_run_time=start + timedelta(milliseconds=50 * index),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(source.interval)),
+        )
+    scheduler.add_job(
+        monitor.dispatch,
+        IntervalTrigger(seconds=schedule["dispatch_interval"], timezone=timezone.utc),
+        id="outbox",
+        name="deliver alerts",
+        executor="outbox",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
+    scheduler.add_listener(_on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+    return scheduler
+
+
+def poll_if_due(monitor: Monitor, source: Source) -> None:
+    """The job of one source: poll unless it is backing off, then deliver what it queued."""
+    row = monitor.store.query("SELECT next_poll_at, status FROM sources WHERE name = ?", [source.name])
+    if row and row[0]["status"] == "error":
+        due = from_iso(row[0]["next_poll_at"])
+        if due is not None and due > utcnow():
+            log.debug("%s: backing off until %s", source.name, due.isoformat())
+            return
+    result = monitor.update_source(source)
+    if result.alerts_queued:
+        monitor.dispatch()
+
+
+def _on_job_event(event: JobExecutionEvent) -> None:
+    if event.exception is not None:
+        log.error("job %s crashed: %r", event.job_id, event.exception, exc_info=event.exception)
+    else:
+        log.warning("job %s missed its run time", event.job_id)

@@ -1,0 +1,293 @@
+"""SQLite storage: one place for every read and write the monitor makes.
+
+The database runs in WAL mode so the CLI can read while the daemon writes.
+Everything one poll produces (stories, matches, outbox rows, the source's
+fetch state) is written in one ``BEGIN IMMEDIATE`` transaction: a crash
+leaves either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from .errors import StorageError
+from .migrations import migrations
+from .models import Evidence, FetchState, Match, Source, Story, Watchlist
+from .timeutil import from_iso, to_iso, utcnow
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+@dataclass(frozen=True)
+class SourceOutcome:
+    """What to record on a source's row after a poll."""
+
+    status: str  # "ok", "not_modified", "error", "gone"
+    http_status: int | None = None
+    error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    next_poll_at: datetime | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class SavedUpdate:
+    """Counts from :meth:`Store.save_update`."""
+
+    new_stories: int
+    updated_stories: int
+    matches: int
+    alerts_queued: int
+    new_match_ids: tuple[int, ...]
+
+
+class Store:
+    """The database. Thread-safe: one connection, writes serialised by a lock."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+            self.db = Database(conn, execute_plugins=False)
+            self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if str(path) != ":memory:":
+                self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self._lock = threading.RLock()
+            with self._lock:
+                migrations.apply(self.db)
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"{path}: cannot open the database: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the connection (checkpointing the WAL)."""
+        with self._lock:
+            self.db.close()
+
+    @contextmanager
+    def write(self) -> Iterator[Database]:
+        """A write transaction, taken immediately so concurrent writers wait instead of failing."""
+        with self._lock:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StorageError(f"{self.path}: cannot start a write: {exc}") from exc
+            try:
+                yield self.db
+            except BaseException:
+                if self.db.conn.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            else:
+                self.db.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a read-only query, as dicts."""
+        with self._lock:
+            return list(self.db.query(sql, params))
+
+    # -- sources ----------------------------------------------------------------
+
+    def sync_sources(self, sources: Iterable[Source]) -> None:
+        """Make sure every configured source has a row; keep existing fetch state."""
+        now = to_iso(utcnow())
+        with self.write() as db:
+            for source in sources:
+                db.execute(
+                    "INSERT INTO sources (name, url, kind, enabled, status, created_at) VALUES (?, ?, ?, ?, 'new', ?) "
+                    "ON CONFLICT(name) DO UPDATE SET url = excluded.url, kind = excluded.kind, enabled = excluded.enabled",
+                    [source.name, source.url, source.kind, int(source.enabled), now],
+                )
+
+    def fetch_state(self, source: Source) -> FetchState:
+        """What the previous poll of ``source`` left behind."""
+        rows = self.query("SELECT * FROM sources WHERE name = ?", [source.name])
+        if not rows:
+            return FetchState()
+        row = rows[0]
+        if row["url"] != source.url:
+            # The configured URL changed: the validators belong to the old one.
+            return FetchState(first_poll=row["first_polled_at"] is None)
+        return FetchState(
+            etag=row["etag"],
+            last_modified=row["last_modified"],
+            body_hash=row["body_hash"],
+            last_fetch_at=from_iso(row["last_fetch_at"]),
+            error_count=row["error_count"] or 0,
+            first_poll=row["first_polled_at"] is None,
+        )
+
+    def record_outcome(self, db: Database, source: Source, outcome: SourceOutcome) -> None:
+        """Update a source's row; call inside :meth:`write`."""
+        now = to_iso(utcnow())
+        ok = outcome.status in ("ok", "not_modified")
+        fields: dict[str, Any] = {
+            "status": outcome.status,
+            "http_status": outcome.http_status,
+            "last_error": outcome.error,
+            "last_fetch_at": now,
+            "next_poll_at": to_iso(outcome.next_poll_at),
+        }
+        if ok:
+            fields.update(
+                etag=outcome.etag, last_modified=outcome.last_modified, body_hash=outcome.body_hash,
+                last_success_at=now, error_count=0,
+            )
+            db.execute(
+                "UPDATE sources SET first_polled_at = coalesce(first_polled_at, ?) WHERE name = ?",
+                [now, source.name],
+            )
+        else:
+            db.execute("UPDATE sources SET error_count = error_count + 1 WHERE name = ?", [source.name])
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        db.execute(f"UPDATE sources SET {sets} WHERE name = ?", [*fields.values(), source.name])
+
+    def record_poll(self, source: Source, outcome: SourceOutcome) -> None:
+        """Record a poll that stored no stories (not modified, or failed)."""
+        with self.write() as db:
+            self.record_outcome(db, source, outcome)
+
+    def sources(self) -> list[dict[str, Any]]:
+        """Every source row, by name."""
+        return self.query("SELECT * FROM sources ORDER BY name")
+
+    # -- stories and matches ----------------------------------------------------
+
+    def known_hashes(self, ids: Sequence[str]) -> dict[str, str]:
+        """``{story id: content hash}`` for the ids already stored."""
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in self.query(f"SELECT id, content_hash FROM stories WHERE id IN ({marks})", chunk):
+                out[row["id"]] = row["content_hash"]
+        return out
+
+    def save_update(
+        self,
+        source: Source,
+        outcome: SourceOutcome,
+        new: Sequence[Story],
+        changed: Sequence[Story],
+        matches: Sequence[Match],
+        watchlists: dict[str, Watchlist],
+        alert: bool = True,
+    ) -> SavedUpdate:
+        """Write one poll's results in one transaction.
+
+        Matches already stored for a story and watchlist are kept as they are
+        and alert nobody again; each new match gets one outbox row per channel
+        of its watchlist (unless ``alert`` is false).
+        """
+        now = to_iso(utcnow())
+        with self.write() as db:
+            if new:
+                db["stories"].insert_all((_story_row(s, now) for s in new), pk="id", ignore=True)
+            for story in changed:
+                row = _story_row(story, now)
+                del row["first_seen_at"]
+                db["stories"].update(story.id, row)
+            new_ids: list[int] = []
+            queued = 0
+            for match in matches:
+                cursor = db.execute(
+                    "INSERT INTO matches (story_id, watchlist, score, classifier, evidence, matched_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(story_id, watchlist) DO NOTHING",
+                    [match.story_id, match.watchlist, match.score, match.classifier,
+                     json.dumps(match.evidence.to_dict(), ensure_ascii=False), now],
+                )
+                if cursor.rowcount != 1:
+                    continue
+                match_id = cursor.lastrowid
+                new_ids.append(match_id)
+                if alert:
+                    for channel in watchlists[match.watchlist].channels:
+                        db.execute(
+                            "INSERT INTO outbox (match_id, channel, status, attempts, next_attempt_at, created_at, updated_at) "
+                            "VALUES (?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT(match_id, channel) DO NOTHING",
+                            [match_id, channel, now, now, now],
+                        )
+                        queued += 1
+            self.record_outcome(db, source, outcome)
+            if new:
+                db.execute(
+                    "UPDATE sources SET stories_count = (SELECT count(*) FROM stories WHERE source = ?) WHERE name = ?",
+                    [source.name, source.name],
+                )
+        return SavedUpdate(len(new), len(changed), len(new_ids), queued, tuple(new_ids))
+
+    def story(self, story_id: str) -> Story | None:
+        """A stored story by id."""
+        rows = self.query("SELECT * FROM stories WHERE id = ?", [story_id])
+        return story_from_row(rows[0]) if rows else None
+
+    def matches(self, watchlist: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Recent matches joined with their stories, newest first."""
+        where, params = ("WHERE m.watchlist = ?", [watchlist]) if watchlist else ("", [])
+        return self.query(
+            "SELECT m.id, m.watchlist, m.score, m.classifier, m.evidence, m.matched_at, "
+            "s.id AS story_id, s.title, s.url, s.source, s.published_at "
+            f"FROM matches m JOIN stories s ON s.id = m.story_id {where} "
+            "ORDER BY m.matched_at DESC, m.id DESC LIMIT ?",
+            [*params, limit],
+        )
+
+    def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Full-text search over stored stories (SQLite FTS5 syntax), best first."""
+        try:
+            return self.query(
+                "SELECT s.id, s.title, s.url, s.source, s.published_at, "
+                "snippet(stories_fts, 1, '[', ']', '…', 16) AS snippet "
+                "FROM stories_fts JOIN stories s ON s.rowid = stories_fts.rowid "
+                "WHERE stories_fts MATCH ? ORDER BY rank LIMIT ?",
+                [query, limit],
+            )
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"cannot search for {query!r}: {exc}") from exc
+
+    def counts(self) -> dict[str, int]:
+        """Row counts of the main tables."""
+        return {t: self.db[t].count for t in ("sources", "stories", "matches", "outbox")}
+
+
+def _story_row(story: Story, now: str | None) -> dict[str, Any]:
+    return {
+        "id": story.id, "source": story.source, "guid": story.guid, "url": story.url,
+        "title": story.title, "text": story.text, "summary": story.summary,
+        "published_at": to_iso(story.published), "fetched_at": to_iso(story.fetched),
+        "first_seen_at": now, "updated_at": now,
+        "author": story.author, "language": story.language, "content_hash": story.content_hash,
+    }
+
+
+def story_from_row(row: dict[str, Any]) -> Story:
+    """A :class:`Story` from a ``stories`` row."""
+    return Story(
+        id=row["id"], source=row["source"], title=row["title"], text=row["text"],
+        url=row["url"], summary=row["summary"] or "", guid=row["guid"],
+        published=from_iso(row["published_at"]), fetched=from_iso(row["fetched_at"]),
+        author=row["author"], language=row["language"], content_hash=row["content_hash"] or "",
+    )
+
+
+def match_from_row(row: dict[str, Any]) -> Match:
+    """A :class:`Match` from a ``matches`` row."""
+    return Match(
+        story_id=row["story_id"], watchlist=row["watchlist"], score=row["score"],
+        classifier=row["classifier"] or "", evidence=Evidence.from_dict(json.loads(row["evidence"] or "{}")),
+    )

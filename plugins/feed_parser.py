@@ -1,0 +1,90 @@
+"""Parse RSS 0.9x/1.0/2.0 and Atom with feedparser, from bytes we fetched.
+
+feedparser never fetches anything itself here. Its "bozo" flag does not mean
+unusable: a feed with a small XML error still yields entries, so we keep
+them and only reject a body that yields nothing.
+"""
+
+from __future__ import annotations
+
+import calendar
+import gzip
+import zlib
+from datetime import datetime, timezone
+from typing import Any
+
+import feedparser
+
+from monitor import EntryData, FetchResult, ParseError, Source, hookimpl
+
+_NOT_XML_TYPES = ("application/feed+json", "application/json", "application/x-news-monitor-articles+json")
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+@hookimpl(trylast=True)
+def parse_feed(source: Source, fetched: FetchResult) -> list[EntryData] | None:
+    if fetched.content is None or fetched.media_type in _NOT_XML_TYPES:
+        return None
+    body = _prepare(fetched.content, fetched.url)
+    if body.lstrip()[:1] in (b"{", b"["):
+        return None  # JSON: not ours
+    headers = {"content-type": fetched.headers.get("content-type", fetched.media_type or "")} if fetched.media_type else {}
+    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
+    if not parsed.entries:
+        if parsed.get("version"):
+            return []  # a valid feed with no entries
+        raise ParseError(_why_not(parsed, fetched), url=fetched.url)
+    language = parsed.feed.get("language")
+    return [_entry(e, language) for e in parsed.entries]
+
+
+def _prepare(content: bytes, url: str) -> bytes:
+    """Undo the commonest breakages: a gzip body served raw, and blank lines before ``<?xml``."""
+    if content[:2] == b"\x1f\x8b":
+        try:
+            # Bounded like any response: 50 MB decompressed at most.
+            content = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(content, 50_000_000)
+        except (zlib.error, gzip.BadGzipFile) as exc:
+            raise ParseError(f"corrupt gzip body: {exc}", url=url) from exc
+    stripped = content.lstrip(b" \t\r\n")
+    if stripped.startswith(b"<?xml") or stripped.startswith(b"\xef\xbb\xbf<?xml"):
+        return stripped
+    return content
+
+
+def _why_not(parsed: Any, fetched: FetchResult) -> str:
+    head = (fetched.content or b"")[:512].lower()
+    if fetched.media_type in _HTML_TYPES or b"<html" in head or b"<!doctype html" in head:
+        return "the server sent an HTML page, not a feed (is the URL the feed's address?)"
+    if not (fetched.content or b"").strip():
+        return "the response is empty"
+    reason = parsed.get("bozo_exception")
+    return f"not a feed: {type(reason).__name__}: {reason}" if reason else "not a feed: no RSS or Atom entries found"
+
+
+def _time(entry: Any, key: str) -> datetime | None:
+    value = entry.get(f"{key}_parsed")
+    if not value:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(value), tz=timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _entry(entry: Any, feed_language: str | None) -> EntryData:
+    content = None
+    if entry.get("content"):
+        content = max((c.get("value") or "" for c in entry.content), key=len)
+    author = entry.get("author") or None
+    return EntryData(
+        guid=entry.get("id") or None,
+        link=entry.get("link") or None,
+        title=entry.get("title") or None,
+        summary=entry.get("summary") or None,
+        content=content,
+        published=_time(entry, "published") or _time(entry, "created"),
+        updated=_time(entry, "updated"),
+        author=author,
+        language=(entry.get("language") or feed_language or None),
+    )

@@ -1,0 +1,60 @@
+"""The keyword classifier: each watchlist's ``query`` in the query language.
+
+All watchlists' terms are compiled into one matcher, so a story is scanned
+once however many watchlists there are. The matcher is rebuilt only when the
+set of watchlists changes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+
+from monitor import KeywordMatcher, Match, Monitor, QuerySyntaxError, Story, Watchlist, hookimpl, parse_query
+
+NAME = "keywords"
+
+
+class KeywordClassifier:
+    """Matches stories against every watchlist that has a ``query``."""
+
+    def __init__(self, where: str = "configuration"):
+        self.where = where
+        self._lock = threading.Lock()
+        self._key: tuple[tuple[str, str], ...] | None = None
+        self._matcher: KeywordMatcher | None = None
+
+    def _matcher_for(self, watchlists: Sequence[Watchlist]) -> KeywordMatcher:
+        key = tuple(sorted((w.name, w.query) for w in watchlists if w.query))
+        with self._lock:
+            if key != self._key:
+                self._matcher = KeywordMatcher(dict(key))
+                self._key = key
+            assert self._matcher is not None
+            return self._matcher
+
+    def classify(self, stories: Sequence[Story], watchlists: Sequence[Watchlist]) -> Iterable[Match]:
+        matcher = self._matcher_for(watchlists)
+        for story in stories:
+            for name, (score, evidence) in matcher.match(story.title, story.text).items():
+                yield Match(story_id=story.id, watchlist=name, score=score, classifier=NAME, evidence=evidence)
+
+    def validate(self, watchlists: Sequence[Watchlist]) -> list[str]:
+        """Every query that does not parse, with its watchlist and position."""
+        problems = []
+        for watchlist in watchlists:
+            if not watchlist.query:
+                continue
+            try:
+                parse_query(watchlist.query)
+            except QuerySyntaxError as exc:
+                pointer = watchlist.query + "\n" + " " * exc.position + "^"
+                problems.append(f"{self.where}: watchlists.{watchlist.name}.query: {exc}\n{pointer}")
+        return problems
+
+
+@hookimpl
+def register_classifiers(register, monitor: Monitor) -> None:
+    register(NAME, KeywordClassifier(monitor.config.where))
+
+
