@@ -63,7 +63,8 @@ def _why_not(parsed: Any, fetched: FetchResult) -> str:
 
 
 def _time(entry: Any, key: str) -> datetime | None:
-    value = entry.get(f"{key}_parsed")
+    # dict.get skips FeedParserDict's deprecated updated->published fallback.
+    value = dict.get(entry, f"{key}_parsed")
     if not value:
         return None
     try:
