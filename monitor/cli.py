@@ -59,6 +59,11 @@ def _open(config: Config, **kwargs: Any) -> Monitor:
         raise click.ClickException(config.redact(str(exc))) from exc
 
 
+def json_line(data: dict) -> str:
+    """One JSON object on one line, non-ASCII kept readable."""
+    return json.dumps(data, ensure_ascii=False)
+
+
 def handle_errors(fn: Callable) -> Callable:
     """Library errors become one-line messages, not tracebacks."""
 
@@ -189,7 +194,7 @@ def matches(config_path: str | None, db_path: str | None, watchlist: str | None,
     for row in rows:
         evidence = json.loads(row["evidence"] or "{}")
         if as_json:
-            click.echo(json.dumps({**row, "evidence": evidence}, ensure_ascii=False))
+            click.echo(json_line({**row, "evidence": evidence}))
             continue
         click.echo(f"{row['matched_at']}  [{row['watchlist']}] {row['title']}  (score {row['score']:.2f})")
         if row["url"]:
@@ -218,7 +223,7 @@ def search(config_path: str | None, db_path: str | None, query: str, limit: int,
         store.close()
     for row in rows:
         if as_json:
-            click.echo(json.dumps(row, ensure_ascii=False))
+            click.echo(json_line(row))
             continue
         click.echo(f"{row['published_at'] or '(no date)':25}  {row['title']}")
         if row["url"]:
@@ -245,7 +250,7 @@ def sources(config_path: str | None, db_path: str | None, as_json: bool) -> None
         store.close()
     for row in rows:
         if as_json:
-            click.echo(json.dumps(row, ensure_ascii=False))
+            click.echo(json_line(row))
             continue
         status = row["status"] + (f" (HTTP {row['http_status']})" if row["http_status"] else "")
         click.echo(f"{row['name']}  {status}  stories: {row['stories_count']}  url: {row['url']}")
@@ -325,6 +330,110 @@ def plugins(config_path: str | None, as_json: bool) -> None:
         click.echo(f"    hooks: {', '.join(info.hooks)}")
     for name in config.disable_plugins:
         click.echo(f"{name}  (disabled by monitor.disable_plugins)")
+
+
+def _classifier_monitor(config_path: str | None, db_path: str | None) -> Monitor:
+    """A monitor for classifying input: the configured database if it exists (trained models), else in memory."""
+    config = _load(config_path, db_path)
+    if not config.db_path.exists():
+        config = _load(config_path, ":memory:")
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, stream=sys.stderr, force=True)
+    return _open(config)
+
+
+def _classify_all(monitor: Monitor, items: list) -> dict[str, list]:
+    """``{story id: matches}`` for every story, classified in batches."""
+    from .models import Match
+
+    found: dict[str, list[Match]] = {item.story.id: [] for item in items}
+    for start in range(0, len(items), CLASSIFY_BATCH):
+        batch = [item.story for item in items[start : start + CLASSIFY_BATCH]]
+        for match in monitor.classify(batch):
+            found[match.story_id].append(match)
+    return found
+
+
+CLASSIFY_BATCH = 256
+
+
+
+@cli.command()
+@config_options()
+@click.argument("input_file", type=click.File("r", encoding="utf-8"), default="-")
+@handle_errors
+def classify(config_path: str | None, db_path: str | None, input_file) -> None:
+    """Classify stories given as JSON lines (file or stdin) with the configured watchlists.
+
+    Each input line is {"id": ..., "title": ..., "summary": ...} ("text" may
+    stand for "summary"). Each output line is {"id", "topics", "scores",
+    "evidence"}. Bad lines are reported on stderr with their line number and
+    the command exits 1 after classifying the rest.
+    """
+    from .evaluation import InputError, read_stories
+
+    errors = 0
+    with _classifier_monitor(config_path, db_path) as monitor:
+        items = []
+        for item in read_stories(input_file):
+            if isinstance(item, InputError):
+                click.echo(f"error: {input_file.name}: {item}", err=True)
+                errors += 1
+            else:
+                items.append(item)
+        found = _classify_all(monitor, items)
+        for item in items:
+            matches = sorted(found[item.story.id], key=lambda m: -m.score)
+            click.echo(json_line({
+                "id": item.story.id,
+                "topics": [m.watchlist for m in matches],
+                "scores": {m.watchlist: round(m.score, 4) for m in matches},
+                "evidence": {m.watchlist: m.evidence.to_dict() for m in matches},
+            }))
+    if errors:
+        raise SystemExit(1)
+
+
+@cli.command(name="eval")
+@config_options()
+@click.argument("labels_file", type=click.File("r", encoding="utf-8"))
+@click.option("--show", default=10, show_default=True, type=click.IntRange(min=0),
+              help="Misclassified examples to print per watchlist.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@handle_errors
+def eval_command(config_path: str | None, db_path: str | None, labels_file, show: int, as_json: bool) -> None:
+    """Score the configured watchlists against labelled stories (JSON lines with "labels").
+
+    Prints precision, recall and F1 per watchlist and the misclassified examples.
+    """
+    from .evaluation import InputError, read_stories, score
+
+    with _classifier_monitor(config_path, db_path) as monitor:
+        items = []
+        for item in read_stories(labels_file):
+            if isinstance(item, InputError):
+                raise click.ClickException(f"{labels_file.name}: {item}")
+            if item.labels is None:
+                raise click.ClickException(f"{labels_file.name}: line {item.line}: no \"labels\" list")
+            items.append(item)
+        found = _classify_all(monitor, items)
+        names = [w.name for w in monitor.watchlists]
+    predicted = {sid: {m.watchlist for m in matches} for sid, matches in found.items()}
+    gold = {item.story.id: item.labels for item in items}
+    results = score(names, predicted, gold)
+    if as_json:
+        click.echo(json.dumps({"stories": len(items), "watchlists": [r.to_dict() for r in results.values()]}, indent=2))
+        return
+    titles = {item.story.id: item.story.title for item in items}
+    click.echo(f"{len(items)} labelled stories from {labels_file.name}\n")
+    click.echo(f"{'watchlist':16} {'P':>6} {'R':>6} {'F1':>6} {'TP':>5} {'FP':>5} {'FN':>5}")
+    for r in results.values():
+        click.echo(f"{r.name:16} {r.precision:6.3f} {r.recall:6.3f} {r.f1:6.3f} {r.tp:5d} {r.fp:5d} {r.fn:5d}")
+    for r in results.values():
+        for label, ids in (("false positives", r.false_positives), ("false negatives", r.false_negatives)):
+            if ids and show:
+                click.echo(f"\n{r.name}: {label} ({len(ids)})")
+                for sid in ids[:show]:
+                    click.echo(f"  {sid}: {titles[sid]}")
 
 
 def _register_plugin_commands() -> None:

@@ -430,3 +430,38 @@ _KIND_WORDS = {
 
 def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"[:80]
+
+
+_SECTION_TITLES = {
+    "monitor": "`[monitor]`",
+    "schedule": "`[schedule]`",
+    "fetch": "`[fetch]`",
+    "alerts": "`[alerts]`",
+    "source": "`[sources.NAME]`",
+    "watchlist": "`[watchlists.NAME]`",
+    "channel": "`[channels.NAME]`",
+}
+
+
+def settings_markdown() -> str:
+    """The configuration reference as Markdown tables, from :data:`SETTINGS` (README embeds it)."""
+    out = []
+    for section, settings in SETTINGS.items():
+        out.append(f"#### {_SECTION_TITLES.get(section, section)}\n")
+        out.append("| key | type | default | meaning |")
+        out.append("|---|---|---|---|")
+        for s in settings:
+            default = "" if s.default is None else f"`{_toml_value(s.default)}`"
+            out.append(f"| `{s.name}` | {s.kind} | {default} | {s.help} |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return str(value)

@@ -179,7 +179,13 @@ def make_config(tmp_path: Path) -> Callable[[str], Path]:
 
     def write(text: str, name: str = "monitor.toml") -> Path:
         path = tmp_path / name
-        body = text if "db =" in text else f'[monitor]\ndb = "{tmp_path / "monitor.db"}"\n' + text
+        db_line = f'db = "{tmp_path / "monitor.db"}"\n'
+        if "db =" in text:
+            body = text
+        elif "[monitor]\n" in text:
+            body = text.replace("[monitor]\n", "[monitor]\n" + db_line, 1)
+        else:
+            body = "[monitor]\n" + db_line + text
         path.write_text(body, encoding="utf-8")
         return path
 

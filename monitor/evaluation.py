@@ -1,0 +1,106 @@
+"""Reading labelled stories and scoring watchlists against them (``monitor classify`` / ``monitor eval``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .models import Story
+from .normalize import html_to_text, one_line
+
+
+@dataclass(frozen=True)
+class LabelledStory:
+    """A story read from JSON lines, with its gold labels when given."""
+
+    story: Story
+    labels: frozenset[str] | None
+    line: int
+
+
+@dataclass
+class Scores:
+    """Counts and figures for one watchlist."""
+
+    name: str
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    false_positives: list[str] = field(default_factory=list)
+    false_negatives: list[str] = field(default_factory=list)
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"watchlist": self.name, "tp": self.tp, "fp": self.fp, "fn": self.fn,
+                "precision": round(self.precision, 4), "recall": round(self.recall, 4), "f1": round(self.f1, 4)}
+
+
+class InputError(ValueError):
+    """A line of JSON input that cannot be used; ``line`` is 1-based."""
+
+    def __init__(self, line: int, message: str):
+        self.line = line
+        super().__init__(f"line {line}: {message}")
+
+
+def read_stories(lines: Iterable[str], source: str = "input") -> Iterator[LabelledStory | InputError]:
+    """Parse JSON lines ``{"id", "title", "summary" or "text", "labels"?}``; bad lines come back as errors."""
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw)
+        except ValueError as exc:
+            yield InputError(number, f"not valid JSON ({exc})")
+            continue
+        if not isinstance(row, dict):
+            yield InputError(number, "expected a JSON object")
+            continue
+        title = row.get("title") or ""
+        text = row.get("summary") if row.get("summary") is not None else row.get("text")
+        if text is None and "body" in row:
+            text = row["body"]
+        if not isinstance(title, str) or not isinstance(text or "", str):
+            yield InputError(number, "title and summary/text must be strings")
+            continue
+        story_id = str(row.get("id", row.get("newid", number)))
+        labels = row.get("labels")
+        gold = frozenset(labels) if isinstance(labels, list) else None
+        # The same normalisation as feed entries: wire copy often carries escaped markup.
+        story = Story(id=story_id, source=source, title=one_line(html_to_text(title)), text=html_to_text(text or ""))
+        yield LabelledStory(story, gold, number)
+
+
+def score(
+    names: Iterable[str],
+    predicted: Mapping[str, set[str]],
+    gold: Mapping[str, frozenset[str]],
+) -> dict[str, Scores]:
+    """Per-watchlist true/false positives and negatives over the stories in ``gold``."""
+    out = {name: Scores(name) for name in names}
+    for story_id, labels in gold.items():
+        got = predicted.get(story_id, set())
+        for name, s in out.items():
+            if name in got and name in labels:
+                s.tp += 1
+            elif name in got:
+                s.fp += 1
+                s.false_positives.append(story_id)
+            elif name in labels:
+                s.fn += 1
+                s.false_negatives.append(story_id)
+    return out

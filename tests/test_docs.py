@@ -1,0 +1,25 @@
+"""The docs stay true: the README's configuration reference is the SETTINGS table."""
+
+import re
+
+from conftest import ROOT
+from monitor.config import settings_markdown
+
+
+def test_readme_configuration_reference_matches_the_settings_table():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- settings:start -->\n(.*?)<!-- settings:end -->", readme, re.S)
+    assert block, "README.md lost its settings markers"
+    assert block.group(1) == settings_markdown(), (
+        "README's reference is stale; regenerate it with "
+        "python -c 'from monitor.config import settings_markdown; print(settings_markdown(), end=\"\")'"
+    )
+
+
+def test_readme_gives_the_two_commands_that_ci_runs():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/monitor once" in readme
+    test_command = 'python3 -m venv .venv && .venv/bin/pip install -e ".[test]" && .venv/bin/python -m pytest'
+    assert test_command in readme
+    assert ".venv/bin/python -m pytest" in ci and '-e ".[test]"' in ci
