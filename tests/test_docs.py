@@ -11,8 +11,7 @@ def test_readme_configuration_reference_matches_the_settings_table():
     block = re.search(r"<!-- settings:start -->\n(.*?)<!-- settings:end -->", readme, re.S)
     assert block, "README.md lost its settings markers"
     assert block.group(1) == settings_markdown(), (
-        "README's reference is stale; regenerate it with "
-        "python -c 'from monitor.config import settings_markdown; print(settings_markdown(), end=\"\")'"
+        "README's reference is stale; run: python scripts/update_readme_settings.py"
     )
 
 
