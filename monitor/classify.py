@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -58,16 +59,5 @@ def _better(current: Match | None, new: Match) -> Match:
     extra = tuple(t for t in other.evidence.terms if t not in winner.evidence.terms)
     if not extra and other.classifier in winner.classifier.split("+"):
         return winner
-    evidence = winner.evidence.__class__(
-        terms=winner.evidence.terms + extra,
-        hits=winner.evidence.hits,
-        snippet=winner.evidence.snippet,
-        note=winner.evidence.note,
-    )
-    return Match(
-        story_id=winner.story_id,
-        watchlist=winner.watchlist,
-        score=winner.score,
-        classifier=f"{winner.classifier}+{other.classifier}",
-        evidence=evidence,
-    )
+    evidence = replace(winner.evidence, terms=winner.evidence.terms + extra)
+    return replace(winner, classifier=f"{winner.classifier}+{other.classifier}", evidence=evidence)
