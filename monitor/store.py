@@ -196,6 +196,13 @@ class Store:
         """
         now = to_iso(utcnow())
         with self.write() as db:
+            # Another poll (another source linking the same story, or another
+            # process) may have stored some of these since we looked: decide
+            # new-or-changed again inside the write transaction.
+            stored = self.known_hashes([s.id for s in new])
+            if stored:
+                changed = [*changed, *(s for s in new if s.id in stored and stored[s.id] != s.content_hash)]
+                new = [s for s in new if s.id not in stored]
             if new:
                 db["stories"].insert_all((_story_row(s, now) for s in new), pk="id", ignore=True)
             for story in changed:

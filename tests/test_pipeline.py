@@ -152,3 +152,23 @@ def test_the_database_is_wal_and_has_the_documented_tables(feed_server, open_mon
     assert db.journal_mode == "wal"
     assert {"sources", "stories", "matches", "outbox", "stories_fts"} <= set(db.table_names())
     assert db["stories_fts"].count == 2
+
+
+def test_a_feed_in_a_legacy_encoding_is_decoded(feed_server, open_monitor):
+    body = (
+        '<?xml version="1.0" encoding="windows-1252"?><rss version="2.0"><channel><title>t</title>'
+        "<item><title>Caf\u00e9 owners protest new tariffs \u2013 again</title><guid>e1</guid></item></channel></rss>"
+    ).encode("cp1252")
+    monitor = open_monitor(feed_config(legacy=feed_server.serve("/l", body)))
+    [result] = monitor.run_once()
+    assert result.new_stories == 1
+    assert rows(monitor, "SELECT title FROM stories")[0]["title"] == "Caf\u00e9 owners protest new tariffs \u2013 again"
+
+
+def test_the_same_link_in_two_feeds_is_one_story(feed_server, open_monitor):
+    one = rss([{"title": "Pyongyang summit ends", "link": "http://news.test/story/1?utm_source=rss"}])
+    two = rss([{"title": "Pyongyang summit ends", "link": "HTTP://News.Test/story/1#comments"}])
+    monitor = open_monitor(feed_config(a=feed_server.serve("/a", one), b=feed_server.serve("/b", two)))
+    results = monitor.run_once()
+    assert sum(r.new_stories for r in results) == 1
+    assert rows(monitor, "SELECT count(*) AS n FROM outbox")[0]["n"] == 1
