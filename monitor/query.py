@@ -16,7 +16,8 @@ Matching is case-insensitive and on whole words, over a story's title and text.
 ``a NEAR/5 b``              *a* and *b* in the same field, in either order,
                             with at most 5 words between them; operands are
                             terms, phrases, prefixes or ( ... OR ... ) groups
-``title:a`` / ``text:"x"``  the term only counts in that field
+``title:a``, ``text:"x"``,  the term (or every term of the group) only
+``title:(a OR b)``          counts in that field
 ``a^3``                     the term's weight in the score (default 1)
 ==========================  ==================================================
 
@@ -52,6 +53,7 @@ watchlists; only the queries that had a term hit are then evaluated.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import unicodedata
@@ -162,7 +164,7 @@ class Near(Node):
 
 @dataclass(frozen=True)
 class _Tok:
-    kind: str  # WORD PHRASE LPAREN RPAREN AND OR NOT MINUS NEAR END
+    kind: str  # WORD PHRASE LPAREN RPAREN AND OR NOT MINUS NEAR FIELD END
     value: str
     pos: int
     field: str | None = None
@@ -203,8 +205,11 @@ def _lex_term(text: str, query: str, i: int, toks: list[_Tok]) -> int:
     fld = None
     m = _FIELD_RE.match(text, i)
     if m and m.end() < len(text) and not text[m.end()].isspace():
-        if text[m.end()] in "()":
-            raise QuerySyntaxError(f"{m.group()} applies to a word or a quoted phrase", i, query)
+        if text[m.end()] == "(":
+            toks.append(_Tok("FIELD", m.group(1), i, field=m.group(1)))
+            return m.end()
+        if text[m.end()] == ")":
+            raise QuerySyntaxError(f"{m.group()} needs a word, phrase or group after it", i, query)
         fld, i = m.group(1), m.end()
     if text[i] == '"':
         close = text.find('"', i + 1)
@@ -254,7 +259,7 @@ def _keyword(value: str, pos: int, query: str) -> _Tok | None:
 # Parser
 
 
-_UNARY_START = {"WORD", "PHRASE", "LPAREN", "NOT", "MINUS"}
+_UNARY_START = {"WORD", "PHRASE", "LPAREN", "NOT", "MINUS", "FIELD"}
 
 
 class _Parser:
@@ -333,6 +338,11 @@ class _Parser:
         if tok.kind in ("WORD", "PHRASE"):
             self.take()
             return _make_term(tok, self.query)
+        if tok.kind == "FIELD":
+            self.take()
+            if self.tok.kind != "LPAREN":  # pragma: no cover - the lexer only emits FIELD before "("
+                raise self.error("expected '('", self.tok.pos)
+            return _restrict(self.parse_primary(), tok.field or "")
         if tok.kind == "LPAREN":
             self.take()
             if self.tok.kind == "RPAREN":
@@ -348,6 +358,20 @@ class _Parser:
         if tok.kind == "RPAREN":
             raise self.error("expected a term before ')'", tok.pos)
         raise self.error(f"{tok.value} cannot appear here", tok.pos)
+
+
+def _restrict(node: Node, fld: str) -> Node:
+    """Apply a ``title:(...)`` restriction to every term of a group."""
+    if isinstance(node, Term):
+        return dataclasses.replace(node, field=node.field or fld)
+    if isinstance(node, And):
+        return And(tuple(_restrict(c, fld) for c in node.children), node.pos)
+    if isinstance(node, Or):
+        return Or(tuple(_restrict(c, fld) for c in node.children), node.pos)
+    if isinstance(node, Not):
+        return Not(_restrict(node.child, fld), node.pos)
+    assert isinstance(node, Near)
+    return Near(_restrict(node.left, fld), _restrict(node.right, fld), node.distance, node.pos)
 
 
 def _make_term(tok: _Tok, query: str) -> Term:
