@@ -74,10 +74,10 @@ def test_written_abductions_set_is_classified_correctly(classify):
 
 
 @pytest.mark.skipif(not DEV.exists(), reason=f"labelled dev set not available at {DEV}")
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "abductions"])
+@pytest.mark.parametrize("name", NAMES)
 def test_dev_set_f1_guard(name, classify):
-    # abductions has a single positive on dev, so an F1 there says little;
-    # the written set above stands in for it.
+    # abductions has a single positive on dev, so for it this guard demands
+    # an exact answer; the written set above tests that topic more widely.
     tp = fp = fn = 0
     for row in read_jsonl(DEV):
         got = name in classify(row["title"], row["summary"])
@@ -86,11 +86,3 @@ def test_dev_set_f1_guard(name, classify):
         fp += got and not want
         fn += want and not got
     assert f1(tp, fp, fn) >= 0.85, (name, tp, fp, fn)
-
-
-@pytest.mark.skipif(not DEV.exists(), reason=f"labelled dev set not available at {DEV}")
-def test_dev_set_abductions_positive_found_without_false_alarms(classify):
-    rows = read_jsonl(DEV)
-    got = {row["id"] for row in rows if "abductions" in classify(row["title"], row["summary"])}
-    want = {row["id"] for row in rows if "abductions" in row["labels"]}
-    assert got == want
