@@ -74,8 +74,10 @@ __all__ = [
     "Not",
     "Or",
     "Term",
+    "make_snippet",
     "normalize_word",
     "parse_query",
+    "terms_of",
     "tokenize",
 ]
 
