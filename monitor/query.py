@@ -1,92 +1,696 @@
-"""Placeholder keyword matcher (replaced by the full query language)."""
+"""The keyword query language and a matcher that runs every watchlist in one pass.
+
+Query language
+--------------
+Matching is case-insensitive and on whole words, over a story's title and text.
+
+==========================  ==================================================
+``trade``                   the word *trade* (not *trader*, not *tradesman*)
+``abduct*``                 any word starting with *abduct*
+``"north korea"``           a phrase: the words in this order, adjacent
+``"north korea*"``          a phrase whose last word is a prefix
+``a b`` / ``a AND b``       both (adjacent terms are joined by AND)
+``a OR b``                  either
+``NOT a`` / ``-a``          absence of *a* (only next to something positive)
+``( ... )``                 grouping
+``a NEAR/5 b``              *a* and *b* in the same field, in either order,
+                            with at most 5 words between them; operands are
+                            terms, phrases, prefixes or ( ... OR ... ) groups
+``title:a``, ``text:"x"``,  the term (or every term of the group) only
+``title:(a OR b)``          counts in that field
+``a^3``                     the term's weight in the score (default 1)
+==========================  ==================================================
+
+Precedence, tightest first: NEAR, NOT, AND (explicit or implicit), OR. The
+keywords must be upper-case; lower-case ``and``/``or``/``not`` are plain words.
+
+Normalisation: text is split into words on every character that is not a
+letter or digit, and each word is folded (NFKD, accents dropped, casefolded).
+So a hyphen or an apostrophe is the same as a space: ``"kim jong-un"`` matches
+*Kim Jong Un*, *Kim Jong-un* and *KIM JONG‐UN*; ``japan`` matches *Japan's*
+(and *Japan’s*); ``"japan's"`` is the phrase *japan s*. Query text is split
+the same way, so a word such as ``jong-un`` is a two-word phrase.
+
+Scoring
+-------
+A query that matches gets the score::
+
+    score = sum over distinct positive terms t of  weight(t) * log2(1 + x(t))
+    x(t)  = title_weight * (hits of t in the title) + (hits of t in the text)
+
+Only hits that support the match count (the terms of OR branches that matched,
+the pairs that satisfied a NEAR; never a NOT). One passing mention scores 1.0,
+a title mention 1.58 (with ``title_weight`` 2), three mentions 2.0, seven 3.0,
+and each further distinct term adds its own share: the logarithm gives
+diminishing returns for repeats, so a story *about* a topic (many mentions,
+several terms, the title) outscores one that names it once in passing. The
+daemon compares the score with the watchlist's ``threshold``.
+
+Speed: all terms of all queries are compiled into one Aho-Corasick automaton
+over the normalised words, so a story is scanned once whatever the number of
+watchlists; only the queries that had a term hit are then evaluated.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
-from collections.abc import Mapping
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
-from .errors import QuerySyntaxError
-from .models import Evidence, Hit, Snippet
+import ahocorasick
 
-_TOKEN = re.compile(r'\s*(\(|\)|"[^"]*"|[^\s()"]+)')
+from monitor.errors import QuerySyntaxError
+from monitor.models import Evidence, Hit, Snippet
+
+__all__ = [
+    "And",
+    "KeywordMatcher",
+    "Near",
+    "Node",
+    "Not",
+    "Or",
+    "Term",
+    "make_snippet",
+    "normalize_word",
+    "parse_query",
+    "terms_of",
+    "tokenize",
+]
+
+FIELDS = ("title", "text")
+SNIPPET_WIDTH = 240
+
+# ---------------------------------------------------------------------------
+# Normalisation
 
 
-def parse_query(text: str):
-    tokens = [(m.group(1), m.start(1)) for m in _TOKEN.finditer(text)]
-    if not tokens:
-        raise QuerySyntaxError("empty query", 0, text)
-    pos = 0
+# Combining marks are included so that decomposed accents stay inside a word.
+_WORD_RE = re.compile(r"(?:[^\W_]|[\u0300-\u036f])+")
 
-    def expr():
-        nonlocal pos
-        node = term_and()
-        while pos < len(tokens) and tokens[pos][0] == "OR":
-            pos += 1
-            node = ("or", node, term_and())
+
+def normalize_word(word: str) -> str:
+    """Fold one word: NFKD, drop accents and anything not a letter or digit, casefold."""
+    if word.isascii():
+        return word.lower() if word.isalnum() else "".join(c for c in word if c.isalnum()).lower()
+    decomposed = unicodedata.normalize("NFKD", word)
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    # NFKD/casefold can themselves produce marks or punctuation (e.g. "½").
+    folded = unicodedata.normalize("NFKD", folded)
+    return "".join(c for c in folded if c.isalnum() and not unicodedata.combining(c))
+
+
+def tokenize(text: str) -> list[tuple[str, int, int]]:
+    """Split ``text`` into ``(normalised word, start, end)``; offsets index ``text``."""
+    out = []
+    for m in _WORD_RE.finditer(text):
+        norm = normalize_word(m.group())
+        if norm:
+            out.append((norm, m.start(), m.end()))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Syntax tree
+
+
+class Node:
+    """Base class of parsed query nodes; ``pos`` is the node's offset in the query."""
+
+    pos: int
+
+
+@dataclass(frozen=True)
+class Term(Node):
+    """A word, prefix or phrase: ``words`` is a tuple of ``(folded word, is_prefix)``."""
+
+    words: tuple[tuple[str, bool], ...]
+    label: str
+    pos: int = 0
+    field: str | None = None
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class And(Node):
+    children: tuple[Node, ...]
+    pos: int = 0
+
+
+@dataclass(frozen=True)
+class Or(Node):
+    children: tuple[Node, ...]
+    pos: int = 0
+
+
+@dataclass(frozen=True)
+class Not(Node):
+    child: Node
+    pos: int = 0
+
+
+@dataclass(frozen=True)
+class Near(Node):
+    left: Node
+    right: Node
+    distance: int
+    pos: int = 0
+
+
+# ---------------------------------------------------------------------------
+# Lexer
+
+
+@dataclass(frozen=True)
+class _Tok:
+    kind: str  # WORD PHRASE LPAREN RPAREN AND OR NOT MINUS NEAR FIELD END
+    value: str
+    pos: int
+    field: str | None = None
+    weight: float = 1.0
+    distance: int = 0
+
+
+_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"', "\u00bb": '"'})
+_WORD_CHARS_RE = re.compile(r'[^\s()"]+')
+_FIELD_RE = re.compile(r"(title|text):")
+_WEIGHT_RE = re.compile(r"\^(\d+(?:\.\d+)?)")
+_NEAR_RE = re.compile(r"NEAR(?:/(\d+))?")
+
+
+def _lex(query: str) -> list[_Tok]:
+    text = query.translate(_QUOTES)  # same length, so positions still hold
+    toks: list[_Tok] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c.isspace():
+            i += 1
+        elif c in "()":
+            toks.append(_Tok("LPAREN" if c == "(" else "RPAREN", c, i))
+            i += 1
+        elif c == "-" and i + 1 < n and (text[i + 1] in '("' or not text[i + 1].isspace()):
+            toks.append(_Tok("MINUS", c, i))
+            i += 1
+        else:
+            i = _lex_term(text, query, i, toks)
+    toks.append(_Tok("END", "", n))
+    return toks
+
+
+def _lex_term(text: str, query: str, i: int, toks: list[_Tok]) -> int:
+    """Lex a word, keyword or (optionally field-prefixed) phrase starting at ``i``."""
+    start = i
+    fld = None
+    m = _FIELD_RE.match(text, i)
+    if m and m.end() < len(text) and not text[m.end()].isspace():
+        if text[m.end()] == "(":
+            toks.append(_Tok("FIELD", m.group(1), i, field=m.group(1)))
+            return m.end()
+        if text[m.end()] == ")":
+            raise QuerySyntaxError(f"{m.group()} needs a word, phrase or group after it", i, query)
+        fld, i = m.group(1), m.end()
+    if text[i] == '"':
+        close = text.find('"', i + 1)
+        if close < 0:
+            raise QuerySyntaxError("unclosed quote", i, query)
+        value, i = text[i + 1 : close], close + 1
+        kind = "PHRASE"
+    else:
+        m = _WORD_CHARS_RE.match(text, i)
+        assert m is not None
+        value, i = m.group(), m.end()
+        kind = "WORD"
+        if fld is None:
+            keyword = _keyword(value, start, query)
+            if keyword is not None:
+                toks.append(keyword)
+                return i
+    weight = 1.0
+    if kind == "WORD" and "^" in value:
+        value, _, raw = value.partition("^")
+        raw = "^" + raw
+    else:
+        m = _WEIGHT_RE.match(text, i)
+        raw = m.group() if m else ""
+        i += len(raw)
+    if raw:
+        wm = _WEIGHT_RE.fullmatch(raw)
+        if not wm:
+            raise QuerySyntaxError("a weight must look like ^2 or ^0.5", start, query)
+        weight = float(wm.group(1))
+    toks.append(_Tok(kind, value, start, field=fld, weight=weight))
+    return i
+
+
+def _keyword(value: str, pos: int, query: str) -> _Tok | None:
+    if value in ("AND", "OR", "NOT"):
+        return _Tok(value, value, pos)
+    if value.startswith("NEAR"):
+        m = _NEAR_RE.fullmatch(value)
+        if m is None or m.group(1) is None:
+            raise QuerySyntaxError("NEAR needs a distance, e.g. NEAR/5", pos, query)
+        return _Tok("NEAR", value, pos, distance=int(m.group(1)))
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Parser
+
+
+_UNARY_START = {"WORD", "PHRASE", "LPAREN", "NOT", "MINUS", "FIELD"}
+
+
+class _Parser:
+    """Recursive descent: or := and (OR and)*; and := unary ([AND] unary)*;
+    unary := (NOT|-) unary | near; near := primary (NEAR/k primary)*."""
+
+    def __init__(self, query: str):
+        self.query = query
+        self.toks = _lex(query)
+        self.i = 0
+
+    def error(self, message: str, pos: int) -> QuerySyntaxError:
+        return QuerySyntaxError(message, pos, self.query)
+
+    @property
+    def tok(self) -> _Tok:
+        return self.toks[self.i]
+
+    def take(self) -> _Tok:
+        tok = self.toks[self.i]
+        self.i += 1
+        return tok
+
+    def parse(self) -> Node:
+        if self.tok.kind == "END":
+            raise self.error("empty query", 0)
+        node = self.parse_or()
+        if self.tok.kind == "RPAREN":
+            raise self.error("unbalanced ')'", self.tok.pos)
+        if self.tok.kind != "END":  # pragma: no cover - every other token starts a unary
+            raise self.error(f"unexpected {self.tok.value!r}", self.tok.pos)
         return node
 
-    def term_and():
-        nonlocal pos
-        node = atom()
-        while pos < len(tokens) and tokens[pos][0] not in ("OR", ")"):
-            if tokens[pos][0] == "AND":
-                pos += 1
-            node = ("and", node, atom())
+    def parse_or(self) -> Node:
+        first = self.parse_and()
+        children = [first]
+        while self.tok.kind == "OR":
+            self.take()
+            children.append(self.parse_and())
+        return first if len(children) == 1 else Or(tuple(children), first.pos)
+
+    def parse_and(self) -> Node:
+        first = self.parse_unary()
+        children = [first]
+        while self.tok.kind == "AND" or self.tok.kind in _UNARY_START:
+            if self.tok.kind == "AND":
+                self.take()
+            children.append(self.parse_unary())
+        return first if len(children) == 1 else And(tuple(children), first.pos)
+
+    def parse_unary(self) -> Node:
+        if self.tok.kind in ("NOT", "MINUS"):
+            op = self.take()
+            return Not(self.parse_unary(), op.pos)
+        return self.parse_near()
+
+    def parse_near(self) -> Node:
+        node = self.parse_primary()
+        while self.tok.kind == "NEAR":
+            op = self.take()
+            right = self.parse_primary()
+            for operand in (node, right):
+                self.check_near_operand(operand)
+            node = Near(node, right, op.distance, op.pos)
         return node
 
-    def atom():
-        nonlocal pos
-        if pos >= len(tokens):
-            raise QuerySyntaxError("unexpected end of query", len(text), text)
-        tok, at = tokens[pos]
-        pos += 1
-        if tok == "(":
-            node = expr()
-            if pos >= len(tokens) or tokens[pos][0] != ")":
-                raise QuerySyntaxError("missing )", at, text)
-            pos += 1
+    def check_near_operand(self, node: Node) -> None:
+        if isinstance(node, Or):
+            for child in node.children:
+                self.check_near_operand(child)
+        elif not isinstance(node, (Term, Near)):
+            raise self.error("NEAR operands must be terms, phrases or (... OR ...) groups", node.pos)
+
+    def parse_primary(self) -> Node:
+        tok = self.tok
+        if tok.kind in ("WORD", "PHRASE"):
+            self.take()
+            return _make_term(tok, self.query)
+        if tok.kind == "FIELD":
+            self.take()
+            if self.tok.kind != "LPAREN":  # pragma: no cover - the lexer only emits FIELD before "("
+                raise self.error("expected '('", self.tok.pos)
+            return _restrict(self.parse_primary(), tok.field or "")
+        if tok.kind == "LPAREN":
+            self.take()
+            if self.tok.kind == "RPAREN":
+                raise self.error("empty parentheses", self.tok.pos)
+            node = self.parse_or()
+            if self.tok.kind != "RPAREN":
+                raise self.error("unclosed '('", tok.pos)
+            self.take()
             return node
-        word = tok.strip('"').lower()
-        pattern = r"\b" + re.escape(word.rstrip("*")) + (r"\w*" if word.endswith("*") else r"\b")
-        return ("term", word, re.compile(pattern, re.I))
+        if tok.kind == "END":
+            prev = self.toks[self.i - 1] if self.i else tok
+            raise self.error(f"{prev.value} at the end of the query needs an operand", prev.pos)
+        if tok.kind == "RPAREN":
+            raise self.error("expected a term before ')'", tok.pos)
+        raise self.error(f"{tok.value} cannot appear here", tok.pos)
 
-    node = expr()
-    if pos != len(tokens):
-        raise QuerySyntaxError("unexpected token", tokens[pos][1], text)
+
+def _restrict(node: Node, fld: str) -> Node:
+    """Apply a ``title:(...)`` restriction to every term of a group."""
+    if isinstance(node, Term):
+        return dataclasses.replace(node, field=node.field or fld)
+    if isinstance(node, And):
+        return And(tuple(_restrict(c, fld) for c in node.children), node.pos)
+    if isinstance(node, Or):
+        return Or(tuple(_restrict(c, fld) for c in node.children), node.pos)
+    if isinstance(node, Not):
+        return Not(_restrict(node.child, fld), node.pos)
+    assert isinstance(node, Near)
+    return Near(_restrict(node.left, fld), _restrict(node.right, fld), node.distance, node.pos)
+
+
+def _make_term(tok: _Tok, query: str) -> Term:
+    value = tok.value
+    if value.strip() == "*" or (tok.kind == "WORD" and value == "*"):
+        raise QuerySyntaxError("a bare * matches everything; put it after a word, e.g. abduct*", tok.pos, query)
+    words: list[tuple[str, bool]] = []
+    for m in re.finditer(r"(?:[^\W_]|[\u0300-\u036f])+(\*)?|\*", value):
+        if m.group() == "*":
+            raise QuerySyntaxError("* must follow a word", tok.pos, query)
+        norm = normalize_word(m.group().rstrip("*"))
+        if norm:
+            words.append((norm, m.group(1) is not None))
+    if not words:
+        what = "phrase" if tok.kind == "PHRASE" else "term"
+        raise QuerySyntaxError(f"{what} {value!r} has no letters or digits", tok.pos, query)
+    label = " ".join(value.casefold().split())
+    return Term(tuple(words), label, tok.pos, tok.field, tok.weight)
+
+
+def parse_query(text: str) -> Node:
+    """Parse a query into a tree of :class:`Term`, :class:`And`, :class:`Or`,
+    :class:`Not` and :class:`Near` nodes.
+
+    :raises QuerySyntaxError: with a 0-based ``position`` for an empty query,
+        unbalanced parentheses or quotes, a dangling operator, NEAR without a
+        distance, a bare ``*``, or a query that could match by absence alone
+        (e.g. ``NOT trade`` or ``a OR -b``).
+    """
+    node = _Parser(text).parse()
+    if _evaluate(node, _Occurrences({})) is not None:
+        raise QuerySyntaxError(
+            "the query can match a story by absence alone; combine NOT with a positive term",
+            _first_not(node),
+            text,
+        )
     return node
 
 
-def _eval(node, title, text, hits):
-    if node[0] == "term":
-        found = False
-        for field, value in (("title", title), ("text", text)):
-            for m in node[2].finditer(value):
-                hits.append(Hit(node[1], field, m.start(), m.end()))
-                found = True
+def _first_not(node: Node) -> int:
+    for sub in _walk(node):
+        if isinstance(sub, Not):
+            return sub.pos
+    return node.pos  # pragma: no cover - only NOT makes absence match
+
+
+def _walk(node: Node) -> Iterable[Node]:
+    yield node
+    if isinstance(node, (And, Or)):
+        for child in node.children:
+            yield from _walk(child)
+    elif isinstance(node, Not):
+        yield from _walk(node.child)
+    elif isinstance(node, Near):
+        yield from _walk(node.left)
+        yield from _walk(node.right)
+
+
+def terms_of(node: Node) -> list[Term]:
+    """Every :class:`Term` in ``node``, positive or negated."""
+    return [sub for sub in _walk(node) if isinstance(sub, Term)]
+
+
+# ---------------------------------------------------------------------------
+# Evaluation
+
+# An occurrence: (field, first word index, last word index + 1, terms that make it up).
+_Occ = tuple[str, int, int, tuple[Term, ...]]
+
+
+@dataclass
+class _Occurrences:
+    """Where each (word, is_prefix) atom occurred, per field, as sets of word indexes."""
+
+    atoms: Mapping[tuple[str, bool], Mapping[str, set[int]]]
+    cache: dict[Term, list[_Occ]] = field(default_factory=dict)
+
+    def of(self, term: Term) -> list[_Occ]:
+        if term not in self.cache:
+            self.cache[term] = self._find(term)
+        return self.cache[term]
+
+    def _find(self, term: Term) -> list[_Occ]:
+        first, *rest = term.words
+        found: list[_Occ] = []
+        for fld, starts in self.atoms.get(first, {}).items():
+            if term.field not in (None, fld):
+                continue
+            for i in sorted(starts):
+                if all(i + k + 1 in self.atoms.get(word, {}).get(fld, ()) for k, word in enumerate(rest)):
+                    found.append((fld, i, i + len(term.words), (term,)))
         return found
-    left = _eval(node[1], title, text, hits)
-    right = _eval(node[2], title, text, hits)
-    return (left and right) if node[0] == "and" else (left or right)
+
+
+def _evaluate(node: Node, occ: _Occurrences) -> list[_Occ] | None:
+    """``None`` when ``node`` does not match; else the occurrences supporting the match
+    (possibly empty, for a satisfied NOT)."""
+    if isinstance(node, Term):
+        found = occ.of(node)
+        return found or None
+    if isinstance(node, And):
+        out: list[_Occ] = []
+        for child in node.children:
+            sub = _evaluate(child, occ)
+            if sub is None:
+                return None
+            out.extend(sub)
+        return out
+    if isinstance(node, Or):
+        matched = [sub for c in node.children if (sub := _evaluate(c, occ)) is not None]
+        return [o for sub in matched for o in sub] if matched else None
+    if isinstance(node, Not):
+        return [] if _evaluate(node.child, occ) is None else None
+    if isinstance(node, Near):
+        return _evaluate_near(node, occ)
+    raise TypeError(f"not a query node: {node!r}")  # pragma: no cover
+
+
+def _evaluate_near(node: Near, occ: _Occurrences) -> list[_Occ] | None:
+    left = _evaluate(node.left, occ)
+    right = _evaluate(node.right, occ)
+    if not left or not right:
+        return None
+    out: list[_Occ] = []
+    for lf, ls, le, lt in left:
+        for rf, rs, re_, rt in right:
+            if lf != rf:
+                continue
+            gap = rs - le if rs >= le else ls - re_
+            if max(ls, rs) < min(le, re_) or gap > node.distance:
+                continue  # overlapping spans are one mention, not two near each other
+            out.append((lf, min(ls, rs), max(le, re_), lt + rt))
+    return out or None
+
+
+# ---------------------------------------------------------------------------
+# Matcher
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    name: str
+    node: Node
+    title_weight: float
 
 
 class KeywordMatcher:
-    def __init__(self, queries: Mapping[str, str], *, title_weight: float = 2.0):
-        self.queries = {name: parse_query(q) for name, q in queries.items()}
-        self.title_weight = title_weight
+    """Compiles many named queries into one automaton and matches stories against all of them.
+
+    :param queries: watchlist name -> query text. Every query is parsed up front,
+        so a bad one raises :class:`QuerySyntaxError` here (its ``query`` names it).
+    :param title_weight: how much a title hit counts against a text hit.
+    :param title_weights: per-query overrides of ``title_weight``.
+    """
+
+    def __init__(
+        self,
+        queries: Mapping[str, str],
+        *,
+        title_weight: float = 2.0,
+        title_weights: Mapping[str, float] | None = None,
+    ):
+        overrides = dict(title_weights or {})
+        self.queries: dict[str, _Compiled] = {}
+        for name, text in queries.items():
+            self.queries[name] = _Compiled(name, parse_query(text), overrides.get(name, title_weight))
+        self._by_atom: dict[tuple[str, bool], set[str]] = defaultdict(set)
+        for name, compiled in self.queries.items():
+            for term in terms_of(compiled.node):
+                for atom in term.words:
+                    self._by_atom[atom].add(name)
+        self._automaton = _build_automaton(self._by_atom)
 
     def match(self, title: str, text: str) -> dict[str, tuple[float, Evidence]]:
-        out = {}
-        for name, node in self.queries.items():
-            hits: list[Hit] = []
-            if _eval(node, title, text, hits):
-                score = sum(self.title_weight if h.field == "title" else 1.0 for h in hits)
-                terms = tuple(dict.fromkeys(h.term for h in hits))
-                first = next((h for h in hits if h.field == "text"), None)
-                snippet = Snippet(title, tuple((h.start, h.end) for h in hits if h.field == "title"))
-                if first:
-                    start = max(0, first.start - 100)
-                    piece = text[start:start + 240]
-                    snippet = Snippet(piece, tuple((h.start - start, h.end - start) for h in hits
-                                                   if h.field == "text" and h.start >= start and h.end <= start + 240))
-                out[name] = (score, Evidence(terms=terms, hits=tuple(hits), snippet=snippet))
-        return out
+        """Match one story against every query.
+
+        :returns: for each query that matched, ``(score, evidence)``; queries that
+            did not match are absent. Hit offsets index the ``title``/``text`` given.
+        """
+        spans = {"title": tokenize(title or ""), "text": tokenize(text or "")}
+        atoms = self._scan(spans)
+        if not atoms:
+            return {}
+        occ = _Occurrences(atoms)
+        candidates = set().union(*(self._by_atom[a] for a in atoms))
+        sources = {"title": title or "", "text": text or ""}
+        results = {}
+        for name in sorted(candidates):
+            compiled = self.queries[name]
+            support = _evaluate(compiled.node, occ)
+            if support:
+                hits = _hits(support, spans)
+                score = _score(hits, compiled.title_weight)
+                results[name] = (score, _evidence(hits, sources, compiled.title_weight))
+        return results
+
+    def _scan(self, spans: Mapping[str, list[tuple[str, int, int]]]) -> dict[tuple[str, bool], dict[str, set[int]]]:
+        atoms: dict[tuple[str, bool], dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+        if self._automaton is None:
+            return {}
+        for fld, words in spans.items():
+            if not words:
+                continue
+            # Every word is framed \x01word\x02, so keys anchor at word starts and ends.
+            starts: dict[int, int] = {}
+            parts, offset = [], 0
+            for index, (word, _, _) in enumerate(words):
+                starts[offset] = index
+                parts.append("\x01" + word + "\x02")
+                offset += len(word) + 2
+            for end, (atom, length) in self._automaton.iter("".join(parts)):
+                atoms[atom][fld].add(starts[end - length + 1])
+        return atoms
+
+
+def _build_automaton(atoms: Iterable[tuple[str, bool]]) -> ahocorasick.Automaton | None:
+    automaton = ahocorasick.Automaton()
+    for word, is_prefix in atoms:
+        key = "\x01" + word + ("" if is_prefix else "\x02")
+        automaton.add_word(key, ((word, is_prefix), len(key)))
+    if len(automaton) == 0:
+        return None
+    automaton.make_automaton()
+    return automaton
+
+
+@dataclass(frozen=True)
+class _ScoredHit:
+    hit: Hit
+    weight: float
+
+
+def _hits(support: list[_Occ], spans: Mapping[str, list[tuple[str, int, int]]]) -> list[_ScoredHit]:
+    """Turn supporting occurrences into character-offset hits, one per term and place."""
+    seen: dict[tuple[str, str, int, int], _ScoredHit] = {}
+    for fld, first, last, terms in support:
+        words = spans[fld]
+        for term in terms:
+            # A NEAR occurrence spans both operands; locate each term inside it.
+            for i in range(first, last - len(term.words) + 1):
+                if _term_at(term, words, i):
+                    hit = Hit(term.label, fld, words[i][1], words[i + len(term.words) - 1][2])
+                    seen.setdefault((hit.term, fld, hit.start, hit.end), _ScoredHit(hit, term.weight))
+                    break
+    return sorted(seen.values(), key=lambda h: (FIELDS.index(h.hit.field), h.hit.start, h.hit.end))
+
+
+def _term_at(term: Term, words: list[tuple[str, int, int]], i: int) -> bool:
+    for k, (want, is_prefix) in enumerate(term.words):
+        got = words[i + k][0]
+        if not (got.startswith(want) if is_prefix else got == want):
+            return False
+    return True
+
+
+def _score(hits: list[_ScoredHit], title_weight: float) -> float:
+    mass: dict[str, float] = defaultdict(float)
+    weight: dict[str, float] = {}
+    for h in hits:
+        mass[h.hit.term] += title_weight if h.hit.field == "title" else 1.0
+        weight[h.hit.term] = max(weight.get(h.hit.term, 0.0), h.weight)
+    return round(sum(weight[t] * math.log2(1 + x) for t, x in mass.items()), 6)
+
+
+def _evidence(hits: list[_ScoredHit], sources: Mapping[str, str], title_weight: float) -> Evidence:
+    contribution: dict[str, float] = defaultdict(float)
+    for h in hits:
+        contribution[h.hit.term] += h.weight * (title_weight if h.hit.field == "title" else 1.0)
+    terms = tuple(sorted(contribution, key=lambda t: (-contribution[t], t)))
+    text_hits = [h.hit for h in hits if h.hit.field == "text"]
+    if text_hits:
+        snippet = make_snippet(sources["text"], text_hits)
+    else:
+        snippet = make_snippet(sources["title"], [h.hit for h in hits])
+    return Evidence(terms=terms, hits=tuple(h.hit for h in hits), snippet=snippet)
+
+
+def make_snippet(source: str, hits: list[Hit], width: int = SNIPPET_WIDTH) -> Snippet:
+    """The ``width``-character window of ``source`` with the most distinct terms (then
+    hits), cut at word boundaries, with "…" where it was cut."""
+    if not hits:
+        return Snippet(source[:width])
+    hits = sorted(hits, key=lambda h: (h.start, h.end))
+    lo, hi = _best_window(hits, width)
+    pad = max(0, width - (hi - lo)) // 2
+    start = max(0, lo - pad)
+    end = min(len(source), max(hi, start + width))
+    start = max(0, min(start, end - width, lo))
+    start, end = _snap(source, start, end, lo, hi)
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if end < len(source) else ""
+    shift = len(prefix) - start
+    highlights = tuple((h.start + shift, h.end + shift) for h in hits if h.start >= start and h.end <= end)
+    return Snippet(prefix + source[start:end] + suffix, highlights)
+
+
+def _best_window(hits: list[Hit], width: int) -> tuple[int, int]:
+    best: tuple[int, int, int, int] | None = None
+    for i, first in enumerate(hits):
+        inside = [h for h in hits[i:] if h.end - first.start <= width] or [first]
+        key = (len({h.term for h in inside}), len(inside))
+        if best is None or key > best[:2]:
+            best = (*key, first.start, max(h.end for h in inside))
+    assert best is not None
+    return best[2], best[3]
+
+
+def _snap(source: str, start: int, end: int, lo: int, hi: int) -> tuple[int, int]:
+    """Move the cut points onto whitespace (never past the hits) and trim it."""
+    if start > 0 and not source[start - 1].isspace():
+        while start < lo and not source[start - 1].isspace():
+            start += 1
+    if end < len(source) and not source[end].isspace():
+        while end > hi and not source[end].isspace():
+            end -= 1
+    while start < lo and source[start].isspace():
+        start += 1
+    while end > hi and source[end - 1].isspace():
+        end -= 1
+    return start, end

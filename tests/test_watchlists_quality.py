@@ -1,0 +1,88 @@
+"""Quality guards for the shipped watchlists in monitor/defaults.toml.
+
+The figures come from bench/eval_watchlists.py; these tests fail when a query
+edit drops a watchlist clearly below what it achieves today.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from monitor.query import KeywordMatcher
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+DEV = CORPORA / "ag_news" / "dev.jsonl"
+NAMES = ("north_korea", "abductions", "trade")
+
+
+@pytest.fixture(scope="module")
+def watchlists() -> dict:
+    with (ROOT / "monitor" / "defaults.toml").open("rb") as f:
+        return tomllib.load(f)["watchlists"]
+
+
+@pytest.fixture(scope="module")
+def classify(watchlists):
+    matcher = KeywordMatcher(
+        {name: wl["query"] for name, wl in watchlists.items()},
+        title_weights={n: wl["title_weight"] for n, wl in watchlists.items() if "title_weight" in wl},
+    )
+
+    def run(title: str, text: str) -> set[str]:
+        return {n for n, (score, _) in matcher.match(title, text).items() if score >= watchlists[n]["threshold"]}
+
+    return run
+
+
+def read_seed(path: Path) -> tuple[str, str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    return lines[0].strip(), "\n".join(lines[1:])
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def f1(tp: int, fp: int, fn: int) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def test_shipped_watchlists_keep_their_structure(watchlists):
+    assert set(NAMES) <= set(watchlists)
+    for name in NAMES:
+        assert {"description", "query", "threshold", "channels"} <= set(watchlists[name])
+
+
+@pytest.mark.parametrize("seed", sorted((ROOT / "seeds").glob("*.txt")), ids=lambda p: p.stem)
+def test_seed_articles_match_all_three_watchlists(seed, classify):
+    title, text = read_seed(seed)
+    assert classify(title, text) >= set(NAMES)
+
+
+def test_written_abductions_set_is_classified_correctly(classify):
+    rows = read_jsonl(ROOT / "tests" / "data" / "abductions_written.jsonl")
+    assert len(rows) >= 40 and all(row["written_for_tests"] for row in rows)
+    wrong = [row["id"] for row in rows if ("abductions" in classify(row["title"], row["text"])) != ("abductions" in row["labels"])]
+    assert wrong == []
+
+
+@pytest.mark.skipif(not DEV.exists(), reason=f"labelled dev set not available at {DEV}")
+@pytest.mark.parametrize("name", NAMES)
+def test_dev_set_f1_guard(name, classify):
+    # abductions has a single positive on dev, so for it this guard demands
+    # an exact answer; the written set above tests that topic more widely.
+    tp = fp = fn = 0
+    for row in read_jsonl(DEV):
+        got = name in classify(row["title"], row["summary"])
+        want = name in row["labels"]
+        tp += got and want
+        fp += got and not want
+        fn += want and not got
+    assert f1(tp, fp, fn) >= 0.85, (name, tp, fp, fn)
