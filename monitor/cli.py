@@ -46,6 +46,8 @@ def _load(config_path: str | None, db_path: str | None = None) -> Config:
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level), format=LOG_FORMAT, stream=sys.stderr, force=True)
+    # httpx logs every request URL at INFO; alert webhook URLs are secrets.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, getattr(logging, level)))
 
 
 def _open(config: Config, **kwargs: Any) -> Monitor:
@@ -257,7 +259,7 @@ def sources(config_path: str | None, db_path: str | None, as_json: bool) -> None
 
 @cli.command()
 @config_options()
-@click.option("--status", type=click.Choice(["pending", "sent", "failed", "all"]), default="all", show_default=True)
+@click.option("--status", type=click.Choice(["pending", "sending", "sent", "failed", "all"]), default="all", show_default=True)
 @click.option("--limit", "-n", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--retry", is_flag=True, help="Requeue every failed alert (with --channel, only that channel's).")
 @click.option("--channel", help="Only this channel.")
