@@ -45,7 +45,7 @@ from .models import (
 )
 from .normalize import canonical_url, html_to_text
 from .query import KeywordMatcher, parse_query
-from .delivery import parse_retry_after, post_alert
+from .delivery import ChannelOption, parse_retry_after, post_alert, read_channel_options
 from .rendering import alert_subject, digest_subject, group_by_watchlist, render_digest_plain, render_plain
 from .version import USER_AGENT, __version__
 
@@ -59,4 +59,5 @@ __all__ = [
     "Watchlist", "__version__", "alert_subject", "canonical_url", "hookimpl", "html_to_text",
     "load_config", "parse_duration", "parse_query", "render_plain",
     "digest_subject", "group_by_watchlist", "parse_retry_after", "post_alert", "render_digest_plain",
+    "ChannelOption", "read_channel_options",
 ]

@@ -9,12 +9,85 @@ for Slack and many webhooks the URL itself is the secret.
 from __future__ import annotations
 
 import email.utils
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import httpx
 
-from .errors import DeliveryError
+from .config import parse_duration
+from .errors import ConfigError, DeliveryError
+
+
+@dataclass(frozen=True)
+class ChannelOption:
+    """One option a channel type accepts, for :func:`read_channel_options`.
+
+    :param kind: ``"str"``, ``"int"``, ``"bool"``, ``"duration"``, ``"list[str]"``
+        (a string is taken as a one-item list) or ``"table[str]"``.
+    :param secret: never quote the value in an error (passwords, webhook URLs).
+    """
+
+    name: str
+    kind: str
+    help: str
+    default: Any = None
+    required: bool = False
+    secret: bool = False
+    choices: tuple[str, ...] = ()
+
+
+def read_channel_options(options: Mapping[str, Any], spec: Sequence[ChannelOption], channel_type: str) -> dict[str, Any]:
+    """Check a channel's options against ``spec``; defaults filled in.
+
+    :raises ConfigError: with ``key`` set, for an unknown, missing or wrong-typed option.
+    """
+    known = {o.name: o for o in spec}
+    for name in options:
+        if name not in known:
+            raise ConfigError(f"unknown option for a {channel_type} channel (known: {', '.join(sorted(known))})", key=name)
+    out: dict[str, Any] = {}
+    for option in spec:
+        if option.name not in options:
+            if option.required:
+                raise ConfigError(f"missing: a {channel_type} channel needs {option.name} ({option.help})", key=option.name)
+            out[option.name] = option.default
+            continue
+        out[option.name] = _convert(option, options[option.name])
+    return out
+
+
+def _convert(option: ChannelOption, value: Any) -> Any:
+    shown = "a secret value" if option.secret else repr(value)[:60]
+    got = f"got {type(value).__name__} ({shown})"
+    kind = option.kind
+    if kind == "str" and isinstance(value, str) and value:
+        if option.choices and value not in option.choices:
+            raise ConfigError(f"must be one of {', '.join(option.choices)}, {got}", key=option.name)
+        return value
+    if kind == "int" and isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if kind == "bool" and isinstance(value, bool):
+        return value
+    if kind == "duration":
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            raise ConfigError(str(exc) if not option.secret else "expected a duration", key=option.name) from None
+        if seconds <= 0:
+            raise ConfigError("must be more than zero", key=option.name)
+        return seconds
+    if kind == "list[str]":
+        if isinstance(value, str) and value:
+            return [value]
+        if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+            return list(value)
+    if kind == "table[str]" and isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        return dict(value)
+    words = {"str": "a non-empty string", "int": "a whole number above 0", "bool": "true or false",
+             "list[str]": "a string or a non-empty list of strings", "table[str]": "a table of strings"}
+    raise ConfigError(f"expected {words.get(kind, kind)}, {got}", key=option.name)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -35,13 +108,15 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
-def post_alert(client: httpx.Client, url: str, content: bytes, headers: Mapping[str, str], what: str) -> httpx.Response:
+def post_alert(client: httpx.Client, url: str, content: bytes, headers: Mapping[str, str], what: str,
+               timeout: float | None = None) -> httpx.Response:
     """POST ``content`` to ``url``; return the 2xx response or raise :class:`DeliveryError`.
 
     :param what: how errors name the receiver, e.g. ``"slack channel newsroom"``; never the URL.
     """
     try:
-        response = client.post(url, content=content, headers=dict(headers))
+        response = client.post(url, content=content, headers=dict(headers),
+                               timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout)
     except httpx.TimeoutException:
         raise DeliveryError(f"{what}: timed out") from None
     except httpx.TransportError as exc:
