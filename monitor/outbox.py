@@ -163,13 +163,14 @@ def _dispatch_digest(monitor: Monitor, channel_name: str, spec: str, tally: _Tal
     retrying = any(r["attempts"] > 0 for r in rows)  # a failed digest retries on its backoff
     if not rows or not (due_by_schedule or retrying):
         return
-    if due_by_schedule:
-        _set_next_digest(monitor, channel_name, spec, schedule.next_after(now))
     free_at = _throttled_until(monitor, channel_name)
     if free_at is not None:
+        # The timetable is not advanced: the held-back digest goes as soon as the limit allows.
         _defer(monitor, [r["outbox_id"] for r in rows], free_at)
         tally.deferred += len(rows)
         return
+    if due_by_schedule:
+        _set_next_digest(monitor, channel_name, spec, schedule.next_after(now))
     alerts = _claim(monitor, [_alert_from_row(monitor, r) for r in rows])
     if not alerts:
         return
