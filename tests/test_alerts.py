@@ -429,3 +429,95 @@ def test_daemon_killed_mid_send_loses_nothing_and_duplicates_only_the_inflight_a
     duplicates = {k for k in keys if keys.count(k) > 1}
     assert duplicates <= {in_flight_key}
     assert len(keys) <= 7
+
+
+# -- more failure paths ---------------------------------------------------------------
+
+
+def test_smtp_login_and_rejected_password_fail_at_once_without_leaking_it(feed_server, make_config, cli_run, monkeypatch, caplog, tmp_path):
+    from aiosmtpd.smtp import AuthResult
+
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=auth_data.password == b"right-pw-123", handled=False)
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port, authenticator=authenticator,
+                            auth_require_tls=False)
+    controller.start()
+    try:
+        monkeypatch.setenv("SMTP_PASSWORD", "wrong-pw-456")
+        url = feed_server.serve("/feed.xml", rss([story(1)]))
+        text = email_channel(port) + 'username = "monitor"\npassword = "${SMTP_PASSWORD}"\n' + feed_config(url, '["mail"]')
+        path = make_config(text)
+        caplog.set_level(logging.DEBUG)
+        result = cli_run("once", "--config", path)
+        [row] = outbox(tmp_path / "monitor.db")
+        assert row["status"] == "failed" and "535" in row["last_error"], row["last_error"]  # a rejected login is permanent
+        assert "wrong-pw-456" not in result.output + caplog.text + cli_run("alerts", "--config", path).output
+
+        monkeypatch.setenv("SMTP_PASSWORD", "right-pw-123")
+        assert "Sent 1" in cli_run("alerts", "--config", path, "--retry").output
+    finally:
+        controller.stop()
+    assert logins[-1] == (b"monitor", b"right-pw-123") and len(mailbox.messages) == 1
+
+
+def test_transient_failures_give_up_after_max_attempts_and_retry_requeues(feed_server, make_config, cli_run, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOOK_SECRET", "x")
+    url = feed_server.serve("/feed.xml", rss([story(1)]))
+    feed_server.routes["/hook"] = Response(status=502, etag=False)
+    text = webhook_channel(feed_server) + feed_config(url, '["hook"]').replace("max_attempts = 5", "max_attempts = 3")
+    config = load_config(make_config(text))
+    with Monitor.open(config) as monitor:
+        monitor.run_once()
+        dispatch_until(monitor, lambda: outbox(config.db_path)[0]["status"] == "failed", timeout=5)
+    [row] = outbox(config.db_path)
+    assert row["attempts"] == 3 and "HTTP 502" in row["last_error"] and "gave up after 3 attempts" in row["last_error"]
+    assert len(feed_server.hits("/hook")) == 3
+    shown = cli_run("alerts", "--config", config.file, "--status", "failed").output
+    assert "failed" in shown and "gave up after 3 attempts" in shown
+
+    feed_server.routes["/hook"] = Response(status=200, etag=False)
+    assert "Sent 1" in cli_run("alerts", "--config", config.file, "--retry").output
+    assert outbox(config.db_path)[0]["status"] == "sent"
+
+
+def test_throttled_digest_goes_when_the_limit_allows_not_a_period_later(feed_server, make_config, monkeypatch):
+    monkeypatch.setenv("HOOK_SECRET", "x")
+    feed_server.routes["/hook"] = Response(status=200, etag=False)
+    feed = [story(1)]
+    feed_server.routes["/feed.xml"] = Response(body=lambda handler: rss(feed))
+    text = (webhook_channel(feed_server, extra='digest = "1s"\nrate_limit = "1/2s"\n')
+            + feed_config(feed_server.url("/feed.xml"), '["hook"]'))
+    config = load_config(make_config(text))
+    with Monitor.open(config) as monitor:
+        monitor.run_once()
+        dispatch_until(monitor, lambda: len(feed_server.hits("/hook")) == 1, timeout=5)
+        feed.append(story(2))
+        monitor.run_once()
+        dispatch_until(monitor, lambda: len(feed_server.hits("/hook")) == 2, timeout=6)
+    first, second = feed_server.hits("/hook")
+    assert second.at - first.at >= 1.9  # the limit held it back
+    assert [a["story"]["title"] for a in json.loads(second.body)["alerts"]] == ["Pyongyang story 2"]
+
+
+def test_apprise_channel_delivers_through_a_real_apprise_url(feed_server, make_config, monkeypatch):
+    pytest.importorskip("apprise")
+    monkeypatch.setenv("APPRISE_URL", feed_server.url("/apprise/tok3n").replace("http://", "json://"))
+    feed_server.routes["/apprise/tok3n"] = Response(status=200, etag=False)
+    url = feed_server.serve("/feed.xml", rss([story(1)]))
+    text = '[channels.chat]\ntype = "apprise"\nurls = "${APPRISE_URL}"\n' + feed_config(url, '["chat"]')
+    config = load_config(make_config(text))
+    with Monitor.open(config) as monitor:
+        monitor.run_once()
+    [hit] = feed_server.hits("/apprise/tok3n")
+    body = json.loads(hit.body)
+    assert body["title"] == "[korea] Pyongyang story 1" and "Watchlist: korea" in body["message"]
+    assert outbox(config.db_path)[0]["status"] == "sent"
