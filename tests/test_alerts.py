@@ -216,7 +216,8 @@ def test_slack_permanent_4xx_fails_without_retry_and_without_leaking(feed_server
     url = feed_server.serve("/feed.xml", rss([story(1)]))
     feed_server.routes[SLACK_SECRET_PATH] = Response(status=404, body=b"no_service", headers={"Content-Type": "text/plain"})
     path = make_config(slack_channel(feed_server) + feed_config(url, '["newsroom"]'))
-    assert cli_run("once", "--config", path).exit_code == 0
+    result = cli_run("once", "--config", path)
+    assert result.exit_code == 0 and "Alerts: 0 waiting to retry, 1 failed" in result.output
     [row] = outbox(tmp_path / "monitor.db")
     assert row["status"] == "failed" and row["attempts"] == 1 and "HTTP 404" in row["last_error"]
     assert "XsecretXtokenX42" not in row["last_error"]
