@@ -386,8 +386,8 @@ class _Validator:
             if not isinstance(table.get("type"), str):
                 self.error(f"{key}.type", "missing: every channel needs a type (for example \"console\" or \"email\")")
                 continue
-            for setting in SETTINGS["channel"][1:]:
-                if setting.name in table:
+            for setting in SETTINGS["channel"]:
+                if setting.name != "type" and setting.name in table:
                     self.channel_key(f"{key}.{setting.name}", setting, table[setting.name])
             # The other options belong to the channel type; its factory validates them.
             out[name] = self.interpolate(key, dict(table))

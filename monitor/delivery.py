@@ -24,8 +24,9 @@ from .errors import ConfigError, DeliveryError
 class ChannelOption:
     """One option a channel type accepts, for :func:`read_channel_options`.
 
-    :param kind: ``"str"``, ``"int"``, ``"bool"``, ``"duration"``, ``"list[str]"``
-        (a string is taken as a one-item list) or ``"table[str]"``.
+    :param kind: ``"str"``, ``"url"`` (an absolute http or https URL), ``"int"``,
+        ``"bool"``, ``"duration"``, ``"list[str]"`` (a string is taken as a
+        one-item list) or ``"table[str]"``.
     :param secret: never quote the value in an error (passwords, webhook URLs).
     """
 
@@ -66,6 +67,14 @@ def _convert(option: ChannelOption, value: Any) -> Any:
         if option.choices and value not in option.choices:
             raise ConfigError(f"must be one of {', '.join(option.choices)}, {got}", key=option.name)
         return value
+    if kind == "url" and isinstance(value, str):
+        try:
+            url = httpx.URL(value)
+        except (httpx.InvalidURL, TypeError):
+            url = None
+        if url is not None and url.scheme in ("http", "https") and url.host:
+            return value
+        raise ConfigError(f"expected an absolute http:// or https:// URL, {got}", key=option.name)
     if kind == "int" and isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     if kind == "bool" and isinstance(value, bool):

@@ -32,7 +32,7 @@ MAX_BLOCKS = 50  # Slack's limit per message
 SNIPPET_MAX = 500
 
 OPTIONS = (
-    ChannelOption("webhook_url", "str", "the incoming-webhook URL; write it as ${ENV_VAR}", required=True, secret=True),
+    ChannelOption("webhook_url", "url", "the incoming-webhook URL; write it as ${ENV_VAR}", required=True, secret=True),
     ChannelOption("timeout", "duration", "request timeout", 10.0),
 )
 

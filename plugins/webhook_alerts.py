@@ -38,7 +38,7 @@ TIMESTAMP_HEADER = "X-News-Monitor-Timestamp"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 OPTIONS = (
-    ChannelOption("url", "str", "where to POST; may hold a token, so ${ENV_VAR} is advised", required=True, secret=True),
+    ChannelOption("url", "url", "where to POST; may hold a token, so ${ENV_VAR} is advised", required=True, secret=True),
     ChannelOption("secret", "str", "shared secret for the HMAC-SHA256 signature header", secret=True),
     ChannelOption("headers", "table[str]", "extra request headers (e.g. Authorization)", secret=True),
     ChannelOption("timeout", "duration", "request timeout", 10.0),
