@@ -16,6 +16,7 @@ import threading
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from pathlib import Path
 from typing import Any
 
 from monitor import (
@@ -47,6 +48,7 @@ OPTIONS = (
     ChannelOption("from", "str", "the From address", required=True),
     ChannelOption("to", "list[str]", "recipient address or list of addresses", required=True),
     ChannelOption("timeout", "duration", "connect and reply timeout", 30.0),
+    ChannelOption("ca_file", "str", "PEM file of CA certificates to trust instead of the system's (a private relay)"),
 )
 
 
@@ -100,7 +102,7 @@ class EmailChannel:
 
     def _deliver(self, message: EmailMessage) -> None:
         s = self.settings
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=s["ca_file"])
         if s["security"] == "tls":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(s["host"], self.port, timeout=s["timeout"], context=context)
         else:
@@ -166,6 +168,8 @@ def make_email_channel(name: str, options: dict[str, Any], monitor: Monitor) -> 
     settings = read_channel_options(options, OPTIONS, TYPE)
     if settings["password"] and not settings["username"]:
         raise ConfigError("a password needs a username", key="username")
+    if settings["ca_file"] and not Path(settings["ca_file"]).is_file():
+        raise ConfigError(f"no such file: {settings['ca_file']}", key="ca_file")
     return EmailChannel(name, settings)
 
 

@@ -523,3 +523,39 @@ def test_apprise_channel_delivers_through_a_real_apprise_url(feed_server, make_c
     body = json.loads(hit.body)
     assert body["title"] == "[korea] Pyongyang story 1" and "Watchlist: korea" in body["message"]
     assert outbox(config.db_path)[0]["status"] == "sent"
+
+
+def test_email_over_starttls_with_login(feed_server, make_config, tmp_path, monkeypatch):
+    import shutil
+    import ssl
+    import subprocess
+
+    from aiosmtpd.smtp import AuthResult
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port, tls_context=tls, require_starttls=True,
+                            authenticator=lambda *a: AuthResult(success=a[-1].password == b"pw", handled=False))
+    controller.start()
+    try:
+        monkeypatch.setenv("SMTP_PASSWORD", "pw")
+        url = feed_server.serve("/feed.xml", rss([story(1)]))
+        channel = email_channel(port).replace('security = "none"', 'security = "starttls"')
+        channel += f'username = "monitor"\npassword = "${{SMTP_PASSWORD}}"\nca_file = "{cert}"\n'
+        config = load_config(make_config(channel + feed_config(url, '["mail"]')))
+        with Monitor.open(config) as monitor:
+            monitor.run_once()
+    finally:
+        controller.stop()
+    assert [m["Subject"] for m in mailbox.messages] == ["[korea] Pyongyang story 1"]
