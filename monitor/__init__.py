@@ -45,7 +45,8 @@ from .models import (
 )
 from .normalize import canonical_url, html_to_text
 from .query import KeywordMatcher, parse_query
-from .rendering import alert_subject, render_plain
+from .delivery import ChannelOption, parse_retry_after, post_alert, read_channel_options
+from .rendering import alert_subject, digest_subject, group_by_watchlist, render_digest_plain, render_plain
 from .version import USER_AGENT, __version__
 
 __all__ = [
@@ -57,4 +58,6 @@ __all__ = [
     "SourceError", "SourceFailed", "SourceUpdated", "StorageError", "Story", "UpdateResult",
     "Watchlist", "__version__", "alert_subject", "canonical_url", "hookimpl", "html_to_text",
     "load_config", "parse_duration", "parse_query", "render_plain",
+    "digest_subject", "group_by_watchlist", "parse_retry_after", "post_alert", "render_digest_plain",
+    "ChannelOption", "read_channel_options",
 ]

@@ -17,7 +17,7 @@ import pluggy
 
 from . import classify as classify_mod
 from . import outbox, pipeline
-from .config import Config
+from .config import Config, channel_options
 from .errors import ConfigError, ConfigErrors, InvalidPluginError, PluginError
 from .models import Event, Match, Source, Story, UpdateResult, Watchlist
 from .plugins import load_plugins, make_plugin_manager, plugin_infos
@@ -95,7 +95,7 @@ class Monitor:
                 ))
                 continue
             try:
-                self.channels[name] = factory(name, {k: v for k, v in options.items() if k != "type"}, self)
+                self.channels[name] = factory(name, channel_options(options), self)
             except ConfigError as exc:
                 exc.file = exc.file or self.config.where
                 exc.key = f"channels.{name}.{exc.key}" if exc.key else f"channels.{name}"

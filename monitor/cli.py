@@ -15,6 +15,7 @@ from .app import Monitor
 from .config import Config, load_config
 from .errors import ConfigErrors, MonitorError
 from .plugins import load_plugins, make_plugin_manager
+from .timeutil import to_iso, utcnow
 from .version import __version__
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -46,6 +47,8 @@ def _load(config_path: str | None, db_path: str | None = None) -> Config:
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level), format=LOG_FORMAT, stream=sys.stderr, force=True)
+    # httpx logs every request URL at INFO; alert webhook URLs are secrets.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, getattr(logging, level)))
 
 
 def _open(config: Config, **kwargs: Any) -> Monitor:
@@ -116,8 +119,15 @@ def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) ->
         raise click.BadParameter(f"no source named {unknown[0]!r} (configured: {', '.join(config.sources) or 'none'})", param_hint="--source")
     with _open(config) as monitor:
         sources = [config.sources[name] for name in only] if only else None
+        started = to_iso(utcnow())
         results = monitor.run_once(sources)
-        dispatched = monitor.dispatch()
+        monitor.dispatch()
+        # run_once dispatches too: count this run's delivery problems from the outbox itself.
+        troubles = {row["status"]: row["n"] for row in monitor.store.query(
+            "SELECT status, count(*) AS n FROM outbox WHERE updated_at >= ? "
+            "AND (status = 'failed' OR (status = 'pending' AND last_error IS NOT NULL)) GROUP BY status",
+            [started],
+        )}
     errors = [r for r in results if r.error]
     click.echo(
         f"Polled {len(results)} source{'s' if len(results) != 1 else ''}: "
@@ -127,8 +137,9 @@ def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) ->
         f"{sum(r.alerts_queued for r in results)} alerts queued, "
         f"{len(errors)} error{'s' if len(errors) != 1 else ''}."
     )
-    if dispatched.retrying or dispatched.failed:
-        click.echo(f"Alerts: {dispatched.retrying} waiting to retry, {dispatched.failed} failed (see `monitor alerts`).")
+    if troubles:
+        click.echo(f"Alerts: {troubles.get('pending', 0)} waiting to retry, {troubles.get('failed', 0)} failed "
+                   "(see `monitor alerts`).")
     for result in errors:
         click.echo(f"  {result.source}: {result.error}", err=True)
     if results and len(errors) == len(results):
@@ -262,7 +273,7 @@ def sources(config_path: str | None, db_path: str | None, as_json: bool) -> None
 
 @cli.command()
 @config_options()
-@click.option("--status", type=click.Choice(["pending", "sent", "failed", "all"]), default="all", show_default=True)
+@click.option("--status", type=click.Choice(["pending", "sending", "sent", "failed", "all"]), default="all", show_default=True)
 @click.option("--limit", "-n", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--retry", is_flag=True, help="Requeue every failed alert (with --channel, only that channel's).")
 @click.option("--channel", help="Only this channel.")

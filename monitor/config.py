@@ -64,6 +64,7 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
     ),
     "alerts": (
         Setting("max_attempts", "int", "Delivery attempts before an alert is marked failed.", 8),
+        Setting("claim_timeout", "duration", "An alert left 'sending' this long (a crashed run) is sent again.", 600),
         Setting("backoff", "duration", "Wait before the first retry; doubles each attempt (with jitter).", 30),
         Setting("backoff_max", "duration", "Longest wait between two attempts.", 3600),
     ),
@@ -84,6 +85,10 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
     ),
     "channel": (
         Setting("type", "str", "The channel type: console, or one registered by a plugin."),
+        Setting("digest", "str", "Send one message per period instead of one per match: a cron line "
+                "(\"0 8 * * *\", UTC) or an interval (\"1h\")."),
+        Setting("rate_limit", "str", "At most this many messages per period (\"10/minute\", \"100/hour\", "
+                "\"5/30s\"); the excess waits, it is never dropped."),
     ),
 }
 
@@ -126,6 +131,29 @@ class Config:
             if secret:
                 text = text.replace(secret, "***")
         return text
+
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|sec|s|minute|min|m|hour|h|day|d|\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)?)\s*$")
+_RATE_PERIODS = {"second": 1, "sec": 1, "s": 1, "minute": 60, "min": 60, "m": 60, "hour": 3600, "h": 3600,
+                 "day": 86400, "d": 86400}
+
+
+def parse_rate_limit(value: str) -> tuple[int, float]:
+    """``(messages, seconds)`` from ``"10/minute"``, ``"100/hour"`` or ``"5/30s"``."""
+    m = _RATE.match(value) if isinstance(value, str) else None
+    if not m or int(m.group(1)) < 1:
+        raise ValueError(f"expected a rate such as \"10/minute\", \"100/hour\" or \"5/30s\", got {value!r}")
+    period = m.group(2)
+    seconds = float(_RATE_PERIODS[period]) if period in _RATE_PERIODS else parse_duration(period)
+    if seconds <= 0:
+        raise ValueError(f"the period of a rate limit must be more than zero, got {value!r}")
+    return int(m.group(1)), seconds
+
+
+def channel_options(table: Mapping[str, Any]) -> dict[str, Any]:
+    """A channel's table without the keys the core reads (type, digest, rate_limit): what its factory gets."""
+    core = {s.name for s in SETTINGS["channel"]}
+    return {k: v for k, v in table.items() if k not in core}
 
 
 def parse_duration(value: Any) -> float:
@@ -358,9 +386,27 @@ class _Validator:
             if not isinstance(table.get("type"), str):
                 self.error(f"{key}.type", "missing: every channel needs a type (for example \"console\" or \"email\")")
                 continue
-            # Options beyond ``type`` belong to the channel type; its factory validates them.
+            for setting in SETTINGS["channel"]:
+                if setting.name != "type" and setting.name in table:
+                    self.channel_key(f"{key}.{setting.name}", setting, table[setting.name])
+            # The other options belong to the channel type; its factory validates them.
             out[name] = self.interpolate(key, dict(table))
         return out
+
+    def channel_key(self, key: str, setting: Setting, value: Any) -> None:
+        """Check one core-level channel key (``digest``, ``rate_limit``)."""
+        if not isinstance(value, str):
+            self.error(key, f"expected {_KIND_WORDS['str']}, got {_describe(value)}")
+            return
+        try:
+            if setting.name == "digest":
+                from .scheduler import digest_schedule  # the one module that knows APScheduler
+
+                digest_schedule(value)
+            else:
+                parse_rate_limit(value)
+        except ValueError as exc:
+            self.error(key, str(exc))
 
     def watchlists(self, value: Any, channels: Mapping[str, Any]) -> dict[str, Watchlist]:
         out = {}

@@ -19,6 +19,7 @@ from types import FrameType
 from typing import IO
 
 from .errors import StorageError
+from .outbox import recover_interrupted
 from .scheduler import build_scheduler
 
 log = logging.getLogger("monitor.daemon")
@@ -74,6 +75,9 @@ def run_daemon(monitor) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Under the lock no other daemon runs on this database, so every row still
+    # 'sending' was left by a run that died mid-send: queue it again.
+    recover_interrupted(monitor)
     scheduler = build_scheduler(monitor)
     try:
         sources = [s.name for s in monitor.config.sources.values() if s.enabled]

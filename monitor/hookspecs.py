@@ -97,12 +97,21 @@ def register_channel_types(register: Callable[[str, Any], None], monitor: Monito
     channel has ``send(rendered: RenderedAlert, alert: Alert) -> None`` and
     raises :class:`monitor.DeliveryError` when delivery fails; the outbox
     retries transient failures with backoff and marks permanent ones failed.
+    A channel may also have ``send_digest(rendered: RenderedAlert, alerts:
+    Sequence[Alert]) -> None`` to send many alerts as one message (channels
+    with a ``digest`` setting); without it the core calls ``send`` with the
+    plain digest rendering and the first alert. ``close()``, if present, is
+    called at shutdown. The core reads ``type``, ``digest`` and ``rate_limit``
+    itself: the factory never sees them. :func:`monitor.read_channel_options`
+    checks options against a list of :class:`monitor.ChannelOption`, and
+    :func:`monitor.post_alert` maps HTTP outcomes to ``DeliveryError``.
 
     :param register: ``register(type_name: str, factory) -> None``.
     :param monitor: the running :class:`monitor.Monitor`.
     :returns: nothing.
 
-    Built-in: ``console_alerts`` registers the ``console`` type.
+    Built-in: ``console_alerts`` (``console``), ``email_alerts`` (``email``),
+    ``slack_alerts`` (``slack``), ``webhook_alerts`` (``webhook``).
     """
 
 

@@ -60,3 +60,17 @@ def m001_initial(db: Database) -> None:
     )
     db["outbox"].create_index(["match_id", "channel"], unique=True)
     db["outbox"].create_index(["status", "next_attempt_at"])
+
+
+@migrations()
+def m002_alerts_outbox_delivery(db: Database) -> None:
+    # claimed_at: set when a dispatcher takes a row ('sending'), so a crash
+    # mid-send is visible and recoverable. digest_id: the rows sent together
+    # in one digest message share it (the smallest outbox id of the batch).
+    db["outbox"].add_column("claimed_at", str)
+    db["outbox"].add_column("digest_id", int)
+    db["outbox"].create_index(["channel", "status", "sent_at"])
+    db["channel_state"].create(
+        {"channel": str, "digest_spec": str, "next_digest_at": str, "updated_at": str},
+        pk="channel",
+    )

@@ -2,24 +2,38 @@
 
 Rows are written in the same transaction as their match (see
 :meth:`monitor.store.Store.save_update`), so an alert is never lost between
-classification and delivery. A row is marked sent right after its channel
-returns; the only window in which a duplicate is possible is a crash between
-the channel accepting the message and that one-row update.
+classification and delivery. A row goes ``pending`` -> ``sending`` (claimed,
+one committed update) -> its channel is called -> ``sent`` (one committed
+update). A crash leaves at most the rows being sent at that moment in
+``sending``; they are put back to ``pending`` when the daemon starts again
+(:func:`recover_interrupted`) and sent again. That is the one window in which
+a duplicate is possible: the channel accepted the message but the process died
+before the row was marked sent. Webhook receivers can drop such a duplicate by
+its idempotency key (the outbox row id).
+
+Per channel, the core applies two settings of its ``[channels.NAME]`` table:
+``rate_limit`` (excess rows wait, with a later ``next_attempt_at``) and
+``digest`` (rows wait for the channel's next digest time, in the
+``channel_state`` table, and are then sent as one message and marked sent
+together under one ``digest_id``).
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from .config import parse_rate_limit
 from .errors import DeliveryError
 from .models import Alert, AlertFailed, AlertSent, RenderedAlert, Watchlist
-from .rendering import render_plain
+from .rendering import render_digest_plain, render_plain
 from .store import match_from_row, story_from_row
-from .timeutil import to_iso, utcnow
+from .timeutil import from_iso
 
 if TYPE_CHECKING:
     from .app import Monitor
@@ -27,39 +41,75 @@ if TYPE_CHECKING:
 log = logging.getLogger("monitor.outbox")
 
 BATCH = 200
+DIGEST_BATCH = 1000
+
+_ROWS_SQL = (
+    "SELECT o.id AS outbox_id, o.channel, o.attempts, "
+    "m.story_id, m.watchlist, m.score, m.classifier, m.evidence, "
+    "s.source, s.title, s.text, s.url, s.summary, s.guid, s.published_at, s.fetched_at, "
+    "s.author, s.language, s.content_hash "
+    "FROM outbox o JOIN matches m ON m.id = o.match_id JOIN stories s ON s.id = m.story_id "
+    "WHERE o.status = 'pending' AND o.channel = ? AND o.next_attempt_at <= ? ORDER BY o.id LIMIT ?"
+)
 
 
 @dataclass(frozen=True)
 class DispatchResult:
-    """Counts from one dispatcher run."""
+    """Counts from one dispatcher run (a digest counts each of its rows)."""
 
     sent: int = 0
     retrying: int = 0
     failed: int = 0
+    deferred: int = 0
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.sent = self.retrying = self.failed = self.deferred = 0
+
+    def result(self) -> DispatchResult:
+        return DispatchResult(self.sent, self.retrying, self.failed, self.deferred)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    # Milliseconds: sub-second backoffs and Retry-After must not round to "now".
+    # The text still sorts correctly against whole-second stamps.
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def dispatch_due(monitor: Monitor, limit: int = BATCH) -> DispatchResult:
-    """Send every pending alert whose time has come, oldest first."""
-    sent = retrying = failed = 0
-    now = to_iso(utcnow())
-    rows = monitor.store.query(
-        "SELECT o.id AS outbox_id, o.channel, o.attempts, "
-        "m.story_id, m.watchlist, m.score, m.classifier, m.evidence, "
-        "s.source, s.title, s.text, s.url, s.summary, s.guid, s.published_at, s.fetched_at, "
-        "s.author, s.language, s.content_hash "
-        "FROM outbox o JOIN matches m ON m.id = o.match_id JOIN stories s ON s.id = m.story_id "
-        "WHERE o.status = 'pending' AND o.next_attempt_at <= ? ORDER BY o.id LIMIT ?",
-        [now, limit],
-    )
-    for row in rows:
-        outcome = deliver(monitor, row)
-        if outcome == "sent":
-            sent += 1
-        elif outcome == "retrying":
-            retrying += 1
+    """Send every pending alert whose time has come, oldest first, channel by channel."""
+    tally = _Tally()
+    recover_interrupted(monitor, older_than=monitor.config.alerts["claim_timeout"])
+    now = _now()
+    channels = [r["channel"] for r in monitor.store.query(
+        "SELECT DISTINCT channel FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY channel",
+        [_iso(now)],
+    )]
+    for name in channels:
+        table = monitor.config.channels.get(name, {})
+        if table.get("digest") and name in monitor.channels:
+            _dispatch_digest(monitor, name, table["digest"], tally)
         else:
-            failed += 1
-    return DispatchResult(sent, retrying, failed)
+            _dispatch_each(monitor, name, limit, tally)
+    return tally.result()
+
+
+def _dispatch_each(monitor: Monitor, channel: str, limit: int, tally: _Tally) -> None:
+    rows = monitor.store.query(_ROWS_SQL, [channel, _iso(_now()), limit])
+    for index, row in enumerate(rows):
+        free_at = _throttled_until(monitor, channel)
+        if free_at is not None:
+            _defer(monitor, [r["outbox_id"] for r in rows[index:]], free_at)
+            tally.deferred += len(rows) - index
+            return
+        outcome = deliver(monitor, row)
+        if outcome in ("sent", "retrying", "failed"):
+            setattr(tally, outcome, getattr(tally, outcome) + 1)
 
 
 def _alert_from_row(monitor: Monitor, row: dict[str, Any]) -> Alert:
@@ -77,67 +127,218 @@ def render(monitor: Monitor, alert: Alert, channel_type: str) -> RenderedAlert:
 
 
 def deliver(monitor: Monitor, row: dict[str, Any]) -> str:
-    """Try one outbox row once; returns ``"sent"``, ``"retrying"`` or ``"failed"``."""
+    """Claim one outbox row and try it once; ``"sent"``, ``"retrying"``, ``"failed"`` or ``"skipped"``.
+
+    ``"skipped"`` means another dispatcher claimed the row first.
+    """
     alert = _alert_from_row(monitor, row)
     channel = monitor.channels.get(alert.channel)
     if channel is None:
-        return _give_up(monitor, alert, f"channel {alert.channel!r} is not configured any more")
+        return _give_up(monitor, [alert], f"channel {alert.channel!r} is not configured any more")
+    if not _claim(monitor, [alert]):
+        return "skipped"
     channel_type = monitor.config.channels[alert.channel]["type"]
     try:
         channel.send(render(monitor, alert, channel_type), alert)
-    except DeliveryError as exc:
-        return _retry_or_fail(monitor, alert, str(exc), permanent=exc.permanent, retry_after=exc.retry_after)
-    except Exception as exc:  # a channel bug is treated as transient: the alert stays safe on disk
-        log.exception("channel %s raised while sending alert %d", alert.channel, alert.id)
-        return _retry_or_fail(monitor, alert, f"{type(exc).__name__}: {exc}", permanent=False, retry_after=None)
-    now = to_iso(utcnow())
-    with monitor.store.write() as db:
-        db.execute(
-            "UPDATE outbox SET status = 'sent', sent_at = ?, updated_at = ?, attempts = attempts + 1, last_error = NULL "
-            "WHERE id = ?",
-            [now, now, alert.id],
-        )
-    monitor.emit(AlertSent(alert_id=alert.id, channel=alert.channel))
+    except Exception as exc:
+        return _after_failure(monitor, [alert], exc)
+    # The duplicate window: the channel has the message, the row is not yet marked.
+    _mark_sent(monitor, [alert], digest_id=None)
     return "sent"
 
 
-def _retry_or_fail(monitor: Monitor, alert: Alert, error: str, *, permanent: bool, retry_after: float | None) -> str:
+def _dispatch_digest(monitor: Monitor, channel_name: str, spec: str, tally: _Tally) -> None:
+    from .scheduler import digest_schedule
+
+    schedule = digest_schedule(spec)
+    now = _now()
+    state = monitor.store.query("SELECT digest_spec, next_digest_at FROM channel_state WHERE channel = ?",
+                                [channel_name])
+    if not state or state[0]["digest_spec"] != spec:
+        # First sight of this channel (or a new timetable): the period starts now.
+        _set_next_digest(monitor, channel_name, spec, schedule.next_after(now))
+        return
+    rows = monitor.store.query(_ROWS_SQL, [channel_name, _iso(now), DIGEST_BATCH])
+    due_by_schedule = now >= (from_iso(state[0]["next_digest_at"]) or now)
+    retrying = any(r["attempts"] > 0 for r in rows)  # a failed digest retries on its backoff
+    if not rows or not (due_by_schedule or retrying):
+        return
+    free_at = _throttled_until(monitor, channel_name)
+    if free_at is not None:
+        # The timetable is not advanced: the held-back digest goes as soon as the limit allows.
+        _defer(monitor, [r["outbox_id"] for r in rows], free_at)
+        tally.deferred += len(rows)
+        return
+    if due_by_schedule:
+        _set_next_digest(monitor, channel_name, spec, schedule.next_after(now))
+    alerts = _claim(monitor, [_alert_from_row(monitor, r) for r in rows])
+    if not alerts:
+        return
+    channel = monitor.channels[channel_name]
+    rendered = render_digest_plain(alerts)
+    try:
+        send_digest = getattr(channel, "send_digest", None)
+        if send_digest is not None:
+            send_digest(rendered, alerts)
+        else:
+            channel.send(rendered, alerts[0])
+    except Exception as exc:
+        outcome = _after_failure(monitor, alerts, exc)
+        setattr(tally, outcome, getattr(tally, outcome) + len(alerts))
+        return
+    _mark_sent(monitor, alerts, digest_id=min(a.id for a in alerts))
+    tally.sent += len(alerts)
+
+
+def _set_next_digest(monitor: Monitor, channel: str, spec: str, when: datetime) -> None:
+    with monitor.store.write() as db:
+        db.execute(
+            "INSERT INTO channel_state (channel, digest_spec, next_digest_at, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(channel) DO UPDATE SET digest_spec = excluded.digest_spec, "
+            "next_digest_at = excluded.next_digest_at, updated_at = excluded.updated_at",
+            [channel, spec, _iso(when), _iso(_now())],
+        )
+
+
+def _throttled_until(monitor: Monitor, channel: str) -> datetime | None:
+    """When the channel's rate limit lets the next message go, or ``None`` if it may go now."""
+    spec = monitor.config.channels.get(channel, {}).get("rate_limit")
+    if not spec:
+        return None
+    count, period = parse_rate_limit(spec)
+    now = _now()
+    # A digest is one message however many rows it carries.
+    recent = monitor.store.query(
+        "SELECT COALESCE(digest_id, id) AS message, MIN(COALESCE(sent_at, claimed_at)) AS at FROM outbox "
+        "WHERE channel = ? AND status IN ('sent', 'sending') AND COALESCE(sent_at, claimed_at) > ? "
+        "GROUP BY message ORDER BY at",
+        [channel, _iso(now - timedelta(seconds=period))],
+    )
+    if len(recent) < count:
+        return None
+    oldest_that_counts = from_iso(recent[len(recent) - count]["at"]) or now
+    return oldest_that_counts + timedelta(seconds=period)
+
+
+def _defer(monitor: Monitor, ids: Sequence[int], until: datetime) -> None:
+    with monitor.store.write() as db:
+        db.execute(
+            f"UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE status = 'pending' "
+            f"AND id IN ({','.join('?' * len(ids))})",
+            [_iso(until), _iso(_now()), *ids],
+        )
+    log.info("%d alert(s) held back by the rate limit until %s", len(ids), _iso(until))
+
+
+def _claim(monitor: Monitor, alerts: Sequence[Alert]) -> list[Alert]:
+    """Mark rows ``sending`` (committed before the send); returns those this run got."""
+    now = _iso(_now())
+    claimed = []
+    with monitor.store.write() as db:
+        for alert in alerts:
+            cursor = db.execute(
+                "UPDATE outbox SET status = 'sending', claimed_at = ?, attempts = attempts + 1, updated_at = ? "
+                "WHERE id = ? AND status = 'pending'",
+                [now, now, alert.id],
+            )
+            if cursor.rowcount == 1:
+                claimed.append(alert)
+    return claimed
+
+
+def _mark_sent(monitor: Monitor, alerts: Sequence[Alert], digest_id: int | None) -> None:
+    now = _iso(_now())
+    ids = [a.id for a in alerts]
+    with monitor.store.write() as db:
+        db.execute(
+            f"UPDATE outbox SET status = 'sent', sent_at = ?, updated_at = ?, last_error = NULL, digest_id = ? "
+            f"WHERE id IN ({','.join('?' * len(ids))})",
+            [now, now, digest_id, *ids],
+        )
+    for alert in alerts:
+        monitor.emit(AlertSent(alert_id=alert.id, channel=alert.channel))
+
+
+def _after_failure(monitor: Monitor, alerts: Sequence[Alert], exc: Exception) -> str:
+    if isinstance(exc, DeliveryError):
+        return _retry_or_fail(monitor, alerts, str(exc), permanent=exc.permanent, retry_after=exc.retry_after)
+    # A channel bug is treated as transient: the alert stays safe on disk. The
+    # traceback is redacted because exception messages may quote secrets.
+    trace = monitor.config.redact("".join(traceback.format_exception(exc)))
+    log.error("channel %s raised while sending alert %s:\n%s", alerts[0].channel,
+              ", ".join(str(a.id) for a in alerts), trace)
+    return _retry_or_fail(monitor, alerts, f"{type(exc).__name__}: {exc}", permanent=False, retry_after=None)
+
+
+def _retry_or_fail(monitor: Monitor, alerts: Sequence[Alert], error: str, *, permanent: bool,
+                   retry_after: float | None) -> str:
     error = monitor.config.redact(error)
-    attempts = alert.attempts + 1
+    attempts = max(a.attempts for a in alerts) + 1
     settings = monitor.config.alerts
     if permanent or attempts >= settings["max_attempts"]:
         reason = error if permanent else f"{error} (gave up after {attempts} attempts)"
-        return _give_up(monitor, alert, reason, attempts=attempts)
+        return _give_up(monitor, alerts, reason)
     delay = min(settings["backoff"] * 2 ** (attempts - 1), settings["backoff_max"])
     delay = delay * random.uniform(0.75, 1.25)
     if retry_after is not None:
         delay = max(delay, retry_after)
-    now = utcnow()
+    now = _now()
+    ids = [a.id for a in alerts]
     with monitor.store.write() as db:
         db.execute(
-            "UPDATE outbox SET attempts = ?, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?",
-            [attempts, error, to_iso(now + timedelta(seconds=delay)), to_iso(now), alert.id],
+            f"UPDATE outbox SET status = 'pending', last_error = ?, next_attempt_at = ?, updated_at = ? "
+            f"WHERE id IN ({','.join('?' * len(ids))})",
+            [error, _iso(now + timedelta(seconds=delay)), _iso(now), *ids],
         )
-    log.warning("alert %d to %s failed (attempt %d), retrying in %.0fs: %s", alert.id, alert.channel, attempts, delay, error)
-    monitor.emit(AlertFailed(alert_id=alert.id, channel=alert.channel, error=error, final=False))
+    log.warning("alert %s to %s failed (attempt %d), retrying in %.1fs: %s", ", ".join(map(str, ids)),
+                alerts[0].channel, attempts, delay, error)
+    for alert in alerts:
+        monitor.emit(AlertFailed(alert_id=alert.id, channel=alert.channel, error=error, final=False))
     return "retrying"
 
 
-def _give_up(monitor: Monitor, alert: Alert, error: str, attempts: int | None = None) -> str:
-    now = to_iso(utcnow())
+def _give_up(monitor: Monitor, alerts: Sequence[Alert], error: str) -> str:
+    now = _iso(_now())
+    ids = [a.id for a in alerts]
     with monitor.store.write() as db:
         db.execute(
-            "UPDATE outbox SET status = 'failed', attempts = ?, last_error = ?, updated_at = ? WHERE id = ?",
-            [attempts if attempts is not None else alert.attempts, error, now, alert.id],
+            f"UPDATE outbox SET status = 'failed', last_error = ?, updated_at = ? "
+            f"WHERE id IN ({','.join('?' * len(ids))})",
+            [error, now, *ids],
         )
-    log.error("alert %d to %s failed for good: %s", alert.id, alert.channel, error)
-    monitor.emit(AlertFailed(alert_id=alert.id, channel=alert.channel, error=error, final=True))
+    log.error("alert %s to %s failed for good: %s", ", ".join(map(str, ids)), alerts[0].channel, error)
+    for alert in alerts:
+        monitor.emit(AlertFailed(alert_id=alert.id, channel=alert.channel, error=error, final=True))
     return "failed"
+
+
+def recover_interrupted(monitor: Monitor, older_than: float | None = None) -> int:
+    """Put rows left ``sending`` by a run that died mid-send back in the queue; returns how many.
+
+    :param older_than: only rows claimed at least this many seconds ago
+        (``None``: all, which is right only when no other dispatcher runs,
+        as at daemon start-up under its lock).
+    """
+    now = _now()
+    where, params = "", []
+    if older_than is not None:
+        where, params = "AND claimed_at <= ?", [_iso(now - timedelta(seconds=older_than))]
+    with monitor.store.write() as db:
+        cursor = db.execute(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = ?, updated_at = ?, "
+            "last_error = 'interrupted while sending (the process stopped); sent again, the receiver may see it twice' "
+            f"WHERE status = 'sending' {where}",
+            [_iso(now), _iso(now), *params],
+        )
+        count = cursor.rowcount
+    if count:
+        log.warning("%d alert(s) were being sent when a previous run stopped; sending them again", count)
+    return count
 
 
 def requeue_failed(monitor: Monitor, channel: str | None = None) -> int:
     """Put failed alerts back in the queue (``monitor alerts --retry``); returns how many."""
-    now = to_iso(utcnow())
+    now = _iso(_now())
     where, params = ("AND channel = ?", [channel]) if channel else ("", [])
     with monitor.store.write() as db:
         cursor = db.execute(

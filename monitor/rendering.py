@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .models import Alert, RenderedAlert
 
 SNIPPET_MARKS = ("«", "»")
@@ -29,3 +31,30 @@ def render_plain(alert: Alert) -> RenderedAlert:
     if match.evidence.note:
         lines.append("Note: " + match.evidence.note)
     return RenderedAlert(subject=alert_subject(alert), text="\n".join(lines))
+
+
+def group_by_watchlist(alerts: Sequence[Alert]) -> dict[str, list[Alert]]:
+    """Alerts grouped by watchlist name, in first-seen order (for digests)."""
+    groups: dict[str, list[Alert]] = {}
+    for alert in alerts:
+        groups.setdefault(alert.watchlist.name, []).append(alert)
+    return groups
+
+
+def digest_subject(alerts: Sequence[Alert]) -> str:
+    """``N new matches: watchlist, watchlist``, on one line."""
+    count = len(alerts)
+    return f"{count} new match{'es' if count != 1 else ''}: {', '.join(group_by_watchlist(alerts))}"
+
+
+def render_digest_plain(alerts: Sequence[Alert]) -> RenderedAlert:
+    """One plain-text message for many alerts, grouped by watchlist (digest channels)."""
+    lines: list[str] = []
+    for watchlist, group in group_by_watchlist(alerts).items():
+        lines.append(f"== {watchlist} ({len(group)})")
+        for alert in group:
+            lines.append(f"- {alert.story.title}")
+            body = render_plain(alert).text.splitlines()[1:]  # the watchlist line is the heading
+            lines.extend("  " + line for line in body)
+        lines.append("")
+    return RenderedAlert(subject=digest_subject(alerts), text="\n".join(lines).rstrip())

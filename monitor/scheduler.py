@@ -1,8 +1,10 @@
 """When things run. The only module that knows APScheduler.
 
 One interval job per enabled source (with jitter, never two runs of the same
-source at once), plus the outbox dispatcher. A source that is backing off
-after failures skips its ticks until its ``next_poll_at`` has passed.
+source at once), plus the outbox dispatcher, plus one job per digest channel
+that runs the dispatcher when the channel's digest falls due. A source that is
+backing off after failures skips its ticks until its ``next_poll_at`` has passed.
+The digest timetables (cron lines or intervals) are computed here too.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from typing import TYPE_CHECKING
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from .config import parse_duration
 from .models import Source
 from .timeutil import from_iso, utcnow
 
@@ -57,8 +62,53 @@ def build_scheduler(monitor: Monitor) -> BackgroundScheduler:
         coalesce=True,
         misfire_grace_time=None,
     )
+    for name, options in monitor.config.channels.items():
+        if options.get("digest") and name in monitor.channels:
+            # The dispatcher decides what is due (the timetable lives in the
+            # database); this job only makes it run on time.
+            scheduler.add_job(
+                monitor.dispatch, digest_schedule(options["digest"]).trigger, id=f"digest:{name}",
+                name=f"digest {name}", executor="outbox", max_instances=1, coalesce=True, misfire_grace_time=None,
+            )
     scheduler.add_listener(_on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
     return scheduler
+
+
+class DigestSchedule:
+    """When a digest channel sends: a five-field cron line (UTC) or a fixed interval."""
+
+    def __init__(self, spec: str):
+        self.spec = spec
+        self.interval: float | None = None
+        self.trigger: BaseTrigger
+        if len(spec.split()) == 5:
+            try:
+                self.trigger = CronTrigger.from_crontab(spec, timezone=timezone.utc)
+            except ValueError as exc:
+                raise ValueError(f"not a valid cron line {spec!r}: {exc}") from None
+        else:
+            try:
+                self.interval = parse_duration(spec)
+            except ValueError:
+                raise ValueError(
+                    f"expected a cron line such as \"0 8 * * *\" or an interval such as \"1h\", got {spec!r}"
+                ) from None
+            if self.interval <= 0:
+                raise ValueError("a digest interval must be more than zero")
+            self.trigger = IntervalTrigger(seconds=self.interval, timezone=timezone.utc)
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first digest time strictly after ``moment``."""
+        if self.interval is not None:
+            return moment + timedelta(seconds=self.interval)
+        fire = self.trigger.get_next_fire_time(None, moment.replace(microsecond=0) + timedelta(seconds=1))
+        assert fire is not None  # a five-field cron line always fires again
+        return fire
+
+
+def digest_schedule(spec: str) -> DigestSchedule:
+    """Parse a channel's ``digest`` value; raises ``ValueError`` saying what is wrong."""
+    return DigestSchedule(spec)
 
 
 def poll_if_due(monitor: Monitor, source: Source) -> None:
