@@ -60,3 +60,14 @@ def m001_initial(db: Database) -> None:
     )
     db["outbox"].create_index(["match_id", "channel"], unique=True)
     db["outbox"].create_index(["status", "next_attempt_at"])
+
+
+@migrations()
+def m002_fetching_polling(db: Database) -> None:
+    # The URL polling actually uses after permanent redirects (the configured
+    # one stays in ``url``), and the adaptive interval the last poll chose.
+    db["sources"].add_column("effective_url", str)
+    db["sources"].add_column("poll_interval", float)
+    # Ids of pruned stories: a story still in its feed must not come back as new.
+    db["pruned_stories"].create({"id": str, "source": str, "pruned_at": str}, pk="id")
+    db["pruned_stories"].create_index(["pruned_at"])

@@ -32,7 +32,12 @@ class Source:
 
 @dataclass(frozen=True)
 class FetchState:
-    """What we remember about a source between polls (from the ``sources`` table)."""
+    """What we remember about a source between polls (from the ``sources`` table).
+
+    :param effective_url: where a permanent redirect (301, 308) moved the feed;
+        polls use it instead of the configured URL.
+    :param interval: the adaptive interval the last successful poll chose, in seconds.
+    """
 
     etag: str | None = None
     last_modified: str | None = None
@@ -40,6 +45,8 @@ class FetchState:
     last_fetch_at: datetime | None = None
     error_count: int = 0
     first_poll: bool = True
+    effective_url: str | None = None
+    interval: float | None = None
 
 @dataclass(frozen=True)
 class FetchResult:
