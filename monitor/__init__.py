@@ -44,6 +44,7 @@ from .models import (
     Watchlist,
 )
 from .normalize import canonical_url, html_to_text
+from .polling import parse_retry_after
 from .query import KeywordMatcher, parse_query
 from .rendering import alert_subject, render_plain
 from .version import USER_AGENT, __version__
@@ -56,5 +57,5 @@ __all__ = [
     "PluginError", "QuerySyntaxError", "RenderedAlert", "Secret", "Snippet", "Source",
     "SourceError", "SourceFailed", "SourceUpdated", "StorageError", "Story", "UpdateResult",
     "Watchlist", "__version__", "alert_subject", "canonical_url", "hookimpl", "html_to_text",
-    "load_config", "parse_duration", "parse_query", "render_plain",
+    "load_config", "parse_duration", "parse_query", "parse_retry_after", "render_plain",
 ]

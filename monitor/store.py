@@ -326,6 +326,26 @@ class Store:
         return {t: self.db[t].count for t in ("sources", "stories", "matches", "outbox")}
 
 
+def never_polled(path: str | Path, names: Sequence[str]) -> list[str]:
+    """Which of ``names`` have never been polled successfully in the database at ``path``.
+
+    Opens the file read-only and creates nothing: a missing database means
+    every source is new.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return list(names)
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            polled = {r[0] for r in conn.execute("SELECT name FROM sources WHERE first_polled_at IS NOT NULL")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return list(names)
+    return [n for n in names if n not in polled]
+
+
 def _story_row(story: Story, now: str | None) -> dict[str, Any]:
     return {
         "id": story.id, "source": story.source, "guid": story.guid, "url": story.url,
