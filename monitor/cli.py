@@ -193,8 +193,10 @@ def _note_new_sources(config_path: str | None, enabled: list) -> None:
 
 def _duration(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
+        if seconds >= 2 * size and seconds % size == 0 or unit == "m" and seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f}h"
     return f"{seconds:g}s"
 
 
