@@ -287,6 +287,8 @@ def sources(config_path: str | None, db_path: str | None, as_json: bool) -> None
                    f"  interval: {interval}  errors in a row: {row['error_count']}")
         if row["last_error"]:
             click.echo(f"    error: {row['last_error']}")
+        elif row["last_note"]:
+            click.echo(f"    note: {row['last_note']}")
 
 
 @cli.command()

@@ -68,6 +68,8 @@ def m002_fetching_polling(db: Database) -> None:
     # one stays in ``url``), and the adaptive interval the last poll chose.
     db["sources"].add_column("effective_url", str)
     db["sources"].add_column("poll_interval", float)
+    # What a successful poll read around (a malformed feed, dropped duplicates).
+    db["sources"].add_column("last_note", str)
     # Ids of pruned stories: a story still in its feed must not come back as new.
     db["pruned_stories"].create({"id": str, "source": str, "pruned_at": str}, pk="id")
     db["pruned_stories"].create_index(["pruned_at"])

@@ -86,6 +86,18 @@ class EntryData:
     author: str | None = None
     language: str | None = None
 
+class ParsedEntries(list):
+    """A ``parse_feed`` result that also says what was wrong with the feed.
+
+    A plain list of :class:`EntryData` whose ``notes`` (short sentences such
+    as "malformed XML (unclosed token): read what came before it") end up in
+    the source's status.
+    """
+
+    def __init__(self, entries: list[EntryData] | None = None, notes: list[str] | None = None):
+        super().__init__(entries or [])
+        self.notes: list[str] = list(notes or [])
+
 @dataclass(frozen=True)
 class Story:
     """A normalised story: plain text, UTC times, a stable id.

@@ -58,7 +58,8 @@ def update_source(monitor: Monitor, source: Source) -> UpdateResult:
         log.exception("%s: unexpected error while reading %s", source.name, target.url)
         return _failed(monitor, source, state, now, SourceError(f"internal error: {type(exc).__name__}: {exc}", url=target.url))
 
-    stories = _stories(monitor, source, entries, now)
+    notes = list(getattr(entries, "notes", ()))
+    stories = _stories(monitor, source, entries, now, notes)
     known = monitor.store.known_hashes([s.id for s in stories])
     fresh = [s for s in stories if s.id not in known]
     # A pruned story still in its feed is old news, not new.
@@ -68,7 +69,7 @@ def update_source(monitor: Monitor, source: Source) -> UpdateResult:
     quiet = _quiet(monitor, source, state, new, now)
     matches = monitor.classify(new + changed)
     interval = _interval(monitor, source, now, new=new)
-    outcome = _ok_outcome(fetched, body_hash, now, interval, moved, status="ok")
+    outcome = _ok_outcome(fetched, body_hash, now, interval, moved, status="ok", note="; ".join(notes) or None)
     saved = monitor.store.save_update(source, outcome, new, changed, matches, monitor.config.watchlists, quiet=quiet)
     result = UpdateResult(
         source=source.name,
@@ -135,11 +136,12 @@ def _parse(monitor: Monitor, source: Source, fetched: FetchResult) -> list:
     return entries
 
 
-def _stories(monitor: Monitor, source: Source, entries: list, now: datetime) -> list[Story]:
+def _stories(monitor: Monitor, source: Source, entries: list, now: datetime, notes: list[str]) -> list[Story]:
     """Normalise, filter, enrich and key every entry; one bad entry costs only itself."""
     hook = monitor.pm.hook
     seen: set[str] = set()
     stories = []
+    skipped = duplicates = 0
     for index, entry in enumerate(entries):
         try:
             story = normalize_entry(entry, source, now)
@@ -151,11 +153,17 @@ def _stories(monitor: Monitor, source: Source, entries: list, now: datetime) -> 
             key = hook.story_key(story=story, source=source) or default_story_key(story, source)
         except Exception:
             log.exception("%s: entry %d skipped: it could not be prepared", source.name, index)
+            skipped += 1
             continue
         if key in seen:  # duplicate GUIDs within one feed: the first one wins
+            duplicates += 1
             continue
         seen.add(key)
         stories.append(replace(story, id=key))
+    if duplicates:
+        notes.append(f"{duplicates} entr{'y' if duplicates == 1 else 'ies'} with a duplicate id ignored (the first one kept)")
+    if skipped:
+        notes.append(f"{skipped} entr{'y' if skipped == 1 else 'ies'} skipped: could not be read (see the log)")
     return stories
 
 
@@ -166,7 +174,8 @@ def _body_hash(fetched: FetchResult) -> str | None:
 
 
 def _ok_outcome(
-    fetched: FetchResult, body_hash: str | None, now: datetime, interval: float, moved: str | None, *, status: str
+    fetched: FetchResult, body_hash: str | None, now: datetime, interval: float, moved: str | None, *,
+    status: str, note: str | None = None,
 ) -> SourceOutcome:
     return SourceOutcome(
         status=status,
@@ -177,6 +186,7 @@ def _ok_outcome(
         next_poll_at=next_poll_after_success(now, interval, fetched.headers),
         url=moved,
         interval=interval,
+        note=note,
     )
 
 

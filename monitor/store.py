@@ -41,6 +41,7 @@ class SourceOutcome:
     next_poll_at: datetime | None = None
     url: str | None = None  # the effective URL after a permanent redirect, if one moved it
     interval: float | None = None  # the (adaptive) interval this poll chose
+    note: str | None = None  # what a successful poll read around (malformed XML, duplicates)
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,8 @@ class Store:
         if outcome.interval:
             fields["poll_interval"] = outcome.interval
         if ok:
+            if outcome.status == "ok":  # a 304 says nothing new about the feed's damage
+                fields["last_note"] = outcome.note
             fields.update(
                 etag=outcome.etag, last_modified=outcome.last_modified, body_hash=outcome.body_hash,
                 last_success_at=now, error_count=0,

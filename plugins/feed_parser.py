@@ -15,7 +15,7 @@ from typing import Any
 
 import feedparser
 
-from monitor import EntryData, FetchResult, ParseError, Source, hookimpl
+from monitor import EntryData, FetchResult, ParsedEntries, ParseError, Source, hookimpl
 
 _NOT_XML_TYPES = ("application/feed+json", "application/json", "application/x-news-monitor-articles+json")
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -35,7 +35,18 @@ def parse_feed(source: Source, fetched: FetchResult) -> list[EntryData] | None:
             return []  # a valid feed with no entries
         raise ParseError(_why_not(parsed, fetched), url=fetched.url)
     language = parsed.feed.get("language")
-    return [_entry(e, language) for e in parsed.entries]
+    return ParsedEntries([_entry(e, language) for e in parsed.entries], notes=_damage(parsed))
+
+
+def _damage(parsed: Any) -> list[str]:
+    """What was wrong with a feed that still yielded entries (feedparser's "bozo")."""
+    if not parsed.get("bozo"):
+        return []
+    reason = parsed.get("bozo_exception")
+    if isinstance(reason, feedparser.CharacterEncodingOverride):
+        return [f"wrong encoding declared: read as {parsed.get('encoding')}"]
+    text = str(reason)[:160] if reason else "unknown error"
+    return [f"malformed feed ({type(reason).__name__}: {text}); kept the {len(parsed.entries)} entries that could be read"]
 
 
 def _prepare(content: bytes, url: str) -> bytes:
