@@ -22,6 +22,7 @@ import threading
 import time
 import zlib
 
+import httpcore
 import httpx
 
 from monitor import USER_AGENT, FetchError, FetchResult, FetchState, Monitor, Source, hookimpl, parse_retry_after
@@ -35,6 +36,64 @@ SCHEMES = ("http", "https")
 __all__ = ["fetch_source", "parse_retry_after", "shutdown"]
 
 
+# The deadline of the fetch running on this thread (a monotonic time), read by
+# the network streams below: every socket read and write is bounded by it.
+_deadline = threading.local()
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose every read and write times out at the fetch's deadline.
+
+    httpx's timeouts bound each read; a server sending one byte a second, headers
+    included, never trips them. This bounds the whole exchange.
+    """
+
+    def __init__(self, inner: httpcore.NetworkStream):
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _clamp(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _clamp(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:  # type: ignore[no-untyped-def]
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _clamp(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str):  # type: ignore[no-untyped-def]
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.SyncBackend):
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # type: ignore[no-untyped-def]
+        timeout = _clamp(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(super().connect_tcp(host, port, timeout, local_address, socket_options))
+
+
+def _clamp(timeout: float | None, error: type[Exception]) -> float | None:
+    deadline = getattr(_deadline, "at", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the fetch deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+def _transport(max_connections: int) -> httpx.HTTPTransport:
+    transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=max_connections))
+    # httpx has no public way to pass httpcore a network backend; the pool's
+    # attribute is set directly. If a future httpx moves it, the deadline
+    # still holds between body chunks and redirects (checked in _read_limited).
+    pool = getattr(transport, "_pool", None)
+    if pool is not None and hasattr(pool, "_network_backend"):
+        pool._network_backend = _DeadlineBackend()
+    return transport
+
+
 class _Http:
     """The plugin's resources, kept in ``monitor.extensions[NAME]``: one client, one semaphore per host."""
 
@@ -45,7 +104,7 @@ class _Http:
             follow_redirects=False,
             headers={"User-Agent": fetch["user_agent"] or USER_AGENT, "Accept": ACCEPT,
                      "Accept-Encoding": "gzip, deflate"},
-            limits=httpx.Limits(max_connections=max(4, int(monitor.config.schedule["max_workers"]) * 2)),
+            transport=_transport(max(4, int(monitor.config.schedule["max_workers"]) * 2)),
         )
         self.per_host = int(fetch["max_per_host"])
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
@@ -88,15 +147,19 @@ def fetch_source(source: Source, state: FetchState, monitor: Monitor) -> FetchRe
     url = httpx.URL(source.url)
     moved: str | None = None
     permanent_so_far = True
-    for hop in range(int(fetch["max_redirects"]) + 1):
-        result = _get(http, url, headers, source, fetch, deadline)
-        if isinstance(result, FetchResult):
-            return _with_redirect(result, moved)
-        status, location = result
-        url = _next_url(url, location, source)
-        permanent_so_far = permanent_so_far and status in PERMANENT_REDIRECTS
-        if permanent_so_far:
-            moved = str(url)
+    _deadline.at = deadline
+    try:
+        for _hop in range(int(fetch["max_redirects"]) + 1):
+            result = _get(http, url, headers, source, fetch, deadline)
+            if isinstance(result, FetchResult):
+                return _with_redirect(result, moved)
+            status, location = result
+            url = _next_url(url, location, source)
+            permanent_so_far = permanent_so_far and status in PERMANENT_REDIRECTS
+            if permanent_so_far:
+                moved = str(url)
+    finally:
+        _deadline.at = None
     raise FetchError(f"too many redirects (more than fetch.max_redirects = {fetch['max_redirects']})", url=source.url)
 
 
@@ -150,6 +213,7 @@ def _get(
             _raise_for_status(source, response)
             body = _read_limited(response, int(fetch["max_bytes"]), source, fetch, deadline)
     except httpx.TimeoutException as exc:
+        _remaining(deadline, source, fetch)  # says "deadline" when that is what ran out
         raise FetchError(f"timed out ({type(exc).__name__}; fetch.timeout is {fetch['timeout']:g} s)", url=source.url) from exc
     except httpx.HTTPError as exc:
         raise FetchError(f"{type(exc).__name__}: {exc}", url=source.url) from exc

@@ -159,3 +159,20 @@ class FaultServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def drip_headers(every: float = 0.2) -> Fault:
+    """The status line and headers themselves, one byte every ``every`` seconds."""
+
+    def answer(h: BaseHTTPRequestHandler) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n" + b"X-Slow: " + b"a" * 10_000 + b"\r\n\r\n"
+        try:
+            for i in range(len(head)):
+                h.wfile.write(head[i : i + 1])
+                h.wfile.flush()
+                time.sleep(every)
+        except OSError:
+            pass
+        h.close_connection = True
+
+    return answer

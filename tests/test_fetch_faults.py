@@ -61,6 +61,7 @@ def test_every_fault_is_recorded_on_its_source_and_the_good_source_is_still_poll
     s = fault_server
     faults_by_name = {
         "drip": s.route("/drip", faults.drip()),
+        "drip_headers": s.route("/drip-headers", faults.drip_headers()),
         "reset": s.route("/reset", faults.reset_mid_body()),
         "e500": s.route("/500", faults.status(500)),
         "e503": s.route("/503", faults.status(503)),
@@ -84,6 +85,7 @@ def test_every_fault_is_recorded_on_its_source_and_the_good_source_is_still_poll
     assert elapsed < 8
     expected = {
         "drip": "fetch.deadline",
+        "drip_headers": "fetch.deadline",
         "reset": "reset by peer",
         "e500": "HTTP 500",
         "e503": "HTTP 503",
