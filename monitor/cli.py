@@ -293,6 +293,22 @@ def sources(config_path: str | None, db_path: str | None, as_json: bool) -> None
 
 @cli.command()
 @config_options()
+@handle_errors
+def prune(config_path: str | None, db_path: str | None) -> None:
+    """Delete stories older than retention.max_age now (the daemon does it every retention.prune_interval)."""
+    config = _load(config_path, db_path)
+    if not config.retention.get("max_age"):
+        click.echo("Nothing to do: retention.max_age is 0 (stories are kept forever).")
+        return
+    _setup_logging(config.log_level)
+    with _open(config) as monitor:
+        deleted = monitor.prune()
+    click.echo(f"Pruned {deleted} stor{'y' if deleted == 1 else 'ies'} first seen more than "
+               f"{_duration(config.retention['max_age'])} ago.")
+
+
+@cli.command()
+@config_options()
 @click.option("--status", type=click.Choice(["pending", "sent", "failed", "all"]), default="all", show_default=True)
 @click.option("--limit", "-n", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--retry", is_flag=True, help="Requeue every failed alert (with --channel, only that channel's).")

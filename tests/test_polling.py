@@ -188,3 +188,15 @@ def test_sources_command_shows_interval_and_status(feed_server, open_monitor, cl
     monitor.update_source("feed")
     out = cli_run("sources", "-c", monitor.config.file).output
     assert "feed  ok (HTTP 200)  stories: 2" in out and "interval: 12h" in out
+
+
+def test_prune_command(feed_server, open_monitor, cli_run):
+    url = feed_server.serve("/feed", rss([{"title": "Weather", "guid": "w"}]))
+    monitor = open_monitor(f'[retention]\nmax_age = "2d"\n[sources.feed]\nurl = "{url}"\n')
+    monitor.update_source("feed")
+    monitor.store.db.execute("UPDATE stories SET first_seen_at = '2000-01-01T00:00:00+00:00'")
+    monitor.store.db.conn.commit()
+    config = monitor.config.file
+    monitor.close()
+    out = cli_run("prune", "-c", config).output
+    assert "Pruned 1 story first seen more than 2d ago." in out
