@@ -29,7 +29,13 @@ def parse_feed(source: Source, fetched: FetchResult) -> list[EntryData] | None:
     if body.lstrip()[:1] in (b"{", b"["):
         return None  # JSON: not ours
     headers = {"content-type": fetched.headers.get("content-type", fetched.media_type or "")} if fetched.media_type else {}
-    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
+    try:
+        parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
+    except Exception as exc:
+        # feedparser itself trips on some hostile bytes (found by fuzzing: a
+        # non-UTF-8 byte inside the XML encoding declaration raises
+        # UnicodeDecodeError). That is this feed's fault, not a plugin bug.
+        raise ParseError(f"unreadable feed (feedparser failed: {type(exc).__name__}: {exc})"[:300], url=fetched.url) from exc
     if not parsed.entries:
         if parsed.get("version"):
             return []  # a valid feed with no entries

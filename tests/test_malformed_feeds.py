@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import DATA, rss
-from monitor import Monitor, load_config
+from monitor import FetchResult, Monitor, ParseError, Source, load_config
 
 FIXTURES = {
     "truncated": ("truncated.xml", "ok", 3, "malformed feed"),
@@ -71,3 +71,13 @@ def test_entity_expansion_attacks_neither_hang_nor_eat_memory(monitor):
     assert time.monotonic() - started < 2
     # ru_maxrss is in KiB on Linux: the peak grew by less than 50 MB.
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000
+
+
+def test_bytes_that_crash_feedparser_are_a_parse_error_not_a_crash(monitor):
+    # Found by the fuzz run: a non-UTF-8 byte in the encoding declaration.
+    body = b'<?xml version="1.0" encoding="u\x9ctf-8"?><rss version="2.0"><channel><title>x</title></channel></rss>'
+    source = Source("x", "http://x.test/feed")
+    fetched = FetchResult(url=source.url, content=body, media_type="application/rss+xml",
+                          headers={"content-type": "application/rss+xml"})
+    with pytest.raises(ParseError, match="feedparser failed: UnicodeDecodeError"):
+        monitor.pm.hook.parse_feed(source=source, fetched=fetched)
