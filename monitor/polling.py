@@ -42,9 +42,11 @@ def interval_bounds(source: Source, schedule: Mapping[str, Any]) -> tuple[float,
 def adaptive_interval(source: Source, schedule: Mapping[str, Any], stories_last_week: int) -> float:
     """Seconds until the next poll of a healthy source.
 
-    With ``schedule.adaptive`` off this is the source's configured interval.
+    With ``schedule.adaptive`` off, and for local sources (files, folders:
+    polling them costs no one anything and a dropped-in file should be picked
+    up on time), this is the source's configured interval.
     """
-    if not schedule.get("adaptive", True):
+    if not schedule.get("adaptive", True) or not source.url.lower().startswith(("http://", "https://")):
         return source.interval
     low, high = interval_bounds(source, schedule)
     if stories_last_week <= 0:
