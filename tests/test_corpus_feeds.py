@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import shared_corpus
-from monitor import FetchResult, Monitor, ParseError, Source, load_config
+from monitor import Monitor, ParseError, Source, load_config
 
 
 def corpus_rows() -> tuple[Path, list[dict[str, str]]]:
