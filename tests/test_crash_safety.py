@@ -134,7 +134,7 @@ def test_once_beside_a_running_daemon_does_not_corrupt_the_database(feed_server,
     daemon = monitor_process("run", "-c", config, cwd=tmp_path)
     try:
         wait_for(lambda: stored(db) > 0, timeout=20)
-        onces = [monitor_process("once", "-c", config, cwd=tmp_path) for _ in range(3)]
+        onces = [monitor_process("once", "-c", config, cwd=tmp_path) for _ in range(2)]
         for proc in onces:
             out, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err[-2000:]
