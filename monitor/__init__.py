@@ -34,6 +34,7 @@ from .models import (
     Hit,
     Match,
     MatchFound,
+    ParsedEntries,
     RenderedAlert,
     Snippet,
     Source,
@@ -44,8 +45,9 @@ from .models import (
     Watchlist,
 )
 from .normalize import canonical_url, html_to_text
+from .polling import parse_retry_after
 from .query import KeywordMatcher, parse_query
-from .delivery import ChannelOption, parse_retry_after, post_alert, read_channel_options
+from .delivery import ChannelOption, post_alert, read_channel_options
 from .rendering import alert_subject, digest_subject, group_by_watchlist, render_digest_plain, render_plain
 from .version import USER_AGENT, __version__
 
@@ -54,10 +56,10 @@ __all__ = [
     "Config", "ConfigError", "ConfigErrors", "DeliveryError", "EntryData", "Event", "Evidence",
     "FetchError", "FetchResult", "FetchState", "Hit", "InvalidPluginError", "KeywordMatcher",
     "Match", "MatchFound", "Monitor", "MonitorError", "ParseError", "PluginConfigError",
-    "PluginError", "QuerySyntaxError", "RenderedAlert", "Secret", "Snippet", "Source",
+    "ParsedEntries", "PluginError", "QuerySyntaxError", "RenderedAlert", "Secret", "Snippet", "Source",
     "SourceError", "SourceFailed", "SourceUpdated", "StorageError", "Story", "UpdateResult",
     "Watchlist", "__version__", "alert_subject", "canonical_url", "hookimpl", "html_to_text",
-    "load_config", "parse_duration", "parse_query", "render_plain",
-    "digest_subject", "group_by_watchlist", "parse_retry_after", "post_alert", "render_digest_plain",
+    "load_config", "parse_duration", "parse_query", "parse_retry_after", "render_plain",
+    "digest_subject", "group_by_watchlist", "post_alert", "render_digest_plain",
     "ChannelOption", "read_channel_options",
 ]

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import pluggy
@@ -22,6 +23,7 @@ from .errors import ConfigError, ConfigErrors, InvalidPluginError, PluginError
 from .models import Event, Match, Source, Story, UpdateResult, Watchlist
 from .plugins import load_plugins, make_plugin_manager, plugin_infos
 from .store import Store
+from .timeutil import utcnow
 
 log = logging.getLogger("monitor")
 
@@ -165,6 +167,21 @@ class Monitor:
             results = list(pool.map(self.update_source, todo))
         self.dispatch()
         return results
+
+    def prune(self) -> int:
+        """Delete stories older than ``retention.max_age`` (see :meth:`Store.prune`); 0 when retention is off."""
+        retention = self.config.retention
+        if not retention.get("max_age"):
+            return 0
+        now = utcnow()
+        matched = retention.get("matched_max_age")
+        deleted = self.store.prune(
+            now - timedelta(seconds=retention["max_age"]),
+            now - timedelta(seconds=matched) if matched else None,
+        )
+        if deleted:
+            log.info("pruned %d stories older than %s", deleted, timedelta(seconds=retention["max_age"]))
+        return deleted
 
     def dispatch(self) -> outbox.DispatchResult:
         """Deliver the alerts that are due. Runs one dispatcher at a time; a second caller returns at once."""

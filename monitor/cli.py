@@ -184,6 +184,36 @@ def check(config_path: str | None) -> None:
         )
         if not enabled:
             click.echo("warning: no sources are configured; add [sources.NAME] tables (see README).")
+        _note_new_sources(config_path, enabled)
+
+
+def _note_new_sources(config_path: str | None, enabled: list) -> None:
+    """Say which feeds have never been polled and what their first poll will alert on."""
+    from .store import never_polled
+
+    try:
+        db_path = load_config(config_path).db_path
+    except ConfigErrors:
+        return
+    new = never_polled(db_path, [s.name for s in enabled if s.kind == "feed"])
+    if not new:
+        return
+    window = load_config(config_path).alerts["new_source_window"]
+    if window:
+        what = (f"stores the entries already in the feed but alerts only on those published in the last "
+                f"{_duration(window)} (alerts.new_source_window; undated entries do not alert)")
+    else:
+        what = "alerts on every entry already in the feed (alerts.new_source_window = 0)"
+    click.echo(f"New source{'s' if len(new) != 1 else ''} (never polled): {', '.join(new)}: the first poll {what}.")
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= 2 * size and seconds % size == 0 or unit == "m" and seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds:g}s"
 
 
 @cli.command()
@@ -249,7 +279,7 @@ def search(config_path: str | None, db_path: str | None, query: str, limit: int,
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @handle_errors
 def sources(config_path: str | None, db_path: str | None, as_json: bool) -> None:
-    """Every source with its last fetch, HTTP status, error, next poll and story count."""
+    """Every source with its last fetch, HTTP status, error, next poll, interval, effective URL and story count."""
     from .store import Store
 
     config = _load(config_path, db_path)
@@ -265,10 +295,32 @@ def sources(config_path: str | None, db_path: str | None, as_json: bool) -> None
             continue
         status = row["status"] + (f" (HTTP {row['http_status']})" if row["http_status"] else "")
         click.echo(f"{row['name']}  {status}  stories: {row['stories_count']}  url: {row['url']}")
-        click.echo(f"    last fetch: {row['last_fetch_at'] or 'never'}  next poll: {row['next_poll_at'] or 'at start'}"
-                   f"  errors in a row: {row['error_count']}")
+        if row["effective_url"] and row["effective_url"] != row["url"]:
+            click.echo(f"    moved permanently to: {row['effective_url']} (polled there; update the config to silence this)")
+        interval = f"{_duration(row['poll_interval'])}" if row["poll_interval"] else "not set yet"
+        next_poll = "never (gone)" if row["status"] == "gone" else (row["next_poll_at"] or "at start")
+        click.echo(f"    last fetch: {row['last_fetch_at'] or 'never'}  next poll: {next_poll}"
+                   f"  interval: {interval}  errors in a row: {row['error_count']}")
         if row["last_error"]:
             click.echo(f"    error: {row['last_error']}")
+        elif row["last_note"]:
+            click.echo(f"    note: {row['last_note']}")
+
+
+@cli.command()
+@config_options()
+@handle_errors
+def prune(config_path: str | None, db_path: str | None) -> None:
+    """Delete stories older than retention.max_age now (the daemon does it every retention.prune_interval)."""
+    config = _load(config_path, db_path)
+    if not config.retention.get("max_age"):
+        click.echo("Nothing to do: retention.max_age is 0 (stories are kept forever).")
+        return
+    _setup_logging(config.log_level)
+    with _open(config) as monitor:
+        deleted = monitor.prune()
+    click.echo(f"Pruned {deleted} stor{'y' if deleted == 1 else 'ies'} first seen more than "
+               f"{_duration(config.retention['max_age'])} ago.")
 
 
 @cli.command()

@@ -55,9 +55,14 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("jitter", "duration", "Up to this much is added at random to each poll.", 30),
         Setting("max_workers", "int", "Sources fetched at the same time.", 4),
         Setting("dispatch_interval", "duration", "Time between outbox runs (retries, digests).", 15),
+        Setting("adaptive", "bool", "Poll busy feeds more often and quiet ones less, from the stories of the last week.", True),
+        Setting("min_interval", "duration", "Shortest adaptive interval; the scheduler checks what is due this often.", 300),
+        Setting("max_interval", "duration", "Longest adaptive interval, and the cap of failure backoff.", 43200),
     ),
     "fetch": (
         Setting("timeout", "duration", "Connect and read timeout per request.", 20),
+        Setting("deadline", "duration", "Total wall-clock time one fetch may take, redirects and body included.", 60),
+        Setting("max_per_host", "int", "Requests in flight to one host at the same time.", 2),
         Setting("max_bytes", "int", "Largest response body accepted (after decompression).", 10_000_000),
         Setting("max_redirects", "int", "Redirects followed per request.", 5),
         Setting("user_agent", "str", "User-Agent header; the default names the project and version."),
@@ -67,6 +72,13 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("claim_timeout", "duration", "An alert left 'sending' this long (a crashed run) is sent again.", 600),
         Setting("backoff", "duration", "Wait before the first retry; doubles each attempt (with jitter).", 30),
         Setting("backoff_max", "duration", "Longest wait between two attempts.", 3600),
+        Setting("new_source_window", "duration",
+                "On a source's first poll, alert only on entries published this recently (undated ones: never).", 86400),
+    ),
+    "retention": (
+        Setting("max_age", "duration", "Prune stories first seen longer ago than this; 0 keeps them forever.", 0),
+        Setting("matched_max_age", "duration", "Prune matched stories (with their matches and alerts) after this; 0 keeps them.", 0),
+        Setting("prune_interval", "duration", "How often the daemon prunes.", 3600),
     ),
     "source": (
         Setting("url", "str", "http(s) URL, file: URL, or path (relative to the config file)."),
@@ -92,7 +104,7 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
     ),
 }
 
-TOP_LEVEL = ("monitor", "schedule", "fetch", "alerts", "sources", "watchlists", "channels", "plugins")
+TOP_LEVEL = ("monitor", "schedule", "fetch", "alerts", "retention", "sources", "watchlists", "channels", "plugins")
 
 
 class Secret(str):
@@ -119,6 +131,7 @@ class Config:
     channels: Mapping[str, Mapping[str, Any]]
     plugins: Mapping[str, Mapping[str, Any]]
     secrets: frozenset[str] = field(default_factory=frozenset)
+    retention: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def where(self) -> str:
@@ -343,6 +356,15 @@ class _Validator:
         schedule = self.section("schedule", data.get("schedule", {}), SETTINGS["schedule"])
         fetch = self.section("fetch", data.get("fetch", {}), SETTINGS["fetch"])
         alerts = self.section("alerts", data.get("alerts", {}), SETTINGS["alerts"])
+        retention = self.section("retention", data.get("retention", {}), SETTINGS["retention"])
+        if schedule["min_interval"] <= 0:
+            self.error("schedule.min_interval", "must be more than zero")
+        elif schedule["max_interval"] < schedule["min_interval"]:
+            self.error("schedule.max_interval", "must be at least schedule.min_interval")
+        if fetch["max_per_host"] < 1:
+            self.error("fetch.max_per_host", "must be at least 1")
+        if fetch["deadline"] <= 0:
+            self.error("fetch.deadline", "must be more than zero")
         if alerts["max_attempts"] < 1:
             self.error("alerts.max_attempts", "must be at least 1")
         if monitor["log_level"] not in LOG_LEVELS:
@@ -374,6 +396,7 @@ class _Validator:
             channels=channels,
             plugins=plugins,
             secrets=frozenset(self.secrets),
+            retention=retention,
         )
 
     def channels(self, value: Any) -> dict[str, dict[str, Any]]:

@@ -8,16 +8,15 @@ for Slack and many webhooks the URL itself is the secret.
 
 from __future__ import annotations
 
-import email.utils
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 
 from .config import parse_duration
 from .errors import ConfigError, DeliveryError
+from .polling import parse_retry_after
 
 
 @dataclass(frozen=True)
@@ -97,24 +96,6 @@ def _convert(option: ChannelOption, value: Any) -> Any:
     words = {"str": "a non-empty string", "int": "a whole number above 0", "bool": "true or false",
              "list[str]": "a string or a non-empty list of strings", "table[str]": "a table of strings"}
     raise ConfigError(f"expected {words.get(kind, kind)}, {got}", key=option.name)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date); ``None`` if absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 def post_alert(client: httpx.Client, url: str, content: bytes, headers: Mapping[str, str], what: str,

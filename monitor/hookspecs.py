@@ -150,6 +150,8 @@ def parse_feed(source: Source, fetched: FetchResult) -> list[EntryData] | None:
     :param source: the :class:`Source` the bytes came from.
     :param fetched: the :class:`FetchResult`; look at ``media_type`` and ``content``.
     :returns: a list of :class:`EntryData`, or ``None`` for "not my format".
+        Return a :class:`ParsedEntries` (a list with ``notes``) to tell the
+        user about damage you read around (``monitor sources`` shows the notes).
 
     Built-in: ``json_feed`` (JSON Feed), ``feed_parser`` (RSS and Atom via
     feedparser), ``directory_source`` (its own plain-text bundle).

@@ -74,3 +74,16 @@ def m002_alerts_outbox_delivery(db: Database) -> None:
         {"channel": str, "digest_spec": str, "next_digest_at": str, "updated_at": str},
         pk="channel",
     )
+
+
+@migrations()
+def m002_fetching_polling(db: Database) -> None:
+    # The URL polling actually uses after permanent redirects (the configured
+    # one stays in ``url``), and the adaptive interval the last poll chose.
+    db["sources"].add_column("effective_url", str)
+    db["sources"].add_column("poll_interval", float)
+    # What a successful poll read around (a malformed feed, dropped duplicates).
+    db["sources"].add_column("last_note", str)
+    # Ids of pruned stories: a story still in its feed must not come back as new.
+    db["pruned_stories"].create({"id": str, "source": str, "pruned_at": str}, pk="id")
+    db["pruned_stories"].create_index(["pruned_at"])

@@ -32,7 +32,12 @@ class Source:
 
 @dataclass(frozen=True)
 class FetchState:
-    """What we remember about a source between polls (from the ``sources`` table)."""
+    """What we remember about a source between polls (from the ``sources`` table).
+
+    :param effective_url: where a permanent redirect (301, 308) moved the feed;
+        polls use it instead of the configured URL.
+    :param interval: the adaptive interval the last successful poll chose, in seconds.
+    """
 
     etag: str | None = None
     last_modified: str | None = None
@@ -40,6 +45,8 @@ class FetchState:
     last_fetch_at: datetime | None = None
     error_count: int = 0
     first_poll: bool = True
+    effective_url: str | None = None
+    interval: float | None = None
 
 @dataclass(frozen=True)
 class FetchResult:
@@ -78,6 +85,18 @@ class EntryData:
     updated: datetime | None = None
     author: str | None = None
     language: str | None = None
+
+class ParsedEntries(list):
+    """A ``parse_feed`` result that also says what was wrong with the feed.
+
+    A plain list of :class:`EntryData` whose ``notes`` (short sentences such
+    as "malformed XML (unclosed token): read what came before it") end up in
+    the source's status.
+    """
+
+    def __init__(self, entries: list[EntryData] | None = None, notes: list[str] | None = None):
+        super().__init__(entries or [])
+        self.notes: list[str] = list(notes or [])
 
 @dataclass(frozen=True)
 class Story:

@@ -111,8 +111,12 @@ def canonical_url(url: str | None) -> str | None:
         return url
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return url
+    try:
+        port = parts.port
+    except ValueError:  # a port out of range or not a number: leave the link as it is
+        return url
     host = (parts.hostname or "").lower()
-    port = parts.port if parts.port not in (None, 80, 443) else None
+    port = port if port not in (None, 80, 443) else None
     netloc = f"{host}:{port}" if port else host
     query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING_PARAMS.match(k))
     path = parts.path or "/"

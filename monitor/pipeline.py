@@ -2,42 +2,51 @@
 
 Expected per-source problems (a dead server, a malformed feed) come back as
 an :class:`UpdateResult` with ``error`` set and are recorded on the source's
-row; nothing raised by a source's plugins escapes a poll.
+row; nothing raised by a source's plugins escapes a poll. When to poll next
+is decided by :mod:`monitor.polling`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import random
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from .errors import FetchError, ParseError, SourceError
 from .models import FetchResult, FetchState, MatchFound, Source, SourceFailed, SourceUpdated, Story, UpdateResult
 from .normalize import default_story_key, normalize_entry
+from .polling import WEEK, adaptive_interval, next_poll_after_failure, next_poll_after_success, quiet_on_first_poll
 from .store import SourceOutcome
 from .timeutil import utcnow
 
 if TYPE_CHECKING:
     from .app import Monitor
 
-log = logging.getLogger("monitor.pipeline")
+__all__ = ["update_source", "next_poll_after_failure"]
 
-# Failing sources back off exponentially from their interval up to this cap.
-MAX_BACKOFF = timedelta(hours=6)
+log = logging.getLogger("monitor.pipeline")
 
 
 def update_source(monitor: Monitor, source: Source) -> UpdateResult:
     """Poll ``source`` once and store what is new. Never raises for source problems."""
+    row = monitor.store.source_row(source.name)
+    if row is not None and row["status"] == "gone" and row["url"] == source.url:
+        message = f"not polled: the feed is gone (HTTP 410, {row['last_fetch_at']}); change its url to poll it again"
+        return UpdateResult(source=source.name, error=message, status=410)
     state = monitor.store.fetch_state(source)
     now = utcnow()
+    # After a permanent redirect the feed lives at its new address.
+    target = replace(source, url=state.effective_url) if state.effective_url else source
     try:
-        fetched = _fetch(monitor, source, state)
+        fetched = _fetch(monitor, target, state)
+        moved = _moved_to(source, state, fetched)
         body_hash = _body_hash(fetched)
         if fetched.not_modified or (body_hash is not None and body_hash == state.body_hash):
-            outcome = _ok_outcome(source, fetched, state.body_hash, now, status="not_modified")
+            # Unchanged: no parsing, and no writes beyond the fetch state.
+            interval = _interval(monitor, source, now, new=())
+            outcome = _ok_outcome(fetched, state.body_hash, now, interval, moved, status="not_modified")
             monitor.store.record_poll(source, outcome)
             result = UpdateResult(source=source.name, not_modified=True, status=fetched.status)
             monitor.emit(SourceUpdated(result))
@@ -46,16 +55,22 @@ def update_source(monitor: Monitor, source: Source) -> UpdateResult:
     except SourceError as exc:
         return _failed(monitor, source, state, now, exc)
     except Exception as exc:  # a plugin bug must not take the daemon down
-        log.exception("%s: unexpected error while reading %s", source.name, source.url)
-        return _failed(monitor, source, state, now, SourceError(f"internal error: {type(exc).__name__}: {exc}", url=source.url))
+        log.exception("%s: unexpected error while reading %s", source.name, target.url)
+        return _failed(monitor, source, state, now, SourceError(f"internal error: {type(exc).__name__}: {exc}", url=target.url))
 
-    stories = _stories(monitor, source, entries, now)
+    notes = list(getattr(entries, "notes", ()))
+    stories = _stories(monitor, source, entries, now, notes)
     known = monitor.store.known_hashes([s.id for s in stories])
-    new = [s for s in stories if s.id not in known]
+    fresh = [s for s in stories if s.id not in known]
+    # A pruned story still in its feed is old news, not new.
+    pruned = monitor.store.pruned_ids([s.id for s in fresh]) if fresh else set()
+    new = [s for s in fresh if s.id not in pruned]
     changed = [s for s in stories if s.id in known and known[s.id] != s.content_hash]
+    quiet = _quiet(monitor, source, state, new, now)
     matches = monitor.classify(new + changed)
-    outcome = _ok_outcome(source, fetched, body_hash, now, status="ok")
-    saved = monitor.store.save_update(source, outcome, new, changed, matches, monitor.config.watchlists)
+    interval = _interval(monitor, source, now, new=new)
+    outcome = _ok_outcome(fetched, body_hash, now, interval, moved, status="ok", note="; ".join(notes) or None)
+    saved = monitor.store.save_update(source, outcome, new, changed, matches, monitor.config.watchlists, quiet=quiet)
     result = UpdateResult(
         source=source.name,
         new_stories=saved.new_stories,
@@ -66,13 +81,39 @@ def update_source(monitor: Monitor, source: Source) -> UpdateResult:
         status=fetched.status,
     )
     log.info(
-        "%s: %d entries, %d new, %d updated, %d new matches",
+        "%s: %d entries, %d new, %d updated, %d new matches%s",
         source.name, len(stories), saved.new_stories, saved.updated_stories, saved.matches,
+        f" (first poll: {len(quiet)} older entries stored without alerts)" if quiet else "",
     )
     for match in matches:
         monitor.emit(MatchFound(match))
     monitor.emit(SourceUpdated(result))
     return result
+
+
+def _moved_to(source: Source, state: FetchState, fetched: FetchResult) -> str | None:
+    """The new effective URL if a permanent redirect moved the feed this time."""
+    new = fetched.permanent_redirect
+    if new and new != (state.effective_url or source.url):
+        log.warning("%s: %s moved permanently to %s; polling the new address (the configured URL is unchanged)",
+                    source.name, state.effective_url or source.url, new)
+        return new
+    return None
+
+
+def _quiet(monitor: Monitor, source: Source, state: FetchState, new: list[Story], now: datetime) -> set[str]:
+    """On a feed's first poll, the stories too old to alert on (see ``alerts.new_source_window``)."""
+    window = float(monitor.config.alerts["new_source_window"])
+    if not state.first_poll or not window or source.kind != "feed":
+        return set()
+    return quiet_on_first_poll(new, window, now)
+
+
+def _interval(monitor: Monitor, source: Source, now: datetime, new: list[Story] | tuple = ()) -> float:
+    since = now - WEEK
+    recent = monitor.store.recent_story_count(source.name, since)
+    recent += sum(1 for s in new if (s.published or now) >= since)
+    return adaptive_interval(source, monitor.config.schedule, recent)
 
 
 def _fetch(monitor: Monitor, source: Source, state: FetchState) -> FetchResult:
@@ -95,11 +136,12 @@ def _parse(monitor: Monitor, source: Source, fetched: FetchResult) -> list:
     return entries
 
 
-def _stories(monitor: Monitor, source: Source, entries: list, now: datetime) -> list[Story]:
+def _stories(monitor: Monitor, source: Source, entries: list, now: datetime, notes: list[str]) -> list[Story]:
     """Normalise, filter, enrich and key every entry; one bad entry costs only itself."""
     hook = monitor.pm.hook
     seen: set[str] = set()
     stories = []
+    skipped = duplicates = 0
     for index, entry in enumerate(entries):
         try:
             story = normalize_entry(entry, source, now)
@@ -111,11 +153,17 @@ def _stories(monitor: Monitor, source: Source, entries: list, now: datetime) -> 
             key = hook.story_key(story=story, source=source) or default_story_key(story, source)
         except Exception:
             log.exception("%s: entry %d skipped: it could not be prepared", source.name, index)
+            skipped += 1
             continue
         if key in seen:  # duplicate GUIDs within one feed: the first one wins
+            duplicates += 1
             continue
         seen.add(key)
         stories.append(replace(story, id=key))
+    if duplicates:
+        notes.append(f"{duplicates} entr{'y' if duplicates == 1 else 'ies'} with a duplicate id ignored (the first one kept)")
+    if skipped:
+        notes.append(f"{skipped} entr{'y' if skipped == 1 else 'ies'} skipped: could not be read (see the log)")
     return stories
 
 
@@ -125,36 +173,40 @@ def _body_hash(fetched: FetchResult) -> str | None:
     return hashlib.sha256(fetched.content).hexdigest()
 
 
-def _ok_outcome(source: Source, fetched: FetchResult, body_hash: str | None, now: datetime, *, status: str) -> SourceOutcome:
+def _ok_outcome(
+    fetched: FetchResult, body_hash: str | None, now: datetime, interval: float, moved: str | None, *,
+    status: str, note: str | None = None,
+) -> SourceOutcome:
     return SourceOutcome(
         status=status,
         http_status=fetched.status,
         etag=fetched.etag,
         last_modified=fetched.last_modified,
         body_hash=body_hash,
-        next_poll_at=now + timedelta(seconds=source.interval),
+        next_poll_at=next_poll_after_success(now, interval, fetched.headers),
+        url=moved,
+        interval=interval,
+        note=note,
     )
-
-
-def next_poll_after_failure(source: Source, error_count: int, now: datetime, retry_after: float | None) -> datetime:
-    """Exponential backoff from the source's interval, capped, with jitter, honouring Retry-After."""
-    delay = min(source.interval * (2 ** min(error_count, 16)), MAX_BACKOFF.total_seconds())
-    delay = max(source.interval, delay * random.uniform(0.8, 1.0))
-    if retry_after:
-        delay = max(delay, retry_after)
-    return now + timedelta(seconds=delay)
 
 
 def _failed(monitor: Monitor, source: Source, state: FetchState, now: datetime, exc: SourceError) -> UpdateResult:
     status = getattr(exc, "status", None)
     message = monitor.config.redact(exc.message)
     log.warning("%s: %s: %s", source.name, exc.url or source.url, message)
-    outcome = SourceOutcome(
-        status="error",
-        http_status=status,
-        error=message,
-        next_poll_at=next_poll_after_failure(source, state.error_count, now, getattr(exc, "retry_after", None)),
-    )
+    if status == 410:
+        # Gone for good: stop polling until the configured URL changes.
+        outcome = SourceOutcome(status="gone", http_status=status, error=message, next_poll_at=None)
+    else:
+        outcome = SourceOutcome(
+            status="error",
+            http_status=status,
+            error=message,
+            next_poll_at=next_poll_after_failure(
+                source, state.error_count, now, getattr(exc, "retry_after", None),
+                max_backoff=float(monitor.config.schedule["max_interval"]),
+            ),
+        )
     monitor.store.record_poll(source, outcome)
     monitor.emit(SourceFailed(source=source.name, url=source.url, error=message))
     return UpdateResult(source=source.name, error=message, status=status)

@@ -1,10 +1,14 @@
 """When things run. The only module that knows APScheduler.
 
-One interval job per enabled source (with jitter, never two runs of the same
-source at once), plus the outbox dispatcher, plus one job per digest channel
-that runs the dispatcher when the channel's digest falls due. A source that is
-backing off after failures skips its ticks until its ``next_poll_at`` has passed.
-The digest timetables (cron lines or intervals) are computed here too.
+One job per enabled source that ticks at the source's shortest allowed
+interval (with jitter, never two runs of the same source at once) and polls
+only when the source's ``next_poll_at`` has passed: that one column carries
+the adaptive interval, backoff after failures and the servers' own
+``max-age`` / ``Retry-After``, all decided in :mod:`monitor.polling`. A
+source that is gone (HTTP 410) is not polled. Plus the outbox dispatcher,
+one job per digest channel that runs the dispatcher when the channel's
+digest falls due (the digest timetables, cron lines or intervals, are
+computed here too) and, when ``retention.max_age`` is set, the pruner.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import parse_duration
 from .models import Source
+from .polling import interval_bounds
 from .timeutil import from_iso, utcnow
 
 if TYPE_CHECKING:
@@ -40,9 +45,10 @@ def build_scheduler(monitor: Monitor) -> BackgroundScheduler:
     )
     start = datetime.now(timezone.utc)
     for index, source in enumerate(s for s in monitor.config.sources.values() if s.enabled):
+        tick = interval_bounds(source, schedule)[0]
         scheduler.add_job(
             poll_if_due,
-            IntervalTrigger(seconds=source.interval, jitter=schedule["jitter"] or None, timezone=timezone.utc),
+            IntervalTrigger(seconds=tick, jitter=min(schedule["jitter"], tick / 2) or None, timezone=timezone.utc),
             args=[monitor, source],
             id=f"source:{source.name}",
             name=f"poll {source.name}",
@@ -50,7 +56,7 @@ def build_scheduler(monitor: Monitor) -> BackgroundScheduler:
             next_run_time=start + timedelta(milliseconds=50 * index),
             max_instances=1,
             coalesce=True,
-            misfire_grace_time=max(1, int(source.interval)),
+            misfire_grace_time=max(1, int(tick)),
         )
     scheduler.add_job(
         monitor.dispatch,
@@ -70,6 +76,19 @@ def build_scheduler(monitor: Monitor) -> BackgroundScheduler:
                 monitor.dispatch, digest_schedule(options["digest"]).trigger, id=f"digest:{name}",
                 name=f"digest {name}", executor="outbox", max_instances=1, coalesce=True, misfire_grace_time=None,
             )
+    retention = monitor.config.retention
+    if retention.get("max_age"):
+        scheduler.add_job(
+            monitor.prune,
+            IntervalTrigger(seconds=retention["prune_interval"], timezone=timezone.utc),
+            id="prune",
+            name="prune old stories",
+            executor="outbox",
+            next_run_time=start + timedelta(seconds=1),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
     scheduler.add_listener(_on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
     return scheduler
 
@@ -112,12 +131,14 @@ def digest_schedule(spec: str) -> DigestSchedule:
 
 
 def poll_if_due(monitor: Monitor, source: Source) -> None:
-    """The job of one source: poll unless it is backing off, then deliver what it queued."""
-    row = monitor.store.query("SELECT next_poll_at, status FROM sources WHERE name = ?", [source.name])
-    if row and row[0]["status"] == "error":
-        due = from_iso(row[0]["next_poll_at"])
+    """The job of one source: poll when it is due, then deliver what it queued."""
+    row = monitor.store.source_row(source.name)
+    if row is not None:
+        if row["status"] == "gone" and row["url"] == source.url:
+            return
+        due = from_iso(row["next_poll_at"])
         if due is not None and due > utcnow():
-            log.debug("%s: backing off until %s", source.name, due.isoformat())
+            log.debug("%s: not due until %s", source.name, due.isoformat())
             return
     result = monitor.update_source(source)
     if result.alerts_queued:

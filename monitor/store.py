@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,7 +39,9 @@ class SourceOutcome:
     last_modified: str | None = None
     body_hash: str | None = None
     next_poll_at: datetime | None = None
-    url: str | None = None
+    url: str | None = None  # the effective URL after a permanent redirect, if one moved it
+    interval: float | None = None  # the (adaptive) interval this poll chose
+    note: str | None = None  # what a successful poll read around (malformed XML, duplicates)
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,8 @@ class Store:
             last_fetch_at=from_iso(row["last_fetch_at"]),
             error_count=row["error_count"] or 0,
             first_poll=row["first_polled_at"] is None,
+            effective_url=row["effective_url"],
+            interval=row["poll_interval"],
         )
 
     def record_outcome(self, db: Database, source: Source, outcome: SourceOutcome) -> None:
@@ -143,7 +147,13 @@ class Store:
             "last_fetch_at": now,
             "next_poll_at": to_iso(outcome.next_poll_at),
         }
+        if outcome.url:
+            fields["effective_url"] = outcome.url
+        if outcome.interval:
+            fields["poll_interval"] = outcome.interval
         if ok:
+            if outcome.status == "ok":  # a 304 says nothing new about the feed's damage
+                fields["last_note"] = outcome.note
             fields.update(
                 etag=outcome.etag, last_modified=outcome.last_modified, body_hash=outcome.body_hash,
                 last_success_at=now, error_count=0,
@@ -161,6 +171,58 @@ class Store:
         """Record a poll that stored no stories (not modified, or failed)."""
         with self.write() as db:
             self.record_outcome(db, source, outcome)
+
+    def source_row(self, name: str) -> dict[str, Any] | None:
+        """One source's row, or ``None``."""
+        rows = self.query("SELECT * FROM sources WHERE name = ?", [name])
+        return rows[0] if rows else None
+
+    def recent_story_count(self, source: str, since: datetime) -> int:
+        """Stories of ``source`` published (or, undated, first seen) since ``since``."""
+        rows = self.query(
+            "SELECT count(*) AS n FROM stories WHERE source = ? AND coalesce(published_at, first_seen_at) >= ?",
+            [source, to_iso(since)],
+        )
+        return rows[0]["n"]
+
+    def pruned_ids(self, ids: Sequence[str]) -> set[str]:
+        """The ids among ``ids`` that were pruned (tombstones)."""
+        out: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            out.update(r["id"] for r in self.query(f"SELECT id FROM pruned_stories WHERE id IN ({marks})", chunk))
+        return out
+
+    def prune(self, older_than: datetime, matched_older_than: datetime | None = None) -> int:
+        """Delete stories first seen before ``older_than``, leaving a tombstone for each.
+
+        Stories that matched a watchlist are kept, with their matches and
+        alerts, unless ``matched_older_than`` is given and they are older than
+        that too. Returns the number of stories deleted.
+        """
+        now = to_iso(utcnow())
+        doomed = (
+            "SELECT id FROM stories WHERE (first_seen_at < ? AND id NOT IN (SELECT story_id FROM matches))"
+            + (" OR first_seen_at < ?" if matched_older_than else "")
+        )
+        params = [to_iso(older_than)] + ([to_iso(matched_older_than)] if matched_older_than else [])
+        with self.write() as db:
+            db.execute(
+                f"INSERT OR IGNORE INTO pruned_stories (id, source, pruned_at) "
+                f"SELECT id, source, ? FROM stories WHERE id IN ({doomed})", [now, *params],
+            )
+            if matched_older_than:
+                db.execute(
+                    f"DELETE FROM outbox WHERE match_id IN (SELECT id FROM matches WHERE story_id IN ({doomed}))", params
+                )
+                db.execute(f"DELETE FROM matches WHERE story_id IN ({doomed})", params)
+            deleted = db.execute(f"DELETE FROM stories WHERE id IN ({doomed})", params).rowcount
+            if deleted:
+                db.execute(
+                    "UPDATE sources SET stories_count = (SELECT count(*) FROM stories WHERE stories.source = sources.name)"
+                )
+        return deleted
 
     def sources(self) -> list[dict[str, Any]]:
         """Every source row, by name."""
@@ -187,12 +249,14 @@ class Store:
         matches: Sequence[Match],
         watchlists: dict[str, Watchlist],
         alert: bool = True,
+        quiet: Collection[str] = (),
     ) -> SavedUpdate:
         """Write one poll's results in one transaction.
 
         Matches already stored for a story and watchlist are kept as they are
         and alert nobody again; each new match gets one outbox row per channel
-        of its watchlist (unless ``alert`` is false).
+        of its watchlist (unless ``alert`` is false, or its story id is in
+        ``quiet``: stored, but too old to alert on).
         """
         now = to_iso(utcnow())
         with self.write() as db:
@@ -222,7 +286,7 @@ class Store:
                     continue
                 match_id = cursor.lastrowid
                 new_ids.append(match_id)
-                if alert:
+                if alert and match.story_id not in quiet:
                     for channel in watchlists[match.watchlist].channels:
                         db.execute(
                             "INSERT INTO outbox (match_id, channel, status, attempts, next_attempt_at, created_at, updated_at) "
@@ -270,6 +334,26 @@ class Store:
     def counts(self) -> dict[str, int]:
         """Row counts of the main tables."""
         return {t: self.db[t].count for t in ("sources", "stories", "matches", "outbox")}
+
+
+def never_polled(path: str | Path, names: Sequence[str]) -> list[str]:
+    """Which of ``names`` have never been polled successfully in the database at ``path``.
+
+    Opens the file read-only and creates nothing: a missing database means
+    every source is new.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return list(names)
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            polled = {r[0] for r in conn.execute("SELECT name FROM sources WHERE first_polled_at IS NOT NULL")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return list(names)
+    return [n for n in names if n not in polled]
 
 
 def _story_row(story: Story, now: str | None) -> dict[str, Any]:

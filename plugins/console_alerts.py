@@ -32,7 +32,7 @@ class ConsoleChannel:
 def make_console_channel(name: str, options: dict[str, Any], monitor: Monitor) -> ConsoleChannel:
     unknown = set(options) - {"stream"}
     if unknown:
-        raise ConfigError(f"unknown option (console channels take only 'stream')", key=sorted(unknown)[0])
+        raise ConfigError("unknown option (console channels take only 'stream')", key=sorted(unknown)[0])
     stream = options.get("stream", "stdout")
     if stream not in ("stdout", "stderr"):
         raise ConfigError("must be \"stdout\" or \"stderr\"", key="stream")

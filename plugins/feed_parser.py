@@ -15,7 +15,7 @@ from typing import Any
 
 import feedparser
 
-from monitor import EntryData, FetchResult, ParseError, Source, hookimpl
+from monitor import EntryData, FetchResult, ParsedEntries, ParseError, Source, hookimpl
 
 _NOT_XML_TYPES = ("application/feed+json", "application/json", "application/x-news-monitor-articles+json")
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -29,13 +29,30 @@ def parse_feed(source: Source, fetched: FetchResult) -> list[EntryData] | None:
     if body.lstrip()[:1] in (b"{", b"["):
         return None  # JSON: not ours
     headers = {"content-type": fetched.headers.get("content-type", fetched.media_type or "")} if fetched.media_type else {}
-    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
+    try:
+        parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
+    except Exception as exc:
+        # feedparser itself trips on some hostile bytes (found by fuzzing: a
+        # non-UTF-8 byte inside the XML encoding declaration raises
+        # UnicodeDecodeError). That is this feed's fault, not a plugin bug.
+        raise ParseError(f"unreadable feed (feedparser failed: {type(exc).__name__}: {exc})"[:300], url=fetched.url) from exc
     if not parsed.entries:
         if parsed.get("version"):
             return []  # a valid feed with no entries
         raise ParseError(_why_not(parsed, fetched), url=fetched.url)
     language = parsed.feed.get("language")
-    return [_entry(e, language) for e in parsed.entries]
+    return ParsedEntries([_entry(e, language) for e in parsed.entries], notes=_damage(parsed))
+
+
+def _damage(parsed: Any) -> list[str]:
+    """What was wrong with a feed that still yielded entries (feedparser's "bozo")."""
+    if not parsed.get("bozo"):
+        return []
+    reason = parsed.get("bozo_exception")
+    if isinstance(reason, feedparser.CharacterEncodingOverride):
+        return [f"wrong encoding declared: read as {parsed.get('encoding')}"]
+    text = str(reason)[:160] if reason else "unknown error"
+    return [f"malformed feed ({type(reason).__name__}: {text}); kept the {len(parsed.entries)} entries that could be read"]
 
 
 def _prepare(content: bytes, url: str) -> bytes:

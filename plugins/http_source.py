@@ -1,122 +1,292 @@
 """Fetch ``http://`` and ``https://`` sources with httpx.
 
-Conditional requests (ETag, Last-Modified), a size limit enforced while
-streaming (so compressed bodies cannot expand past it), bounded redirects,
-and timeouts, all from the ``[fetch]`` section of the configuration.
+Everything a hostile or broken server can do is bounded, from the
+``[fetch]`` section of the configuration:
+
+- conditional requests (ETag, Last-Modified); a 304 carries no body;
+- redirects followed here, not by httpx, so each hop is checked: at most
+  ``fetch.max_redirects``, only to http/https, and a chain of permanent ones
+  (301, 308) is reported as the feed's new address;
+- ``fetch.timeout`` per connect and per read, and ``fetch.deadline`` for the
+  whole fetch (redirects and body), so a server dripping one byte a second
+  cannot hold a worker;
+- ``fetch.max_bytes`` counted on the *decompressed* body while streaming:
+  we read the raw bytes and inflate them ourselves with a bounded output, so
+  a gzip bomb never expands past the limit in memory;
+- at most ``fetch.max_per_host`` requests in flight to one host.
 """
 
 from __future__ import annotations
 
-import email.utils
-from datetime import datetime, timezone
+import threading
+import time
+import zlib
 
+import httpcore
 import httpx
 
-from monitor import USER_AGENT, FetchError, FetchResult, FetchState, Monitor, Source, hookimpl
+from monitor import USER_AGENT, FetchError, FetchResult, FetchState, Monitor, Source, hookimpl, parse_retry_after
 
 NAME = "http_source"
 ACCEPT = "application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+REDIRECTS = (301, 302, 303, 307, 308)
 PERMANENT_REDIRECTS = (301, 308)
+SCHEMES = ("http", "https")
+
+__all__ = ["fetch_source", "parse_retry_after", "shutdown"]
 
 
-def _client(monitor: Monitor) -> httpx.Client:
-    client = monitor.extensions.get(NAME)
-    if client is None:
+# The deadline of the fetch running on this thread (a monotonic time), read by
+# the network streams below: every socket read and write is bounded by it.
+_deadline = threading.local()
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose every read and write times out at the fetch's deadline.
+
+    httpx's timeouts bound each read; a server sending one byte a second, headers
+    included, never trips them. This bounds the whole exchange.
+    """
+
+    def __init__(self, inner: httpcore.NetworkStream):
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _clamp(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _clamp(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:  # type: ignore[no-untyped-def]
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _clamp(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str):  # type: ignore[no-untyped-def]
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.SyncBackend):
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # type: ignore[no-untyped-def]
+        timeout = _clamp(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(super().connect_tcp(host, port, timeout, local_address, socket_options))
+
+
+def _clamp(timeout: float | None, error: type[Exception]) -> float | None:
+    deadline = getattr(_deadline, "at", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the fetch deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+def _transport(max_connections: int) -> httpx.HTTPTransport:
+    transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=max_connections))
+    # httpx has no public way to pass httpcore a network backend; the pool's
+    # attribute is set directly. If a future httpx moves it, the deadline
+    # still holds between body chunks and redirects (checked in _read_limited).
+    pool = getattr(transport, "_pool", None)
+    if pool is not None and hasattr(pool, "_network_backend"):
+        pool._network_backend = _DeadlineBackend()
+    return transport
+
+
+class _Http:
+    """The plugin's resources, kept in ``monitor.extensions[NAME]``: one client, one semaphore per host."""
+
+    def __init__(self, monitor: Monitor):
         fetch = monitor.config.fetch
-        client = httpx.Client(
+        self.client = httpx.Client(
             timeout=httpx.Timeout(fetch["timeout"]),
-            follow_redirects=True,
-            max_redirects=fetch["max_redirects"],
+            follow_redirects=False,
             headers={"User-Agent": fetch["user_agent"] or USER_AGENT, "Accept": ACCEPT,
                      "Accept-Encoding": "gzip, deflate"},
-            limits=httpx.Limits(max_connections=max(4, int(monitor.config.schedule["max_workers"]) * 2)),
+            transport=_transport(max(4, int(monitor.config.schedule["max_workers"]) * 2)),
         )
-        monitor.extensions[NAME] = client
-    return client
+        self.per_host = int(fetch["max_per_host"])
+        self._hosts: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+
+    def host_slot(self, host: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            slot = self._hosts.get(host)
+            if slot is None:
+                slot = self._hosts[host] = threading.BoundedSemaphore(self.per_host)
+            return slot
+
+
+def _http(monitor: Monitor) -> _Http:
+    http = monitor.extensions.get(NAME)
+    if http is None:
+        http = monitor.extensions.setdefault(NAME, _Http(monitor))
+    return http
 
 
 @hookimpl
 def shutdown(monitor: Monitor) -> None:
-    client = monitor.extensions.pop(NAME, None)
-    if client is not None:
-        client.close()
+    http = monitor.extensions.pop(NAME, None)
+    if http is not None:
+        http.client.close()
 
 
 @hookimpl(trylast=True)
 def fetch_source(source: Source, state: FetchState, monitor: Monitor) -> FetchResult | None:
     if source.kind != "feed" or not source.url.lower().startswith(("http://", "https://")):
         return None
+    fetch = monitor.config.fetch
+    http = _http(monitor)
+    deadline = time.monotonic() + float(fetch["deadline"])
     headers = {}
     if state.etag:
         headers["If-None-Match"] = state.etag
     if state.last_modified:
         headers["If-Modified-Since"] = state.last_modified
-    limit = int(monitor.config.fetch["max_bytes"])
+    url = httpx.URL(source.url)
+    moved: str | None = None
+    permanent_so_far = True
+    _deadline.at = deadline
     try:
-        with _client(monitor).stream("GET", source.url, headers=headers) as response:
-            if response.status_code == 304:
+        for _hop in range(int(fetch["max_redirects"]) + 1):
+            result = _get(http, url, headers, source, fetch, deadline)
+            if isinstance(result, FetchResult):
+                return _with_redirect(result, moved)
+            status, location = result
+            url = _next_url(url, location, source)
+            permanent_so_far = permanent_so_far and status in PERMANENT_REDIRECTS
+            if permanent_so_far:
+                moved = str(url)
+    finally:
+        _deadline.at = None
+    raise FetchError(f"too many redirects (more than fetch.max_redirects = {fetch['max_redirects']})", url=source.url)
+
+
+def _with_redirect(result: FetchResult, moved: str | None) -> FetchResult:
+    if moved is None:
+        return result
+    return FetchResult(
+        url=result.url, content=result.content, media_type=result.media_type, status=result.status,
+        etag=result.etag, last_modified=result.last_modified, not_modified=result.not_modified,
+        headers=result.headers, permanent_redirect=moved,
+    )
+
+
+def _next_url(current: httpx.URL, location: str | None, source: Source) -> httpx.URL:
+    if not location:
+        raise FetchError("a redirect without a Location header", url=source.url)
+    try:
+        target = current.join(location)
+    except httpx.InvalidURL as exc:
+        raise FetchError(f"redirected to an invalid address {location!r}: {exc}", url=source.url) from exc
+    if target.scheme not in SCHEMES:
+        raise FetchError(f"redirected to {str(target)[:200]!r}: only http and https are followed", url=source.url)
+    return target
+
+
+def _remaining(deadline: float, source: Source, fetch: dict) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise FetchError(f"gave up after fetch.deadline ({fetch['deadline']:g} s): the server is too slow", url=source.url)
+    return left
+
+
+def _get(
+    http: _Http, url: httpx.URL, headers: dict[str, str], source: Source, fetch: dict, deadline: float
+) -> FetchResult | tuple[int, str | None]:
+    """One request: a result, or ``(status, location)`` of a redirect to follow."""
+    slot = http.host_slot(url.host)
+    if not slot.acquire(timeout=_remaining(deadline, source, fetch)):
+        raise FetchError(f"gave up after fetch.deadline waiting for a free connection to {url.host}", url=source.url)
+    try:
+        timeout = min(float(fetch["timeout"]), _remaining(deadline, source, fetch))
+        with http.client.stream("GET", url, headers=headers, timeout=timeout) as response:
+            status = response.status_code
+            if status in REDIRECTS:
+                return status, response.headers.get("location")
+            if status == 304:
                 return FetchResult(url=str(response.url), content=None, status=304, not_modified=True,
-                                   etag=response.headers.get("etag") or state.etag,
-                                   last_modified=response.headers.get("last-modified") or state.last_modified)
+                                   etag=response.headers.get("etag") or headers.get("If-None-Match"),
+                                   last_modified=response.headers.get("last-modified") or headers.get("If-Modified-Since"),
+                                   headers=dict(response.headers))
             _raise_for_status(source, response)
-            body = _read_limited(response, limit, source.url)
-    except httpx.TooManyRedirects as exc:
-        raise FetchError(f"too many redirects (more than {monitor.config.fetch['max_redirects']})", url=source.url) from exc
+            body = _read_limited(response, int(fetch["max_bytes"]), source, fetch, deadline)
     except httpx.TimeoutException as exc:
-        raise FetchError(f"timed out ({type(exc).__name__})", url=source.url) from exc
-    except httpx.UnsupportedProtocol as exc:
-        raise FetchError(f"redirected to an unsupported address: {exc}", url=source.url, permanent=True) from exc
+        _remaining(deadline, source, fetch)  # says "deadline" when that is what ran out
+        raise FetchError(f"timed out ({type(exc).__name__}; fetch.timeout is {fetch['timeout']:g} s)", url=source.url) from exc
     except httpx.HTTPError as exc:
         raise FetchError(f"{type(exc).__name__}: {exc}", url=source.url) from exc
-    moved = next((str(r.headers.get("location")) for r in response.history if r.status_code in PERMANENT_REDIRECTS), None)
+    finally:
+        slot.release()
     return FetchResult(
         url=str(response.url),
         content=body,
         media_type=(response.headers.get("content-type") or "").split(";")[0].strip().lower() or None,
-        status=response.status_code,
+        status=status,
         etag=response.headers.get("etag"),
         last_modified=response.headers.get("last-modified"),
         headers=dict(response.headers),
-        permanent_redirect=str(response.url) if moved else None,
     )
 
 
 def _raise_for_status(source: Source, response: httpx.Response) -> None:
     status = response.status_code
-    if status < 400:
+    if status < 400 and status not in (204, 205) and not 100 <= status < 200:
         return
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     if status == 410:
-        raise FetchError("the feed is gone (HTTP 410); remove the source or fix its URL", url=source.url,
-                         status=status, permanent=True)
+        raise FetchError("the feed is gone (HTTP 410); polling stopped: remove the source or change its url",
+                         url=source.url, status=status, permanent=True)
     reason = response.reason_phrase or "error"
+    if status == 429:
+        reason += f" (the server asks us to wait {retry_after:g} s)" if retry_after else " (rate limited)"
     raise FetchError(f"HTTP {status} {reason}", url=source.url, status=status, retry_after=retry_after)
 
 
-def _read_limited(response: httpx.Response, limit: int, url: str) -> bytes:
+def _read_limited(response: httpx.Response, limit: int, source: Source, fetch: dict, deadline: float) -> bytes:
+    encoding = response.headers.get("content-encoding", "").strip().lower()
     declared = response.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit and "content-encoding" not in response.headers:
-        raise FetchError(f"response too large ({declared} bytes; fetch.max_bytes is {limit})", url=url)
+    if declared and declared.isdigit() and int(declared) > limit and encoding in ("", "identity"):
+        raise FetchError(f"response too large ({declared} bytes; fetch.max_bytes is {limit})", url=source.url)
+    decoder = _Decoder(encoding, source)
     chunks, size = [], 0
-    for chunk in response.iter_bytes():
+    for raw in response.iter_raw():
+        _remaining(deadline, source, fetch)
+        chunk = decoder.feed(raw, limit - size)
         size += len(chunk)
         if size > limit:
-            raise FetchError(f"response larger than fetch.max_bytes ({limit} bytes); stopped reading", url=url)
+            raise FetchError(f"response larger than fetch.max_bytes ({limit} bytes) once decompressed; "
+                             "stopped reading", url=source.url)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+class _Decoder:
+    """Content-Encoding undone with a bounded output per input chunk (no decompression bombs)."""
+
+    def __init__(self, encoding: str, source: Source):
+        self.source = source
+        self.encoding = encoding
+        self._z: zlib._Decompress | None = None  # type: ignore[name-defined]
+        if encoding in ("gzip", "x-gzip"):
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding not in ("", "identity", "deflate"):
+            raise FetchError(f"unsupported Content-Encoding {encoding!r} (we ask for gzip or deflate)", url=source.url)
+
+    def feed(self, data: bytes, room: int) -> bytes:
+        """Inflate ``data``, producing at most ``room + 1`` bytes (one more than fits signals "too big")."""
+        if not self.encoding or self.encoding == "identity":
+            return data
+        if self._z is None and data:
+            # "deflate" is zlib-wrapped by the standard and raw in practice; the first byte tells.
+            zlib_header = len(data) > 1 and data[0] & 0x0F == 8 and (data[0] * 256 + data[1]) % 31 == 0
+            wbits = zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS
+            self._z = zlib.decompressobj(wbits)
+        if self._z is None:
+            return b""
+        try:
+            return self._z.decompress(data, max(0, room) + 1)
+        except zlib.error as exc:
+            raise FetchError(f"corrupt {self.encoding} body: {exc}", url=self.source.url) from exc
+

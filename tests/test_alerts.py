@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import email
+import email.utils
+import re
 import email.policy
 import hashlib
 import hmac
@@ -13,6 +14,7 @@ import signal
 import socket
 import threading
 import time
+from datetime import datetime, timezone
 from email.message import Message
 from pathlib import Path
 
@@ -81,8 +83,10 @@ def feed_config(feed_url: str, channels: str, watch: str = '"pyongyang"', extra:
 
 
 def story(n: int, title: str = "Pyongyang story") -> dict[str, str]:
+    # Dated now: a new source's first poll alerts only on recent entries.
     return {"title": f"{title} {n}", "link": f"http://news.test/{n}", "guid": f"g{n}",
-            "description": f"Officials in Pyongyang said thing number {n}."}
+            "description": f"Officials in Pyongyang said thing number {n}.",
+            "pubDate": email.utils.format_datetime(datetime.now(timezone.utc))}
 
 
 def outbox(db: Path) -> list[dict]:

@@ -12,7 +12,7 @@ from conftest import ROOT, rss, seed_rss
 def polled(feed_server, make_config, cli_run):
     """A config with the seed feed and a dead source, polled once."""
     url = feed_server.serve("/seeds.xml", seed_rss())
-    path = make_config(f'[sources.wire]\nurl = "{url}"\n[sources.dead]\nurl = "http://127.0.0.1:9/x"\n')
+    path = make_config('[alerts]\nnew_source_window = 0\n' f'[sources.wire]\nurl = "{url}"\n[sources.dead]\nurl = "http://127.0.0.1:9/x"\n')
     result = cli_run("once", "--config", path)
     assert result.exit_code == 0, result.output
     return path

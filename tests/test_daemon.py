@@ -25,7 +25,8 @@ def test_run_polls_a_loopback_feed_on_schedule_and_stops_cleanly(feed_server, ma
     url = feed_server.serve("/seeds.xml", seed_rss())
     other = feed_server.serve("/other.xml", rss([{"title": "Weather today", "guid": "w1"}]))
     config = make_config(
-        f'[schedule]\ninterval = 1\njitter = 0\ndispatch_interval = 1\n'
+        f'[schedule]\ninterval = 1\njitter = 0\ndispatch_interval = 1\nadaptive = false\n'
+        f'[alerts]\nnew_source_window = 0\n'
         f'[sources.wire]\nurl = "{url}"\n[sources.other]\nurl = "{other}"\ninterval = 2\n'
     )
     db = tmp_path / "monitor.db"

@@ -14,13 +14,18 @@ def open_monitor(make_config):
     opened = []
 
     def open_(text: str) -> Monitor:
-        monitor = Monitor.open(load_config(make_config(text), env={}))
+        # These tests are about storing and deduplicating; the first-poll alert
+        # window has its own tests (test_polling), so every entry alerts here.
+        monitor = Monitor.open(load_config(make_config(ALERT_EVERYTHING + text), env={}))
         opened.append(monitor)
         return monitor
 
     yield open_
     for monitor in opened:
         monitor.close()
+
+
+ALERT_EVERYTHING = "[alerts]\nnew_source_window = 0\n"
 
 
 def feed_config(**urls: str) -> str:

@@ -50,7 +50,7 @@ def test_a_shipped_plugin_can_be_replaced(make_config, tmp_path, feed_server, ca
     url = feed_server.serve("/f", rss([{"title": "Pyongyang summit", "guid": "1"}]))
     path = make_config(
         f'[monitor]\ndb = "{tmp_path / "m.db"}"\ndisable_plugins = ["console_alerts"]\nplugins_dir = "plugins"\n'
-        f'[sources.f]\nurl = "{url}"\n'
+        f'[alerts]\nnew_source_window = 0\n[sources.f]\nurl = "{url}"\n'
     )
     with Monitor.open(load_config(path, env={})) as monitor:
         monitor.run_once()
