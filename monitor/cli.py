@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -184,21 +185,17 @@ def check(config_path: str | None) -> None:
         )
         if not enabled:
             click.echo("warning: no sources are configured; add [sources.NAME] tables (see README).")
-        _note_new_sources(config_path, enabled)
+        # The check ran on a scratch database; what has been polled is in the real one.
+        _note_new_sources(load_config(config_path).db_path, config.alerts["new_source_window"], enabled)
 
 
-def _note_new_sources(config_path: str | None, enabled: list) -> None:
+def _note_new_sources(db_path: Path, window: float, enabled: list) -> None:
     """Say which feeds have never been polled and what their first poll will alert on."""
     from .store import never_polled
 
-    try:
-        db_path = load_config(config_path).db_path
-    except ConfigErrors:
-        return
     new = never_polled(db_path, [s.name for s in enabled if s.kind == "feed"])
     if not new:
         return
-    window = load_config(config_path).alerts["new_source_window"]
     if window:
         what = (f"stores the entries already in the feed but alerts only on those published in the last "
                 f"{_duration(window)} (alerts.new_source_window; undated entries do not alert)")
