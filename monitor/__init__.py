@@ -47,6 +47,7 @@ from .normalize import canonical_url, html_to_text
 from .query import KeywordMatcher, parse_query
 from .rendering import alert_subject, render_plain
 from .version import USER_AGENT, __version__
+from .cli import config_options, handle_errors, load_cli_config, open_cli_monitor  # noqa: E402  (after .app: cli imports it)
 
 __all__ = [
     "USER_AGENT", "Alert", "AlertFailed", "AlertSent", "ClassifierError", "ClassifierFailed",
@@ -57,4 +58,6 @@ __all__ = [
     "SourceError", "SourceFailed", "SourceUpdated", "StorageError", "Story", "UpdateResult",
     "Watchlist", "__version__", "alert_subject", "canonical_url", "hookimpl", "html_to_text",
     "load_config", "parse_duration", "parse_query", "render_plain",
+    # helpers for commands that plugins add through register_commands
+    "config_options", "handle_errors", "load_cli_config", "open_cli_monitor",
 ]

@@ -55,6 +55,18 @@ def shutdown(monitor: Monitor) -> None:
 
 
 @hookspec
+def check_config(monitor: Monitor) -> list[str] | None:
+    """Called by ``monitor check`` (:meth:`Monitor.check`), after every
+    classifier's ``validate``, to report problems only a plugin can see, for
+    example a watchlist asking for a feature whose optional dependencies are
+    not installed.
+
+    :param monitor: the opened :class:`monitor.Monitor`.
+    :returns: a list of problems, each naming the file and key, or ``None``.
+    """
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Called when the command line is built; add click commands to ``cli``.
 

@@ -60,3 +60,18 @@ def m001_initial(db: Database) -> None:
     )
     db["outbox"].create_index(["match_id", "channel"], unique=True)
     db["outbox"].create_index(["status", "next_attempt_at"])
+
+
+@migrations()
+def m002_semantic_models(db: Database) -> None:
+    # What `monitor train` learned per watchlist (the semantic plugin): a
+    # logistic model over sentence embeddings, weights as a JSON list.
+    db["semantic_models"].create(
+        {
+            "watchlist": str, "embedder": str, "dim": int, "weights": str, "bias": float,
+            "cutoff": float, "positives": int, "negatives": int,
+            "labels_file": str, "trained_at": str,
+        },
+        pk="watchlist",
+        not_null={"embedder", "dim", "weights", "bias", "cutoff"},
+    )
