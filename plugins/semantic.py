@@ -420,16 +420,22 @@ def register_commands(cli: click.Group) -> None:
 @click.command()
 @config_options()
 @click.argument("watchlist")
-@click.argument("labels", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("labels", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--forget", is_flag=True, help="Delete WATCHLIST's trained model (back to the description and examples).")
 @handle_errors
-def train(config_path: str | None, db_path: str | None, watchlist: str, labels: Path) -> None:
+def train(config_path: str | None, db_path: str | None, watchlist: str, labels: Path | None, forget: bool) -> None:
     """Teach WATCHLIST's semantic scoring from labelled stories in LABELS (JSONL).
 
     Each row: {"id", "title", "summary" or "text", "labels": [...]}; a row is
     on topic when WATCHLIST is among its labels. The model is stored in the
     database and used by the semantic classifier from then on (train again to
-    replace it).
+    replace it, or --forget it).
     """
+    if forget:
+        _forget(load_cli_config(config_path, db_path), watchlist)
+        return
+    if labels is None:
+        raise click.UsageError("give the LABELS file to train from (or --forget)")
     missing = missing_requirements()
     if missing:
         raise click.ClickException(f"monitor train needs the semantic extra ({', '.join(missing)} not installed): {INSTALL_HINT}")
@@ -468,3 +474,10 @@ def train(config_path: str | None, db_path: str | None, watchlist: str, labels: 
     if not wants_semantic(target):
         click.echo(f"Note: watchlist {watchlist} does not use semantic scoring yet: add "
                    f"options.semantic = {{mode = \"rerank\"}} to its table in {config.where}.")
+
+
+def _forget(config: Any, watchlist: str) -> None:
+    with open_cli_monitor(config, start=False) as monitor:
+        with monitor.store.write() as db:
+            deleted = db.execute("DELETE FROM semantic_models WHERE watchlist = ?", [watchlist]).rowcount
+    click.echo(f"Forgot the trained model of {watchlist}." if deleted else f"{watchlist} has no trained model.")

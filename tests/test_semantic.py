@@ -198,6 +198,10 @@ def test_semantic_rerank_drops_off_topic_keyword_matches_and_train_changes_score
     assert "trained model" in after[("on", "trade")].evidence.note
     assert after[("on", "trade")].score != pytest.approx(before[("on", "trade")].score)
 
+    forgot = cli_run("train", "trade", "--forget", "--config", config)
+    assert forgot.exit_code == 0 and "Forgot the trained model of trade" in forgot.output
+    assert list(sqlite_utils.Database(tmp_path / "semantic.db").query("SELECT * FROM semantic_models")) == []
+
 
 @pytest.mark.slow
 def test_bad_semantic_options_are_reported_with_file_and_key(extra, tmp_path, make_config):
