@@ -34,6 +34,7 @@ from monitor import (
     KeywordMatcher,
     Match,
     Monitor,
+    PluginConfigError,
     Story,
     Watchlist,
     config_options,
@@ -171,11 +172,20 @@ def _base_dir(monitor: Monitor) -> Path:
     return monitor.config.file.parent if monitor.config.file else Path.cwd()
 
 
-def _plugin_settings(monitor: Monitor) -> dict[str, int]:
-    table = monitor.plugin_config(NAME)
+def plugin_settings(monitor: Monitor, problems: list[PluginConfigError] | None = None) -> dict[str, int]:
+    """``[plugins.semantic]`` over the defaults; bad keys keep their default and go to ``problems``."""
     out = dict(PLUGIN_DEFAULTS)
-    for name, value in table.items():
-        out[name] = value
+    for name, value in monitor.plugin_config(NAME).items():
+        key = f"plugins.{NAME}.{name}"
+        if name not in PLUGIN_DEFAULTS:
+            message = f"unknown key (known keys: {', '.join(sorted(PLUGIN_DEFAULTS))})"
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            message = f"expected a whole number of 1 or more, got {value!r}"
+        else:
+            out[name] = value
+            continue
+        if problems is not None:
+            problems.append(PluginConfigError(message, file=monitor.config.where, key=key))
     return out
 
 
@@ -226,7 +236,7 @@ def state_for(monitor: Monitor) -> SemanticState:
     """The plugin's state for ``monitor``, created on first use (the model loads later, lazily)."""
     state = monitor.extensions.get(NAME)
     if state is None:
-        state = monitor.extensions.setdefault(NAME, SemanticState(int(_plugin_settings(monitor)["batch_size"])))
+        state = monitor.extensions.setdefault(NAME, SemanticState(int(plugin_settings(monitor)["batch_size"])))
     return state
 
 
@@ -235,7 +245,7 @@ class SemanticClassifier:
 
     def __init__(self, monitor: Monitor):
         self.monitor = monitor
-        settings = _plugin_settings(monitor)
+        settings = plugin_settings(monitor)
         self.max_stories = int(settings["max_stories_per_batch"])
         self.max_words = int(settings["max_words"])
 
@@ -391,6 +401,10 @@ def register_classifiers(register, monitor: Monitor) -> None:
 @hookimpl
 def startup(monitor: Monitor) -> None:
     if NAME in monitor.classifiers:
+        problems: list[PluginConfigError] = []
+        plugin_settings(monitor, problems)
+        if problems:
+            raise problems[0]
         return
     for watchlist in monitor.watchlists:
         if wants_semantic(watchlist):

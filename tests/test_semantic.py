@@ -214,3 +214,13 @@ def test_bad_semantic_options_are_reported_with_file_and_key(extra, tmp_path, ma
     assert f"{config}: watchlists.trade.options.semantic.mode: must be one of rerank, boost, either" in problems
     assert "watchlists.trade.options.semantic.weight: expected a number" in problems
     assert "watchlists.trade.options.examples" in problems and "no-such-file.jsonl" in problems
+
+
+@pytest.mark.slow
+def test_bad_plugin_settings_refuse_to_start_naming_the_key(extra, tmp_path, make_config):
+    from monitor import Monitor, PluginConfigError, load_config
+
+    config = make_config("[plugins.semantic]\nmax_stories_per_batch = 0\n")
+    with pytest.raises(PluginConfigError) as caught:
+        Monitor.open(load_config(config))
+    assert str(config) in str(caught.value) and "plugins.semantic.max_stories_per_batch" in str(caught.value)
