@@ -325,6 +325,11 @@ class SemanticClassifier:
         ids = list(embeddings)
         matrix = np.stack([embeddings[i] for i in ids])
         stored = models.get(watchlist.name)
+        if stored is not None and len(stored[1].weights) != matrix.shape[1]:
+            log.warning("semantic: the trained model of %s has %d dimensions, the embeddings %d: "
+                        "using the description and examples (train it again)", watchlist.name,
+                        len(stored[1].weights), matrix.shape[1])
+            stored = None
         if stored is not None:
             trained_at, model = stored
             values = model.probabilities(matrix)
