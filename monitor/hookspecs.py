@@ -90,11 +90,18 @@ def register_classifiers(register: Callable[[str, Any], None], monitor: Monitor)
     raises is logged and recorded, and the others' matches still count.
     Matches below the watchlist's ``threshold`` are dropped by the core.
 
+    Optional methods: ``validate(watchlists) -> list[str]`` reports
+    configuration problems to ``monitor check``; ``replaces(watchlist) ->
+    Iterable[str]`` names other classifiers whose matches for that watchlist
+    are ignored whenever this one ran on the batch without failing (for a
+    classifier that folds their score into its own).
+
     :param register: ``register(name: str, classifier) -> None``.
     :param monitor: the running :class:`monitor.Monitor` (configuration, database).
     :returns: nothing.
 
-    Built-in: ``keywords`` registers the query-language classifier.
+    Built-in: ``keywords`` registers the query-language classifier;
+    ``semantic`` (with the ``semantic`` extra) the sentence-embedding one.
     """
 
 
