@@ -5,7 +5,7 @@ per watchlist, precision/recall/F1 of keywords alone vs keywords combined with
 semantic scoring in each mode, and with a model trained by ``monitor train``
 (trained on one half of the dev set, measured on the other half).
 
-    .venv/bin/python bench/semantic_bench.py [--dev PATH] [--min-similarity 0.25]
+    .venv/bin/python bench/semantic_bench.py [--dev PATH] [--min-similarity 0.2]
 
 Needs the ``semantic`` extra. Uses the watchlists of the built-in defaults.
 """
@@ -71,7 +71,7 @@ def report(title: str, result: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dev", type=Path, default=DEV)
-    parser.add_argument("--min-similarity", type=float, default=0.25)
+    parser.add_argument("--min-similarity", type=float, default=0.2)
     parser.add_argument("--either-min-similarity", type=float, default=0.45,
                         help="a stricter cutoff for an extra run of mode either")
     parser.add_argument("--weight", type=float, default=0.5)

@@ -78,7 +78,7 @@ class SemanticSettings:
 
     mode: str = "rerank"
     weight: float = 0.5
-    min_similarity: float = 0.25
+    min_similarity: float = 0.2
     examples: tuple[str, ...] = ()
 
 
@@ -108,7 +108,7 @@ def read_settings(watchlist: Watchlist, base_dir: Path, problems: list[str] | No
         problem("semantic.mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
         mode = "rerank"
     numbers = {}
-    for name, default in (("weight", 0.5), ("min_similarity", 0.25)):
+    for name, default in (("weight", 0.5), ("min_similarity", 0.2)):
         value = table.get(name, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             problem(f"semantic.{name}", f"expected a number, got {value!r}")

