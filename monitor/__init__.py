@@ -50,6 +50,7 @@ from .query import KeywordMatcher, parse_query
 from .delivery import ChannelOption, post_alert, read_channel_options
 from .rendering import alert_subject, digest_subject, group_by_watchlist, render_digest_plain, render_plain
 from .version import USER_AGENT, __version__
+from .cli import config_options, handle_errors, load_cli_config, open_cli_monitor  # noqa: E402  (after .app: cli imports it)
 
 __all__ = [
     "USER_AGENT", "Alert", "AlertFailed", "AlertSent", "ClassifierError", "ClassifierFailed",
@@ -62,4 +63,6 @@ __all__ = [
     "load_config", "parse_duration", "parse_query", "parse_retry_after", "render_plain",
     "digest_subject", "group_by_watchlist", "post_alert", "render_digest_plain",
     "ChannelOption", "read_channel_options",
+    # helpers for commands that plugins add through register_commands
+    "config_options", "handle_errors", "load_cli_config", "open_cli_monitor",
 ]

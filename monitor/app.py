@@ -193,7 +193,8 @@ class Monitor:
             self._dispatch_lock.release()
 
     def check(self) -> list[str]:
-        """Problems found by compiling every watchlist with every classifier (empty when all is well)."""
+        """Problems found by compiling every watchlist with every classifier, and
+        those plugins report through ``check_config`` (empty when all is well)."""
         problems = []
         for name, classifier in self.classifiers.items():
             validate = getattr(classifier, "validate", None)
@@ -203,4 +204,6 @@ class Monitor:
                 problems.extend(validate(self.watchlists) or ())
             except PluginError as exc:
                 problems.append(f"classifier {name}: {exc}")
+        for found in self.pm.hook.check_config(monitor=self):
+            problems.extend(found or ())
         return problems

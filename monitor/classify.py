@@ -26,16 +26,25 @@ def classify(monitor: Monitor, stories: Sequence[Story], watchlists: Sequence[Wa
     emitted as :class:`ClassifierFailed`, and the stories are still stored.
     When several classifiers match the same story and watchlist, the highest
     score is kept and the others' evidence terms are added to it.
+
+    A classifier may take over a watchlist from others: if it has a method
+    ``replaces(watchlist) -> Iterable[str]`` naming other classifiers, and it
+    ran on this batch without failing, their matches for that watchlist are
+    ignored (it is expected to have folded their judgement into its own, as
+    the ``semantic`` classifier does with the keyword score). When it fails,
+    the others' matches count as usual.
     """
     if not stories or not watchlists:
         return []
     by_name = {w.name: w for w in watchlists}
     wanted = {s.id for s in stories}
-    best: dict[tuple[str, str], Match] = {}
+    found_by: dict[str, list[Match]] = {}
+    replaced: set[tuple[str, str]] = set()  # (classifier name, watchlist name)
     for name, classifier in monitor.classifiers.items():
         started = time.perf_counter()
         try:
             found = list(classifier.classify(stories, watchlists))
+            taken = _replaced_by(classifier, watchlists)
         except Exception as exc:
             log.exception("classifier %s failed on a batch of %d stories", name, len(stories))
             monitor.emit(ClassifierFailed(classifier=name, error=f"{type(exc).__name__}: {exc}"))
@@ -43,13 +52,26 @@ def classify(monitor: Monitor, stories: Sequence[Story], watchlists: Sequence[Wa
         elapsed = time.perf_counter() - started
         if elapsed > SLOW_SECONDS:
             log.warning("classifier %s took %.1fs for %d stories", name, elapsed, len(stories))
+        found_by[name] = found
+        replaced.update(taken)
+    best: dict[tuple[str, str], Match] = {}
+    for name, found in found_by.items():
         for match in found:
+            if (name, match.watchlist) in replaced:
+                continue
             watchlist = by_name.get(match.watchlist)
             if watchlist is None or match.story_id not in wanted or match.score < watchlist.threshold:
                 continue
             key = (match.story_id, match.watchlist)
             best[key] = _better(best.get(key), match)
     return list(best.values())
+
+
+def _replaced_by(classifier: object, watchlists: Sequence[Watchlist]) -> set[tuple[str, str]]:
+    replaces = getattr(classifier, "replaces", None)
+    if replaces is None:
+        return set()
+    return {(other, w.name) for w in watchlists for other in (replaces(w) or ())}
 
 
 def _better(current: Match | None, new: Match) -> Match:

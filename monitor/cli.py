@@ -68,6 +68,16 @@ def json_line(data: dict) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
+def load_cli_config(config_path: str | None, db_path: str | None = None) -> Config:
+    """The configuration for a command, or exit 2 printing every problem (for plugins' commands)."""
+    return _load(config_path, db_path)
+
+
+def open_cli_monitor(config: Config, **kwargs: Any) -> Monitor:
+    """:meth:`Monitor.open` for a command, errors printed as one-liners (for plugins' commands)."""
+    return _open(config, **kwargs)
+
+
 def handle_errors(fn: Callable) -> Callable:
     """Library errors become one-line messages, not tracebacks."""
 

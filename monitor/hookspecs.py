@@ -55,6 +55,18 @@ def shutdown(monitor: Monitor) -> None:
 
 
 @hookspec
+def check_config(monitor: Monitor) -> list[str] | None:
+    """Called by ``monitor check`` (:meth:`Monitor.check`), after every
+    classifier's ``validate``, to report problems only a plugin can see, for
+    example a watchlist asking for a feature whose optional dependencies are
+    not installed.
+
+    :param monitor: the opened :class:`monitor.Monitor`.
+    :returns: a list of problems, each naming the file and key, or ``None``.
+    """
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Called when the command line is built; add click commands to ``cli``.
 
@@ -78,11 +90,18 @@ def register_classifiers(register: Callable[[str, Any], None], monitor: Monitor)
     raises is logged and recorded, and the others' matches still count.
     Matches below the watchlist's ``threshold`` are dropped by the core.
 
+    Optional methods: ``validate(watchlists) -> list[str]`` reports
+    configuration problems to ``monitor check``; ``replaces(watchlist) ->
+    Iterable[str]`` names other classifiers whose matches for that watchlist
+    are ignored whenever this one ran on the batch without failing (for a
+    classifier that folds their score into its own).
+
     :param register: ``register(name: str, classifier) -> None``.
     :param monitor: the running :class:`monitor.Monitor` (configuration, database).
     :returns: nothing.
 
-    Built-in: ``keywords`` registers the query-language classifier.
+    Built-in: ``keywords`` registers the query-language classifier;
+    ``semantic`` (with the ``semantic`` extra) the sentence-embedding one.
     """
 
 

@@ -63,7 +63,7 @@ def m001_initial(db: Database) -> None:
 
 
 @migrations()
-def m002_alerts_outbox_delivery(db: Database) -> None:
+def m002_outbox_delivery(db: Database) -> None:
     # claimed_at: set when a dispatcher takes a row ('sending'), so a crash
     # mid-send is visible and recoverable. digest_id: the rows sent together
     # in one digest message share it (the smallest outbox id of the batch).
@@ -77,7 +77,7 @@ def m002_alerts_outbox_delivery(db: Database) -> None:
 
 
 @migrations()
-def m002_fetching_polling(db: Database) -> None:
+def m003_polling_state(db: Database) -> None:
     # The URL polling actually uses after permanent redirects (the configured
     # one stays in ``url``), and the adaptive interval the last poll chose.
     db["sources"].add_column("effective_url", str)
@@ -87,3 +87,18 @@ def m002_fetching_polling(db: Database) -> None:
     # Ids of pruned stories: a story still in its feed must not come back as new.
     db["pruned_stories"].create({"id": str, "source": str, "pruned_at": str}, pk="id")
     db["pruned_stories"].create_index(["pruned_at"])
+
+
+@migrations()
+def m004_semantic_models(db: Database) -> None:
+    # What `monitor train` learned per watchlist (the semantic plugin): a
+    # logistic model over sentence embeddings, weights as a JSON list.
+    db["semantic_models"].create(
+        {
+            "watchlist": str, "embedder": str, "dim": int, "weights": str, "bias": float,
+            "cutoff": float, "positives": int, "negatives": int,
+            "labels_file": str, "trained_at": str,
+        },
+        pk="watchlist",
+        not_null={"embedder", "dim", "weights", "bias", "cutoff"},
+    )

@@ -129,4 +129,4 @@ def test_every_hook_is_in_the_plugin_guide():
     guide = (ROOT / "docs" / "plugins.md").read_text()
     for name in dir(make_plugin_manager().hook):
         if not name.startswith("_"):
-            assert f"### `{name}(" in guide, f"docs/plugins.md does not document {name}"
+            assert f"### `{name}(" in guide, f"docs/plugins.md lacks {name}: run python scripts/update_plugin_guide.py"
