@@ -105,4 +105,4 @@ def test_reuters_trade_guard_on_full_length_articles(classify):
         fp += got and not want
         fn += want and not got
     precision = tp / (tp + fp)
-    assert precision >= 0.50 and f1(tp, fp, fn) >= 0.61, (tp, fp, fn)
+    assert precision >= 0.50 and f1(tp, fp, fn) >= 0.62, (tp, fp, fn)
