@@ -265,6 +265,67 @@ def test_story_about_topic_outscores_passing_mention():
     assert about > 2 * passing
 
 
+# A full-length article: a lead paragraph about a carmaker, then many more
+# paragraphs about it. Every sentence is different, as in a real story.
+LEAD = (
+    "Northfield Motors reported a third-quarter profit of 412 million dollars on Tuesday, "
+    "up from 380 million a year earlier, as demand for its pickup trucks and sport utility "
+    "vehicles held up better than analysts had expected across its home market."
+)
+BODY = " ".join(
+    f"In paragraph {n} the company described plant number {n}, which employs {100 + n} workers "
+    f"and built {2000 + 7 * n} vehicles in the quarter, {n % 5 + 1} percent more than planned."
+    for n in range(1, 40)
+)
+
+
+def test_passing_mention_deep_in_a_long_article_stays_below_threshold():
+    m = KeywordMatcher({"trade": 'tariff* OR "trade war*"'})
+    assert len(tokenize(LEAD + BODY)) > 600
+    aside = " Executives said tariffs had not affected the quarter."
+    deep = m.match("Northfield Motors profit rises", LEAD + " " + BODY + aside)["trade"][0]
+    assert deep < 1.0
+    lead = m.match("Northfield Motors profit rises", LEAD + aside + " " + BODY)["trade"][0]
+    assert lead == 1.0
+
+
+def test_feed_sized_story_scores_as_without_the_lead_rule():
+    story = ("Carmakers warned on Tuesday that new steel tariffs would raise prices, and "
+             "officials said the tariffs could start a trade war with Europe.")
+    assert len(tokenize(story)) < 60
+    shipped = KeywordMatcher({"q": 'tariff* OR "trade war*"'})
+    flat = KeywordMatcher({"q": 'tariff* OR "trade war*"'}, deep_weight=1.0)
+    assert shipped.match("Steel tariffs", story)["q"][0] == flat.match("Steel tariffs", story)["q"][0]
+    assert shipped.match("Steel tariffs", story)["q"][0] == pytest.approx(math.log2(5) + 1.0)
+
+
+def test_a_story_about_the_topic_still_matches_when_its_hits_are_deep():
+    m = KeywordMatcher({"trade": 'tariff* OR "trade war*" OR wto'})
+    section = " The WTO was asked to rule on the tariffs, and both sides warned of a trade war."
+    score, evidence = m.match("Northfield Motors profit rises", LEAD + " " + BODY + section)["trade"]
+    assert score == pytest.approx(3 * math.log2(1.5))  # three distinct terms, each counted 0.5
+    assert score >= 1.0
+    assert set(evidence.terms) == {"tariff*", "trade war*", "wto"}
+    assert "WTO" in evidence.snippet.text  # the snippet shows the deep passage
+
+
+def test_lead_length_and_deep_weight_are_settings():
+    aside = " Executives said tariffs had not affected the quarter."
+    text = LEAD + " " + BODY + aside
+    assert KeywordMatcher({"q": "tariff*"}, deep_weight=1.0).match("", text)["q"][0] == 1.0
+    assert KeywordMatcher({"q": "tariff*"}, lead_words=10_000).match("", text)["q"][0] == 1.0
+    assert KeywordMatcher({"q": "tariff*"}, deep_weight=0.25).match("", text)["q"][0] == pytest.approx(math.log2(1.25))
+    with pytest.raises(ValueError, match="deep_weight"):
+        KeywordMatcher({"q": "tariff*"}, deep_weight=1.5)
+
+
+def test_a_deep_hit_ranks_below_a_lead_hit_in_the_evidence():
+    m = KeywordMatcher({"q": "wto OR tariff*"})
+    text = LEAD + " The WTO said nothing. " + BODY + " Tariffs were discussed."
+    _, evidence = m.match("", text)["q"]
+    assert evidence.terms == ("wto", "tariff*")
+
+
 def test_term_weight():
     m = KeywordMatcher({"q": "wto^2 OR trade^0.5"})
     assert m.match("", "wto")["q"][0] == 2.0
