@@ -102,9 +102,9 @@ def to_utc(value: datetime | None, now: datetime) -> datetime | None:
 def canonical_url(url: str | None) -> str | None:
     """A comparable form of a link: lower-case scheme and host, no default port,
     no fragment, no tracking parameters, remaining parameters sorted."""
+    url = (url or "").strip()
     if not url:
         return None
-    url = url.strip()
     try:
         parts = urlsplit(url)
     except ValueError:
