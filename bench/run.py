@@ -130,6 +130,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(work, ignore_errors=True)
         else:
             _say(f"kept {work}")
+    results["meta"]["loadavg_end"] = os.getloadavg()[0]
     results["derived"] = report.derive(results)
     return results
 
@@ -212,6 +213,8 @@ def _meta(opts: argparse.Namespace, sizes: list[int]) -> dict[str, Any]:
         "cores": os.cpu_count(), "memory_gib": round(memory / 2**30, 1),
         "sqlite": sqlite3.sqlite_version, "feedparser": feedparser.__version__,
         "sizes": sizes, "workers": WORKERS,
+        # Other work on the machine skews every figure: the load average says how busy it was.
+        "loadavg_start": os.getloadavg()[0],
     }
 
 
