@@ -234,7 +234,12 @@ def prefill(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def growth(args: dict[str, Any]) -> dict[str, Any]:
-    """One full cycle through the real pipeline into a copy of a pre-filled database."""
+    """One full cycle through the real pipeline into a copy of a pre-filled database.
+
+    ``store_s`` adds up the time the worker threads spent in store calls,
+    waiting for the store's lock included: compare it between database sizes,
+    not with the wall time.
+    """
     from monitor import Monitor, load_config
 
     shutil.copyfile(args["prefilled"], args["db"])

@@ -126,7 +126,7 @@ def table(results: dict[str, Any]) -> str:
         lines.append("")
         for count, g in sorted(growth.items(), key=lambda kv: int(kv[0])):
             lines.append(f"into a database of {int(count):>9,} stories: {_f(g['stories_per_s'])} stories/s end to end, "
-                         f"store {_f(g['store_rows_per_s'])} rows/s ({g['new_stories']} new stories)")
+                         f"store calls {_f(g['store_rows_per_s'])} rows per thread-second ({g['new_stories']} new stories)")
     lines += ["", "Targets"]
     for t in derived["targets"]:
         mark = {True: "met", False: "NOT MET", None: "n/a"}[t["met"]]

@@ -208,7 +208,7 @@ def _meta(opts: argparse.Namespace, sizes: list[int]) -> dict[str, Any]:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return {
         "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": "python -m bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "command": " ".join(["python -m bench", *(shlex.quote(a) for a in sys.argv[1:])]),
         "python": platform.python_version(), "platform": platform.platform(),
         "cores": os.cpu_count(), "memory_gib": round(memory / 2**30, 1),
         "sqlite": sqlite3.sqlite_version, "feedparser": feedparser.__version__,
