@@ -1,0 +1,286 @@
+"""The measured side of the benchmark: each task runs in its own process.
+
+``python -m bench.child TASK ARGS.json`` runs one task and prints its figures
+as one JSON line. The parent reads the process's peak resident memory from
+``os.wait4``, so every figure of memory is that of this process alone.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def _set_server_mode(server: str, conditional: bool) -> None:
+    httpx.get(f"{server}/_mode", params={"conditional": "1" if conditional else "0"}).raise_for_status()
+
+
+def _file_bytes(db: Path) -> int:
+    return sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())
+
+
+# -- news-monitor -----------------------------------------------------------------
+
+
+def monitor_cycles(args: dict[str, Any]) -> dict[str, Any]:
+    """A full cycle, the alert backlog drained, a 304 cycle and an unchanged-bytes cycle."""
+    from monitor import Monitor, load_config
+
+    config = load_config(args["config"])
+    out: dict[str, Any] = {"max_workers": config.schedule["max_workers"]}
+    with Monitor.open(config) as monitor:
+        out["full"] = _cycle(monitor)
+        # run_once delivered the first batch; queue every alert of the cycle again
+        # so the whole outbox is drained, through the real outbox, while timed.
+        with monitor.store.write() as db:
+            db.execute("UPDATE outbox SET status = 'pending', next_attempt_at = '1970-01-01T00:00:00+00:00'")
+        started = time.perf_counter()
+        sent = failed = 0
+        while True:
+            result = monitor.dispatch()
+            sent, failed = sent + result.sent, failed + result.failed
+            if result.sent + result.failed + result.retrying == 0:
+                break
+        elapsed = time.perf_counter() - started
+        out["alerts"] = {"sent": sent, "failed": failed, "wall_s": elapsed,
+                         "alerts_per_s": sent / elapsed if elapsed else 0.0}
+        out["not_modified"] = _cycle(monitor)
+        _set_server_mode(args["server"], conditional=False)
+        try:
+            out["unchanged"] = _cycle(monitor)
+        finally:
+            _set_server_mode(args["server"], conditional=True)
+        out["stories_stored"] = monitor.store.counts()["stories"]
+    out["db_bytes"] = _file_bytes(Path(config.db_path))
+    return out
+
+
+def _cycle(monitor: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    results = monitor.run_once()
+    elapsed = time.perf_counter() - started
+    new = sum(r.new_stories for r in results)
+    return {
+        "wall_s": elapsed,
+        "sources": len(results),
+        "new_stories": new,
+        "not_modified": sum(1 for r in results if r.not_modified),
+        "errors": sum(1 for r in results if r.error),
+        "matches": sum(r.matches for r in results),
+        "stories_per_s": new / elapsed if elapsed else 0.0,
+    }
+
+
+# -- the bare lower bound -----------------------------------------------------------
+
+
+def bare(args: dict[str, Any]) -> dict[str, Any]:
+    """httpx + feedparser.parse + one sqlite-utils transaction: the least any monitor must do."""
+    import feedparser
+    from sqlite_utils import Database
+
+    urls: list[str] = args["urls"]
+    db = Database(args["db"])
+    db.execute("PRAGMA journal_mode = WAL")
+    db["entries"].create({"feed": str, "guid": str, "title": str, "link": str, "summary": str,
+                          "content": str, "published": str}, pk=("feed", "guid"))
+    validators: dict[str, str] = {}
+    client = httpx.Client(timeout=20, follow_redirects=True, limits=httpx.Limits(max_connections=args["workers"] * 2))
+
+    def fetch_parse(url: str) -> list[dict[str, Any]]:
+        headers = {"If-None-Match": validators[url]} if url in validators else {}
+        response = client.get(url, headers=headers)
+        if response.status_code == 304:
+            return []
+        if "etag" in response.headers:
+            validators[url] = response.headers["etag"]
+        parsed = feedparser.parse(response.content, sanitize_html=False, resolve_relative_uris=False)
+        return [{"feed": url, "guid": e.get("id") or e.get("link") or e.get("title") or str(i),
+                 "title": e.get("title"), "link": e.get("link"), "summary": e.get("summary"),
+                 "content": (e.get("content") or [{}])[0].get("value"), "published": e.get("published")}
+                for i, e in enumerate(parsed.entries)]
+
+    def cycle() -> dict[str, Any]:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=args["workers"]) as pool:
+            batches = list(pool.map(fetch_parse, urls))
+        before = db["entries"].count
+        with db.conn:
+            db["entries"].insert_all((row for batch in batches for row in batch), ignore=True, batch_size=500)
+        new = db["entries"].count - before
+        elapsed = time.perf_counter() - started
+        return {"wall_s": elapsed, "new_stories": new, "stories_per_s": new / elapsed if elapsed else 0.0}
+
+    out = {"full": cycle(), "not_modified": cycle()}
+    client.close()
+    db.close()
+    out["db_bytes"] = _file_bytes(Path(args["db"]))
+    return out
+
+
+# -- lemon24/reader -----------------------------------------------------------------
+
+
+def reader_baseline(args: dict[str, Any]) -> dict[str, Any]:
+    """lemon24's reader updating the same feeds into its own database."""
+    import reader
+
+    r = reader.make_reader(args["db"])
+    for url in args["urls"]:
+        r.add_feed(url)
+
+    def cycle() -> dict[str, Any]:
+        before = r.get_entry_counts().total
+        started = time.perf_counter()
+        r.update_feeds(workers=args["workers"])
+        elapsed = time.perf_counter() - started
+        new = r.get_entry_counts().total - before
+        return {"wall_s": elapsed, "new_stories": new, "stories_per_s": new / elapsed if elapsed else 0.0}
+
+    out = {"version": reader.__version__, "full": cycle(), "not_modified": cycle()}
+    r.close()
+    out["db_bytes"] = _file_bytes(Path(args["db"]))
+    return out
+
+
+# -- keyword matching and embeddings ---------------------------------------------------
+
+
+def _stories_from(db: str, limit: int) -> list[Any]:
+    from monitor import Story
+
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT id, source, title, text FROM stories ORDER BY rowid LIMIT ?", [limit]).fetchall()
+    conn.close()
+    return [Story(id=i, source=s, title=t, text=x) for i, s, t, x in rows]
+
+
+def classify(args: dict[str, Any]) -> dict[str, Any]:
+    """Stories per second through ``Monitor.classify`` with the given watchlists."""
+    from monitor import Monitor, load_config
+
+    stories = _stories_from(args["stories_db"], args["stories"])
+    config = load_config(args["config"])
+    with Monitor.open(config) as monitor:
+        wanted = args.get("classifier")
+        if wanted:
+            if wanted not in monitor.classifiers:
+                return {"skipped": f"no classifier named {wanted!r} is loaded"}
+            for name in list(monitor.classifiers):
+                if name != wanted:
+                    del monitor.classifiers[name]
+        monitor.classify(stories[:10])  # build the matcher outside the timing
+        # Batches until every story is done or the time budget is spent, so a
+        # slow classifier still gives a figure in bounded time.
+        done = matches = 0
+        started = time.perf_counter()
+        while done < len(stories) and time.perf_counter() - started < args.get("budget_s", 60):
+            batch = stories[done:done + 50]
+            matches += len(monitor.classify(batch))
+            done += len(batch)
+        elapsed = time.perf_counter() - started
+    return {"watchlists": len(config.watchlists), "stories": done, "matches": matches,
+            "wall_s": elapsed, "stories_per_s": done / elapsed if elapsed else 0.0}
+
+
+# -- growth -----------------------------------------------------------------------------
+
+
+def prefill(args: dict[str, Any]) -> dict[str, Any]:
+    """A database of ``count`` synthetic stories through the real schema (FTS rebuilt once at the end)."""
+    import random
+
+    from monitor.store import Store
+
+    path = Path(args["db"])
+    count = args["count"]
+    rng = random.Random(count)
+    words = ("market government minister talks border election energy court police report trade "
+             "bank storm health school water power city river company workers union price data "
+             "north south east west summit deal policy rise fall plan vote army fire rail port").split()
+    store = Store(path)
+    db = store.db
+    triggers = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'stories'").fetchall()
+    started = time.perf_counter()
+    with store.write():
+        for name, _ in triggers:
+            db.execute(f"DROP TRIGGER [{name}]")
+
+        def rows() -> Any:
+            for i in range(count):
+                title = " ".join(rng.choices(words, k=8)).capitalize()
+                text = " ".join(rng.choices(words, k=60))
+                yield {"id": f"prefill:{i}", "source": f"prefill-{i % 1000}", "guid": str(i),
+                       "url": f"http://127.0.0.1/prefill/{i}", "title": title, "text": text, "summary": "",
+                       "published_at": "2026-01-01T00:00:00+00:00", "fetched_at": "2026-01-01T00:00:00+00:00",
+                       "first_seen_at": "2026-01-01T00:00:00+00:00", "updated_at": "2026-01-01T00:00:00+00:00",
+                       "author": None, "language": "en", "content_hash": f"{i:064x}"}
+
+        db["stories"].insert_all(rows(), batch_size=2000)
+        db.execute("INSERT INTO stories_fts (stories_fts) VALUES ('rebuild')")
+        for _, sql in triggers:
+            db.execute(sql)
+    store.close()
+    return {"count": count, "wall_s": time.perf_counter() - started, "db_bytes": _file_bytes(path)}
+
+
+def growth(args: dict[str, Any]) -> dict[str, Any]:
+    """One full cycle through the real pipeline into a copy of a pre-filled database.
+
+    ``store_s`` adds up the time the worker threads spent in store calls,
+    waiting for the store's lock included: compare it between database sizes,
+    not with the wall time.
+    """
+    from monitor import Monitor, load_config
+
+    shutil.copyfile(args["prefilled"], args["db"])
+    config = load_config(args["config"])
+    with Monitor.open(config) as monitor:
+        timer = _StoreTimer(monitor.store)
+        cycle = _cycle(monitor)
+        cycle["store_s"] = timer.seconds
+        cycle["store_rows_per_s"] = cycle["new_stories"] / timer.seconds if timer.seconds else 0.0
+    return cycle
+
+
+class _StoreTimer:
+    """Adds up the time the pipeline spends in the store's per-poll reads and writes."""
+
+    def __init__(self, store: Any):
+        self.seconds = 0.0
+        for name in ("known_hashes", "save_update", "fetch_state", "record_poll"):
+            setattr(store, name, self._timed(getattr(store, name)))
+
+    def _timed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*a: Any, **k: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                self.seconds += time.perf_counter() - started
+        return timed
+
+
+TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "monitor": monitor_cycles, "bare": bare, "reader": reader_baseline,
+    "classify": classify, "prefill": prefill, "growth": growth,
+}
+
+
+def main() -> None:
+    task, args_file = sys.argv[1], Path(sys.argv[2])
+    result = TASKS[task](json.loads(args_file.read_text(encoding="utf-8")))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
