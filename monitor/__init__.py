@@ -4,7 +4,15 @@ Plugins import only the names in ``__all__``.
 """
 
 from .app import Monitor
+from .cli import config_options, handle_errors, load_cli_config, open_cli_monitor  # noqa: E402  (after .app: cli imports it)
 from .config import Config, Secret, load_config, parse_duration
+from .delivery import (
+    ChannelOption,
+    alert_http_client,
+    close_http_client,
+    post_alert,
+    read_channel_options,
+)
 from .errors import (
     ClassifierError,
     ConfigError,
@@ -47,10 +55,14 @@ from .models import (
 from .normalize import canonical_url, html_to_text
 from .polling import parse_retry_after
 from .query import KeywordMatcher, parse_query
-from .delivery import ChannelOption, post_alert, read_channel_options
-from .rendering import alert_subject, digest_subject, group_by_watchlist, render_digest_plain, render_plain
+from .rendering import (
+    alert_subject,
+    digest_subject,
+    group_by_watchlist,
+    render_digest_plain,
+    render_plain,
+)
 from .version import USER_AGENT, __version__
-from .cli import config_options, handle_errors, load_cli_config, open_cli_monitor  # noqa: E402  (after .app: cli imports it)
 
 __all__ = [
     "USER_AGENT", "Alert", "AlertFailed", "AlertSent", "ClassifierError", "ClassifierFailed",
@@ -62,7 +74,7 @@ __all__ = [
     "Watchlist", "__version__", "alert_subject", "canonical_url", "hookimpl", "html_to_text",
     "load_config", "parse_duration", "parse_query", "parse_retry_after", "render_plain",
     "digest_subject", "group_by_watchlist", "post_alert", "render_digest_plain",
-    "ChannelOption", "read_channel_options",
+    "ChannelOption", "read_channel_options", "alert_http_client", "close_http_client",
     # helpers for commands that plugins add through register_commands
     "config_options", "handle_errors", "load_cli_config", "open_cli_monitor",
 ]

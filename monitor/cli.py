@@ -6,7 +6,8 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from .app import Monitor
 from .config import Config, load_config
 from .errors import ConfigErrors, MonitorError
 from .plugins import load_plugins, make_plugin_manager
+from .store import Store
 from .timeutil import to_iso, utcnow
 from .version import __version__
 
@@ -76,6 +78,17 @@ def load_cli_config(config_path: str | None, db_path: str | None = None) -> Conf
 def open_cli_monitor(config: Config, **kwargs: Any) -> Monitor:
     """:meth:`Monitor.open` for a command, errors printed as one-liners (for plugins' commands)."""
     return _open(config, **kwargs)
+
+
+@contextmanager
+def _store(config_path: str | None, db_path: str | None) -> Iterator[tuple[Config, Store]]:
+    """The configuration and its database, opened for a read command and closed after."""
+    config = _load(config_path, db_path)
+    store = Store(config.db_path)
+    try:
+        yield config, store
+    finally:
+        store.close()
 
 
 def handle_errors(fn: Callable) -> Callable:
@@ -231,14 +244,8 @@ def _duration(seconds: float) -> str:
 @handle_errors
 def matches(config_path: str | None, db_path: str | None, watchlist: str | None, limit: int, as_json: bool) -> None:
     """List recent matches, newest first."""
-    from .store import Store
-
-    config = _load(config_path, db_path)
-    store = Store(config.db_path)
-    try:
+    with _store(config_path, db_path) as (_, store):
         rows = store.matches(watchlist, limit)
-    finally:
-        store.close()
     for row in rows:
         evidence = json.loads(row["evidence"] or "{}")
         if as_json:
@@ -261,14 +268,8 @@ def matches(config_path: str | None, db_path: str | None, watchlist: str | None,
 @handle_errors
 def search(config_path: str | None, db_path: str | None, query: str, limit: int, as_json: bool) -> None:
     """Full-text search over stored stories (SQLite FTS5 syntax: words, "phrases", OR, NOT, prefix*)."""
-    from .store import Store
-
-    config = _load(config_path, db_path)
-    store = Store(config.db_path)
-    try:
+    with _store(config_path, db_path) as (_, store):
         rows = store.search(query, limit)
-    finally:
-        store.close()
     for row in rows:
         if as_json:
             click.echo(json_line(row))
@@ -287,15 +288,9 @@ def search(config_path: str | None, db_path: str | None, query: str, limit: int,
 @handle_errors
 def sources(config_path: str | None, db_path: str | None, as_json: bool) -> None:
     """Every source with its last fetch, HTTP status, error, next poll, interval, effective URL and story count."""
-    from .store import Store
-
-    config = _load(config_path, db_path)
-    store = Store(config.db_path)
-    try:
+    with _store(config_path, db_path) as (config, store):
         store.sync_sources(config.sources.values())
         rows = [r for r in store.sources() if r["name"] in config.sources]
-    finally:
-        store.close()
     for row in rows:
         if as_json:
             click.echo(json_line(row))
@@ -350,24 +345,9 @@ def alerts(config_path: str | None, db_path: str | None, status: str, limit: int
             result = monitor.dispatch()
             click.echo(f"Sent {result.sent}, {result.retrying} waiting to retry, {result.failed} failed.")
         return
-    from .store import Store
-
     store = Store(config.db_path)
-    clauses, params = [], []
-    if status != "all":
-        clauses.append("o.status = ?")
-        params.append(status)
-    if channel:
-        clauses.append("o.channel = ?")
-        params.append(channel)
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     try:
-        rows = store.query(
-            "SELECT o.id, o.channel, o.status, o.attempts, o.next_attempt_at, o.sent_at, o.last_error, "
-            f"m.watchlist, s.title FROM outbox o JOIN matches m ON m.id = o.match_id JOIN stories s ON s.id = m.story_id "
-            f"{where} ORDER BY o.id DESC LIMIT ?",
-            [*params, limit],
-        )
+        rows = store.outbox(None if status == "all" else status, channel, limit)
     finally:
         store.close()
     for row in rows:

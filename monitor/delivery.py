@@ -17,6 +17,7 @@ import httpx
 from .config import parse_duration
 from .errors import ConfigError, DeliveryError
 from .polling import parse_retry_after
+from .version import USER_AGENT
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,26 @@ def _convert(option: ChannelOption, value: Any) -> Any:
     words = {"str": "a non-empty string", "int": "a whole number above 0", "bool": "true or false",
              "list[str]": "a string or a non-empty list of strings", "table[str]": "a table of strings"}
     raise ConfigError(f"expected {words.get(kind, kind)}, {got}", key=option.name)
+
+
+def alert_http_client(monitor: Any, name: str) -> httpx.Client:
+    """The plugin ``name``'s HTTP client for delivering alerts, made once per monitor.
+
+    Redirects are not followed: a webhook that redirects is misconfigured,
+    and following it could send the payload somewhere unintended.
+    """
+    client = monitor.extensions.get(name)
+    if client is None:
+        client = httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False)
+        monitor.extensions[name] = client
+    return client
+
+
+def close_http_client(monitor: Any, name: str) -> None:
+    """Close the client :func:`alert_http_client` made for ``name``, if any (from a ``shutdown`` hook)."""
+    client = monitor.extensions.pop(name, None)
+    if client is not None:
+        client.close()
 
 
 def post_alert(client: httpx.Client, url: str, content: bytes, headers: Mapping[str, str], what: str,

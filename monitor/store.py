@@ -331,6 +331,23 @@ class Store:
         except sqlite3.OperationalError as exc:
             raise StorageError(f"cannot search for {query!r}: {exc}") from exc
 
+    def outbox(self, status: str | None = None, channel: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Outbox rows with their watchlist and story title, newest first."""
+        clauses, params = [], []
+        if status:
+            clauses.append("o.status = ?")
+            params.append(status)
+        if channel:
+            clauses.append("o.channel = ?")
+            params.append(channel)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return self.query(
+            "SELECT o.id, o.channel, o.status, o.attempts, o.next_attempt_at, o.sent_at, o.last_error, "
+            "m.watchlist, s.title FROM outbox o JOIN matches m ON m.id = o.match_id "
+            f"JOIN stories s ON s.id = m.story_id {where} ORDER BY o.id DESC LIMIT ?",
+            [*params, limit],
+        )
+
     def counts(self) -> dict[str, int]:
         """Row counts of the main tables."""
         return {t: self.db[t].count for t in ("sources", "stories", "matches", "outbox")}

@@ -11,15 +11,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
 from monitor import (
-    USER_AGENT,
     Alert,
     ChannelOption,
     Monitor,
     RenderedAlert,
+    alert_http_client,
     alert_subject,
+    close_http_client,
     group_by_watchlist,
     hookimpl,
     post_alert,
@@ -100,17 +99,9 @@ class SlackChannel:
 
     def _post(self, payload: dict[str, Any]) -> None:
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        post_alert(_client(self.monitor), self.settings["webhook_url"], body,
+        post_alert(alert_http_client(self.monitor, NAME), self.settings["webhook_url"], body,
                    {"Content-Type": "application/json; charset=utf-8"}, f"slack channel {self.name}",
                    timeout=self.settings["timeout"])
-
-
-def _client(monitor: Monitor) -> httpx.Client:
-    client = monitor.extensions.get(NAME)
-    if client is None:
-        client = httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False)
-        monitor.extensions[NAME] = client
-    return client
 
 
 def make_slack_channel(name: str, options: dict[str, Any], monitor: Monitor) -> SlackChannel:
@@ -131,6 +122,4 @@ def render_alert(alert: Alert, channel_type: str) -> RenderedAlert | None:
 
 @hookimpl
 def shutdown(monitor: Monitor) -> None:
-    client = monitor.extensions.pop(NAME, None)
-    if client is not None:
-        client.close()
+    close_http_client(monitor, NAME)

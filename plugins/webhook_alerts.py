@@ -17,14 +17,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
 from monitor import (
-    USER_AGENT,
     Alert,
     ChannelOption,
     Monitor,
     RenderedAlert,
+    alert_http_client,
+    close_http_client,
     hookimpl,
     post_alert,
     read_channel_options,
@@ -98,16 +97,8 @@ class WebhookChannel:
             timestamp = str(int(time.time()))
             headers[TIMESTAMP_HEADER] = timestamp
             headers[SIGNATURE_HEADER] = sign(self.settings["secret"], timestamp, body)
-        post_alert(_client(self.monitor), self.settings["url"], body, headers, f"webhook channel {self.name}",
+        post_alert(alert_http_client(self.monitor, NAME), self.settings["url"], body, headers, f"webhook channel {self.name}",
                    timeout=self.settings["timeout"])
-
-
-def _client(monitor: Monitor) -> httpx.Client:
-    client = monitor.extensions.get(NAME)
-    if client is None:
-        client = httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False)
-        monitor.extensions[NAME] = client
-    return client
 
 
 def make_webhook_channel(name: str, options: dict[str, Any], monitor: Monitor) -> WebhookChannel:
@@ -121,6 +112,4 @@ def register_channel_types(register, monitor: Monitor) -> None:
 
 @hookimpl
 def shutdown(monitor: Monitor) -> None:
-    client = monitor.extensions.pop(NAME, None)
-    if client is not None:
-        client.close()
+    close_http_client(monitor, NAME)
