@@ -83,7 +83,10 @@ def write_config(path: Path, *, db: Path, urls: list[str], hook: str, extra: dic
     defaults = load_config(None).watchlists
     lines = ["[monitor]", f"db = {json.dumps(str(db))}", 'log_level = "WARNING"',
              f"plugins_dir = {json.dumps(str(BENCH / 'plugins'))}", "",
-             "[channels.hook]", 'type = "bench_webhook"', f"url = {json.dumps(hook)}", ""]
+             "[channels.hook]", 'type = "bench_webhook"', f"url = {json.dumps(hook)}", "",
+             # The workload is a full cycle of new entries, all alerting: a
+             # first poll's alert window would leave the dispatcher idle.
+             "[alerts]", "new_source_window = 0", ""]
     for name in defaults:
         lines += [f"[watchlists.{name}]", 'channels = ["hook"]', ""]
     for name, query in (extra or {}).items():

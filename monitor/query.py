@@ -119,6 +119,10 @@ def normalize_word(word: str) -> str:
 
 def tokenize(text: str) -> list[tuple[str, int, int]]:
     """Split ``text`` into ``(normalised word, start, end)``; offsets index ``text``."""
+    if text.isascii():
+        # The common case, and the hot path: ASCII lower-casing keeps every
+        # offset, and an ASCII word of letters and digits is already folded.
+        return [(m.group(), m.start(), m.end()) for m in _WORD_RE.finditer(text.lower())]
     out = []
     for m in _WORD_RE.finditer(text):
         norm = normalize_word(m.group())
@@ -463,12 +467,15 @@ class _Occurrences:
     """Where each (word, is_prefix) atom occurred, per field, as sets of word indexes."""
 
     atoms: Mapping[tuple[str, bool], Mapping[str, set[int]]]
-    cache: dict[Term, list[_Occ]] = field(default_factory=dict)
+    # Keyed by identity: terms live as long as their compiled query, and
+    # hashing a frozen dataclass rehashes all its fields on every lookup.
+    cache: dict[int, list[_Occ]] = field(default_factory=dict)
 
     def of(self, term: Term) -> list[_Occ]:
-        if term not in self.cache:
-            self.cache[term] = self._find(term)
-        return self.cache[term]
+        found = self.cache.get(id(term))
+        if found is None:
+            found = self.cache[id(term)] = self._find(term)
+        return found
 
     def _find(self, term: Term) -> list[_Occ]:
         first, *rest = term.words

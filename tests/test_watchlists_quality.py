@@ -106,3 +106,14 @@ def test_reuters_trade_guard_on_full_length_articles(classify):
         fn += want and not got
     precision = tp / (tp + fp)
     assert precision >= 0.50 and f1(tp, fp, fn) >= 0.62, (tp, fp, fn)
+
+
+@pytest.mark.parametrize(
+    "title, text",
+    [
+        ("Synchronizing access with actors", "We can await results in a non-blocking way. More importantly, the code is safer."),
+        ("Why importance sampling works", "Its most important property blocks the variance from growing."),
+    ],
+)
+def test_trade_is_not_fooled_by_words_that_merely_start_like_trade_words(title, text, classify):
+    assert "trade" not in classify(title, text)
