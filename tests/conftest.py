@@ -19,6 +19,8 @@ from xml.sax.saxutils import escape
 import pytest
 from click.testing import CliRunner, Result
 
+from monitor import Monitor, load_config
+
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
 DATA = Path(__file__).resolve().parent / "data"
@@ -190,6 +192,21 @@ def make_config(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def open_monitor(make_config: Callable[[str], Path]) -> Iterator[Callable[[str], Monitor]]:
+    """Open a real :class:`Monitor` on a config written from TOML text; all are closed after the test."""
+    opened: list[Monitor] = []
+
+    def open_(text: str) -> Monitor:
+        monitor = Monitor.open(load_config(make_config(text), env={}))
+        opened.append(monitor)
+        return monitor
+
+    yield open_
+    for monitor in opened:
+        monitor.close()
 
 
 @pytest.fixture

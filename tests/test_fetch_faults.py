@@ -15,7 +15,7 @@ import pytest
 import faults
 from conftest import rss, seed_rss
 from faults import FaultServer
-from monitor import Monitor, load_config
+from monitor import Monitor
 from monitor.timeutil import from_iso, utcnow
 
 # Every fault shares the host 127.0.0.1: lift the per-host cap except where it is the test.
@@ -39,20 +39,13 @@ def fault_server():
 
 
 @pytest.fixture
-def open_monitor(make_config):
-    opened = []
-
+def open_monitor(open_monitor):
     def build(sources: dict[str, str], extra: str = FAST_FETCH, interval: str = "60s") -> Monitor:
-        text = extra + "".join(
+        return open_monitor(extra + "".join(
             f'\n[sources.{name}]\nurl = "{url}"\ninterval = "{interval}"\n' for name, url in sources.items()
-        )
-        monitor = Monitor.open(load_config(make_config(text)))
-        opened.append(monitor)
-        return monitor
+        ))
 
-    yield build
-    for monitor in opened:
-        monitor.close()
+    return build
 
 
 def row(monitor: Monitor, name: str) -> dict:

@@ -5,24 +5,14 @@ import json
 import pytest
 import sqlite_utils
 
-from conftest import Response, rss, seed_rss
-from monitor import Monitor, load_config
+from conftest import rss, seed_rss
 
 
 @pytest.fixture
-def open_monitor(make_config):
-    opened = []
-
-    def open_(text: str) -> Monitor:
-        # These tests are about storing and deduplicating; the first-poll alert
-        # window has its own tests (test_polling), so every entry alerts here.
-        monitor = Monitor.open(load_config(make_config(ALERT_EVERYTHING + text), env={}))
-        opened.append(monitor)
-        return monitor
-
-    yield open_
-    for monitor in opened:
-        monitor.close()
+def open_monitor(open_monitor):
+    # These tests are about storing and deduplicating; the first-poll alert
+    # window has its own tests (test_polling), so every entry alerts here.
+    return lambda text: open_monitor(ALERT_EVERYTHING + text)
 
 
 ALERT_EVERYTHING = "[alerts]\nnew_source_window = 0\n"

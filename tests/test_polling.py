@@ -8,25 +8,11 @@ from email.utils import format_datetime
 import pytest
 
 from conftest import rss, seed_rss
-from monitor import Monitor, Source, load_config
+from monitor import Source
 from monitor.polling import adaptive_interval, max_age, next_poll_after_success
 from monitor.timeutil import from_iso, utcnow
 
 SCHEDULE = {"adaptive": True, "min_interval": 300.0, "max_interval": 43200.0}
-
-
-@pytest.fixture
-def open_monitor(make_config):
-    opened = []
-
-    def build(text: str) -> Monitor:
-        monitor = Monitor.open(load_config(make_config(text)))
-        opened.append(monitor)
-        return monitor
-
-    yield build
-    for monitor in opened:
-        monitor.close()
 
 
 def items(n: int, start: datetime, step: timedelta, prefix: str = "item") -> list[dict[str, str]]:
