@@ -159,13 +159,17 @@ class Monitor:
             source = self.config.sources[source]
         return pipeline.update_source(self, source)
 
-    def run_once(self, sources: Iterable[Source] | None = None) -> list[UpdateResult]:
-        """Poll every enabled source once (``max_workers`` at a time), then deliver alerts."""
+    def run_once(self, sources: Iterable[Source] | None = None, *, deliver: bool = True) -> list[UpdateResult]:
+        """Poll every enabled source once (``max_workers`` at a time), then deliver alerts.
+
+        :param deliver: ``False`` leaves delivery to the caller (``monitor once`` reports its counts).
+        """
         todo = [s for s in (sources if sources is not None else self.config.sources.values()) if s.enabled]
         workers = max(1, min(int(self.config.schedule["max_workers"]), len(todo) or 1))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
             results = list(pool.map(self.update_source, todo))
-        self.dispatch()
+        if deliver:
+            self.dispatch()
         return results
 
     def prune(self) -> int:

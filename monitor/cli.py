@@ -18,7 +18,6 @@ from .config import Config, load_config
 from .errors import ConfigErrors, MonitorError
 from .plugins import load_plugins, make_plugin_manager
 from .store import Store
-from .timeutil import to_iso, utcnow
 from .version import __version__
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -143,15 +142,8 @@ def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) ->
         raise click.BadParameter(f"no source named {unknown[0]!r} (configured: {', '.join(config.sources) or 'none'})", param_hint="--source")
     with _open(config) as monitor:
         sources = [config.sources[name] for name in only] if only else None
-        started = to_iso(utcnow())
-        results = monitor.run_once(sources)
-        monitor.dispatch()
-        # run_once dispatches too: count this run's delivery problems from the outbox itself.
-        troubles = {row["status"]: row["n"] for row in monitor.store.query(
-            "SELECT status, count(*) AS n FROM outbox WHERE updated_at >= ? "
-            "AND (status = 'failed' OR (status = 'pending' AND last_error IS NOT NULL)) GROUP BY status",
-            [started],
-        )}
+        results = monitor.run_once(sources, deliver=False)
+        dispatched = monitor.dispatch()
     errors = [r for r in results if r.error]
     click.echo(
         f"Polled {len(results)} source{'s' if len(results) != 1 else ''}: "
@@ -161,8 +153,8 @@ def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) ->
         f"{sum(r.alerts_queued for r in results)} alerts queued, "
         f"{len(errors)} error{'s' if len(errors) != 1 else ''}."
     )
-    if troubles:
-        click.echo(f"Alerts: {troubles.get('pending', 0)} waiting to retry, {troubles.get('failed', 0)} failed "
+    if dispatched.retrying or dispatched.failed:
+        click.echo(f"Alerts: {dispatched.retrying} waiting to retry, {dispatched.failed} failed "
                    "(see `monitor alerts`).")
     for result in errors:
         click.echo(f"  {result.source}: {result.error}", err=True)

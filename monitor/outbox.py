@@ -220,13 +220,20 @@ def _throttled_until(monitor: Monitor, channel: str) -> datetime | None:
     return oldest_that_counts + timedelta(seconds=period)
 
 
-def _defer(monitor: Monitor, ids: Sequence[int], until: datetime) -> None:
+def _update_rows(monitor: Monitor, ids: Sequence[int], *, only_pending: bool = False, **fields: Any) -> None:
+    """Set ``fields`` (and ``updated_at``) on the outbox rows ``ids``, in one transaction."""
+    fields["updated_at"] = _iso(_now())
+    sets = ", ".join(f"{name} = ?" for name in fields)
+    pending = "status = 'pending' AND " if only_pending else ""
     with monitor.store.write() as db:
         db.execute(
-            f"UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE status = 'pending' "
-            f"AND id IN ({','.join('?' * len(ids))})",
-            [_iso(until), _iso(_now()), *ids],
+            f"UPDATE outbox SET {sets} WHERE {pending}id IN ({','.join('?' * len(ids))})",
+            [*fields.values(), *ids],
         )
+
+
+def _defer(monitor: Monitor, ids: Sequence[int], until: datetime) -> None:
+    _update_rows(monitor, ids, only_pending=True, next_attempt_at=_iso(until))
     log.info("%d alert(s) held back by the rate limit until %s", len(ids), _iso(until))
 
 
@@ -247,14 +254,8 @@ def _claim(monitor: Monitor, alerts: Sequence[Alert]) -> list[Alert]:
 
 
 def _mark_sent(monitor: Monitor, alerts: Sequence[Alert], digest_id: int | None) -> None:
-    now = _iso(_now())
-    ids = [a.id for a in alerts]
-    with monitor.store.write() as db:
-        db.execute(
-            f"UPDATE outbox SET status = 'sent', sent_at = ?, updated_at = ?, last_error = NULL, digest_id = ? "
-            f"WHERE id IN ({','.join('?' * len(ids))})",
-            [now, now, digest_id, *ids],
-        )
+    _update_rows(monitor, [a.id for a in alerts], status="sent", sent_at=_iso(_now()), last_error=None,
+                 digest_id=digest_id)
     for alert in alerts:
         monitor.emit(AlertSent(alert_id=alert.id, channel=alert.channel))
 
@@ -282,14 +283,9 @@ def _retry_or_fail(monitor: Monitor, alerts: Sequence[Alert], error: str, *, per
     delay = delay * random.uniform(0.75, 1.25)
     if retry_after is not None:
         delay = max(delay, retry_after)
-    now = _now()
     ids = [a.id for a in alerts]
-    with monitor.store.write() as db:
-        db.execute(
-            f"UPDATE outbox SET status = 'pending', last_error = ?, next_attempt_at = ?, updated_at = ? "
-            f"WHERE id IN ({','.join('?' * len(ids))})",
-            [error, _iso(now + timedelta(seconds=delay)), _iso(now), *ids],
-        )
+    _update_rows(monitor, ids, status="pending", last_error=error,
+                 next_attempt_at=_iso(_now() + timedelta(seconds=delay)))
     log.warning("alert %s to %s failed (attempt %d), retrying in %.1fs: %s", ", ".join(map(str, ids)),
                 alerts[0].channel, attempts, delay, error)
     for alert in alerts:
@@ -298,14 +294,8 @@ def _retry_or_fail(monitor: Monitor, alerts: Sequence[Alert], error: str, *, per
 
 
 def _give_up(monitor: Monitor, alerts: Sequence[Alert], error: str) -> str:
-    now = _iso(_now())
     ids = [a.id for a in alerts]
-    with monitor.store.write() as db:
-        db.execute(
-            f"UPDATE outbox SET status = 'failed', last_error = ?, updated_at = ? "
-            f"WHERE id IN ({','.join('?' * len(ids))})",
-            [error, now, *ids],
-        )
+    _update_rows(monitor, ids, status="failed", last_error=error)
     log.error("alert %s to %s failed for good: %s", ", ".join(map(str, ids)), alerts[0].channel, error)
     for alert in alerts:
         monitor.emit(AlertFailed(alert_id=alert.id, channel=alert.channel, error=error, final=True))

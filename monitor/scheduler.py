@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -58,37 +58,20 @@ def build_scheduler(monitor: Monitor) -> BackgroundScheduler:
             coalesce=True,
             misfire_grace_time=max(1, int(tick)),
         )
-    scheduler.add_job(
-        monitor.dispatch,
-        IntervalTrigger(seconds=schedule["dispatch_interval"], timezone=timezone.utc),
-        id="outbox",
-        name="deliver alerts",
-        executor="outbox",
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=None,
-    )
+    _add_housekeeping(scheduler, monitor.dispatch,
+                      IntervalTrigger(seconds=schedule["dispatch_interval"], timezone=timezone.utc),
+                      "outbox", "deliver alerts")
     for name, options in monitor.config.channels.items():
         if options.get("digest") and name in monitor.channels:
             # The dispatcher decides what is due (the timetable lives in the
             # database); this job only makes it run on time.
-            scheduler.add_job(
-                monitor.dispatch, digest_schedule(options["digest"]).trigger, id=f"digest:{name}",
-                name=f"digest {name}", executor="outbox", max_instances=1, coalesce=True, misfire_grace_time=None,
-            )
+            _add_housekeeping(scheduler, monitor.dispatch, digest_schedule(options["digest"]).trigger,
+                              f"digest:{name}", f"digest {name}")
     retention = monitor.config.retention
     if retention.get("max_age"):
-        scheduler.add_job(
-            monitor.prune,
-            IntervalTrigger(seconds=retention["prune_interval"], timezone=timezone.utc),
-            id="prune",
-            name="prune old stories",
-            executor="outbox",
-            next_run_time=start + timedelta(seconds=1),
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
+        _add_housekeeping(scheduler, monitor.prune,
+                          IntervalTrigger(seconds=retention["prune_interval"], timezone=timezone.utc),
+                          "prune", "prune old stories", next_run_time=start + timedelta(seconds=1))
     scheduler.add_listener(_on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
     return scheduler
 
@@ -128,6 +111,14 @@ class DigestSchedule:
 def digest_schedule(spec: str) -> DigestSchedule:
     """Parse a channel's ``digest`` value; raises ``ValueError`` saying what is wrong."""
     return DigestSchedule(spec)
+
+
+def _add_housekeeping(scheduler: BackgroundScheduler, func: Any, trigger: BaseTrigger, job_id: str, name: str,
+                      **kwargs: Any) -> None:
+    """A job on the single-thread ``outbox`` executor: one run at a time, late runs
+    coalesced and never skipped (a delivery or prune that is late is still due)."""
+    scheduler.add_job(func, trigger, id=job_id, name=name, executor="outbox", max_instances=1,
+                      coalesce=True, misfire_grace_time=None, **kwargs)
 
 
 def poll_if_due(monitor: Monitor, source: Source) -> None:
