@@ -97,6 +97,7 @@ FIELDS = ("title", "text")
 SNIPPET_WIDTH = 240
 LEAD_WORDS = 60
 DEEP_WEIGHT = 0.5
+ASIDE_WORDS = 150
 
 # ---------------------------------------------------------------------------
 # Normalisation
@@ -552,6 +553,10 @@ class KeywordMatcher:
         count fully; see "Scoring" in the module docstring.
     :param deep_weight: how much a text hit after the lead counts (1.0 turns the
         lead rule off).
+    :param aside_words: in a text longer than this many words, a match that
+        rests on a single occurrence (one term, or one NEAR pair) and not on
+        the title is an aside: its score is multiplied by ``deep_weight``.
+        ``0`` turns the aside rule off.
     """
 
     def __init__(
@@ -562,11 +567,13 @@ class KeywordMatcher:
         title_weights: Mapping[str, float] | None = None,
         lead_words: int = LEAD_WORDS,
         deep_weight: float = DEEP_WEIGHT,
+        aside_words: int = ASIDE_WORDS,
     ):
-        if lead_words < 0 or not 0.0 <= deep_weight <= 1.0:
-            raise ValueError("lead_words must be >= 0 and deep_weight between 0 and 1")
+        if lead_words < 0 or aside_words < 0 or not 0.0 <= deep_weight <= 1.0:
+            raise ValueError("lead_words and aside_words must be >= 0 and deep_weight between 0 and 1")
         self.lead_words = lead_words
         self.deep_weight = deep_weight
+        self.aside_words = aside_words
         overrides = dict(title_weights or {})
         self.queries: dict[str, _Compiled] = {}
         for name, text in queries.items():
@@ -591,6 +598,7 @@ class KeywordMatcher:
         occ = _Occurrences(atoms)
         candidates = set().union(*(self._by_atom[a] for a in atoms))
         sources = {"title": title or "", "text": text or ""}
+        long_text = 0 < self.aside_words < len(spans["text"])
         results = {}
         for name in sorted(candidates):
             compiled = self.queries[name]
@@ -598,6 +606,8 @@ class KeywordMatcher:
             if support:
                 hits = _hits(support, spans, self._place_weight)
                 score = _score(hits, compiled.title_weight)
+                if long_text and _is_aside(support):
+                    score = round(score * self.deep_weight, 6)
                 results[name] = (score, _evidence(hits, sources, compiled.title_weight))
         return results
 
@@ -624,6 +634,12 @@ class KeywordMatcher:
             for end, (atom, length) in self._automaton.iter("".join(parts)):
                 atoms[atom][fld].add(starts[end - length + 1])
         return atoms
+
+
+def _is_aside(support: list[_Occ]) -> bool:
+    """One occurrence in the text and none in the title: a passing mention."""
+    places = {(fld, first, last) for fld, first, last, _ in support}
+    return len(places) == 1 and next(iter(places))[0] == "text"
 
 
 def _build_automaton(atoms: Iterable[tuple[str, bool]]) -> ahocorasick.Automaton | None:

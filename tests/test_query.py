@@ -285,8 +285,31 @@ def test_passing_mention_deep_in_a_long_article_stays_below_threshold():
     aside = " Executives said tariffs had not affected the quarter."
     deep = m.match("Northfield Motors profit rises", LEAD + " " + BODY + aside)["trade"][0]
     assert deep < 1.0
+    # One mention in the lead of a long article is still one mention: an aside.
     lead = m.match("Northfield Motors profit rises", LEAD + aside + " " + BODY)["trade"][0]
-    assert lead == 1.0
+    assert lead == 0.5
+    # Without the aside rule the lead mention would count in full.
+    flat = KeywordMatcher({"trade": 'tariff* OR "trade war*"'}, aside_words=0)
+    assert flat.match("Northfield Motors profit rises", LEAD + aside + " " + BODY)["trade"][0] == 1.0
+
+
+def test_a_long_article_that_names_its_topic_twice_or_in_the_title_is_not_an_aside():
+    m = KeywordMatcher({"trade": 'tariff* OR "trade war*"'})
+    aside = " Executives said tariffs had not affected the quarter."
+    twice = m.match("Northfield Motors profit rises", LEAD + aside + " " + BODY + aside)["trade"][0]
+    assert twice == pytest.approx(math.log2(2.5))
+    titled = m.match("Northfield Motors hit by tariffs", LEAD + " " + BODY + aside)["trade"][0]
+    assert titled == pytest.approx(math.log2(3.5))
+    # A NEAR pair is one occurrence, however many terms it joins.
+    pair = KeywordMatcher({"abductions": "abduct* NEAR/5 pyongyang"})
+    clause = " Pyongyang has admitted abducting Japanese citizens decades ago."
+    assert pair.match("Missile test", LEAD + " " + BODY + clause)["abductions"][0] == pytest.approx(math.log2(1.5))
+    assert pair.match("Missile test", LEAD + clause)["abductions"][0] == 2.0  # a feed-sized story
+
+
+def test_a_feed_sized_story_is_never_an_aside():
+    m = KeywordMatcher({"trade": "tariff*"})
+    assert m.match("Carmaker profits rise", LEAD + " Tariffs were mentioned once.")["trade"][0] == 1.0
 
 
 def test_feed_sized_story_scores_as_without_the_lead_rule():
@@ -313,10 +336,15 @@ def test_lead_length_and_deep_weight_are_settings():
     aside = " Executives said tariffs had not affected the quarter."
     text = LEAD + " " + BODY + aside
     assert KeywordMatcher({"q": "tariff*"}, deep_weight=1.0).match("", text)["q"][0] == 1.0
-    assert KeywordMatcher({"q": "tariff*"}, lead_words=10_000).match("", text)["q"][0] == 1.0
-    assert KeywordMatcher({"q": "tariff*"}, deep_weight=0.25).match("", text)["q"][0] == pytest.approx(math.log2(1.25))
+    assert KeywordMatcher({"q": "tariff*"}, lead_words=10_000, aside_words=0).match("", text)["q"][0] == 1.0
+    assert KeywordMatcher({"q": "tariff*"}, lead_words=10_000).match("", text)["q"][0] == 0.5
+    assert KeywordMatcher({"q": "tariff*"}, aside_words=10_000).match("", text)["q"][0] == pytest.approx(math.log2(1.5))
+    assert (KeywordMatcher({"q": "tariff*"}, deep_weight=0.25).match("", text)["q"][0]
+            == pytest.approx(0.25 * math.log2(1.25), abs=1e-6))
     with pytest.raises(ValueError, match="deep_weight"):
         KeywordMatcher({"q": "tariff*"}, deep_weight=1.5)
+    with pytest.raises(ValueError, match="aside_words"):
+        KeywordMatcher({"q": "tariff*"}, aside_words=-1)
 
 
 def test_a_deep_hit_ranks_below_a_lead_hit_in_the_evidence():
