@@ -55,6 +55,16 @@ def f1(tp: int, fp: int, fn: int) -> float:
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
+def confusion(pairs) -> tuple[int, int, int]:
+    """(tp, fp, fn) over (predicted, gold) pairs."""
+    tp = fp = fn = 0
+    for got, want in pairs:
+        tp += got and want
+        fp += got and not want
+        fn += want and not got
+    return tp, fp, fn
+
+
 def test_shipped_watchlists_keep_their_structure(watchlists):
     assert set(NAMES) <= set(watchlists)
     for name in NAMES:
@@ -91,13 +101,8 @@ def test_written_long_articles_are_classified_correctly(classify):
 def test_dev_set_f1_guard(name, classify):
     # abductions has a single positive on dev, so for it this guard demands
     # an exact answer; the written set above tests that topic more widely.
-    tp = fp = fn = 0
-    for row in read_jsonl(DEV):
-        got = name in classify(row["title"], row["summary"])
-        want = name in row["labels"]
-        tp += got and want
-        fp += got and not want
-        fn += want and not got
+    tp, fp, fn = confusion((name in classify(row["title"], row["summary"]), name in row["labels"])
+                           for row in read_jsonl(DEV))
     assert f1(tp, fp, fn) >= 0.85, (name, tp, fp, fn)
 
 
@@ -110,13 +115,8 @@ def test_reuters_trade_guard_on_full_length_articles(classify):
     # Gold is Reuters' own 'trade' topic, which files commodity quota and duty
     # stories under the commodity, so precision here reads low against
     # TOPICS.md; the guard catches a drop, not a target (bench/eval_watchlists.py).
-    tp = fp = fn = 0
-    for row in read_jsonl(REUTERS):
-        got = "trade" in classify(row.get("title", ""), row.get("body", ""))
-        want = "trade" in row.get("topics", [])
-        tp += got and want
-        fp += got and not want
-        fn += want and not got
+    tp, fp, fn = confusion(("trade" in classify(row["title"], row["body"]), "trade" in row["topics"])
+                           for row in read_jsonl(REUTERS))
     precision = tp / (tp + fp)
     assert precision >= 0.50 and f1(tp, fp, fn) >= 0.62, (tp, fp, fn)
 
@@ -140,16 +140,11 @@ def test_trade_on_full_length_articles_labelled_to_topics_md(classify):
     # against TOPICS.md. Cases the annotators marked borderline are left out
     # (either answer is right); bench/eval_watchlists.py prints both views.
     ours = {row["newid"]: row for row in read_jsonl(TOPICS_LABELS)}
-    tp = fp = fn = 0
-    for row in read_jsonl(REUTERS):
-        label = ours.get(row["newid"], {"labels": [], "borderline": False})
-        if label["borderline"]:
-            continue
-        got = "trade" in classify(row["title"], row["body"])
-        want = "trade" in label["labels"]
-        tp += got and want
-        fp += got and not want
-        fn += want and not got
+    unlabelled = {"labels": [], "borderline": False}
+    tp, fp, fn = confusion(
+        ("trade" in classify(row["title"], row["body"]), "trade" in ours.get(row["newid"], unlabelled)["labels"])
+        for row in read_jsonl(REUTERS) if not ours.get(row["newid"], unlabelled)["borderline"]
+    )
     assert tp / (tp + fp) >= 0.90 and f1(tp, fp, fn) >= 0.895, (tp, fp, fn)
 
 
