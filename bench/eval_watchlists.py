@@ -28,7 +28,7 @@ import argparse
 import json
 import sys
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,19 +76,20 @@ def ag_news_dev(shared: Path) -> list[LabelledStory]:
         return read_labelled(f, str(path))
 
 
-def _reuters_lines(path: Path) -> Iterator[str]:
-    # Reuters' own topic 'trade' is the gold for our trade watchlist.
+def _reuters_lines(path: Path, labels_of: Callable[[dict], list[str]]) -> Iterator[str]:
     with path.open(encoding="utf-8") as f:
         for line in f:
             if line.strip():
                 row = json.loads(line)
-                row["labels"] = ["trade"] if "trade" in row.get("topics", []) else []
+                row["labels"] = labels_of(row)
                 yield json.dumps(row)
 
 
 def reuters_train(shared: Path) -> list[LabelledStory]:
+    """Reuters-21578 train; Reuters' own topic 'trade' is the gold for our trade watchlist."""
     path = shared / "corpora" / "reuters21578" / "train.jsonl"
-    return read_labelled(_reuters_lines(path), str(path))
+    return read_labelled(_reuters_lines(path, lambda row: ["trade"] if "trade" in row.get("topics", []) else []),
+                         str(path))
 
 
 TOPICS_LABELS = ROOT / "tests" / "data" / "reuters_topics_labels.jsonl"
@@ -108,17 +109,9 @@ def reuters_topics(shared: Path, labels: Path = TOPICS_LABELS) -> tuple[list[Lab
                 row = json.loads(line)
                 ours[str(row["newid"])] = row
     path = shared / "corpora" / "reuters21578" / "train.jsonl"
-
-    def lines() -> Iterator[str]:
-        with path.open(encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    row = json.loads(line)
-                    row["labels"] = ours.get(str(row["newid"]), {}).get("labels", [])
-                    yield json.dumps(row)
-
+    lines = _reuters_lines(path, lambda row: ours.get(str(row["newid"]), {}).get("labels", []))
     borderline = {newid for newid, row in ours.items() if row.get("borderline")}
-    return read_labelled(lines(), f"{path} + {labels}"), borderline
+    return read_labelled(lines, f"{path} + {labels}"), borderline
 
 
 def written_abductions(root: Path = ROOT) -> list[LabelledStory]:

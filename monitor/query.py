@@ -58,6 +58,13 @@ reader would not file under the topic — while two distinct terms there
 (1.17), three mentions of one term (1.32) or one mention in the lead (1.0)
 still reach it.
 
+The aside rule: in a text longer than ``aside_words`` (150) words, a match
+that rests on a single occurrence (one term, or one NEAR pair however many
+terms it joins) and has nothing in the title is an aside, and its score is
+multiplied by ``deep_weight``. One mention of North Korea in the first
+paragraph of a long story about South Korea's election scores 0.5; a
+feed-sized story is never an aside.
+
 Speed: all terms of all queries are compiled into one Aho-Corasick automaton
 over the normalised words, so a story is scanned once whatever the number of
 watchlists; only the queries that had a term hit are then evaluated.
