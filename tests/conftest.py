@@ -22,6 +22,7 @@ from xml.sax.saxutils import escape
 import pytest
 from click.testing import CliRunner, Result
 
+from faults import FaultServer
 from monitor import Monitor, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,6 +179,16 @@ class FeedServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+@pytest.fixture
+def fault_server() -> Iterator[FaultServer]:
+    """A loopback server whose paths answer with the faults of tests/faults.py."""
+    server = FaultServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -30,15 +30,6 @@ PUBLIC = "93.184.215.14"
 
 
 @pytest.fixture
-def fault_server():
-    server = FaultServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def target():
     """A second loopback server: the internal service that redirects try to reach."""
     server = FaultServer().start()
@@ -302,7 +293,7 @@ def test_a_loopback_proxy_is_used_while_each_destination_is_checked(feed_server,
     feed_server.serve(f"http://{PUBLIC}/moved", b"", status=302, headers={"Location": "http://10.1.2.3/feed"})
     monitor = open_monitor(
         {"public": public, "internal": "http://192.168.0.10/feed", "moved": f"http://{PUBLIC}/moved",
-         "named": "http://localhost/feed"},
+         "named": "http://localhost/feed", "secure": "https://10.9.9.9/feed"},
         fetch=REFUSED + f'proxy = "{feed_server.base}"\n',
     )
     results = {r.source: r for r in monitor.run_once(deliver=False)}
@@ -313,6 +304,7 @@ def test_a_loopback_proxy_is_used_while_each_destination_is_checked(feed_server,
                                          "http://192.168.0.10/feed; " + HINT.format("192.168.0.10"))
     assert results["moved"].error.startswith("refused to connect to 10.1.2.3 (private network) for http://10.1.2.3/feed")
     assert results["named"].error.startswith("refused to connect to 127.0.0.1 (loopback; localhost resolves to it)")
+    assert results["secure"].error.startswith("refused to connect to 10.9.9.9 (private network)")  # no CONNECT
     # The proxy was asked for the public feed and the redirect, never for a refused address.
     assert sorted(r.path for r in feed_server.requests) == [public, f"http://{PUBLIC}/moved"]
     assert outside_connects == []
