@@ -130,13 +130,17 @@ def parse_allow_entry(text: str) -> IPNetwork | str:
             return ipaddress.ip_network(value.strip("[]"), strict=True)
         except ValueError as exc:
             if "has host bits set" in str(exc):
-                network = ipaddress.ip_network(value, strict=False)
+                network = ipaddress.ip_network(value.strip("[]"), strict=False)
                 raise ValueError(f"{text!r} has host bits set; did you mean {str(network)!r}?") from None
             raise ValueError(f"{text!r} is not an IP address or CIDR network ({exc})") from None
     if _is_numeric_host(value):
         raise ValueError(f"{text!r} reads as an IP address in an unusual notation; write it as "
                          "dotted decimal (\"127.0.0.1\") or a CIDR network")
     name = _host_key(value)
+    try:
+        name = name.encode("idna").decode("ascii")  # as the URL's host reaches the connection
+    except UnicodeError:
+        pass  # the pattern below says what is wrong
     if not _HOST_NAME.match(name):
         raise ValueError(f"{text!r} is not an IP address, a CIDR network (\"10.1.0.0/16\") or a host name "
                          "(\"feeds.internal.example\")")
@@ -204,9 +208,13 @@ class NetworkPolicy:
         """False when every address is allowed (nothing to resolve or check)."""
         return not self.allow_private
 
+    def allows_host(self, host: str) -> bool:
+        """True when ``host`` may be connected to whatever it resolves to (the policy is lifted, or lists it)."""
+        return self.allow_private or _host_key(host) in self.hosts
+
     def refusal(self, host: str, address: IPAddress) -> Refusal | None:
         """Why connecting to ``address`` (an address of ``host``) is refused, or ``None`` if it is allowed."""
-        if self.allow_private or _host_key(host) in self.hosts:
+        if self.allows_host(host):
             return None
         reason = classify(address)
         if reason is None or self._listed(address):

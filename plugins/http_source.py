@@ -165,10 +165,10 @@ class _Http:
         if not self.policy.checks:
             return
         if not self.guarded:
-            raise FetchError("this httpx version lets us check no connection against the network policy; "
-                             "set [fetch] allow_private_networks = true to fetch anyway", url=source.url)
-        if self.proxy is None:
-            return  # checked at connect time, on the address actually connected to
+            raise FetchError("the network policy cannot be checked with this httpx version (no network backend "
+                             "to hook); set [fetch] allow_private_networks = true to fetch without it", url=source.url)
+        if self.proxy is None or self.policy.allows_host(url.host):
+            return  # checked at connect time, on the address actually connected to; or allowed by name
         try:
             self.policy.addresses(url.host, url.port or (443 if url.scheme == "https" else 80))
         except RefusedAddress as exc:

@@ -331,3 +331,27 @@ def test_check_names_file_and_key_of_each_bad_policy_setting(make_config, cli_ru
                        ("fetch.proxy", "http:// or https:// proxy URL")]:
         assert any(f"{path}: {key}: " in line and words in line for line in lines), (key, result.output)
     assert not any("allow_networks[0]" in line for line in lines)
+
+
+def test_behind_a_proxy_a_host_allowed_by_name_is_not_resolved_here(feed_server, open_monitor, monkeypatch):
+    # Proxied networks often resolve names only at the proxy: ours knows none of these.
+    asked = []
+    real = socket.getaddrinfo
+
+    def no_internal_dns(host, *args, **kwargs):
+        if str(host).endswith(".internal.example"):
+            asked.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_internal_dns)
+    listed, unlisted = "http://feeds.internal.example/feed", "http://other.internal.example/feed"
+    feed_server.serve(listed, seed_rss())
+    monitor = open_monitor({"listed": listed, "unlisted": unlisted},
+                           fetch=f'allow_networks = ["feeds.internal.example"]\nproxy = "{feed_server.base}"\n')
+    assert monitor.update_source("listed").new_stories == 2
+    error = monitor.update_source("unlisted").error
+    assert error.startswith("cannot resolve other.internal.example to check it against the network policy "
+                            "before handing it to fetch.proxy"), error
+    assert asked == ["other.internal.example"]
+    assert [r.path for r in feed_server.requests] == [listed]
