@@ -52,6 +52,7 @@ from .models import (
     UpdateResult,
     Watchlist,
 )
+from .netpolicy import NetworkPolicy, RefusedAddress
 from .normalize import canonical_url, html_to_text
 from .polling import parse_retry_after
 from .query import KeywordMatcher, parse_query
@@ -68,7 +69,7 @@ __all__ = [
     "USER_AGENT", "Alert", "AlertFailed", "AlertSent", "ClassifierError", "ClassifierFailed",
     "Config", "ConfigError", "ConfigErrors", "DeliveryError", "EntryData", "Event", "Evidence",
     "FetchError", "FetchResult", "FetchState", "Hit", "InvalidPluginError", "KeywordMatcher",
-    "Match", "MatchFound", "Monitor", "MonitorError", "ParseError", "PluginConfigError",
+    "Match", "MatchFound", "Monitor", "MonitorError", "NetworkPolicy", "RefusedAddress", "ParseError", "PluginConfigError",
     "ParsedEntries", "PluginError", "QuerySyntaxError", "RenderedAlert", "Secret", "Snippet", "Source",
     "SourceError", "SourceFailed", "SourceUpdated", "StorageError", "Story", "UpdateResult",
     "Watchlist", "__version__", "alert_subject", "canonical_url", "hookimpl", "html_to_text",

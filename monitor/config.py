@@ -19,6 +19,7 @@ from typing import Any
 
 from .errors import ConfigError, ConfigErrors
 from .models import Source, Watchlist
+from .netpolicy import parse_allow_entry
 
 DEFAULT_CONFIG_PATH = Path("config") / "monitor.toml"
 BUILTIN = "built-in defaults"
@@ -66,6 +67,12 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("max_bytes", "int", "Largest response body accepted (after decompression).", 10_000_000),
         Setting("max_redirects", "int", "Redirects followed per request.", 5),
         Setting("user_agent", "str", "User-Agent header; the default names the project and version."),
+        Setting("allow_private_networks", "bool", "Let feeds connect to loopback, private, link-local and other "
+                "non-public addresses (refused by default; see Network policy in docs/fetching.md).", False),
+        Setting("allow_networks", "list[str]", "Non-public addresses, CIDR networks or host names feeds may "
+                "connect to all the same (\"10.1.0.0/16\", \"feeds.internal.example\").", []),
+        Setting("proxy", "str", "An http:// or https:// proxy every feed request goes through; the network "
+                "policy still applies to each feed's own address."),
     ),
     "alerts": (
         Setting("max_attempts", "int", "Delivery attempts before an alert is marked failed.", 8),
@@ -365,6 +372,7 @@ class _Validator:
             self.error("fetch.max_per_host", "must be at least 1")
         if fetch["deadline"] <= 0:
             self.error("fetch.deadline", "must be more than zero")
+        self.network_policy(fetch)
         if alerts["max_attempts"] < 1:
             self.error("alerts.max_attempts", "must be at least 1")
         if monitor["log_level"] not in LOG_LEVELS:
@@ -398,6 +406,18 @@ class _Validator:
             secrets=frozenset(self.secrets),
             retention=retention,
         )
+
+    def network_policy(self, fetch: Mapping[str, Any]) -> None:
+        """Check ``fetch.allow_networks`` entries and ``fetch.proxy`` (the policy itself is built by the fetcher)."""
+        for i, entry in enumerate(fetch["allow_networks"] or ()):
+            try:
+                parse_allow_entry(entry)
+            except ValueError as exc:
+                self.error(f"fetch.allow_networks[{i}]", str(exc))
+        proxy = fetch["proxy"]
+        if proxy is not None and not re.match(r"^https?://[^/\s]+", proxy, re.I):
+            self.error("fetch.proxy", f"expected an http:// or https:// proxy URL such as \"http://10.0.0.5:3128\", "
+                                      f"got {proxy!r}")
 
     def channels(self, value: Any) -> dict[str, dict[str, Any]]:
         out = {}
