@@ -3,6 +3,9 @@
 The file is laid over the built-in defaults (``monitor/defaults.toml``) table
 by table, key by key. Every problem is collected and reported with the file
 and the dotted key, so ``monitor check`` can print all of them at once.
+An unset ``${VAR}`` in a channel or plugin table is not an error of the file:
+it is kept on the :class:`Config` (``unset_env``) for whatever uses that table
+(:meth:`Config.require_env`), so commands that send nothing do not need it.
 """
 
 from __future__ import annotations
