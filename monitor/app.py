@@ -39,6 +39,9 @@ class Monitor:
         self.classifiers: dict[str, Any] = {}
         self.channel_types: dict[str, Any] = {}
         self.channels: dict[str, Any] = {}
+        # Channels left unbuilt because a ``${VAR}`` of theirs is not set (only
+        # when opened with ``require_env=False``): their alerts wait in the outbox.
+        self.unavailable_channels: dict[str, list[ConfigError]] = {}
         # Per-plugin resources (HTTP clients, models), keyed by plugin name:
         # plugins keep what they open here rather than in module globals.
         self.extensions: dict[str, Any] = {}
@@ -48,14 +51,23 @@ class Monitor:
     # -- construction -----------------------------------------------------------
 
     @classmethod
-    def open(cls, config: Config, *, pm: pluggy.PluginManager | None = None, start: bool = True) -> "Monitor":
+    def open(
+        cls, config: Config, *, pm: pluggy.PluginManager | None = None, start: bool = True, require_env: bool = True,
+    ) -> "Monitor":
         """Load plugins, open and migrate the database, build registries and channels.
 
         :param pm: a plugin manager to use (tests pass one with extra plugins registered).
         :param start: call the ``startup`` hook.
-        :raises ConfigErrors: channels or plugins refuse the configuration.
+        :param require_env: every ``${VAR}`` of the channel and plugin tables must be
+            set (for what sends alerts). ``False`` builds only the channels whose
+            variables are set; a plugin asking for a table with an unset one gets
+            :class:`ConfigErrors` from :meth:`plugin_config`.
+        :raises ConfigErrors: channels or plugins refuse the configuration, or
+            (``require_env``) a variable is not set.
         :raises InvalidPluginError: a plugin cannot be loaded.
         """
+        if require_env:
+            config.require_env()
         origins: dict[str, str] = {}
         if pm is None:
             pm = make_plugin_manager()
@@ -89,6 +101,10 @@ class Monitor:
         for name, options in self.config.channels.items():
             kind = options["type"]
             factory = self.channel_types.get(kind)
+            unset = self.config.env_errors(f"channels.{name}")
+            if unset and factory is not None:
+                self.unavailable_channels[name] = unset
+                continue
             if factory is None:
                 known = ", ".join(sorted(self.channel_types)) or "none"
                 errors.append(ConfigError(
@@ -128,7 +144,11 @@ class Monitor:
     # -- what plugins ask for ---------------------------------------------------
 
     def plugin_config(self, name: str) -> Mapping[str, Any]:
-        """The ``[plugins.NAME]`` table of the configuration (empty if absent)."""
+        """The ``[plugins.NAME]`` table of the configuration (empty if absent).
+
+        :raises ConfigErrors: a ``${VAR}`` in the table is not set.
+        """
+        self.config.require_env(f"plugins.{name}")
         return self.config.plugins.get(name, {})
 
     @property

@@ -18,6 +18,7 @@ from .config import Config, load_config
 from .errors import ConfigErrors, MonitorError
 from .plugins import load_plugins, make_plugin_manager
 from .store import Store
+from .timeutil import format_duration
 from .version import __version__
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -164,10 +165,14 @@ def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) ->
 
 @cli.command()
 @config_options(with_db=False)
-def check(config_path: str | None) -> None:
+@click.option("--no-env", "no_env", is_flag=True,
+              help="Check everything except that the ${VAR}s of channels and plugins are set "
+                   "(on a machine without the senders' secrets).")
+def check(config_path: str | None, no_env: bool) -> None:
     """Validate the configuration and plugins; print every problem with file and key.
 
-    Exits 0 when the configuration is usable, 1 when it is not.
+    Then say what interval each source will actually get. Exits 0 when the
+    configuration is usable, 1 when it is not.
     """
     try:
         config = load_config(config_path, db=":memory:")
@@ -176,10 +181,13 @@ def check(config_path: str | None) -> None:
             click.echo(f"error: {error}", err=True)
         raise SystemExit(1) from None
     try:
-        monitor = Monitor.open(config)
+        monitor = Monitor.open(config, require_env=not no_env)
     except ConfigErrors as exc:
         for error in exc.errors:
             click.echo(f"error: {config.redact(str(error))}", err=True)
+        if config.env_errors() and not no_env:
+            click.echo("(`monitor check --no-env` checks the rest without them; only run, once and "
+                       "alerts --retry need them)", err=True)
         raise SystemExit(1) from None
     except MonitorError as exc:
         click.echo(f"error: {config.redact(str(exc))}", err=True)
@@ -198,10 +206,29 @@ def check(config_path: str | None) -> None:
             f"({', '.join(monitor.channels)}), {len(monitor.classifiers)} classifier"
             f"{'s' if len(monitor.classifiers) != 1 else ''} ({', '.join(monitor.classifiers)})."
         )
+        for name, unset in monitor.unavailable_channels.items():
+            for error in unset:
+                click.echo(f"not checked (--no-env): channel {name}: {error}")
         if not enabled:
             click.echo("warning: no sources are configured; add [sources.NAME] tables (see README).")
+        _describe_polling(config, enabled)
         # The check ran on a scratch database; what has been polled is in the real one.
         _note_new_sources(load_config(config_path).db_path, config.alerts["new_source_window"], enabled)
+
+
+def _describe_polling(config: Config, enabled: list) -> None:
+    """One line per source: the interval it will actually get."""
+    from .polling import MAX_AGE_CAP, RETRY_AFTER_CAP, describe_policy
+
+    if not enabled:
+        return
+    click.echo("Polling (each source's interval):")
+    for source in enabled:
+        click.echo(f"  {source.name}: {describe_policy(source, config.schedule)}")
+    click.echo(f"  Longer only when a server asks (Retry-After: at most {format_duration(RETRY_AFTER_CAP)}; "
+               f"Cache-Control max-age: at most {format_duration(MAX_AGE_CAP)}) or a source fails "
+               f"(backoff: at most {format_duration(config.schedule['max_interval'])}, schedule.max_interval); "
+               "`monitor sources` shows why.")
 
 
 def _note_new_sources(db_path: Path, window: float, enabled: list) -> None:
@@ -213,19 +240,10 @@ def _note_new_sources(db_path: Path, window: float, enabled: list) -> None:
         return
     if window:
         what = (f"stores the entries already in the feed but alerts only on those published in the last "
-                f"{_duration(window)} (alerts.new_source_window; undated entries do not alert)")
+                f"{format_duration(window)} (alerts.new_source_window; undated entries do not alert)")
     else:
         what = "alerts on every entry already in the feed (alerts.new_source_window = 0)"
     click.echo(f"New source{'s' if len(new) != 1 else ''} (never polled): {', '.join(new)}: the first poll {what}.")
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= 2 * size and seconds % size == 0 or unit == "m" and seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds:g}s"
 
 
 @cli.command()
@@ -279,7 +297,7 @@ def search(config_path: str | None, db_path: str | None, query: str, limit: int,
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @handle_errors
 def sources(config_path: str | None, db_path: str | None, as_json: bool) -> None:
-    """Every source with its last fetch, HTTP status, error, next poll, interval, effective URL and story count."""
+    """Every source with its last fetch, HTTP status, error, next poll and why, effective URL and story count."""
     with _store(config_path, db_path) as (config, store):
         store.sync_sources(config.sources.values())
         rows = [r for r in store.sources() if r["name"] in config.sources]
@@ -291,10 +309,15 @@ def sources(config_path: str | None, db_path: str | None, as_json: bool) -> None
         click.echo(f"{row['name']}  {status}  stories: {row['stories_count']}  url: {row['url']}")
         if row["effective_url"] and row["effective_url"] != row["url"]:
             click.echo(f"    moved permanently to: {row['effective_url']} (polled there; update the config to silence this)")
-        interval = f"{_duration(row['poll_interval'])}" if row["poll_interval"] else "not set yet"
-        next_poll = "never (gone)" if row["status"] == "gone" else (row["next_poll_at"] or "at start")
+        if row["status"] == "gone":
+            next_poll = "never (gone)"
+        elif row["next_poll_at"]:
+            # Rows last polled before poll reasons were recorded have none.
+            next_poll = row["next_poll_at"] + (f" ({row['poll_reason']})" if row["poll_reason"] else "")
+        else:
+            next_poll = "at start"
         click.echo(f"    last fetch: {row['last_fetch_at'] or 'never'}  next poll: {next_poll}"
-                   f"  interval: {interval}  errors in a row: {row['error_count']}")
+                   f"  errors in a row: {row['error_count']}")
         if row["last_error"]:
             click.echo(f"    error: {row['last_error']}")
         elif row["last_note"]:
@@ -311,10 +334,10 @@ def prune(config_path: str | None, db_path: str | None) -> None:
         click.echo("Nothing to do: retention.max_age is 0 (stories are kept forever).")
         return
     _setup_logging(config.log_level)
-    with _open(config) as monitor:
+    with _open(config, require_env=False) as monitor:
         deleted = monitor.prune()
     click.echo(f"Pruned {deleted} stor{'y' if deleted == 1 else 'ies'} first seen more than "
-               f"{_duration(config.retention['max_age'])} ago.")
+               f"{format_duration(config.retention['max_age'])} ago.")
 
 
 @cli.command()
@@ -380,7 +403,7 @@ def _classifier_monitor(config_path: str | None, db_path: str | None) -> Monitor
     if not config.db_path.exists():
         config = _load(config_path, ":memory:")
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, stream=sys.stderr, force=True)
-    return _open(config)
+    return _open(config, require_env=False)  # classifying sends nothing
 
 
 def _classify_all(monitor: Monitor, items: list) -> dict[str, list]:

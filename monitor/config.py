@@ -3,6 +3,9 @@
 The file is laid over the built-in defaults (``monitor/defaults.toml``) table
 by table, key by key. Every problem is collected and reported with the file
 and the dotted key, so ``monitor check`` can print all of them at once.
+An unset ``${VAR}`` in a channel or plugin table is not an error of the file:
+it is kept on the :class:`Config` (``unset_env``) for whatever uses that table
+(:meth:`Config.require_env`), so commands that send nothing do not need it.
 """
 
 from __future__ import annotations
@@ -53,12 +56,16 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
     ),
     "schedule": (
         Setting("interval", "duration", "Default time between polls of a source.", 900),
-        Setting("jitter", "duration", "Up to this much is added at random to each poll.", 30),
+        Setting("jitter", "duration", "Up to this much (and at most a tenth of the source's interval) is added at random "
+                "to each poll.", 30),
         Setting("max_workers", "int", "Sources fetched at the same time.", 4),
         Setting("dispatch_interval", "duration", "Time between outbox runs (retries, digests).", 15),
-        Setting("adaptive", "bool", "Poll busy feeds more often and quiet ones less, from the stories of the last week.", True),
-        Setting("min_interval", "duration", "Shortest adaptive interval; the scheduler checks what is due this often.", 300),
-        Setting("max_interval", "duration", "Longest adaptive interval, and the cap of failure backoff.", 43200),
+        Setting("adaptive", "bool", "Poll busy http feeds more often than their interval, from the stories of the "
+                "last week (never less often, unless adaptive_max allows it).", True),
+        Setting("min_interval", "duration", "Shortest interval adaptive polling may give a busy feed.", 300),
+        Setting("max_interval", "duration", "Longest wait between polls of a failing source (the cap of backoff).", 43200),
+        Setting("adaptive_max", "duration", "Let adaptive polling lengthen a quiet feed's interval up to this; unset or "
+                "0 (the default): never longer than configured."),
     ),
     "fetch": (
         Setting("timeout", "duration", "Connect and read timeout per request.", 20),
@@ -91,6 +98,7 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("url", "str", "http(s) URL, file: URL, or path (relative to the config file)."),
         Setting("kind", "str", "feed (RSS, Atom, JSON Feed) or directory (one .txt article per file).", "feed"),
         Setting("interval", "duration", "Time between polls; defaults to schedule.interval."),
+        Setting("adaptive_max", "duration", "As schedule.adaptive_max, for this source; 0: never longer than its interval."),
         Setting("enabled", "bool", "false keeps the source configured but unpolled.", True),
         Setting("options", "table", "Free-form settings for the plugin that reads this source."),
     ),
@@ -139,11 +147,29 @@ class Config:
     plugins: Mapping[str, Mapping[str, Any]]
     secrets: frozenset[str] = field(default_factory=frozenset)
     retention: Mapping[str, Any] = field(default_factory=dict)
+    # ``${VAR}`` references in channel and plugin tables whose variable is not
+    # set: only what uses those tables needs them (see :meth:`require_env`).
+    unset_env: tuple[ConfigError, ...] = ()
 
     @property
     def where(self) -> str:
         """How errors name this configuration's file."""
         return str(self.file) if self.file else BUILTIN
+
+    def env_errors(self, key: str = "") -> list[ConfigError]:
+        """The unset ``${VAR}`` references at or under the dotted ``key`` (all of them when empty)."""
+        return [e for e in self.unset_env
+                if not key or e.key == key or (e.key or "").startswith((key + ".", key + "["))]
+
+    def require_env(self, key: str = "") -> None:
+        """Raise :class:`ConfigErrors` naming each unset variable at or under ``key`` (file, key, variable).
+
+        Channel and plugin tables are resolved when something uses them, so a
+        command that sends nothing works without the senders' secrets.
+        """
+        errors = self.env_errors(key)
+        if errors:
+            raise ConfigErrors(errors)
 
     def redact(self, text: str) -> str:
         """``text`` with every secret value from the environment replaced by ``***``."""
@@ -260,6 +286,7 @@ class _Validator:
         self.user = user
         self.env = env
         self.errors: list[ConfigError] = []
+        self.unset_env: list[ConfigError] = []
         self.secrets: set[str] = set()
         self.base_dir = file.parent if file else Path.cwd()
 
@@ -273,12 +300,17 @@ class _Validator:
         # unless there is no file (the defaults are tested to be valid).
         return str(self.file) if self.file else BUILTIN
 
-    def interpolate(self, key: str, value: Any) -> Any:
-        """Resolve ``${VAR}`` in strings, recursively; missing variables are errors."""
+    def interpolate(self, key: str, value: Any, *, deferred: bool = False) -> Any:
+        """Resolve ``${VAR}`` in strings, recursively.
+
+        A missing variable is an error, or with ``deferred`` (channel and plugin
+        tables) a problem kept on the configuration for whatever uses the table.
+        """
         if isinstance(value, str) and "${" in value:
             missing = [name for name in _ENV_REF.findall(value) if name not in self.env]
             for name in missing:
-                self.error(key, f"environment variable {name} is not set")
+                problem = ConfigError(f"environment variable {name} is not set", file=self._file_for(key), key=key)
+                (self.unset_env if deferred else self.errors).append(problem)
             if missing:
                 return value
             resolved = _ENV_REF.sub(lambda m: self.env[m.group(1)], value)
@@ -286,9 +318,9 @@ class _Validator:
                 self.secrets.add(self.env[name])
             return Secret(resolved)
         if isinstance(value, list):
-            return [self.interpolate(f"{key}[{i}]", v) for i, v in enumerate(value)]
+            return [self.interpolate(f"{key}[{i}]", v, deferred=deferred) for i, v in enumerate(value)]
         if isinstance(value, dict):
-            return {k: self.interpolate(f"{key}.{k}", v) for k, v in value.items()}
+            return {k: self.interpolate(f"{key}.{k}", v, deferred=deferred) for k, v in value.items()}
         return value
 
     def convert(self, key: str, setting: Setting, value: Any) -> Any:
@@ -386,7 +418,7 @@ class _Validator:
         for name, table in plugins.items():
             if not isinstance(table, dict):
                 self.error(f"plugins.{name}", f"expected a table, got {_describe(table)}")
-        plugins = {n: self.interpolate(f"plugins.{n}", t) for n, t in plugins.items() if isinstance(t, dict)}
+        plugins = {n: self.interpolate(f"plugins.{n}", t, deferred=True) for n, t in plugins.items() if isinstance(t, dict)}
         # --db and relative paths: the database is relative to the working
         # directory (where the user runs the command), not to the config file.
         db_path = Path(db_override) if db_override is not None else Path(os.path.expanduser(monitor["db"]))
@@ -405,6 +437,7 @@ class _Validator:
             plugins=plugins,
             secrets=frozenset(self.secrets),
             retention=retention,
+            unset_env=tuple(self.unset_env),
         )
 
     def network_policy(self, fetch: Mapping[str, Any]) -> None:
@@ -433,7 +466,7 @@ class _Validator:
                 if setting.name != "type" and setting.name in table:
                     self.channel_key(f"{key}.{setting.name}", setting, table[setting.name])
             # The other options belong to the channel type; its factory validates them.
-            out[name] = self.interpolate(key, dict(table))
+            out[name] = self.interpolate(key, dict(table), deferred=True)
         return out
 
     def channel_key(self, key: str, setting: Setting, value: Any) -> None:
@@ -487,6 +520,8 @@ class _Validator:
             interval = opts["interval"] if opts["interval"] is not None else default_interval
             if interval <= 0:
                 self.error(f"{key}.interval", "must be more than zero")
+            if opts["adaptive_max"] and opts["adaptive_max"] < interval:
+                self.error(f"{key}.adaptive_max", f"must be at least the source's interval ({interval:g} s), or 0")
             out[name] = Source(
                 name=name,
                 url=_resolve_location(opts["url"], self.base_dir),
@@ -494,6 +529,7 @@ class _Validator:
                 interval=interval,
                 enabled=opts["enabled"],
                 options=opts["options"] or {},
+                adaptive_max=opts["adaptive_max"],
             )
         return out
 

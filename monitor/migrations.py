@@ -102,3 +102,13 @@ def m004_semantic_models(db: Database) -> None:
         pk="watchlist",
         not_null={"embedder", "dim", "weights", "bias", "cutoff"},
     )
+
+
+@migrations()
+def m006_poll_reason(db: Database) -> None:
+    # Why a source's next poll is when it is: the basis ("interval",
+    # "adaptive", "max_age", "retry_after", "backoff", "gone") and the same in
+    # words, as `monitor sources` shows it. poll_interval now holds whichever
+    # interval governs, not only the adaptive one.
+    db["sources"].add_column("poll_basis", str)
+    db["sources"].add_column("poll_reason", str)

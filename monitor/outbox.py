@@ -91,6 +91,8 @@ def dispatch_due(monitor: Monitor, limit: int = BATCH) -> DispatchResult:
         [_iso(now)],
     )]
     for name in channels:
+        if name in monitor.unavailable_channels:
+            continue  # its secrets are not in this process's environment: left for one that has them
         table = monitor.config.channels.get(name, {})
         if table.get("digest") and name in monitor.channels:
             _dispatch_digest(monitor, name, table["digest"], tally)

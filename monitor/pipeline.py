@@ -12,12 +12,13 @@ import hashlib
 import logging
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import FetchError, ParseError, SourceError
 from .models import FetchResult, FetchState, MatchFound, Source, SourceFailed, SourceUpdated, Story, UpdateResult
 from .normalize import default_story_key, normalize_entry
-from .polling import WEEK, adaptive_interval, next_poll_after_failure, next_poll_after_success, quiet_on_first_poll
+from .polling import (GONE, WEEK, NextPoll, Plan, next_poll_after_failure, next_poll_after_success, planned_interval,
+                      quiet_on_first_poll)
 from .store import SourceOutcome
 from .timeutil import utcnow
 
@@ -45,8 +46,8 @@ def update_source(monitor: Monitor, source: Source) -> UpdateResult:
         body_hash = _body_hash(fetched)
         if fetched.not_modified or (body_hash is not None and body_hash == state.body_hash):
             # Unchanged: no parsing, and no writes beyond the fetch state.
-            interval = _interval(monitor, source, now, new=())
-            outcome = _ok_outcome(fetched, state.body_hash, now, interval, moved, status="not_modified")
+            plan = _plan(monitor, source, now, new=())
+            outcome = _ok_outcome(monitor, fetched, state.body_hash, now, plan, moved, status="not_modified")
             monitor.store.record_poll(source, outcome)
             result = UpdateResult(source=source.name, not_modified=True, status=fetched.status)
             monitor.emit(SourceUpdated(result))
@@ -68,8 +69,8 @@ def update_source(monitor: Monitor, source: Source) -> UpdateResult:
     changed = [s for s in stories if s.id in known and known[s.id] != s.content_hash]
     quiet = _quiet(monitor, source, state, new, now)
     matches = monitor.classify(new + changed)
-    interval = _interval(monitor, source, now, new=new)
-    outcome = _ok_outcome(fetched, body_hash, now, interval, moved, status="ok", note="; ".join(notes) or None)
+    plan = _plan(monitor, source, now, new=new)
+    outcome = _ok_outcome(monitor, fetched, body_hash, now, plan, moved, status="ok", note="; ".join(notes) or None)
     saved = monitor.store.save_update(source, outcome, new, changed, matches, monitor.config.watchlists, quiet=quiet)
     result = UpdateResult(
         source=source.name,
@@ -109,11 +110,11 @@ def _quiet(monitor: Monitor, source: Source, state: FetchState, new: list[Story]
     return quiet_on_first_poll(new, window, now)
 
 
-def _interval(monitor: Monitor, source: Source, now: datetime, new: list[Story] | tuple = ()) -> float:
+def _plan(monitor: Monitor, source: Source, now: datetime, new: list[Story] | tuple = ()) -> Plan:
     since = now - WEEK
     recent = monitor.store.recent_story_count(source.name, since)
     recent += sum(1 for s in new if (s.published or now) >= since)
-    return adaptive_interval(source, monitor.config.schedule, recent)
+    return planned_interval(source, monitor.config.schedule, recent)
 
 
 def _fetch(monitor: Monitor, source: Source, state: FetchState) -> FetchResult:
@@ -174,20 +175,26 @@ def _body_hash(fetched: FetchResult) -> str | None:
 
 
 def _ok_outcome(
-    fetched: FetchResult, body_hash: str | None, now: datetime, interval: float, moved: str | None, *,
+    monitor: Monitor, fetched: FetchResult, body_hash: str | None, now: datetime, plan: Plan, moved: str | None, *,
     status: str, note: str | None = None,
 ) -> SourceOutcome:
+    after = next_poll_after_success(now, plan, fetched.headers, jitter=float(monitor.config.schedule["jitter"]))
     return SourceOutcome(
         status=status,
         http_status=fetched.status,
         etag=fetched.etag,
         last_modified=fetched.last_modified,
         body_hash=body_hash,
-        next_poll_at=next_poll_after_success(now, interval, fetched.headers),
         url=moved,
-        interval=interval,
         note=note,
+        **_when(after),
     )
+
+
+def _when(after: NextPoll) -> dict[str, Any]:
+    """The :class:`SourceOutcome` fields that say when the next poll is, and why."""
+    return {"next_poll_at": after.at, "interval": after.plan.seconds,
+            "poll_basis": after.plan.basis, "poll_reason": after.plan.reason}
 
 
 def _failed(monitor: Monitor, source: Source, state: FetchState, now: datetime, exc: SourceError) -> UpdateResult:
@@ -196,17 +203,13 @@ def _failed(monitor: Monitor, source: Source, state: FetchState, now: datetime, 
     log.warning("%s: %s: %s", source.name, exc.url or source.url, message)
     if status == 410:
         # Gone for good: stop polling until the configured URL changes.
-        outcome = SourceOutcome(status="gone", http_status=status, error=message, next_poll_at=None)
+        outcome = SourceOutcome(status="gone", http_status=status, error=message, **_when(GONE))
     else:
-        outcome = SourceOutcome(
-            status="error",
-            http_status=status,
-            error=message,
-            next_poll_at=next_poll_after_failure(
-                source, state.error_count, now, getattr(exc, "retry_after", None),
-                max_backoff=float(monitor.config.schedule["max_interval"]),
-            ),
+        after = next_poll_after_failure(
+            source, state.error_count, now, getattr(exc, "retry_after", None),
+            max_backoff=float(monitor.config.schedule["max_interval"]),
         )
+        outcome = SourceOutcome(status="error", http_status=status, error=message, **_when(after))
     monitor.store.record_poll(source, outcome)
     monitor.emit(SourceFailed(source=source.name, url=source.url, error=message))
     return UpdateResult(source=source.name, error=message, status=status)

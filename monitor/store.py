@@ -40,8 +40,12 @@ class SourceOutcome:
     body_hash: str | None = None
     next_poll_at: datetime | None = None
     url: str | None = None  # the effective URL after a permanent redirect, if one moved it
-    interval: float | None = None  # the (adaptive) interval this poll chose
+    interval: float | None = None  # seconds to the next poll, before jitter
     note: str | None = None  # what a successful poll read around (malformed XML, duplicates)
+    # Why the next poll is when it is (see monitor.polling.Plan): "interval",
+    # "adaptive", "max_age", "retry_after", "backoff" or "gone", and in words.
+    poll_basis: str | None = None
+    poll_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,8 @@ class Store:
             "last_error": outcome.error,
             "last_fetch_at": now,
             "next_poll_at": to_iso(outcome.next_poll_at),
+            "poll_basis": outcome.poll_basis,
+            "poll_reason": outcome.poll_reason,
         }
         if outcome.url:
             fields["effective_url"] = outcome.url

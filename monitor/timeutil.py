@@ -25,3 +25,16 @@ def from_iso(value: str | None) -> datetime | None:
         return None
     parsed = datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as people write it: ``"1m"``, ``"12h"``, ``"2d"``, ``"90s"``, ``"3.4h"``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        # A day reads better as 24h; two days and more in days.
+        if seconds >= (2 * size if unit == "d" else size) and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f}h"
+    if seconds >= 120:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds:.3g}s"
