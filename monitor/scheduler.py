@@ -125,7 +125,7 @@ def poll_if_due(monitor: Monitor, source: Source) -> None:
     """The job of one source: poll when it is due, then deliver what it queued."""
     row = monitor.store.source_row(source.name)
     if row is not None:
-        if row["status"] == "gone" and row["url"] == source.url:
+        if row["status"] == "gone" and row["url"] == monitor.store.stored_url(source):
             return
         due = from_iso(row["next_poll_at"])
         if due is not None and due > utcnow():
