@@ -87,7 +87,7 @@ def open_cli_monitor(config: Config, **kwargs: Any) -> Monitor:
 def _store(config_path: str | None, db_path: str | None) -> Iterator[tuple[Config, Store]]:
     """The configuration and its database, opened for a read command and closed after."""
     config = _load(config_path, db_path)
-    store = Store(config.db_path)
+    store = Store(config.db_path, config.secrets)
     try:
         yield config, store
     finally:
@@ -343,7 +343,7 @@ def alerts(config_path: str | None, db_path: str | None, status: str, limit: int
             result = monitor.dispatch()
             click.echo(f"Sent {result.sent}, {result.retrying} waiting to retry, {result.failed} failed.")
         return
-    store = Store(config.db_path)
+    store = Store(config.db_path, config.secrets)
     try:
         rows = store.outbox(None if status == "all" else status, channel, limit)
     finally:
