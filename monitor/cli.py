@@ -193,7 +193,7 @@ def check(config_path: str | None) -> None:
             echo(f"warning: {warning}", err=True)
         problems = monitor.check()
         for problem in problems:
-            echo(f"error: {problem}", err=True)
+            echo(f"error: {config.redact(problem)}", err=True)
         if problems:
             raise SystemExit(1)
         enabled = [s for s in config.sources.values() if s.enabled]

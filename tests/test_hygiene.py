@@ -297,3 +297,21 @@ def test_safe_line_and_safe_text():
     assert safe_text("line 1\r\n\tline 2\x1b[2J\x0c\u202e") == "line 1\n\tline 2"
     assert json_safe(json.dumps("a\u202eb\x85", ensure_ascii=False)) == '"a\\u202eb\\u0085"'
     assert json.loads(json_safe(json.dumps(EVIL_TITLE, ensure_ascii=False))) == EVIL_TITLE
+
+
+def test_the_log_formatter_redacts_flattens_and_indents_tracebacks():
+    import logging
+
+    from monitor.logs import SafeFormatter
+    from monitor.secrets import Secrets
+
+    formatter = SafeFormatter(redact=Secrets({"FEED_TOKEN": TOKEN}).redact)
+    try:
+        raise ValueError(f"bad answer from ?token={TOKEN}\n{FORGED}\x1b[2J")
+    except ValueError as exc:
+        record = logging.LogRecord("monitor.pipeline", logging.WARNING, __file__, 1,
+                                   "%s: %s", ("wire", f"?token={TOKEN}\n{FORGED}\u202e"), (type(exc), exc, exc.__traceback__))
+    lines = formatter.format(record).splitlines()
+    assert lines[0].endswith(f"wire: ?token=${{FEED_TOKEN}} {FORGED}")
+    assert all(line.startswith("    ") for line in lines[1:]) and len(lines) > 3
+    assert TOKEN not in "\n".join(lines) and not UNSAFE.search("\n".join(lines))
