@@ -93,17 +93,20 @@ class Store:
         values = [v for v in self.secrets.values.values() if v]
         if not values:
             return
+        found = []
+        for table, columns in _REDACTED_COLUMNS.items():
+            for column in columns:
+                hits = " OR ".join(f"instr({column}, ?) > 0" for _ in values)
+                for row in self.query(f"SELECT rowid, {column} AS text FROM {table} WHERE {hits}", values):
+                    found.append((table, column, row["rowid"], row["text"]))
+        if not found:
+            return  # the usual case: no write, so read commands stay read-only
         # secure_delete overwrites the old bytes instead of leaving them in the file's free space.
         self.db.execute("PRAGMA secure_delete = ON")
         try:
             with self.write() as db:
-                for table, columns in _REDACTED_COLUMNS.items():
-                    for column in columns:
-                        hits = " OR ".join(f"instr({column}, ?) > 0" for _ in values)
-                        rows = db.execute(f"SELECT rowid, {column} FROM {table} WHERE {hits}", values).fetchall()
-                        for rowid, text in rows:
-                            db.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = ?",
-                                       [self.secrets.redact(text), rowid])
+                for table, column, rowid, text in found:
+                    db.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", [self.secrets.redact(text), rowid])
         finally:
             self.db.execute("PRAGMA secure_delete = OFF")
 

@@ -13,12 +13,13 @@ import json
 import re
 import sqlite3
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
 from conftest import rss, seed_rss
+from monitor import Monitor, load_config
 from monitor.models import Source
+from monitor.scheduler import build_scheduler
 from monitor.safetext import json_safe, safe_line, safe_text
 from monitor.store import Store
 
@@ -275,6 +276,14 @@ def test_what_check_accepts_at_the_limits_runs(feed_server, make_config, cli_run
         result = cli_run(*args, "--config", path)
         assert result.exit_code == 0 and "Traceback" not in outputs(result), (args, outputs(result))
     assert set(db.execute("SELECT attempts, status FROM outbox WHERE channel = 'hook'")) == {(998, "pending")}
+    # The daemon's scheduler takes the same values: every job gets a next run time.
+    with Monitor.open(load_config(path, env={})) as monitor:
+        scheduler = build_scheduler(monitor)
+        scheduler.start(paused=True)
+        try:
+            assert all(job.next_run_time is not None for job in scheduler.get_jobs())
+        finally:
+            scheduler.shutdown(wait=False)
 
 
 def test_an_unknown_plugin_in_disable_plugins_is_a_stated_warning(make_config, cli_run):
