@@ -56,6 +56,7 @@ from .netpolicy import NetworkPolicy, RefusedAddress
 from .normalize import canonical_url, html_to_text
 from .polling import parse_retry_after
 from .query import KeywordMatcher, parse_query
+from .safetext import json_safe, safe_line, safe_text
 from .rendering import (
     alert_subject,
     digest_subject,
@@ -76,6 +77,8 @@ __all__ = [
     "load_config", "parse_duration", "parse_query", "parse_retry_after", "render_plain",
     "digest_subject", "group_by_watchlist", "post_alert", "render_digest_plain",
     "ChannelOption", "read_channel_options", "alert_http_client", "close_http_client",
+    # text from the outside, made safe to print and log
+    "safe_line", "safe_text", "json_safe",
     # helpers for commands that plugins add through register_commands
     "config_options", "handle_errors", "load_cli_config", "open_cli_monitor",
 ]

@@ -21,11 +21,20 @@ from . import outbox, pipeline
 from .config import Config, channel_options
 from .errors import ConfigError, ConfigErrors, InvalidPluginError, PluginError
 from .models import Event, Match, Source, Story, UpdateResult, Watchlist
-from .plugins import load_plugins, make_plugin_manager, plugin_infos
+from .plugins import load_plugins, make_plugin_manager, plugin_infos, unknown_plugin_names
 from .store import Store
 from .timeutil import utcnow
 
 log = logging.getLogger("monitor")
+
+
+def disable_warnings(config: Config) -> list[str]:
+    """One sentence per name in ``monitor.disable_plugins`` that matches no installed plugin."""
+    return [
+        f"{config.where}: monitor.disable_plugins: no installed plugin is named {name!r}; nothing is disabled "
+        "by it (fine for an optional plugin that is not installed here, else check the spelling)"
+        for name in unknown_plugin_names(config.disable_plugins, config.plugins_dir)
+    ]
 
 
 class Monitor:
@@ -71,8 +80,9 @@ class Monitor:
         origins: dict[str, str] = {}
         if pm is None:
             pm = make_plugin_manager()
-            origins = load_plugins(pm, disable=config.disable_plugins, plugins_dir=config.plugins_dir)
-        store = Store(config.db_path)
+            origins = load_plugins(pm, disable=config.disable_plugins, plugins_dir=config.plugins_dir,
+                                   redact=config.redact)
+        store = Store(config.db_path, config.secrets)
         monitor = cls(config, pm, store, origins)
         try:
             monitor._build_registries()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,15 +12,20 @@ from typing import Any
 
 import click
 
-from .app import Monitor
+from .app import Monitor, disable_warnings
 from .config import Config, load_config
 from .errors import ConfigErrors, MonitorError
+from .logs import setup_logging
 from .plugins import load_plugins, make_plugin_manager
+from .safetext import json_safe, safe_line
 from .store import Store
 from .timeutil import format_duration
 from .version import __version__
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+def echo(text: str = "", err: bool = False) -> None:
+    """One line to the terminal, made safe first: titles, links and errors come from servers we do not control."""
+    click.echo(safe_line(text), err=err)
 
 
 def config_options(with_db: bool = True) -> Callable:
@@ -44,30 +48,30 @@ def _load(config_path: str | None, db_path: str | None = None) -> Config:
         return load_config(config_path, db=db_path)
     except ConfigErrors as exc:
         for error in exc.errors:
-            click.echo(f"error: {error}", err=True)
+            echo(f"error: {error}", err=True)
         raise SystemExit(2) from None
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level), format=LOG_FORMAT, stream=sys.stderr, force=True)
-    # httpx logs every request URL at INFO; alert webhook URLs are secrets.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, getattr(logging, level)))
+def _setup_logging(config: Config, level: str | None = None) -> None:
+    setup_logging(level or config.log_level, config.redact)
 
 
 def _open(config: Config, **kwargs: Any) -> Monitor:
+    for warning in disable_warnings(config):
+        logging.getLogger("monitor").warning("%s", warning)
     try:
         return Monitor.open(config, **kwargs)
     except ConfigErrors as exc:
         for error in exc.errors:
-            click.echo(f"error: {config.redact(str(error))}", err=True)
+            echo(f"error: {config.redact(str(error))}", err=True)
         raise SystemExit(2) from None
     except MonitorError as exc:
         raise click.ClickException(config.redact(str(exc))) from exc
 
 
 def json_line(data: dict) -> str:
-    """One JSON object on one line, non-ASCII kept readable."""
-    return json.dumps(data, ensure_ascii=False)
+    """One JSON object on one line, non-ASCII kept readable and control or bidi characters escaped."""
+    return json_safe(json.dumps(data, ensure_ascii=False))
 
 
 def load_cli_config(config_path: str | None, db_path: str | None = None) -> Config:
@@ -84,7 +88,7 @@ def open_cli_monitor(config: Config, **kwargs: Any) -> Monitor:
 def _store(config_path: str | None, db_path: str | None) -> Iterator[tuple[Config, Store]]:
     """The configuration and its database, opened for a read command and closed after."""
     config = _load(config_path, db_path)
-    store = Store(config.db_path)
+    store = Store(config.db_path, config.secrets)
     try:
         yield config, store
     finally:
@@ -118,7 +122,7 @@ def run(config_path: str | None, db_path: str | None) -> None:
     from .daemon import run_daemon
 
     config = _load(config_path, db_path)
-    _setup_logging(config.log_level)
+    _setup_logging(config)
     monitor = _open(config)
     try:
         code = run_daemon(monitor)
@@ -137,7 +141,7 @@ def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) ->
     Exits 1 when every polled source failed, else 0.
     """
     config = _load(config_path, db_path)
-    _setup_logging(config.log_level)
+    _setup_logging(config)
     unknown = [name for name in only if name not in config.sources]
     if unknown:
         raise click.BadParameter(f"no source named {unknown[0]!r} (configured: {', '.join(config.sources) or 'none'})", param_hint="--source")
@@ -158,7 +162,7 @@ def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) ->
         click.echo(f"Alerts: {dispatched.retrying} waiting to retry, {dispatched.failed} failed "
                    "(see `monitor alerts`).")
     for result in errors:
-        click.echo(f"  {result.source}: {result.error}", err=True)
+        echo(f"  {result.source}: {result.error}", err=True)
     if results and len(errors) == len(results):
         raise SystemExit(1)
 
@@ -178,24 +182,26 @@ def check(config_path: str | None, no_env: bool) -> None:
         config = load_config(config_path, db=":memory:")
     except ConfigErrors as exc:
         for error in exc.errors:
-            click.echo(f"error: {error}", err=True)
+            echo(f"error: {error}", err=True)
         raise SystemExit(1) from None
     try:
         monitor = Monitor.open(config, require_env=not no_env)
     except ConfigErrors as exc:
         for error in exc.errors:
-            click.echo(f"error: {config.redact(str(error))}", err=True)
+            echo(f"error: {config.redact(str(error))}", err=True)
         if config.env_errors() and not no_env:
-            click.echo("(`monitor check --no-env` checks the rest without them; only run, once and "
-                       "alerts --retry need them)", err=True)
+            echo("(`monitor check --no-env` checks the rest without them; only run, once and "
+                 "alerts --retry need them)", err=True)
         raise SystemExit(1) from None
     except MonitorError as exc:
-        click.echo(f"error: {config.redact(str(exc))}", err=True)
+        echo(f"error: {config.redact(str(exc))}", err=True)
         raise SystemExit(1) from None
     with monitor:
+        for warning in disable_warnings(config):
+            echo(f"warning: {warning}", err=True)
         problems = monitor.check()
         for problem in problems:
-            click.echo(f"error: {problem}", err=True)
+            echo(f"error: {config.redact(problem)}", err=True)
         if problems:
             raise SystemExit(1)
         enabled = [s for s in config.sources.values() if s.enabled]
@@ -261,11 +267,11 @@ def matches(config_path: str | None, db_path: str | None, watchlist: str | None,
         if as_json:
             click.echo(json_line({**row, "evidence": evidence}))
             continue
-        click.echo(f"{row['matched_at']}  [{row['watchlist']}] {row['title']}  (score {row['score']:.2f})")
+        echo(f"{row['matched_at']}  [{row['watchlist']}] {row['title']}  (score {row['score']:.2f})")
         if row["url"]:
-            click.echo(f"    {row['url']}")
+            echo(f"    {row['url']}")
         if evidence.get("terms"):
-            click.echo(f"    matched: {', '.join(evidence['terms'])}")
+            echo(f"    matched: {', '.join(evidence['terms'])}")
     if not rows and not as_json:
         click.echo("No matches yet." if not watchlist else f"No matches for {watchlist} yet.")
 
@@ -284,10 +290,10 @@ def search(config_path: str | None, db_path: str | None, query: str, limit: int,
         if as_json:
             click.echo(json_line(row))
             continue
-        click.echo(f"{row['published_at'] or '(no date)':25}  {row['title']}")
+        echo(f"{row['published_at'] or '(no date)':25}  {row['title']}")
         if row["url"]:
-            click.echo(f"    {row['url']}")
-        click.echo(f"    {row['snippet']}")
+            echo(f"    {row['url']}")
+        echo(f"    {row['snippet']}")
     if not rows and not as_json:
         click.echo("No stories match.")
 
@@ -306,9 +312,9 @@ def sources(config_path: str | None, db_path: str | None, as_json: bool) -> None
             click.echo(json_line(row))
             continue
         status = row["status"] + (f" (HTTP {row['http_status']})" if row["http_status"] else "")
-        click.echo(f"{row['name']}  {status}  stories: {row['stories_count']}  url: {row['url']}")
+        echo(f"{row['name']}  {status}  stories: {row['stories_count']}  url: {row['url']}")
         if row["effective_url"] and row["effective_url"] != row["url"]:
-            click.echo(f"    moved permanently to: {row['effective_url']} (polled there; update the config to silence this)")
+            echo(f"    moved permanently to: {row['effective_url']} (polled there; update the config to silence this)")
         if row["status"] == "gone":
             next_poll = "never (gone)"
         elif row["next_poll_at"]:
@@ -316,12 +322,12 @@ def sources(config_path: str | None, db_path: str | None, as_json: bool) -> None
             next_poll = row["next_poll_at"] + (f" ({row['poll_reason']})" if row["poll_reason"] else "")
         else:
             next_poll = "at start"
-        click.echo(f"    last fetch: {row['last_fetch_at'] or 'never'}  next poll: {next_poll}"
-                   f"  errors in a row: {row['error_count']}")
+        echo(f"    last fetch: {row['last_fetch_at'] or 'never'}  next poll: {next_poll}"
+             f"  errors in a row: {row['error_count']}")
         if row["last_error"]:
-            click.echo(f"    error: {row['last_error']}")
+            echo(f"    error: {row['last_error']}")
         elif row["last_note"]:
-            click.echo(f"    note: {row['last_note']}")
+            echo(f"    note: {row['last_note']}")
 
 
 @cli.command()
@@ -333,7 +339,7 @@ def prune(config_path: str | None, db_path: str | None) -> None:
     if not config.retention.get("max_age"):
         click.echo("Nothing to do: retention.max_age is 0 (stories are kept forever).")
         return
-    _setup_logging(config.log_level)
+    _setup_logging(config)
     with _open(config, require_env=False) as monitor:
         deleted = monitor.prune()
     click.echo(f"Pruned {deleted} stor{'y' if deleted == 1 else 'ies'} first seen more than "
@@ -351,7 +357,7 @@ def alerts(config_path: str | None, db_path: str | None, status: str, limit: int
     """Show the alert outbox: pending, sent and failed deliveries with their last error."""
     config = _load(config_path, db_path)
     if retry:
-        _setup_logging(config.log_level)
+        _setup_logging(config)
         with _open(config) as monitor:
             from .outbox import requeue_failed
 
@@ -360,17 +366,17 @@ def alerts(config_path: str | None, db_path: str | None, status: str, limit: int
             result = monitor.dispatch()
             click.echo(f"Sent {result.sent}, {result.retrying} waiting to retry, {result.failed} failed.")
         return
-    store = Store(config.db_path)
+    store = Store(config.db_path, config.secrets)
     try:
         rows = store.outbox(None if status == "all" else status, channel, limit)
     finally:
         store.close()
     for row in rows:
         when = row["sent_at"] if row["status"] == "sent" else row["next_attempt_at"]
-        click.echo(f"#{row['id']}  {row['status']:7}  {row['channel']}  [{row['watchlist']}] {row['title']}"
-                   f"  attempts: {row['attempts']}  {'sent' if row['status'] == 'sent' else 'next'}: {when}")
+        echo(f"#{row['id']}  {row['status']:7}  {row['channel']}  [{row['watchlist']}] {row['title']}"
+             f"  attempts: {row['attempts']}  {'sent' if row['status'] == 'sent' else 'next'}: {when}")
         if row["last_error"]:
-            click.echo(f"    last error: {row['last_error']}")
+            echo(f"    last error: {row['last_error']}")
     if not rows:
         click.echo("The outbox is empty.")
 
@@ -383,7 +389,7 @@ def plugins(config_path: str | None, as_json: bool) -> None:
     """List the loaded plugins, where each came from and the hooks it implements."""
     config = _load(config_path, None)
     pm = make_plugin_manager()
-    origins = load_plugins(pm, disable=config.disable_plugins, plugins_dir=config.plugins_dir)
+    origins = load_plugins(pm, disable=config.disable_plugins, plugins_dir=config.plugins_dir, redact=config.redact)
     from .plugins import plugin_infos
 
     infos = plugin_infos(pm, origins)
@@ -402,7 +408,7 @@ def _classifier_monitor(config_path: str | None, db_path: str | None) -> Monitor
     config = _load(config_path, db_path)
     if not config.db_path.exists():
         config = _load(config_path, ":memory:")
-    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, stream=sys.stderr, force=True)
+    _setup_logging(config, "WARNING")
     return _open(config, require_env=False)  # classifying sends nothing
 
 
@@ -441,7 +447,7 @@ def classify(config_path: str | None, db_path: str | None, input_file) -> None:
         items = []
         for item in read_stories(input_file):
             if isinstance(item, InputError):
-                click.echo(f"error: {input_file.name}: {item}", err=True)
+                echo(f"error: {input_file.name}: {item}", err=True)
                 errors += 1
             else:
                 items.append(item)
@@ -498,7 +504,7 @@ def eval_command(config_path: str | None, db_path: str | None, labels_file, show
             if ids and show:
                 click.echo(f"\n{r.name}: {label} ({len(ids)})")
                 for sid in ids[:show]:
-                    click.echo(f"  {sid}: {titles[sid]}")
+                    echo(f"  {sid}: {titles[sid]}")
 
 
 def _register_plugin_commands() -> None:

@@ -11,18 +11,23 @@ it is kept on the :class:`Config` (``unset_env``) for whatever uses that table
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 import tomllib
+from urllib.parse import urlsplit
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from .errors import ConfigError, ConfigErrors
 from .models import Source, Watchlist
 from .netpolicy import parse_allow_entry
+from .secrets import Secrets
 
 DEFAULT_CONFIG_PATH = Path("config") / "monitor.toml"
 BUILTIN = "built-in defaults"
@@ -34,6 +39,11 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SOURCE_KINDS = ("feed", "directory")
+# The URL schemes the shipped source plugins read; anything else is a typo (htp://).
+URL_SCHEMES = ("http", "https", "file")
+# The longest duration any setting takes: longer ones overflow date arithmetic
+# later (a poll, a prune, a retry), so they are refused here instead.
+MAX_DURATION = 3650 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,23 @@ class Setting:
     kind: str  # "str", "int", "number", "bool", "duration", "list[str]", "path"
     help: str
     default: Any = None
+    minimum: float | None = None  # the smallest value allowed (ints, numbers, durations)
+    maximum: float | None = None  # the largest value allowed; durations are capped at MAX_DURATION anyway
+    positive: bool = False  # must be more than zero: zero makes no sense here
+
+    def range_words(self) -> str:
+        """The allowed range in words, for errors and the README (empty when any value goes)."""
+        if self.kind not in ("int", "number", "duration"):
+            return ""
+        show = _duration_words if self.kind == "duration" else (lambda v: f"{v:,g}" if v < 1e6 else f"{v:,.0f}")
+        low = "more than 0" if self.positive else (f"at least {show(self.minimum)}" if self.minimum is not None else "")
+        if self.kind == "int" and not low:
+            low = "at least 0"
+        high = self.maximum if self.maximum is not None else (MAX_DURATION if self.kind == "duration" else None)
+        words = [w for w in (low, f"at most {show(high)}" if high is not None else "") if w]
+        if self.kind == "number":
+            words.insert(0, "finite")
+        return " and ".join(words)
 
 
 # The single table of known keys; it drives validation and the README reference.
@@ -55,24 +82,27 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("db", "path", "SQLite database path, relative to the working directory.", "monitor.db"),
     ),
     "schedule": (
-        Setting("interval", "duration", "Default time between polls of a source.", 900),
+        Setting("interval", "duration", "Default time between polls of a source.", 900, positive=True),
         Setting("jitter", "duration", "Up to this much (and at most a tenth of the source's interval) is added at random "
                 "to each poll.", 30),
-        Setting("max_workers", "int", "Sources fetched at the same time.", 4),
-        Setting("dispatch_interval", "duration", "Time between outbox runs (retries, digests).", 15),
+        Setting("max_workers", "int", "Sources fetched at the same time.", 4, minimum=1, maximum=256),
+        Setting("dispatch_interval", "duration", "Time between outbox runs (retries, digests).", 15, positive=True),
         Setting("adaptive", "bool", "Poll busy http feeds more often than their interval, from the stories of the "
                 "last week (never less often, unless adaptive_max allows it).", True),
-        Setting("min_interval", "duration", "Shortest interval adaptive polling may give a busy feed.", 300),
-        Setting("max_interval", "duration", "Longest wait between polls of a failing source (the cap of backoff).", 43200),
+        Setting("min_interval", "duration", "Shortest interval adaptive polling may give a busy feed.", 300, positive=True),
+        Setting("max_interval", "duration", "Longest wait between polls of a failing source (the cap of backoff).", 43200,
+                positive=True),
         Setting("adaptive_max", "duration", "Let adaptive polling lengthen a quiet feed's interval up to this; unset or "
                 "0 (the default): never longer than configured."),
     ),
     "fetch": (
-        Setting("timeout", "duration", "Connect and read timeout per request.", 20),
-        Setting("deadline", "duration", "Total wall-clock time one fetch may take, redirects and body included.", 60),
-        Setting("max_per_host", "int", "Requests in flight to one host at the same time.", 2),
-        Setting("max_bytes", "int", "Largest response body accepted (after decompression).", 10_000_000),
-        Setting("max_redirects", "int", "Redirects followed per request.", 5),
+        Setting("timeout", "duration", "Connect and read timeout per request.", 20, positive=True),
+        Setting("deadline", "duration", "Total wall-clock time one fetch may take, redirects and body included.", 60,
+                positive=True),
+        Setting("max_per_host", "int", "Requests in flight to one host at the same time.", 2, minimum=1, maximum=256),
+        Setting("max_bytes", "int", "Largest response body accepted (after decompression).", 10_000_000,
+                minimum=1, maximum=10_000_000_000),
+        Setting("max_redirects", "int", "Redirects followed per request.", 5, maximum=100),
         Setting("user_agent", "str", "User-Agent header; the default names the project and version."),
         Setting("allow_private_networks", "bool", "Let feeds connect to loopback, private, link-local and other "
                 "non-public addresses (refused by default; see Network policy in docs/fetching.md).", False),
@@ -82,8 +112,9 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
                 "policy still applies to each feed's own address."),
     ),
     "alerts": (
-        Setting("max_attempts", "int", "Delivery attempts before an alert is marked failed.", 8),
-        Setting("claim_timeout", "duration", "An alert left 'sending' this long (a crashed run) is sent again.", 600),
+        Setting("max_attempts", "int", "Delivery attempts before an alert is marked failed.", 8, minimum=1, maximum=1000),
+        Setting("claim_timeout", "duration", "An alert left 'sending' this long (a crashed run) is sent again.", 600,
+                positive=True),
         Setting("backoff", "duration", "Wait before the first retry; doubles each attempt (with jitter).", 30),
         Setting("backoff_max", "duration", "Longest wait between two attempts.", 3600),
         Setting("new_source_window", "duration",
@@ -92,19 +123,19 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
     "retention": (
         Setting("max_age", "duration", "Prune stories first seen longer ago than this; 0 keeps them forever.", 0),
         Setting("matched_max_age", "duration", "Prune matched stories (with their matches and alerts) after this; 0 keeps them.", 0),
-        Setting("prune_interval", "duration", "How often the daemon prunes.", 3600),
+        Setting("prune_interval", "duration", "How often the daemon prunes.", 3600, positive=True),
     ),
     "source": (
         Setting("url", "str", "http(s) URL, file: URL, or path (relative to the config file)."),
         Setting("kind", "str", "feed (RSS, Atom, JSON Feed) or directory (one .txt article per file).", "feed"),
-        Setting("interval", "duration", "Time between polls; defaults to schedule.interval."),
+        Setting("interval", "duration", "Time between polls; defaults to schedule.interval.", positive=True),
         Setting("adaptive_max", "duration", "As schedule.adaptive_max, for this source; 0: never longer than its interval."),
         Setting("enabled", "bool", "false keeps the source configured but unpolled.", True),
         Setting("options", "table", "Free-form settings for the plugin that reads this source."),
     ),
     "watchlist": (
         Setting("query", "str", "Keyword query (see Query language)."),
-        Setting("threshold", "number", "Score a match must reach.", 1.0),
+        Setting("threshold", "number", "Score a match must reach.", 1.0, minimum=0),
         Setting("channels", "list[str]", "Channels to alert, by name.", ["console"]),
         Setting("description", "str", "What the topic is, in words (used by semantic classifiers)."),
         Setting("enabled", "bool", "false keeps the watchlist but stops matching it.", True),
@@ -145,7 +176,7 @@ class Config:
     watchlists: Mapping[str, Watchlist]
     channels: Mapping[str, Mapping[str, Any]]
     plugins: Mapping[str, Mapping[str, Any]]
-    secrets: frozenset[str] = field(default_factory=frozenset)
+    secrets: Secrets = field(default_factory=Secrets)
     retention: Mapping[str, Any] = field(default_factory=dict)
     # ``${VAR}`` references in channel and plugin tables whose variable is not
     # set: only what uses those tables needs them (see :meth:`require_env`).
@@ -172,11 +203,8 @@ class Config:
             raise ConfigErrors(errors)
 
     def redact(self, text: str) -> str:
-        """``text`` with every secret value from the environment replaced by ``***``."""
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        """``text`` with every value taken from the environment shown as its ``${VAR}`` (see :class:`Secrets`)."""
+        return self.secrets.redact(text)
 
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|sec|s|minute|min|m|hour|h|day|d|\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)?)\s*$")
@@ -203,18 +231,40 @@ def channel_options(table: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string such as ``"90s"``, ``"15m"``, ``"1h"``, ``"2d"``."""
+    """Seconds from a number or a string such as ``"90s"``, ``"15m"``, ``"1h"``, ``"2d"``.
+
+    :raises ValueError: not a duration, negative, not finite, or longer than
+        :data:`MAX_DURATION` (ten years: longer ones overflow date arithmetic).
+    """
+    seconds: float | None = None
     if isinstance(value, bool):
         raise ValueError("expected a duration, got a boolean")
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    if isinstance(value, str):
+        # TOML integers are unbounded; float() of a huge one would raise OverflowError.
+        seconds = float(value) if abs(value) < 10**20 else math.copysign(math.inf, value)
+    elif isinstance(value, str):
         m = _DURATION.match(value)
         if m:
-            return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    raise ValueError(f"expected a duration such as 90, \"90s\", \"15m\" or \"1h\", got {value!r}")
+            seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    if seconds is None:
+        raise ValueError(f"expected a duration such as 90, \"90s\", \"15m\" or \"1h\", got {str(value)[:40]!r}")
+    if math.isnan(seconds):
+        raise ValueError("expected a duration, got nan")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"a duration can be at most {_duration_words(MAX_DURATION)} (10 years), got {str(value)[:40]}")
+    return seconds
+
+
+def _duration_words(seconds: float | None) -> str:
+    """``"3650d"``, ``"1h"``, ``"90s"``: the shortest exact form of a duration."""
+    if seconds is None:
+        return ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def builtin_defaults() -> dict[str, Any]:
@@ -259,14 +309,23 @@ def load_config(
 
 def _read_toml(file: Path) -> dict[str, Any]:
     try:
-        with file.open("rb") as fh:
-            return tomllib.load(fh)
+        raw = file.read_bytes()
     except FileNotFoundError:
         raise ConfigErrors([ConfigError("file not found", file=str(file))]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigErrors([ConfigError(f"not valid TOML: {exc}", file=str(file))]) from exc
     except OSError as exc:
         raise ConfigErrors([ConfigError(f"cannot read: {exc.strerror}", file=str(file))]) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigErrors([ConfigError(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save the file as UTF-8",
+            file=str(file),
+        )]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigErrors([ConfigError(f"not valid TOML: {exc}", file=str(file))]) from exc
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> None:
@@ -287,12 +346,14 @@ class _Validator:
         self.env = env
         self.errors: list[ConfigError] = []
         self.unset_env: list[ConfigError] = []
-        self.secrets: set[str] = set()
+        self.secrets: dict[str, str] = {}
         self.base_dir = file.parent if file else Path.cwd()
 
     # -- helpers ---------------------------------------------------------------
 
     def error(self, key: str, message: str) -> None:
+        # A message may quote a value that came from the environment.
+        message = Secrets(dict(self.secrets)).redact(message)
         self.errors.append(ConfigError(message, file=self._file_for(key), key=key))
 
     def _file_for(self, key: str) -> str:
@@ -315,7 +376,7 @@ class _Validator:
                 return value
             resolved = _ENV_REF.sub(lambda m: self.env[m.group(1)], value)
             for name in _ENV_REF.findall(value):
-                self.secrets.add(self.env[name])
+                self.secrets[name] = self.env[name]
             return Secret(resolved)
         if isinstance(value, list):
             return [self.interpolate(f"{key}[{i}]", v, deferred=deferred) for i, v in enumerate(value)]
@@ -332,7 +393,14 @@ class _Validator:
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
         elif kind == "number":
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            value = float(value) if ok else value
+            if ok:
+                try:
+                    value = float(value)
+                except OverflowError:  # a TOML integer beyond any float
+                    value = math.inf
+                if not math.isfinite(value):
+                    self.error(key, f"expected a finite number, got {value}")
+                    return setting.default
         elif kind == "bool":
             ok = isinstance(value, bool)
         elif kind == "list[str]":
@@ -343,14 +411,26 @@ class _Validator:
             ok = isinstance(value, str) and value != ""
         elif kind == "duration":
             try:
-                return parse_duration(value)
+                value = parse_duration(value)
             except ValueError as exc:
                 self.error(key, str(exc))
                 return setting.default
         if not ok:
             self.error(key, f"expected {_KIND_WORDS[kind]}, got {_describe(value)}")
             return setting.default
-        return value
+        return self.in_range(key, setting, value)
+
+    def in_range(self, key: str, setting: Setting, value: Any) -> Any:
+        """``value`` if it lies within the setting's bounds, else an error and the default."""
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return value
+        low_ok = value > 0 if setting.positive else (setting.minimum is None or value >= setting.minimum)
+        high_ok = setting.maximum is None or value <= setting.maximum
+        if low_ok and high_ok:
+            return value
+        shown = _duration_words(value) if setting.kind == "duration" else f"{value:g}"
+        self.error(key, f"must be {setting.range_words()}, got {shown}")
+        return setting.default
 
     def section(self, key: str, table: Any, settings: tuple[Setting, ...]) -> dict[str, Any]:
         """Validate one fixed-shape table: unknown keys are errors, defaults filled in."""
@@ -396,21 +476,12 @@ class _Validator:
         fetch = self.section("fetch", data.get("fetch", {}), SETTINGS["fetch"])
         alerts = self.section("alerts", data.get("alerts", {}), SETTINGS["alerts"])
         retention = self.section("retention", data.get("retention", {}), SETTINGS["retention"])
-        if schedule["min_interval"] <= 0:
-            self.error("schedule.min_interval", "must be more than zero")
-        elif schedule["max_interval"] < schedule["min_interval"]:
+        # Ranges of single values are in SETTINGS; what is left relates two values or names a set.
+        if schedule["max_interval"] < schedule["min_interval"]:
             self.error("schedule.max_interval", "must be at least schedule.min_interval")
-        if fetch["max_per_host"] < 1:
-            self.error("fetch.max_per_host", "must be at least 1")
-        if fetch["deadline"] <= 0:
-            self.error("fetch.deadline", "must be more than zero")
         self.network_policy(fetch)
-        if alerts["max_attempts"] < 1:
-            self.error("alerts.max_attempts", "must be at least 1")
         if monitor["log_level"] not in LOG_LEVELS:
             self.error("monitor.log_level", f"must be one of {', '.join(LOG_LEVELS)}")
-        if schedule["max_workers"] < 1:
-            self.error("schedule.max_workers", "must be at least 1")
         channels = self.channels(data.get("channels", {}))
         watchlists = self.watchlists(data.get("watchlists", {}), channels)
         sources = self.sources(data.get("sources", {}), schedule["interval"])
@@ -435,7 +506,7 @@ class _Validator:
             watchlists=watchlists,
             channels=channels,
             plugins=plugins,
-            secrets=frozenset(self.secrets),
+            secrets=Secrets(dict(self.secrets)),
             retention=retention,
             unset_env=tuple(self.unset_env),
         )
@@ -511,15 +582,17 @@ class _Validator:
         for name, table in self.named_tables("sources", value).items():
             key = f"sources.{name}"
             opts = self.section(key, table, SETTINGS["source"])
-            if not opts["url"]:
+            if opts["url"] is None:
                 if isinstance(table, dict) and "url" not in table:
                     self.error(f"{key}.url", "missing: every source needs a url")
+                continue
+            problem = url_problem(opts["url"])
+            if problem:
+                self.error(f"{key}.url", problem)
                 continue
             if opts["kind"] not in SOURCE_KINDS:
                 self.error(f"{key}.kind", f"must be one of {', '.join(SOURCE_KINDS)}, got {opts['kind']!r}")
             interval = opts["interval"] if opts["interval"] is not None else default_interval
-            if interval <= 0:
-                self.error(f"{key}.interval", "must be more than zero")
             if opts["adaptive_max"] and opts["adaptive_max"] < interval:
                 self.error(f"{key}.adaptive_max", f"must be at least the source's interval ({interval:g} s), or 0")
             out[name] = Source(
@@ -532,6 +605,35 @@ class _Validator:
                 adaptive_max=opts["adaptive_max"],
             )
         return out
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a source's address, or ``None``. Plain paths are fine; the file may come later.
+
+    The message never quotes the URL: it may carry a token from the environment.
+    """
+    if not url.strip():
+        return "is empty: every source needs a url (an http(s) URL, a file: URL or a path)"
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", url)
+    if not scheme or not (url[scheme.end():].startswith("//") or scheme.group(1).lower() == "file"):
+        return None
+    name = scheme.group(1).lower()
+    if name not in URL_SCHEMES:
+        return f"unsupported URL scheme {name[:20]!r} (use http://, https:// or file:)"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a port that is not a number or out of range)
+    except ValueError as exc:
+        return f"not a valid URL: {exc}"
+    if name == "file":
+        return None
+    if not parts.hostname:
+        return f"not a valid URL: no host after {name}://"
+    try:
+        httpx.URL(url)  # what http_source will use: refuse here what it would refuse there
+    except httpx.InvalidURL as exc:
+        return f"not a valid URL: {str(exc)[:120]}"
+    return None
 
 
 def _resolve_location(url: str, base_dir: Path) -> str:
@@ -573,11 +675,11 @@ def settings_markdown() -> str:
     out = []
     for section, settings in SETTINGS.items():
         out.append(f"#### {_SECTION_TITLES.get(section, section)}\n")
-        out.append("| key | type | default | meaning |")
-        out.append("|---|---|---|---|")
+        out.append("| key | type | default | range | meaning |")
+        out.append("|---|---|---|---|---|")
         for s in settings:
             default = "" if s.default is None else f"`{_toml_value(s.default)}`"
-            out.append(f"| `{s.name}` | {s.kind} | {default} | {s.help} |")
+            out.append(f"| `{s.name}` | {s.kind} | {default} | {s.range_words()} | {s.help} |")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 

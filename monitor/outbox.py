@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import random
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -31,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 from .config import parse_rate_limit
 from .errors import DeliveryError
 from .models import Alert, AlertFailed, AlertSent, RenderedAlert, Watchlist
+from .polling import RETRY_AFTER_CAP
 from .rendering import render_digest_plain, render_plain
+from .safetext import MESSAGE_MAX, safe_line
 from .store import match_from_row, story_from_row
 from .timeutil import from_iso
 
@@ -266,16 +267,17 @@ def _after_failure(monitor: Monitor, alerts: Sequence[Alert], exc: Exception) ->
     if isinstance(exc, DeliveryError):
         return _retry_or_fail(monitor, alerts, str(exc), permanent=exc.permanent, retry_after=exc.retry_after)
     # A channel bug is treated as transient: the alert stays safe on disk. The
-    # traceback is redacted because exception messages may quote secrets.
-    trace = monitor.config.redact("".join(traceback.format_exception(exc)))
-    log.error("channel %s raised while sending alert %s:\n%s", alerts[0].channel,
-              ", ".join(str(a.id) for a in alerts), trace)
+    # log handler redacts the traceback (exception messages may quote secrets).
+    log.error("channel %s raised while sending alert %s: %s", alerts[0].channel,
+              ", ".join(str(a.id) for a in alerts), monitor.config.redact(f"{type(exc).__name__}: {exc}"),
+              exc_info=exc)
     return _retry_or_fail(monitor, alerts, f"{type(exc).__name__}: {exc}", permanent=False, retry_after=None)
 
 
 def _retry_or_fail(monitor: Monitor, alerts: Sequence[Alert], error: str, *, permanent: bool,
                    retry_after: float | None) -> str:
-    error = monitor.config.redact(error)
+    # What receivers answered becomes last_error and a log line: one safe line, redacted.
+    error = safe_line(monitor.config.redact(error), MESSAGE_MAX)
     attempts = max(a.attempts for a in alerts) + 1
     settings = monitor.config.alerts
     if permanent or attempts >= settings["max_attempts"]:
@@ -284,7 +286,8 @@ def _retry_or_fail(monitor: Monitor, alerts: Sequence[Alert], error: str, *, per
     delay = min(settings["backoff"] * 2 ** (attempts - 1), settings["backoff_max"])
     delay = delay * random.uniform(0.75, 1.25)
     if retry_after is not None:
-        delay = max(delay, retry_after)
+        # A receiver's Retry-After is obeyed up to a week: "1e300" must not overflow the clock.
+        delay = max(delay, min(retry_after, RETRY_AFTER_CAP))
     ids = [a.id for a in alerts]
     _update_rows(monitor, ids, status="pending", last_error=error,
                  next_attempt_at=_iso(_now() + timedelta(seconds=delay)))

@@ -19,6 +19,7 @@ from .models import FetchResult, FetchState, MatchFound, Source, SourceFailed, S
 from .normalize import default_story_key, normalize_entry
 from .polling import (GONE, WEEK, NextPoll, Plan, next_poll_after_failure, next_poll_after_success, planned_interval,
                       quiet_on_first_poll)
+from .safetext import MESSAGE_MAX, safe_line
 from .store import SourceOutcome
 from .timeutil import utcnow
 
@@ -33,7 +34,7 @@ log = logging.getLogger("monitor.pipeline")
 def update_source(monitor: Monitor, source: Source) -> UpdateResult:
     """Poll ``source`` once and store what is new. Never raises for source problems."""
     row = monitor.store.source_row(source.name)
-    if row is not None and row["status"] == "gone" and row["url"] == source.url:
+    if row is not None and row["status"] == "gone" and row["url"] == monitor.store.stored_url(source):
         message = f"not polled: the feed is gone (HTTP 410, {row['last_fetch_at']}); change its url to poll it again"
         return UpdateResult(source=source.name, error=message, status=410)
     state = monitor.store.fetch_state(source)
@@ -42,7 +43,7 @@ def update_source(monitor: Monitor, source: Source) -> UpdateResult:
     target = replace(source, url=state.effective_url) if state.effective_url else source
     try:
         fetched = _fetch(monitor, target, state)
-        moved = _moved_to(source, state, fetched)
+        moved = _moved_to(monitor, source, state, fetched)
         body_hash = _body_hash(fetched)
         if fetched.not_modified or (body_hash is not None and body_hash == state.body_hash):
             # Unchanged: no parsing, and no writes beyond the fetch state.
@@ -56,10 +57,10 @@ def update_source(monitor: Monitor, source: Source) -> UpdateResult:
     except SourceError as exc:
         return _failed(monitor, source, state, now, exc)
     except Exception as exc:  # a plugin bug must not take the daemon down
-        log.exception("%s: unexpected error while reading %s", source.name, target.url)
+        log.exception("%s: unexpected error while reading %s", source.name, monitor.config.redact(target.url))
         return _failed(monitor, source, state, now, SourceError(f"internal error: {type(exc).__name__}: {exc}", url=target.url))
 
-    notes = list(getattr(entries, "notes", ()))
+    notes = [safe_line(str(note), MESSAGE_MAX) for note in getattr(entries, "notes", ())]
     stories = _stories(monitor, source, entries, now, notes)
     known = monitor.store.known_hashes([s.id for s in stories])
     fresh = [s for s in stories if s.id not in known]
@@ -70,7 +71,8 @@ def update_source(monitor: Monitor, source: Source) -> UpdateResult:
     quiet = _quiet(monitor, source, state, new, now)
     matches = monitor.classify(new + changed)
     plan = _plan(monitor, source, now, new=new)
-    outcome = _ok_outcome(monitor, fetched, body_hash, now, plan, moved, status="ok", note="; ".join(notes) or None)
+    outcome = _ok_outcome(monitor, fetched, body_hash, now, plan, moved, status="ok",
+                          note=safe_line("; ".join(notes), MESSAGE_MAX) or None)
     saved = monitor.store.save_update(source, outcome, new, changed, matches, monitor.config.watchlists, quiet=quiet)
     result = UpdateResult(
         source=source.name,
@@ -92,12 +94,12 @@ def update_source(monitor: Monitor, source: Source) -> UpdateResult:
     return result
 
 
-def _moved_to(source: Source, state: FetchState, fetched: FetchResult) -> str | None:
+def _moved_to(monitor: Monitor, source: Source, state: FetchState, fetched: FetchResult) -> str | None:
     """The new effective URL if a permanent redirect moved the feed this time."""
     new = fetched.permanent_redirect
     if new and new != (state.effective_url or source.url):
         log.warning("%s: %s moved permanently to %s; polling the new address (the configured URL is unchanged)",
-                    source.name, state.effective_url or source.url, new)
+                    source.name, monitor.config.redact(state.effective_url or source.url), monitor.config.redact(new))
         return new
     return None
 
@@ -199,8 +201,9 @@ def _when(after: NextPoll) -> dict[str, Any]:
 
 def _failed(monitor: Monitor, source: Source, state: FetchState, now: datetime, exc: SourceError) -> UpdateResult:
     status = getattr(exc, "status", None)
-    message = monitor.config.redact(exc.message)
-    log.warning("%s: %s: %s", source.name, exc.url or source.url, message)
+    # Error text quotes servers (reason phrases, parser messages): one safe line, redacted.
+    message = safe_line(monitor.config.redact(exc.message), MESSAGE_MAX)
+    log.warning("%s: %s: %s", source.name, monitor.config.redact(exc.url or source.url), message)
     if status == 410:
         # Gone for good: stop polling until the configured URL changes.
         outcome = SourceOutcome(status="gone", http_status=status, error=message, **_when(GONE))
@@ -211,5 +214,5 @@ def _failed(monitor: Monitor, source: Source, state: FetchState, now: datetime, 
         )
         outcome = SourceOutcome(status="error", http_status=status, error=message, **_when(after))
     monitor.store.record_poll(source, outcome)
-    monitor.emit(SourceFailed(source=source.name, url=source.url, error=message))
+    monitor.emit(SourceFailed(source=source.name, url=monitor.store.stored_url(source), error=message))
     return UpdateResult(source=source.name, error=message, status=status)

@@ -167,7 +167,7 @@ def poll_if_due(monitor: Monitor, source: Source) -> None:
     """Poll ``source`` when it is due, then deliver what it queued."""
     row = monitor.store.source_row(source.name)
     if row is not None:
-        if row["status"] == "gone" and row["url"] == source.url:
+        if row["status"] == "gone" and row["url"] == monitor.store.stored_url(source):
             return
         due = from_iso(row["next_poll_at"])
         if due is not None and due > utcnow():

@@ -23,6 +23,7 @@ from sqlite_utils import Database
 from .errors import StorageError
 from .migrations import migrations
 from .models import Evidence, FetchState, Match, Source, Story, Watchlist
+from .secrets import Secrets
 from .timeutil import from_iso, to_iso, utcnow
 
 BUSY_TIMEOUT_MS = 30_000
@@ -59,11 +60,21 @@ class SavedUpdate:
     new_match_ids: tuple[int, ...]
 
 
-class Store:
-    """The database. Thread-safe: one connection, writes serialised by a lock."""
+# Columns that may quote a source's URL: values from the environment never reach them.
+_REDACTED_COLUMNS = {"sources": ("url", "effective_url", "last_error", "last_note"), "outbox": ("last_error",)}
 
-    def __init__(self, path: str | Path):
+
+class Store:
+    """The database. Thread-safe: one connection, writes serialised by a lock.
+
+    :param secrets: the configuration's environment values; source URLs are
+        stored with them redacted (``${VAR}``), and rows written before that
+        are redacted on open.
+    """
+
+    def __init__(self, path: str | Path, secrets: Secrets | None = None):
         self.path = Path(path)
+        self.secrets = secrets or Secrets()
         try:
             if str(path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,8 +88,35 @@ class Store:
             self._lock = threading.RLock()
             with self._lock:
                 migrations.apply(self.db)
+            self._redact_stored()
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"{path}: cannot open the database: {exc}") from exc
+
+    def _redact_stored(self) -> None:
+        """Redact environment values from rows written before they were redacted on the way in."""
+        values = [v for v in self.secrets.values.values() if v]
+        if not values:
+            return
+        found = []
+        for table, columns in _REDACTED_COLUMNS.items():
+            for column in columns:
+                hits = " OR ".join(f"instr({column}, ?) > 0" for _ in values)
+                for row in self.query(f"SELECT rowid, {column} AS text FROM {table} WHERE {hits}", values):
+                    found.append((table, column, row["rowid"], row["text"]))
+        if not found:
+            return  # the usual case: no write, so read commands stay read-only
+        # secure_delete overwrites the old bytes instead of leaving them in the file's free space.
+        self.db.execute("PRAGMA secure_delete = ON")
+        try:
+            with self.write() as db:
+                for table, column, rowid, text in found:
+                    db.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", [self.secrets.redact(text), rowid])
+        finally:
+            self.db.execute("PRAGMA secure_delete = OFF")
+
+    def stored_url(self, source: Source) -> str:
+        """The form of ``source.url`` kept in the ``sources`` table (environment values redacted)."""
+        return self.secrets.redact(source.url)
 
     def close(self) -> None:
         """Close the connection (checkpointing the WAL)."""
@@ -117,7 +155,7 @@ class Store:
                 db.execute(
                     "INSERT INTO sources (name, url, kind, enabled, status, created_at) VALUES (?, ?, ?, ?, 'new', ?) "
                     "ON CONFLICT(name) DO UPDATE SET url = excluded.url, kind = excluded.kind, enabled = excluded.enabled",
-                    [source.name, source.url, source.kind, int(source.enabled), now],
+                    [source.name, self.stored_url(source), source.kind, int(source.enabled), now],
                 )
 
     def fetch_state(self, source: Source) -> FetchState:
@@ -126,7 +164,7 @@ class Store:
         if not rows:
             return FetchState()
         row = rows[0]
-        if row["url"] != source.url:
+        if row["url"] != self.stored_url(source):
             # The configured URL changed: the validators belong to the old one.
             return FetchState(first_poll=row["first_polled_at"] is None)
         return FetchState(
@@ -136,7 +174,7 @@ class Store:
             last_fetch_at=from_iso(row["last_fetch_at"]),
             error_count=row["error_count"] or 0,
             first_poll=row["first_polled_at"] is None,
-            effective_url=row["effective_url"],
+            effective_url=self.secrets.reveal(row["effective_url"]) if row["effective_url"] else None,
             interval=row["poll_interval"],
         )
 
@@ -147,19 +185,19 @@ class Store:
         fields: dict[str, Any] = {
             "status": outcome.status,
             "http_status": outcome.http_status,
-            "last_error": outcome.error,
+            "last_error": self.secrets.redact(outcome.error) if outcome.error else outcome.error,
             "last_fetch_at": now,
             "next_poll_at": to_iso(outcome.next_poll_at),
             "poll_basis": outcome.poll_basis,
             "poll_reason": outcome.poll_reason,
         }
         if outcome.url:
-            fields["effective_url"] = outcome.url
+            fields["effective_url"] = self.secrets.redact(outcome.url)
         if outcome.interval:
             fields["poll_interval"] = outcome.interval
         if ok:
             if outcome.status == "ok":  # a 304 says nothing new about the feed's damage
-                fields["last_note"] = outcome.note
+                fields["last_note"] = self.secrets.redact(outcome.note) if outcome.note else None
             fields.update(
                 etag=outcome.etag, last_modified=outcome.last_modified, body_hash=outcome.body_hash,
                 last_success_at=now, error_count=0,

@@ -40,6 +40,7 @@ from monitor import (
     Source,
     hookimpl,
     parse_retry_after,
+    safe_line,
 )
 
 NAME = "http_source"
@@ -315,7 +316,7 @@ def _raise_for_status(source: Source, response: httpx.Response) -> None:
     if status == 410:
         raise FetchError("the feed is gone (HTTP 410); polling stopped: remove the source or change its url",
                          url=source.url, status=status, permanent=True)
-    reason = response.reason_phrase or "error"
+    reason = safe_line(response.reason_phrase, 80) or "error"  # the server's words: one safe line
     if status == 429:
         reason += f" (the server asks us to wait {retry_after:g} s)" if retry_after else " (rate limited)"
     raise FetchError(f"HTTP {status} {reason}", url=source.url, status=status, retry_after=retry_after)

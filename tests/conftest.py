@@ -96,6 +96,7 @@ class Response:
     status: int = 200
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/rss+xml"})
     etag: bool = True  # answer If-None-Match with 304 when the body is unchanged
+    reason: str | None = None  # the status line's reason phrase, if not the standard one
 
 
 @dataclass
@@ -139,10 +140,10 @@ class FeedServer:
                     if self.headers.get("If-None-Match") == tag:
                         self._send(304, {"ETag": tag}, b"")
                         return
-                self._send(route.status, headers, payload)
+                self._send(route.status, headers, payload, route.reason)
 
-            def _send(self, status: int, headers: dict[str, str], payload: bytes) -> None:
-                self.send_response(status)
+            def _send(self, status: int, headers: dict[str, str], payload: bytes, reason: str | None = None) -> None:
+                self.send_response(status, reason)
                 for key, value in headers.items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(payload)))

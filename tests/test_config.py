@@ -69,7 +69,7 @@ def test_environment_secrets_are_resolved_and_redactable(make_config):
     token = config.plugins["example"]["token"]
     assert token == "Bearer s3cr3t-value"
     assert isinstance(token, Secret) and "s3cr3t" not in repr(token)
-    assert config.redact("failed with Bearer s3cr3t-value") == "failed with Bearer ***"
+    assert config.redact("failed with Bearer s3cr3t-value") == "failed with Bearer ${API_TOKEN}"
 
 
 def test_invalid_toml_names_the_file(tmp_path):
