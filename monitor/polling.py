@@ -86,6 +86,12 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 MAX_SERVER_DELAY = timedelta(days=7).total_seconds()
 
 
+def longest_wait(source: Source, schedule: Mapping[str, Any]) -> float:
+    """The longest time this module ever schedules between two polls of ``source``
+    (a stored next poll further away than this was written by a clock in the future)."""
+    return max(interval_bounds(source, schedule)[1], source.interval, MAX_SERVER_DELAY)
+
+
 def next_poll_after_success(now: datetime, interval: float, headers: Mapping[str, str]) -> datetime:
     """The interval, stretched to honour ``Cache-Control: max-age`` and ``Retry-After``."""
     delay = interval
