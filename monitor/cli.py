@@ -15,7 +15,7 @@ import click
 
 from .app import Monitor
 from .config import Config, load_config
-from .errors import ConfigErrors, MonitorError
+from .errors import ConfigErrors, MonitorError, StorageError
 from .outbox import DispatchResult
 from .plugins import load_plugins, make_plugin_manager
 from .store import Store
@@ -293,8 +293,10 @@ def search(config_path: str | None, db_path: str | None, query: str, limit: int,
 def sources(config_path: str | None, db_path: str | None, as_json: bool) -> None:
     """Every source with its last fetch, HTTP status, error, next poll, interval, effective URL and story count."""
     with _store(config_path, db_path) as (config, store):
-        if not store.read_only:
+        try:
             store.sync_sources(config.sources.values())
+        except StorageError:
+            pass  # a read-only or damaged file: list what it holds
         rows = [r for r in store.sources() if r["name"] in config.sources]
     for row in rows:
         if as_json:

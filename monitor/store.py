@@ -75,8 +75,7 @@ class Store:
         memory = str(path) == ":memory:"
         try:
             if read_only:
-                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
-                                       check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+                conn = _open_read_only(self.path)
             else:
                 if not memory:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +107,7 @@ class Store:
         """Refuse a newer schema; refuse to write to a file that fails ``quick_check``."""
         problems = [r[0] for r in self.db.execute("PRAGMA quick_check(3)").fetchall()]
         if problems != ["ok"]:
-            self.damaged = _damaged_message(self.path, f"quick_check: {'; '.join(problems)}")
+            self.damaged = _damaged_message(self.path, "quick_check: " + " ".join(" ".join(problems).split()))
             if not self.read_only:
                 raise DatabaseDamagedError(self.damaged)
         newer = is_newer_than_known(self.db)
@@ -490,6 +489,22 @@ class Store:
     def counts(self) -> dict[str, int]:
         """Row counts of the main tables."""
         return {t: self.db[t].count for t in ("sources", "stories", "matches", "outbox")}
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write. A WAL database needs its ``-shm`` file even to be
+    read; when that cannot be created (a folder we may not write), the file is read as
+    immutable, which is right as long as nothing writes it meanwhile."""
+    uri = path.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        if not getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
+            raise
+        conn.close()
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
 
 
 def _damaged_message(path: Path, detail: str) -> str:
