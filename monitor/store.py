@@ -326,6 +326,9 @@ class Store:
                 db.execute(
                     "UPDATE sources SET stories_count = (SELECT count(*) FROM stories WHERE stories.source = sources.name)"
                 )
+                # A deleted row leaves a marker in the full-text index until its segments are
+                # merged: without this, an emptied index keeps most of its size.
+                db.execute("INSERT INTO stories_fts(stories_fts) VALUES ('optimize')")
         return deleted
 
     def expire_tombstones(self, older_than: datetime) -> int:
@@ -346,7 +349,8 @@ class Store:
                 if self.db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
                     return None
                 before = self.file_size()
-                self.db.execute("PRAGMA incremental_vacuum").fetchall()
+                # executescript steps the pragma to the end; execute() would free one page only.
+                self.db.conn.executescript("PRAGMA incremental_vacuum;")
                 # The freed pages went through the WAL: copy them back and truncate both files.
                 self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
             except sqlite3.DatabaseError as exc:
