@@ -22,6 +22,8 @@ import threading
 from pathlib import Path
 from typing import IO
 
+from .errors import StorageError
+
 DAEMON = "daemon"
 
 
@@ -38,13 +40,20 @@ class SenderLock:
         self._mutex = threading.Lock()
 
     def try_acquire(self, role: str) -> bool:
-        """Take the lock if no other process holds it; ``False`` if one does."""
+        """Take the lock if no other process holds it; ``False`` if one does.
+
+        :raises StorageError: the lock file cannot be created or opened.
+        """
         with self._mutex:
             if self._fh is not None:
                 self._depth += 1
                 return True
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(self.path, "a+")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fh = open(self.path, "a+")
+            except OSError as exc:
+                raise StorageError(f"{self.path}: cannot open the sender lock file: {exc.strerror}; "
+                                   "news-monitor needs to write beside its database") from exc
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -16,7 +16,7 @@ import time_machine
 from conftest import Response, rss
 from monitor import Monitor, load_config
 from monitor.scheduler import poll_if_due
-from monitor.timeutil import from_iso, utcnow
+from monitor.timeutil import from_iso, trusted_future, utcnow
 
 AHEAD = timedelta(days=400)
 
@@ -59,3 +59,14 @@ def test_a_clock_400_days_ahead_for_one_poll_parks_neither_the_source_nor_the_re
         assert from_iso(digest["next_digest_at"]) <= utcnow() + timedelta(hours=1, seconds=5)
         pending = monitor.store.query("SELECT next_attempt_at FROM outbox WHERE status = 'pending'")
         assert all(from_iso(r["next_attempt_at"]) <= utcnow() + timedelta(days=7, seconds=5) for r in pending)
+
+
+def test_a_stored_time_is_at_most_the_longest_wait_away_and_one_written_in_the_future_is_now():
+    now = utcnow()
+    hour = timedelta(hours=1)
+    assert trusted_future(now + AHEAD, now, hour.total_seconds()) == now + hour
+    assert trusted_future(now + timedelta(minutes=10), now, 3600, written_at=now + AHEAD) == now
+    assert trusted_future(now + timedelta(minutes=10), now, 3600, written_at=now - hour) == now + timedelta(minutes=10)
+    # A small step back (an NTP correction) is not a jump.
+    assert trusted_future(now + timedelta(minutes=10), now, 3600, written_at=now + timedelta(seconds=20)) == \
+        now + timedelta(minutes=10)
