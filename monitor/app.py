@@ -8,6 +8,7 @@ context manager).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ from .plugins import load_plugins, make_plugin_manager, plugin_infos, unknown_pl
 from .sender_lock import SenderLock
 from .store import Store
 from .timeutil import utcnow
+from .workers import WorkerPool
 
 log = logging.getLogger("monitor")
 
@@ -56,6 +58,11 @@ class Monitor:
         # plugins keep what they open here rather than in module globals.
         self.extensions: dict[str, Any] = {}
         self._dispatch_lock = threading.Lock()
+        self._workers: WorkerPool | None = None
+        self._workers_lock = threading.Lock()
+        # Worker processes rebuild the plugins from the configuration: a plugin manager
+        # handed in by the caller (tests, embedding code) cannot cross, so it reads in-process.
+        self.own_plugins = False
         # Across processes: only the holder delivers (the daemon holds it for its life).
         self.sender_lock = None if str(config.db_path) == ":memory:" else SenderLock(config.db_path)
         self._closed = False
@@ -81,12 +88,14 @@ class Monitor:
         if require_env:
             config.require_env()
         origins: dict[str, str] = {}
+        own_plugins = pm is None
         if pm is None:
             pm = make_plugin_manager()
             origins = load_plugins(pm, disable=config.disable_plugins, plugins_dir=config.plugins_dir,
                                    redact=config.redact)
         store = Store(config.db_path, config.secrets)
         monitor = cls(config, pm, store, origins)
+        monitor.own_plugins = own_plugins
         try:
             monitor._build_registries()
             store.sync_sources(config.sources.values())
@@ -97,18 +106,23 @@ class Monitor:
             raise
         return monitor
 
-    def _build_registries(self) -> None:
+    def register_classifiers(self) -> None:
+        """Fill :attr:`classifiers` through the ``register_classifiers`` hook (a worker process does only this)."""
         def register_classifier(name: str, classifier: Any) -> None:
             if name in self.classifiers:
                 raise InvalidPluginError(f"two plugins register a classifier named {name!r}")
             self.classifiers[name] = classifier
+
+        self.pm.hook.register_classifiers(register=register_classifier, monitor=self)
+
+    def _build_registries(self) -> None:
+        self.register_classifiers()
 
         def register_channel_type(name: str, factory: Any) -> None:
             if name in self.channel_types:
                 raise InvalidPluginError(f"two plugins register a channel type named {name!r}")
             self.channel_types[name] = factory
 
-        self.pm.hook.register_classifiers(register=register_classifier, monitor=self)
         self.pm.hook.register_channel_types(register=register_channel_type, monitor=self)
         errors = []
         for name, options in self.config.channels.items():
@@ -142,6 +156,8 @@ class Monitor:
         try:
             self.pm.hook.shutdown(monitor=self)
         finally:
+            if self._workers is not None:
+                self._workers.close()
             for channel in self.channels.values():
                 close = getattr(channel, "close", None)
                 if close:
@@ -185,6 +201,19 @@ class Monitor:
     def classify(self, stories: Sequence[Story], watchlists: Sequence[Watchlist] | None = None) -> list[Match]:
         """Run every classifier over ``stories``; matches at or above threshold, best per watchlist."""
         return classify_mod.classify(self, stories, self.watchlists if watchlists is None else watchlists)
+
+    def worker_pool(self) -> WorkerPool | None:
+        """The worker processes that read fetched feeds (started on first use), or ``None``
+        when feeds are read in the polling threads (``schedule.processes = 0``, an
+        in-memory database, or a plugin manager handed to :meth:`open`)."""
+        size = self.config.schedule.get("processes")
+        size = os.cpu_count() or 1 if size is None else int(size)
+        if size <= 0 or not self.own_plugins or str(self.config.db_path) == ":memory:" or self._closed:
+            return None
+        with self._workers_lock:
+            if self._workers is None:
+                self._workers = WorkerPool(self.config, size, float(self.config.schedule["process_timeout"]))
+            return None if self._workers.unavailable else self._workers
 
     def update_source(self, source: Source | str) -> UpdateResult:
         """Poll one source now: fetch, parse, normalise, classify, store, queue alerts."""

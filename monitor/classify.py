@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from .models import ClassifierFailed, Match, Story, Watchlist
 
@@ -17,6 +17,23 @@ log = logging.getLogger("monitor.classify")
 
 # A classifier slower than this per batch is named in the log.
 SLOW_SECONDS = 5.0
+
+
+@dataclass
+class Found:
+    """What a set of classifiers returned for one batch, before thresholds and merging.
+
+    Plain data, so a worker process can hand it back to the daemon.
+    """
+
+    by_classifier: dict[str, list[Match]] = field(default_factory=dict)
+    replaced: set[tuple[str, str]] = field(default_factory=set)  # (classifier name, watchlist name)
+    failures: list[ClassifierFailed] = field(default_factory=list)
+
+    def add(self, other: "Found") -> None:
+        self.by_classifier.update(other.by_classifier)
+        self.replaced |= other.replaced
+        self.failures.extend(other.failures)
 
 
 def classify(monitor: Monitor, stories: Sequence[Story], watchlists: Sequence[Watchlist]) -> list[Match]:
@@ -36,28 +53,42 @@ def classify(monitor: Monitor, stories: Sequence[Story], watchlists: Sequence[Wa
     """
     if not stories or not watchlists:
         return []
-    by_name = {w.name: w for w in watchlists}
-    wanted = {s.id for s in stories}
-    found_by: dict[str, list[Match]] = {}
-    replaced: set[tuple[str, str]] = set()  # (classifier name, watchlist name)
-    for name, classifier in monitor.classifiers.items():
+    found = run_classifiers(monitor.classifiers, stories, watchlists)
+    for failure in found.failures:
+        monitor.emit(failure)
+    return combine(found, stories, watchlists)
+
+
+def run_classifiers(classifiers: Mapping[str, Any], stories: Sequence[Story], watchlists: Sequence[Watchlist]) -> Found:
+    """Run each of ``classifiers`` over ``stories``; a failing one is logged and listed in ``failures``."""
+    found = Found()
+    if not stories or not watchlists:
+        return found
+    for name, classifier in classifiers.items():
         started = time.perf_counter()
         try:
-            found = list(classifier.classify(stories, watchlists))
+            matches = list(classifier.classify(stories, watchlists))
             taken = _replaced_by(classifier, watchlists)
         except Exception as exc:
             log.exception("classifier %s failed on a batch of %d stories", name, len(stories))
-            monitor.emit(ClassifierFailed(classifier=name, error=f"{type(exc).__name__}: {exc}"))
+            found.failures.append(ClassifierFailed(classifier=name, error=f"{type(exc).__name__}: {exc}"))
             continue
         elapsed = time.perf_counter() - started
         if elapsed > SLOW_SECONDS:
             log.warning("classifier %s took %.1fs for %d stories", name, elapsed, len(stories))
-        found_by[name] = found
-        replaced.update(taken)
+        found.by_classifier[name] = matches
+        found.replaced.update(taken)
+    return found
+
+
+def combine(found: Found, stories: Sequence[Story], watchlists: Sequence[Watchlist]) -> list[Match]:
+    """The matches at or above threshold, best per story and watchlist (see :func:`classify`)."""
+    by_name = {w.name: w for w in watchlists}
+    wanted = {s.id for s in stories}
     best: dict[tuple[str, str], Match] = {}
-    for name, found in found_by.items():
-        for match in found:
-            if (name, match.watchlist) in replaced:
+    for name, matches in found.by_classifier.items():
+        for match in matches:
+            if (name, match.watchlist) in found.replaced:
                 continue
             watchlist = by_name.get(match.watchlist)
             if watchlist is None or match.story_id not in wanted or match.score < watchlist.threshold:

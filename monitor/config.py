@@ -86,6 +86,10 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("jitter", "duration", "Up to this much (and at most a tenth of the source's interval) is added at random "
                 "to each poll.", 30),
         Setting("max_workers", "int", "Sources fetched at the same time.", 4, minimum=1, maximum=256),
+        Setting("processes", "int", "Worker processes that parse, normalise and classify fetched feeds; unset: one "
+                "per core; 0: in the polling threads.", minimum=0, maximum=256),
+        Setting("process_timeout", "duration", "Longest one feed may take in a worker process before the worker is "
+                "stopped and that poll fails.", 120, positive=True),
         Setting("dispatch_interval", "duration", "Time between outbox runs (retries, digests).", 15, positive=True),
         Setting("adaptive", "bool", "Poll busy http feeds more often than their interval, from the stories of the "
                 "last week (never less often, unless adaptive_max allows it).", True),

@@ -14,13 +14,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .errors import FetchError, ParseError, SourceError, StorageError
+from . import reading
+from .errors import FetchError, SourceError, StorageError
 from .models import FetchResult, FetchState, MatchFound, Source, SourceFailed, SourceUpdated, Story, UpdateResult
-from .normalize import default_story_key, normalize_entry
 from .polling import (GONE, WEEK, NextPoll, Plan, next_poll_after_failure, next_poll_after_success, planned_interval,
                       quiet_on_first_poll)
 from .safetext import MESSAGE_MAX, safe_line
 from .store import SourceOutcome
+from .workers import WorkersUnavailable
 from .timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -78,23 +79,16 @@ def _update_source(monitor: Monitor, source: Source) -> UpdateResult:
             result = UpdateResult(source=source.name, not_modified=True, status=fetched.status)
             monitor.emit(SourceUpdated(result))
             return result
-        entries = _parse(monitor, source, fetched)
+        read = _read(monitor, source, fetched, now)
     except SourceError as exc:
         return _failed(monitor, source, state, now, exc)
     except Exception as exc:  # a plugin bug must not take the daemon down
         log.exception("%s: unexpected error while reading %s", source.name, monitor.config.redact(target.url))
         return _failed(monitor, source, state, now, SourceError(f"internal error: {type(exc).__name__}: {exc}", url=target.url))
 
-    notes = [safe_line(str(note), MESSAGE_MAX) for note in getattr(entries, "notes", ())]
-    stories = _stories(monitor, source, entries, now, notes)
-    known = monitor.store.known_hashes([s.id for s in stories])
-    fresh = [s for s in stories if s.id not in known]
-    # A pruned story still in its feed is old news, not new.
-    pruned = monitor.store.pruned_ids([s.id for s in fresh]) if fresh else set()
-    new = [s for s in fresh if s.id not in pruned]
-    changed = [s for s in stories if s.id in known and known[s.id] != s.content_hash]
+    notes, new, changed = read.notes, read.new, read.changed
     quiet = _quiet(monitor, source, state, new, now)
-    matches = monitor.classify(new + changed)
+    matches = reading.finish(monitor, read)
     plan = _plan(monitor, source, now, new=new)
     outcome = _ok_outcome(monitor, fetched, body_hash, now, plan, moved, status="ok",
                           note=safe_line("; ".join(notes), MESSAGE_MAX) or None)
@@ -103,14 +97,14 @@ def _update_source(monitor: Monitor, source: Source) -> UpdateResult:
         source=source.name,
         new_stories=saved.new_stories,
         updated_stories=saved.updated_stories,
-        seen_stories=len(stories),
+        seen_stories=read.seen,
         matches=saved.matches,
         alerts_queued=saved.alerts_queued,
         status=fetched.status,
     )
     log.info(
         "%s: %d entries, %d new, %d updated, %d new matches%s",
-        source.name, len(stories), saved.new_stories, saved.updated_stories, saved.matches,
+        source.name, read.seen, saved.new_stories, saved.updated_stories, saved.matches,
         f" (first poll: {len(quiet)} older entries stored without alerts)" if quiet else "",
     )
     for match in matches:
@@ -156,43 +150,15 @@ def _fetch(monitor: Monitor, source: Source, state: FetchState) -> FetchResult:
     return fetched
 
 
-def _parse(monitor: Monitor, source: Source, fetched: FetchResult) -> list:
-    entries = monitor.pm.hook.parse_feed(source=source, fetched=fetched)
-    if entries is None:
-        kind = fetched.media_type or "unknown media type"
-        raise ParseError(f"not a feed any loaded parser can read ({kind})", url=fetched.url)
-    return entries
-
-
-def _stories(monitor: Monitor, source: Source, entries: list, now: datetime, notes: list[str]) -> list[Story]:
-    """Normalise, filter, enrich and key every entry; one bad entry costs only itself."""
-    hook = monitor.pm.hook
-    seen: set[str] = set()
-    stories = []
-    skipped = duplicates = 0
-    for index, entry in enumerate(entries):
+def _read(monitor: Monitor, source: Source, fetched: FetchResult, now: datetime) -> reading.FeedRead:
+    """Parse, normalise and classify ``fetched``: in a worker process when there are any."""
+    pool = monitor.worker_pool()
+    if pool is not None:
         try:
-            story = normalize_entry(entry, source, now)
-            if hook.skip_story(story=story, source=source):
-                continue
-            for updates in hook.prepare_story(story=story, source=source, monitor=monitor):
-                if updates:
-                    story = replace(story, **updates)
-            key = hook.story_key(story=story, source=source) or default_story_key(story, source)
-        except Exception:
-            log.exception("%s: entry %d skipped: it could not be prepared", source.name, index)
-            skipped += 1
-            continue
-        if key in seen:  # duplicate GUIDs within one feed: the first one wins
-            duplicates += 1
-            continue
-        seen.add(key)
-        stories.append(replace(story, id=key))
-    if duplicates:
-        notes.append(f"{duplicates} entr{'y' if duplicates == 1 else 'ies'} with a duplicate id ignored (the first one kept)")
-    if skipped:
-        notes.append(f"{skipped} entr{'y' if skipped == 1 else 'ies'} skipped: could not be read (see the log)")
-    return stories
+            return pool.read_feed(source, fetched, now, reading.crossing_classifiers(monitor))
+        except WorkersUnavailable as exc:
+            log.warning("%s", exc)  # said once: the pool stays unavailable
+    return reading.read_feed(monitor, source, fetched, now, monitor.classifiers)
 
 
 def _body_hash(fetched: FetchResult) -> str | None:

@@ -66,16 +66,21 @@ _REDACTED_COLUMNS = {"sources": ("url", "effective_url", "last_error", "last_not
 
 
 class Store:
-    """The database. Thread-safe: one connection, writes serialised by a lock.
+    """The database. Thread-safe: writes go through one connection, serialised by a lock;
+    reads from other threads go through a second connection, so in WAL mode they never
+    wait for a write to commit.
 
     :param secrets: the configuration's environment values; source URLs are
         stored with them redacted (``${VAR}``), and rows written before that
         are redacted on open.
     :param read_only: open the file read-only (no migrations, every write
         refused): how read commands still read a damaged or read-only database.
+    :param quick_check: check the file with ``PRAGMA quick_check`` before use
+        (worker processes, which only read what the daemon checked, skip it).
     """
 
-    def __init__(self, path: str | Path, secrets: Secrets | None = None, *, read_only: bool = False):
+    def __init__(self, path: str | Path, secrets: Secrets | None = None, *, read_only: bool = False,
+                 quick_check: bool = True):
         self.path = Path(path)
         self.secrets = secrets or Secrets()
         self.read_only = read_only
@@ -85,6 +90,9 @@ class Store:
         # Failed polls that could not be recorded (the database refused the write): recorded by the next write.
         self._deferred: dict[str, tuple[Source, SourceOutcome]] = {}
         self._lock = threading.RLock()
+        self._read_lock = threading.Lock()
+        self._writing = threading.local()  # set in the thread inside write(): its reads must see its writes
+        self._reader: sqlite3.Connection | None = None
         memory = str(path) == ":memory:"
         try:
             if read_only:
@@ -98,7 +106,7 @@ class Store:
         except (sqlite3.DatabaseError, OSError) as exc:
             raise self._failure(exc, "open the database") from exc
         try:
-            self._check_before_use()
+            self._check_before_use(quick_check)
             if not read_only:
                 if not memory:
                     if not self.db.table_names():
@@ -110,6 +118,8 @@ class Store:
                 with self._lock:
                     apply_migrations(self.db)
                 self._redact_stored()
+                if not memory:
+                    self._reader = _open_reader(self.path)
         except StorageError:
             self.db.close()
             raise
@@ -117,9 +127,9 @@ class Store:
             self.db.close()
             raise self._failure(exc, "open the database") from exc
 
-    def _check_before_use(self) -> None:
+    def _check_before_use(self, quick_check: bool = True) -> None:
         """Refuse a newer schema; refuse to write to a file that fails ``quick_check``."""
-        problems = [r[0] for r in self.db.execute("PRAGMA quick_check(3)").fetchall()]
+        problems = [r[0] for r in self.db.execute("PRAGMA quick_check(3)").fetchall()] if quick_check else ["ok"]
         if problems != ["ok"]:
             self.damaged = _damaged_message(self.path, "quick_check: " + " ".join(" ".join(problems).split()))
             if not self.read_only:
@@ -175,7 +185,11 @@ class Store:
         return self.secrets.redact(source.url)
 
     def close(self) -> None:
-        """Close the connection (checkpointing the WAL)."""
+        """Close the connections (checkpointing the WAL)."""
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         with self._lock:
             self.db.close()
 
@@ -195,6 +209,7 @@ class Store:
                 self.db.execute("BEGIN IMMEDIATE")
             except sqlite3.DatabaseError as exc:
                 raise self._failure(exc, "start a write") from exc
+            self._writing.active = True
             try:
                 yield self.db
                 self.db.execute("COMMIT")
@@ -204,6 +219,8 @@ class Store:
             except BaseException:
                 self._rollback()
                 raise
+            finally:
+                self._writing.active = False
 
     def _rollback(self) -> None:
         if self.db.conn.in_transaction:
@@ -213,7 +230,16 @@ class Store:
                 pass  # SQLite already rolled back (a full disk or an I/O error does that)
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-        """Rows of a read-only query, as dicts."""
+        """Rows of a read-only query, as dicts (through the read connection unless this thread is writing)."""
+        if self._reader is not None and not getattr(self._writing, "active", False):
+            with self._read_lock:
+                if self._reader is not None:
+                    try:
+                        cursor = self._reader.execute(sql, params)
+                        names = [d[0] for d in cursor.description or ()]
+                        return [dict(zip(names, row)) for row in cursor]
+                    except sqlite3.DatabaseError as exc:
+                        raise self._failure(exc, "read") from exc
         with self._lock:
             try:
                 return list(self.db.query(sql, params))
@@ -535,6 +561,14 @@ class Store:
     def counts(self) -> dict[str, int]:
         """Row counts of the main tables."""
         return {t: self.db[t].count for t in ("sources", "stories", "matches", "outbox")}
+
+
+def _open_reader(path: Path) -> sqlite3.Connection:
+    """A second connection for reads: autocommit, so each query sees the latest commit."""
+    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA query_only = ON")
+    return conn
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:

@@ -243,6 +243,9 @@ def state_for(monitor: Monitor) -> SemanticState:
 class SemanticClassifier:
     """Scores opted-in watchlists by keywords and embedding similarity together."""
 
+    # One embedding model (~800 MB) per worker process would not fit: it runs in the daemon's.
+    runs_in_workers = False
+
     def __init__(self, monitor: Monitor):
         self.monitor = monitor
         settings = plugin_settings(monitor)
