@@ -8,12 +8,14 @@ as one JSON line. The parent reads the process's peak resident memory from
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +98,11 @@ def bare(args: dict[str, Any]) -> dict[str, Any]:
     validators: dict[str, str] = {}
     client = httpx.Client(timeout=20, follow_redirects=True, limits=httpx.Limits(max_connections=args["workers"] * 2))
 
+    # With "processes", feedparser runs in that many processes fed with the fetched bytes
+    # (as news-monitor's schedule.processes does), else in the fetching threads.
+    processes = int(args.get("processes") or 0)
+    parsers = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) if processes else None
+
     def fetch_parse(url: str) -> list[dict[str, Any]]:
         headers = {"If-None-Match": validators[url]} if url in validators else {}
         response = client.get(url, headers=headers)
@@ -103,11 +110,9 @@ def bare(args: dict[str, Any]) -> dict[str, Any]:
             return []
         if "etag" in response.headers:
             validators[url] = response.headers["etag"]
-        parsed = feedparser.parse(response.content, sanitize_html=False, resolve_relative_uris=False)
-        return [{"feed": url, "guid": e.get("id") or e.get("link") or e.get("title") or str(i),
-                 "title": e.get("title"), "link": e.get("link"), "summary": e.get("summary"),
-                 "content": (e.get("content") or [{}])[0].get("value"), "published": e.get("published")}
-                for i, e in enumerate(parsed.entries)]
+        if parsers is not None:
+            return parsers.submit(_bare_entries, url, response.content).result()
+        return _bare_entries(url, response.content)
 
     def cycle() -> dict[str, Any]:
         started = time.perf_counter()
@@ -120,11 +125,23 @@ def bare(args: dict[str, Any]) -> dict[str, Any]:
         elapsed = time.perf_counter() - started
         return {"wall_s": elapsed, "new_stories": new, "stories_per_s": new / elapsed if elapsed else 0.0}
 
-    out = {"full": cycle(), "not_modified": cycle()}
+    out = {"full": cycle(), "not_modified": cycle(), "processes": processes}
+    if parsers is not None:
+        parsers.shutdown()
     client.close()
     db.close()
     out["db_bytes"] = _file_bytes(Path(args["db"]))
     return out
+
+
+def _bare_entries(url: str, content: bytes) -> list[dict[str, Any]]:
+    import feedparser
+
+    parsed = feedparser.parse(content, sanitize_html=False, resolve_relative_uris=False)
+    return [{"feed": url, "guid": e.get("id") or e.get("link") or e.get("title") or str(i),
+             "title": e.get("title"), "link": e.get("link"), "summary": e.get("summary"),
+             "content": (e.get("content") or [{}])[0].get("value"), "published": e.get("published")}
+            for i, e in enumerate(parsed.entries)]
 
 
 # -- lemon24/reader -----------------------------------------------------------------
@@ -182,14 +199,20 @@ def classify(args: dict[str, Any]) -> dict[str, Any]:
         # Batches until every story is done or the time budget is spent, so a
         # slow classifier still gives a figure in bounded time.
         done = matches = 0
+        per_watchlist: dict[str, int] = {}
         started = time.perf_counter()
         while done < len(stories) and time.perf_counter() - started < args.get("budget_s", 60):
             batch = stories[done:done + 50]
-            matches += len(monitor.classify(batch))
+            found = monitor.classify(batch)
+            matches += len(found)
+            for match in found:
+                per_watchlist[match.watchlist] = per_watchlist.get(match.watchlist, 0) + 1
             done += len(batch)
         elapsed = time.perf_counter() - started
+    busiest = max(per_watchlist, key=per_watchlist.__getitem__, default=None)
     return {"watchlists": len(config.watchlists), "stories": done, "matches": matches,
-            "wall_s": elapsed, "stories_per_s": done / elapsed if elapsed else 0.0}
+            "wall_s": elapsed, "stories_per_s": done / elapsed if elapsed else 0.0,
+            "busiest_watchlist": busiest, "busiest_share": per_watchlist.get(busiest, 0) / done if done else 0.0}
 
 
 # -- growth -----------------------------------------------------------------------------
@@ -276,9 +299,43 @@ TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
+class MemorySampler:
+    """The peak of the resident memory of this process and all its descendants, summed:
+    ``os.wait4`` gives one process's peak, which misses worker processes."""
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.wait(self.interval):
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass  # ended between the listing and the reading
+            self.peak = max(self.peak, total)
+
+    def __enter__(self) -> "MemorySampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def main() -> None:
     task, args_file = sys.argv[1], Path(sys.argv[2])
-    result = TASKS[task](json.loads(args_file.read_text(encoding="utf-8")))
+    with MemorySampler() as memory:
+        result = TASKS[task](json.loads(args_file.read_text(encoding="utf-8")))
+    result["peak_rss_sum_mb"] = memory.peak / 2**20
     print(json.dumps(result), flush=True)
 
 

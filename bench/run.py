@@ -25,11 +25,12 @@ from typing import Any
 import httpx
 
 from . import report, workload
-from .watchlists import extra_watchlists
+from .watchlists import extra_watchlists, realistic_watchlists
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 WORKERS = 4  # the monitor's default schedule.max_workers; the baselines get the same
+PROCESSES = os.cpu_count() or 1  # the monitor's default schedule.processes; the process-pool bare loop gets the same
 EMBEDDING_CLASSIFIERS = ("semantic", "embeddings", "embedding")
 
 
@@ -149,6 +150,9 @@ def _run_size(size: int, server: FeedServer, work: Path, opts: argparse.Namespac
                                                       "requests": cost["requests"]}}
     _say(f"{size} sources: bare lower bound")
     out["bare"] = run_child("bare", {"urls": urls, "db": str(work / f"bare-{size}.db"), "workers": WORKERS}, work)
+    _say(f"{size} sources: bare lower bound with {PROCESSES} parser processes")
+    out["bare_pool"] = run_child("bare", {"urls": urls, "db": str(work / f"bare-pool-{size}.db"), "workers": WORKERS,
+                                          "processes": PROCESSES}, work)
     if not opts.no_reader:
         _say(f"{size} sources: reader")
         out["reader"] = run_child("reader", {"urls": urls, "db": str(work / f"reader-{size}.db"), "workers": WORKERS}, work)
@@ -157,7 +161,9 @@ def _run_size(size: int, server: FeedServer, work: Path, opts: argparse.Namespac
 
 def _keywords(stories_db: Path, server: FeedServer, work: Path, opts: argparse.Namespace) -> dict[str, Any]:
     out = {}
-    for label, extra in (("watchlists_3", None), ("watchlists_100", extra_watchlists())):
+    sets = (("watchlists_3", None), ("watchlists_100", realistic_watchlists()),
+            ("watchlists_100_adversarial", extra_watchlists()))
+    for label, extra in sets:
         _say(f"keyword matching: {label}")
         config = write_config(work / f"{label}.toml", db=work / f"{label}.db", urls=[], hook=f"{server.url}/hook", extra=extra)
         out[label] = run_child("classify", {"config": str(config), "stories_db": str(stories_db),
@@ -217,7 +223,7 @@ def _meta(opts: argparse.Namespace, sizes: list[int]) -> dict[str, Any]:
         "python": platform.python_version(), "platform": platform.platform(),
         "cores": os.cpu_count(), "memory_gib": round(memory / 2**30, 1),
         "sqlite": sqlite3.sqlite_version, "feedparser": feedparser.__version__,
-        "sizes": sizes, "workers": WORKERS,
+        "sizes": sizes, "workers": WORKERS, "processes": PROCESSES,
         # Other work on the machine skews every figure: the load average says how busy it was.
         "loadavg_start": os.getloadavg()[0],
     }
