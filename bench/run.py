@@ -77,7 +77,8 @@ def run_child(task: str, args: dict[str, Any], work: Path) -> dict[str, Any]:
     return result
 
 
-def write_config(path: Path, *, db: Path, urls: list[str], hook: str, extra: dict[str, str] | None = None) -> Path:
+def write_config(path: Path, *, db: Path, urls: list[str], hook: str, extra: dict[str, str] | None = None,
+                 processes: int | None = None) -> Path:
     """A monitor configuration: the given feeds, every watchlist alerting the loopback webhook."""
     from monitor import load_config
 
@@ -90,6 +91,8 @@ def write_config(path: Path, *, db: Path, urls: list[str], hook: str, extra: dic
              "[alerts]", "new_source_window = 0", "",
              # The feeds are served on loopback, which the network policy refuses by default.
              "[fetch]", 'allow_networks = ["127.0.0.1"]', ""]
+    if processes is not None:
+        lines += ["[schedule]", f"processes = {processes}", ""]
     for name in defaults:
         lines += [f"[watchlists.{name}]", 'channels = ["hook"]', ""]
     for name, query in (extra or {}).items():
@@ -143,7 +146,8 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
 
 def _run_size(size: int, server: FeedServer, work: Path, opts: argparse.Namespace) -> dict[str, Any]:
     urls = [f"{server.url}/{workload.feed_name(i)}" for i in range(size)]
-    config = write_config(work / f"monitor-{size}.toml", db=work / f"monitor-{size}.db", urls=urls, hook=f"{server.url}/hook")
+    config = write_config(work / f"monitor-{size}.toml", db=work / f"monitor-{size}.db", urls=urls, hook=f"{server.url}/hook",
+                          processes=opts.processes)
     _say(f"{size} sources: news-monitor")
     mon, cost = _with_server_cost(server, lambda: run_child("monitor", {"config": str(config), "server": server.url}, work))
     out: dict[str, Any] = {"monitor": mon, "server": {"monitor_cpu_s": cost["cpu_s"], "monitor_cpu_share": cost["cpu_share"],
@@ -238,6 +242,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sizes", help="comma-separated numbers of sources (default 100,1000,5000; --quick: 100)")
     parser.add_argument("--quick", action="store_true", help="100 sources, small growth run, fewer stories to classify")
     parser.add_argument("--no-reader", action="store_true", help="skip the reader baseline")
+    parser.add_argument("--processes", type=int,
+                        help="news-monitor's schedule.processes (default: its default, one per core; 0: in-process)")
     parser.add_argument("--growth", help="stored-story counts to insert into (default 10000,1000000; --quick: 10000,100000; '' skips)")
     parser.add_argument("--classify-stories", type=int, help="stories for the keyword figures (default 3000; --quick 1000)")
     parser.add_argument("--classify-budget", type=float, default=60.0,

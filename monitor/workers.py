@@ -138,7 +138,13 @@ class _Worker:
 
     def call(self, job: Job, timeout: float) -> Any:
         if not self.started:
-            reply = self._receive(START_TIMEOUT, "did not start")
+            try:
+                reply = self._receive(START_TIMEOUT, "did not start")
+            except _Lost as exc:
+                # Dying while starting is not this feed's doing (a script that starts the
+                # monitor without an ``if __name__ == "__main__":`` guard does this).
+                raise WorkersUnavailable(f"worker processes cannot start ({exc}); feeds are read in the daemon's "
+                                         "process") from None
             if reply[0] == "failed":
                 raise WorkersUnavailable(reply[1])
             self.started = True
