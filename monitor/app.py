@@ -228,6 +228,8 @@ class Monitor:
         """
         todo = [s for s in (sources if sources is not None else self.config.sources.values()) if s.enabled]
         workers = max(1, min(int(self.config.schedule["max_workers"]), len(todo) or 1))
+        if todo:
+            self.worker_pool()  # its processes start while the first feeds are fetched
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
             results = list(pool.map(self.update_source, todo))
         if deliver:

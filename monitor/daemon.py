@@ -77,6 +77,7 @@ def run_daemon(monitor) -> int:
             os.getpid(), len(sources), ", ".join(sources) or "none", len(monitor.watchlists),
             ", ".join(monitor.channels) or "none", monitor.config.db_path,
         )
+        monitor.worker_pool()  # its processes start while the first feeds are fetched
         scheduler.start()
         while not stop.wait(timeout=1.0):
             if monitor.store.damaged:

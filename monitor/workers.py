@@ -15,14 +15,15 @@ a fresh worker takes its place.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import queue
 import signal
+import subprocess
+import sys
 import threading
 import traceback
 from dataclasses import dataclass
 from datetime import datetime
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, Pipe
 from typing import TYPE_CHECKING, Any
 
 from .errors import ParseError, SourceError
@@ -71,7 +72,6 @@ class WorkerPool:
         self.config = config
         self.size = size
         self.timeout = timeout
-        self._context = multiprocessing.get_context("spawn")
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
@@ -81,7 +81,7 @@ class WorkerPool:
             self._idle.put(self._start())
 
     def _start(self) -> _Worker:
-        worker = _Worker(self._context, self.config)
+        worker = _Worker(self.config)
         with self._lock:
             self._all.add(worker)
         return worker
@@ -129,11 +129,21 @@ class _Lost(Exception):
 
 
 class _Worker:
-    def __init__(self, context: Any, config: Config):
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, config), daemon=True, name="news-monitor-worker")
-        self.process.start()
-        child.close()
+    """One ``python -m monitor.workers FD`` process and our end of its socket.
+
+    A plain subprocess, not ``multiprocessing.Process``: spawning re-runs the
+    parent's main script in the child, which an embedding script without an
+    ``if __name__ == "__main__":`` guard would turn into a second monitor.
+    """
+
+    def __init__(self, config: Config):
+        self.conn, child = Pipe()
+        try:
+            self.process = subprocess.Popen([sys.executable, "-m", "monitor.workers", str(child.fileno())],
+                                            pass_fds=[child.fileno()], stdin=subprocess.DEVNULL)
+        finally:
+            child.close()
+        self.conn.send(config)
         self.started = False
 
     def call(self, job: Job, timeout: float) -> Any:
@@ -160,28 +170,33 @@ class _Worker:
     def _receive(self, timeout: float, late: str) -> Any:
         try:
             if not self.conn.poll(timeout):
-                self.process.kill()
-                self.process.join(STOP_TIMEOUT)
+                self._kill()
                 raise _Lost(f"the worker process reading this feed {late}")
             return self.conn.recv()
         except (EOFError, OSError):
             raise _Lost(self._death("while reading this feed")) from None
 
     def _death(self, when: str) -> str:
-        self.process.join(STOP_TIMEOUT)
-        code = self.process.exitcode
+        try:
+            code = self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            code = None
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         return f"the worker process died {when} ({how}); a new one takes its place"
+
+    def _kill(self) -> None:
+        self.process.kill()
+        try:
+            self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pass
 
     def stop(self) -> None:
         try:
             self.conn.send(None)
-        except (OSError, ValueError):
-            pass
-        self.process.join(STOP_TIMEOUT)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(STOP_TIMEOUT)
+            self.process.wait(STOP_TIMEOUT)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            self._kill()
         self.conn.close()
 
 
@@ -215,9 +230,13 @@ class _Collector(logging.Handler):
         return records
 
 
-def _serve(conn: Connection, config: Config) -> None:
+def _serve(conn: Connection) -> None:
     # Ctrl-C reaches the whole process group: the daemon decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        config = conn.recv()
+    except (EOFError, OSError):
+        return
     collector = _Collector()
     root = logging.getLogger()
     root.handlers[:] = [collector]
@@ -228,6 +247,7 @@ def _serve(conn: Connection, config: Config) -> None:
         conn.send(("failed", f"worker processes cannot start ({type(exc).__name__}: {exc}); "
                              "feeds are read in the daemon's process"))
         return
+    collector.take()  # what plugins said while registering, the daemon's process said already
     conn.send(("ready", tuple(monitor.classifiers)))
     while True:
         try:
@@ -267,3 +287,7 @@ def _worker_monitor(config: Config) -> Monitor:
     monitor = Monitor(config, pm, store, origins)
     monitor.register_classifiers()
     return monitor
+
+
+if __name__ == "__main__":
+    _serve(Connection(int(sys.argv[1])))

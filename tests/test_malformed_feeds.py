@@ -31,7 +31,8 @@ def monitor(make_config, tmp_path):
     (tmp_path / "many.xml").write_bytes(many)
     sources = {name: DATA / file for name, (file, *_rest) in FIXTURES.items()}
     sources.update(huge=tmp_path / "huge.xml", many=tmp_path / "many.xml")
-    text = "[fetch]\nmax_bytes = 20000000\n" + "".join(
+    # Parsed in this process: the tests below measure its time and its memory.
+    text = "[schedule]\nprocesses = 0\n[fetch]\nmax_bytes = 20000000\n" + "".join(
         f'[sources.{name}]\nurl = "{path}"\n' for name, path in sources.items()
     )
     with Monitor.open(load_config(make_config(text))) as m:

@@ -120,7 +120,8 @@ def test_a_rate_limited_and_a_failing_source_say_why_they_wait_and_adaptive_need
         scheduler = build_scheduler(monitor)
         scheduler.start()
         try:
-            wait_for(lambda: monitor.store.source_row("failing")["error_count"] >= 3, timeout=30)
+            wait_for(lambda: monitor.store.source_row("failing")["error_count"] >= 3
+                     and len([r for r in feed_server.hits("/quiet.xml") if "opted" not in r.path]) >= 3, timeout=30)
         finally:
             scheduler.shutdown(wait=True)
     quiet_polls = len([r for r in feed_server.hits("/quiet.xml") if "opted" not in r.path])
