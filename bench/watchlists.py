@@ -125,7 +125,7 @@ federal_reserve: "federal reserve" OR powell OR fomc
 opec: opec OR "oil cartel"
 eu_commission: "european commission" OR "von der leyen" OR brussels
 wto_trade: "world trade organization" OR wto OR tariff* OR "trade war"
-apple: apple OR iphone* OR ipad* OR "tim cook"
+apple: "apple inc" OR iphone* OR ipad* OR "tim cook" OR macbook* OR "app store"
 google: google OR alphabet OR youtube OR pichai
 microsoft: microsoft OR windows OR nadella OR azure
 amazon: amazon OR aws OR bezos OR "andy jassy"
