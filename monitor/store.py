@@ -23,6 +23,7 @@ from sqlite_utils import Database
 from .errors import StorageError
 from .migrations import migrations
 from .models import Evidence, FetchState, Match, Source, Story, Watchlist
+from .query import split_cjk
 from .secrets import Secrets
 from .timeutil import from_iso, to_iso, utcnow
 
@@ -363,7 +364,15 @@ class Store:
         )
 
     def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
-        """Full-text search over stored stories (SQLite FTS5 syntax), best first."""
+        """Full-text search over stored stories (SQLite FTS5 syntax), best first.
+
+        Runs of Chinese, Japanese or Korean characters are each required as a
+        substring of the title or text (FTS5 cannot split them into words);
+        the rest of the query is FTS5 as usual.
+        """
+        rest, runs = split_cjk(query)
+        if runs:
+            return self._search_cjk(rest, runs, limit)
         try:
             return self.query(
                 "SELECT s.id, s.title, s.url, s.source, s.published_at, "
@@ -374,6 +383,25 @@ class Store:
             )
         except sqlite3.OperationalError as exc:
             raise StorageError(f"cannot search for {query!r}: {exc}") from exc
+
+    def _search_cjk(self, rest: str, runs: list[str], limit: int) -> list[dict[str, Any]]:
+        """Stories holding every CJK run (and matching ``rest`` in FTS5, if any), newest first."""
+        clauses = ["instr(s.title || char(10) || s.text, ?) > 0" for _ in runs]
+        params: list[Any] = list(runs)
+        if rest:
+            clauses.append("s.rowid IN (SELECT rowid FROM stories_fts WHERE stories_fts MATCH ?)")
+            params.append(rest)
+        try:
+            rows = self.query(
+                "SELECT s.id, s.title, s.url, s.source, s.published_at, s.text FROM stories s "
+                f"WHERE {' AND '.join(clauses)} ORDER BY s.published_at DESC, s.rowid DESC LIMIT ?",
+                [*params, limit],
+            )
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"cannot search for {rest!r}: {exc}") from exc
+        for row in rows:
+            row["snippet"] = _cjk_snippet(row.pop("text") or row["title"], runs[0])
+        return rows
 
     def outbox(self, status: str | None = None, channel: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Outbox rows with their watchlist and story title, newest first."""
@@ -443,3 +471,12 @@ def match_from_row(row: dict[str, Any]) -> Match:
         story_id=row["story_id"], watchlist=row["watchlist"], score=row["score"],
         classifier=row["classifier"] or "", evidence=Evidence.from_dict(json.loads(row["evidence"] or "{}")),
     )
+
+
+def _cjk_snippet(text: str, run: str, around: int = 24) -> str:
+    """The text around the first ``run``, marked ``[...]`` as FTS5's snippet() marks its hits."""
+    at = text.find(run)
+    if at < 0:  # the run is in the title only
+        return text[: 2 * around]
+    start, end = max(0, at - around), at + len(run) + around
+    return ("…" if start else "") + text[start:at] + "[" + run + "]" + text[at + len(run):end] + ("…" if end < len(text) else "")
