@@ -131,6 +131,7 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("interval", "duration", "Time between polls; defaults to schedule.interval.", positive=True),
         Setting("adaptive_max", "duration", "As schedule.adaptive_max, for this source; 0: never longer than its interval."),
         Setting("enabled", "bool", "false keeps the source configured but unpolled.", True),
+        Setting("category", "str", "A folder such as \"News/Tech\", kept by OPML import and export."),
         Setting("options", "table", "Free-form settings for the plugin that reads this source."),
     ),
     "watchlist": (
@@ -603,6 +604,7 @@ class _Validator:
                 enabled=opts["enabled"],
                 options=opts["options"] or {},
                 adaptive_max=opts["adaptive_max"],
+                category=opts["category"],
             )
         return out
 

@@ -24,6 +24,7 @@ class Source:
     :param adaptive_max: how long adaptive polling may stretch the interval of
         a quiet feed (``None``: as ``schedule.adaptive_max``; 0: never longer
         than ``interval``).
+    :param category: a folder such as ``"News/Tech"`` (OPML import and export keep it); nothing else reads it.
     """
 
     name: str
@@ -33,6 +34,7 @@ class Source:
     enabled: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
     adaptive_max: float | None = None
+    category: str | None = None
 
 @dataclass(frozen=True)
 class FetchState:
