@@ -188,6 +188,17 @@ class Config:
         """How errors name this configuration's file."""
         return str(self.file) if self.file else BUILTIN
 
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in the configuration start from: the config file's (else the working directory)."""
+        return self.file.parent if self.file else Path.cwd()
+
+    def resolve_path(self, value: str | os.PathLike[str]) -> Path:
+        """A path given in the configuration (a plugin's option, say): ``~`` expanded, a relative one
+        taken from the config file's folder, as ``plugins_dir`` and source paths are."""
+        path = Path(os.path.expanduser(value))
+        return path if path.is_absolute() else self.base_dir / path
+
     def env_errors(self, key: str = "") -> list[ConfigError]:
         """The unset ``${VAR}`` references at or under the dotted ``key`` (all of them when empty)."""
         return [e for e in self.unset_env

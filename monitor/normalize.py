@@ -33,7 +33,7 @@ _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _FTFY_CONFIG = ftfy.TextFixerConfig(
     unescape_html=False, remove_terminal_escapes=False, uncurl_quotes=False, fix_latin_ligatures=False,
-    fix_character_width=False, fix_line_breaks=False, normalization=None, explain=False,
+    fix_character_width=False, fix_line_breaks=False, fix_c1_controls=False, normalization=None, explain=False,
 )
 
 
@@ -81,7 +81,8 @@ def repair_mojibake(value: str) -> str:
     Publishers often decode UTF-8 as Windows-1252 (or Latin-1) before
     writing their feed; ftfy recognises and reverses exactly that. Only its
     encoding repairs run: quotes, ligatures and full-width forms are left as
-    the publisher wrote them.
+    the publisher wrote them. C1 control characters, which never stand for
+    themselves in a feed, become the Windows-1252 characters they were.
     """
     if value.isascii():  # mojibake is never ASCII; most text is
         return value
