@@ -644,11 +644,15 @@ class KeywordMatcher:
         occ = _Occurrences(atoms)
         candidates = set().union(*(self._by_atom[a] for a in atoms))
         sources = {"title": title or "", "text": text or ""}
-        at_word = _word_positions(spans["text"])
-        long_text = 0 < self.aside_words < (at_word[-1] + 1 if at_word else 0)
+        if (text or "").isascii():  # the common case: a token is a word
+            place_weight = self._place_weight
+            long_text = 0 < self.aside_words < len(spans["text"])
+        else:
+            at_word = _word_positions(spans["text"])
+            long_text = 0 < self.aside_words < (at_word[-1] + 1 if at_word else 0)
 
-        def place_weight(fld: str, index: int) -> float:
-            return self._place_weight(fld, at_word[index] if fld == "text" else index)
+            def place_weight(fld: str, index: float) -> float:
+                return self._place_weight(fld, at_word[int(index)] if fld == "text" else index)
 
         results = {}
         for name in sorted(candidates):
@@ -694,8 +698,6 @@ def _word_positions(words: list[tuple[str, int, int]]) -> list[float]:
     :data:`CJK_CHAR_WORDS` of one, a Japanese or Chinese text's lead and
     length come out about as long as an English one's.
     """
-    if all(word.isascii() for word, _, _ in words):
-        return list(range(len(words)))
     out, at = [], 0.0
     for word, _, _ in words:
         out.append(at)

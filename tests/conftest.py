@@ -107,12 +107,9 @@ def fault_server() -> Iterator[FaultServer]:
 
 
 @pytest.fixture
-def feed_server() -> Iterator[FeedServer]:
-    server = FeedServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def feed_server(monitor_feed_server: FeedServer) -> FeedServer:
+    """The loopback feed server of monitor.testing, under the name the suite uses."""
+    return monitor_feed_server
 
 
 # -- feeds built from the seed articles ----------------------------------------
