@@ -115,10 +115,10 @@ def test_add_says_so_when_a_page_announces_no_feed(feed_server, tmp_path, cli_ru
     assert bad.exit_code == 2 and "--interval" in bad.output
 
 
-def test_add_creates_the_config_file_when_there_is_none(feed_server, tmp_path, cli_run, monkeypatch):
+def test_add_without_config_uses_config_monitor_toml(feed_server, tmp_path, cli_run, monkeypatch):
     url = feed_server.serve("/feed.xml", rss([{"title": "x", "link": "http://news.test/x"}], title="Wire"))
     monkeypatch.chdir(tmp_path)
-    # The built-in policy refuses loopback: this shows the default file is what is read and written.
+    # No file yet: the built-in defaults apply (loopback refused), and nothing is created on failure.
     refused = cli_run("sources", "add", url)
     assert refused.exit_code == 1 and not (tmp_path / "config").exists()
     (tmp_path / "config").mkdir()
@@ -220,3 +220,20 @@ def test_remove_deletes_one_table_and_keeps_the_rest(tmp_path, cli_run):
     missing = cli_run("sources", "remove", "wire", "--config", path)
     assert missing.exit_code == 2 and "no source named 'wire' in this file (its sources: other)" in missing.output
     assert path.read_text() == after
+
+
+def test_feed_links_follow_base_and_skip_what_is_not_a_web_feed():
+    from monitor.discovery import feed_links
+
+    page = '''<html xmlns="http://www.w3.org/1999/xhtml"><head><base href="https://cdn.example/site/"/>
+    <link rel="alternate stylesheet" type="text/css" href="alt.css"/>
+    <link rel="Alternate" type="application/rss+xml; charset=utf-8" href="rss.xml" title="News &amp; more"/>
+    <link rel="alternate" type="application/atom+xml" href="//feeds.example/atom"/>
+    <link rel="alternate" type="application/rss+xml" href="rss.xml"/>
+    <link rel="alternate" type="application/rss+xml" href="javascript:alert(1)"/>
+    <link rel="alternate" hreflang="fr" href="/fr/"/></head></html>'''
+    links = feed_links(page, "https://www.example/news/")
+    assert [(l.url, l.kind, l.title) for l in links] == [
+        ("https://cdn.example/site/rss.xml", "RSS", "News & more"),
+        ("https://feeds.example/atom", "Atom", None),
+    ]
