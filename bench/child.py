@@ -293,8 +293,42 @@ class _StoreTimer:
         return timed
 
 
+# Where a poll's time goes, by the file the time is spent in (first match wins).
+PROFILE_PARTS = (
+    ("feedparser", ("/feedparser/", "/sgmllib", "xml/sax", "expat")),
+    ("keyword matching", ("monitor/query.py", "plugins/keywords.py", "ahocorasick")),
+    ("normalisation (HTML to text)", ("monitor/normalize.py", "html/parser.py", "html/__init__.py", "_markupbase")),
+    ("storage (SQLite, FTS)", ("monitor/store.py", "sqlite_utils", "sqlite3")),
+    ("fetching (httpx)", ("/httpx/", "/httpcore/", "/h11/", "socket", "ssl.py", "selectors")),
+)
+
+
+def profile(args: dict[str, Any]) -> dict[str, Any]:
+    """cProfile of polls one after another in this process: each part's share of the time."""
+    import cProfile
+    import pstats
+
+    from monitor import Monitor, load_config
+
+    config = load_config(args["config"])
+    with Monitor.open(config) as monitor:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for source in config.sources.values():
+            monitor.update_source(source)
+        profiler.disable()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    parts: dict[str, float] = {name: 0.0 for name, _ in PROFILE_PARTS}
+    parts["other"] = 0.0
+    for (filename, _, _), (_, _, tottime, _, _) in stats.items():
+        name = next((n for n, marks in PROFILE_PARTS if any(m in filename for m in marks)), "other")
+        parts[name] += tottime
+    total = sum(parts.values()) or 1.0
+    return {"sources": len(config.sources), "total_s": total, "shares": {k: v / total for k, v in parts.items()}}
+
+
 TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "monitor": monitor_cycles, "bare": bare, "reader": reader_baseline,
+    "monitor": monitor_cycles, "profile": profile, "bare": bare, "reader": reader_baseline,
     "classify": classify, "prefill": prefill, "growth": growth,
 }
 

@@ -166,6 +166,13 @@ def table(results: dict[str, Any]) -> str:
     for t in derived["targets"]:
         mark = {True: "met", False: "NOT MET", None: "n/a"}[t["met"]]
         lines.append(f"  {t['target']}: {_f(t['value'], 2)} (want {t['want']}) {mark}")
+    prof = results.get("profile")
+    missed = [t["target"] for t in derived["targets"] if t["met"] is False]
+    if prof and missed:
+        shares = ", ".join(f"{name} {100 * share:.0f}%" for name, share in
+                           sorted(prof["shares"].items(), key=lambda kv: -kv[1]))
+        lines += ["", f"Profile of a poll (cProfile, {prof['sources']} sources one after another in one process, "
+                      f"{_f(prof['total_s'], 1)} s): {shares}"]
     return "\n".join(lines)
 
 

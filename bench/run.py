@@ -132,6 +132,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
             results["keywords"] = _keywords(biggest, server, work, opts)
             results["embeddings"] = _embeddings(biggest, server, work)
             results["growth"] = _growth(growth_counts, min(100, max(sizes)), server, work, cache)
+            results["profile"] = _profile(min(100, max(sizes)), server, work)
         finally:
             server.stop()
     finally:
@@ -210,6 +211,14 @@ def _growth(counts: list[int], sources: int, server: FeedServer, work: Path, cac
         for suffix in ("-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
     return out
+
+
+def _profile(sources: int, server: FeedServer, work: Path) -> dict[str, Any]:
+    """Where a poll's time goes (cProfile, in-process, one poll after another): printed for what misses."""
+    _say(f"profile: {sources} sources polled one after another")
+    urls = [f"{server.url}/{workload.feed_name(i)}" for i in range(sources)]
+    config = write_config(work / "profile.toml", db=work / "profile.db", urls=urls, hook=f"{server.url}/hook", processes=0)
+    return run_child("profile", {"config": str(config)}, work)
 
 
 def _meta(opts: argparse.Namespace, sizes: list[int]) -> dict[str, Any]:

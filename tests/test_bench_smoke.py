@@ -54,3 +54,4 @@ def test_bench_writes_the_expected_figures(tmp_path: Path) -> None:
         "end to end vs bare, 4 threads", f"end to end vs bare, {figures['meta']['processes']} processes",
         "304 cycle speed-up", "peak RSS MB, all processes", "keyword throughput, 100 realistic vs 3 watchlists"}
     assert "Targets" in run.stdout
+    assert sum(figures["profile"]["shares"].values()) > 0.99
