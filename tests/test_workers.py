@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import sqlite3
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from conftest import monitor_process, rss, seed_rss, shared_corpus, wait_for
 PROBE_PLUGIN = '''
 import os
 import signal
+import threading
 import time
 
 from monitor import Match, hookimpl
@@ -188,3 +190,38 @@ def _alive(pid: int) -> bool:
     # A zombie no longer runs anything: it only waits for its parent to read its exit status.
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
+
+
+def test_reads_from_other_threads_do_not_wait_for_a_write_in_progress(tmp_path):
+    from monitor.models import Source, Story
+    from monitor.store import SourceOutcome, Store
+
+    store = Store(tmp_path / "monitor.db")
+    source = Source(name="wire", url="http://news.test/feed.xml")
+    store.sync_sources([source])
+    store.save_update(source, SourceOutcome(status="ok"), [Story(id="a", source="wire", title="A", text="a",
+                                                                 content_hash="h1")], [], [], {})
+    inside, release, read = threading.Event(), threading.Event(), {}
+
+    def writer():
+        with store.write() as db:
+            db.execute("UPDATE stories SET content_hash = 'uncommitted' WHERE id = 'a'")
+            inside.set()
+            release.wait(30)
+
+    def reader():
+        read["hashes"] = store.known_hashes(["a", "b"])
+
+    holding = threading.Thread(target=writer)
+    holding.start()
+    try:
+        assert inside.wait(30)
+        reading = threading.Thread(target=reader)
+        reading.start()
+        reading.join(20)
+        # The read finished while the write transaction was still open, and saw only what was committed.
+        assert not reading.is_alive() and read["hashes"] == {"a": "h1"}
+    finally:
+        release.set()
+        holding.join(30)
+        store.close()
