@@ -59,7 +59,8 @@ def test_monitor_run_polls_at_the_configured_interval_and_alerts_on_a_story_publ
     db = tmp_path / "monitor.db"
     proc = monitor_process("run", "--config", str(config), cwd=tmp_path)
     try:
-        wait_for(lambda: scalar(db, "SELECT count(*) FROM outbox WHERE status = 'sent'") == 3, timeout=30)
+        # The first poll waits for the daemon and its worker processes to start: slow on a loaded machine.
+        wait_for(lambda: scalar(db, "SELECT count(*) FROM outbox WHERE status = 'sent'") == 3, timeout=90)
         # Three fresh stories did not stretch the interval: it keeps polling every INTERVAL.
         first = len(feed_server.hits("/wire_a.xml"))
         wait_for(lambda: len(feed_server.hits("/wire_a.xml")) >= first + 3, timeout=6 * INTERVAL + 10)
