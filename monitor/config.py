@@ -66,6 +66,16 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("max_bytes", "int", "Largest response body accepted (after decompression).", 10_000_000),
         Setting("max_redirects", "int", "Redirects followed per request.", 5),
         Setting("user_agent", "str", "User-Agent header; the default names the project and version."),
+        Setting("max_entries", "int", "Entries read per poll of one source: the newest by date (undated ones: "
+                "the first in the feed); the rest are dropped and the source's note says so.", 1000),
+        Setting("max_entry_bytes", "int", "Longest title, summary or content of one entry, in bytes of UTF-8; "
+                "longer ones are cut and the source's note says so.", 1_000_000),
+        Setting("work_deadline", "duration", "Wall-clock limit on what one poll does with the fetched body "
+                "(parse, normalise, classify); past it the poll ends with an error and stores nothing.", 120),
+    ),
+    "classify": (
+        Setting("max_text_chars", "int", "Characters of a story's title and of its text a classifier scans; "
+                "a match in a longer story says in its evidence that the text was cut.", 200_000),
     ),
     "alerts": (
         Setting("max_attempts", "int", "Delivery attempts before an alert is marked failed.", 8),
@@ -104,7 +114,7 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
     ),
 }
 
-TOP_LEVEL = ("monitor", "schedule", "fetch", "alerts", "retention", "sources", "watchlists", "channels", "plugins")
+TOP_LEVEL = ("monitor", "schedule", "fetch", "classify", "alerts", "retention", "sources", "watchlists", "channels", "plugins")
 
 
 class Secret(str):
@@ -132,6 +142,7 @@ class Config:
     plugins: Mapping[str, Mapping[str, Any]]
     secrets: frozenset[str] = field(default_factory=frozenset)
     retention: Mapping[str, Any] = field(default_factory=dict)
+    classify: Mapping[str, Any] = field(default_factory=lambda: {s.name: s.default for s in SETTINGS["classify"]})
 
     @property
     def where(self) -> str:
@@ -357,6 +368,14 @@ class _Validator:
         fetch = self.section("fetch", data.get("fetch", {}), SETTINGS["fetch"])
         alerts = self.section("alerts", data.get("alerts", {}), SETTINGS["alerts"])
         retention = self.section("retention", data.get("retention", {}), SETTINGS["retention"])
+        classify = self.section("classify", data.get("classify", {}), SETTINGS["classify"])
+        for key in ("max_entries", "max_entry_bytes"):
+            if fetch[key] < 1:
+                self.error(f"fetch.{key}", "must be at least 1")
+        if fetch["work_deadline"] <= 0:
+            self.error("fetch.work_deadline", "must be more than zero")
+        if classify["max_text_chars"] < 1:
+            self.error("classify.max_text_chars", "must be at least 1")
         if schedule["min_interval"] <= 0:
             self.error("schedule.min_interval", "must be more than zero")
         elif schedule["max_interval"] < schedule["min_interval"]:
@@ -397,6 +416,7 @@ class _Validator:
             plugins=plugins,
             secrets=frozenset(self.secrets),
             retention=retention,
+            classify=classify,
         )
 
     def channels(self, value: Any) -> dict[str, dict[str, Any]]:
@@ -505,6 +525,7 @@ _SECTION_TITLES = {
     "monitor": "`[monitor]`",
     "schedule": "`[schedule]`",
     "fetch": "`[fetch]`",
+    "classify": "`[classify]`",
     "alerts": "`[alerts]`",
     "source": "`[sources.NAME]`",
     "watchlist": "`[watchlists.NAME]`",

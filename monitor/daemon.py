@@ -62,7 +62,9 @@ def run_daemon(monitor) -> int:
     """Run until SIGINT or SIGTERM; returns the process exit code."""
     lock = DaemonLock(monitor.config.db_path)
     lock.acquire()
-    stop = threading.Event()
+    # The monitor's own flag: polls in progress see it and end at their next
+    # check (monitor.budget), so the first signal stops the daemon promptly.
+    stop = monitor.stopping
     received: list[str] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

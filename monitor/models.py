@@ -173,12 +173,17 @@ class Snippet:
 
 @dataclass(frozen=True)
 class Evidence:
-    """Why a classifier matched: the distinct terms, where they hit, a snippet."""
+    """Why a classifier matched: the distinct terms, where they hit, a snippet.
+
+    :param truncated: the story was longer than ``classify.max_text_chars``
+        and the classifier saw only its beginning (``note`` says how much).
+    """
 
     terms: tuple[str, ...] = ()
     hits: tuple[Hit, ...] = ()
     snippet: Snippet = field(default_factory=lambda: Snippet(""))
     note: str = ""
+    truncated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form, as stored in ``matches.evidence``."""
@@ -188,6 +193,7 @@ class Evidence:
             "snippet": self.snippet.text,
             "highlights": [list(h) for h in self.snippet.highlights],
             "note": self.note,
+            "truncated": self.truncated,
         }
 
     @classmethod
@@ -201,6 +207,7 @@ class Evidence:
                 tuple(tuple(h) for h in data.get("highlights", ())),  # type: ignore[misc]
             ),
             note=data.get("note", ""),
+            truncated=bool(data.get("truncated", False)),
         )
 
 @dataclass(frozen=True)
