@@ -13,7 +13,6 @@ import fcntl
 import logging
 import os
 import signal
-import threading
 from pathlib import Path
 from types import FrameType
 from typing import IO

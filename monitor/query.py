@@ -492,9 +492,21 @@ class _Occurrences:
         for fld, starts in self.atoms.get(first, {}).items():
             if term.field not in (None, fld):
                 continue
-            for i in sorted(starts):
-                if all(i + k + 1 in self.atoms.get(word, {}).get(fld, ()) for k, word in enumerate(rest)):
-                    found.append((fld, i, i + len(term.words), (term,)))
+            # Narrow the candidate starts word by word, walking the smaller
+            # set each time: a phrase whose later word is rare costs little
+            # however often its first word occurs.
+            positions = set(starts)
+            for k, word in enumerate(rest, 1):
+                following = self.atoms.get(word, {}).get(fld)
+                if not following:
+                    positions = set()
+                elif len(following) < len(positions):
+                    positions = {q - k for q in following if q - k in positions}
+                else:
+                    positions = {p for p in positions if p + k in following}
+                if not positions:
+                    break
+            found.extend((fld, i, i + len(term.words), (term,)) for i in sorted(positions))
         return found
 
 
