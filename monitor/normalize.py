@@ -25,6 +25,9 @@ _BLOCK_TAGS = {
 }
 _SKIP_TAGS = {"script", "style", "noscript", "template", "svg", "head"}
 _TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid|ocid|cmpid|ref|ref_src)$", re.I)
+# A lone surrogate (JSON's "\ud800") is not text: it cannot be encoded as
+# UTF-8, so it would fail the story's key and its row in SQLite.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
@@ -93,10 +96,15 @@ def html_to_text(value: str | None) -> str:
 
 def tidy_text(value: str) -> str:
     """Normalise Unicode (NFC), drop control characters, collapse spaces and blank lines."""
-    value = unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n")
+    value = unicodedata.normalize("NFC", valid_text(value)).replace("\r\n", "\n").replace("\r", "\n")
     value = _CONTROL.sub("", value)
     lines = [_SPACES.sub(" ", line).strip() for line in value.split("\n")]
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def valid_text(value: str) -> str:
+    """``value`` with every lone surrogate replaced by U+FFFD, so it encodes as UTF-8."""
+    return _SURROGATE.sub("\ufffd", value)
 
 
 def one_line(value: str) -> str:
@@ -175,19 +183,19 @@ def normalize_entry(entry: EntryData, source: Source, fetched: datetime) -> Stor
         first = text.split("\n", 1)[0] if text else ""
         title = _shorten(first, 120) if first else UNTITLED
     published = to_utc(entry.published, fetched) or to_utc(entry.updated, fetched)
-    guid = (entry.guid or "").strip() or None
+    guid = valid_text(entry.guid or "").strip() or None
     return Story(
         id="",
         source=source.name,
         title=title,
         text=text,
-        url=(entry.link or "").strip() or None,
+        url=valid_text(entry.link or "").strip() or None,
         summary=summary,
         guid=guid,
         published=published,
         fetched=fetched,
         author=one_line(html_to_text(entry.author)) or None,
-        language=(entry.language or None),
+        language=valid_text(entry.language or "") or None,
         content_hash=content_hash(title, text),
     )
 

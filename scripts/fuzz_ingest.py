@@ -27,6 +27,7 @@ import logging
 import sys
 import threading
 import time
+import traceback
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -297,6 +298,16 @@ def main(argv: list[str] | None = None) -> int:
         if time.monotonic() > stop_at:
             return
         fmt, media, body = doc
+        try:
+            _one(fmt, media, body)
+        except Exception:
+            # Shrinking calls this again with smaller inputs: the last one saved is the smallest seen.
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "input.bin").write_bytes(body)
+            (args.out / "input.txt").write_text(f"format {fmt}, media type {media}\n\n{traceback.format_exc()}", encoding="utf-8")
+            raise
+
+    def _one(fmt: str, media: str | None, body: bytes) -> None:
         stats["examples"] += 1
         stats["formats"][fmt] += 1
         outcome = check_parse_path(t, media, body)

@@ -30,3 +30,21 @@ def test_any_feed_like_input_is_read_or_rejected_within_bounds(doc):
 def test_the_bounds_scale_with_the_input():
     assert fuzz_ingest.time_bound(10_000_000) > fuzz_ingest.time_bound(0)
     assert fuzz_ingest.memory_bound(10_000_000) > fuzz_ingest.memory_bound(0)
+
+
+def test_lone_surrogates_in_a_json_feed_are_replaced_not_fatal(feed_server, open_monitor):
+    # Found by scripts/fuzz_ingest.py: JSON's "\ud800" decodes to a lone surrogate,
+    # which no UTF-8 encoder accepts: the entry was skipped (in its id) or the
+    # whole poll raised out of update_source (in its title, when storing it).
+    import json
+
+    items = [{"id": "a\ud800", "title": "North Korea \udfff", "content_html": "<p>x\ud834</p>", "url": "http://x.test/\ud800"},
+             {"id": "b", "title": "other"}]
+    body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "f", "items": items}).encode()
+    url = feed_server.serve("/feed.json", body, headers={"Content-Type": "application/feed+json"})
+    monitor = open_monitor(f'[sources.wire]\nurl = "{url}"\n')
+    result = monitor.update_source("wire")
+    assert result.error is None and result.new_stories == 2
+    titles = {r["title"] for r in monitor.store.query("SELECT title FROM stories")}
+    assert titles == {"North Korea \ufffd", "other"}
+    assert monitor.store.source_row("wire")["last_note"] is None
