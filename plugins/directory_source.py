@@ -77,22 +77,25 @@ def _decode(raw: bytes) -> str:
 
 @hookimpl(trylast=True)
 def parse_feed(source: Source, fetched: FetchResult) -> list[EntryData] | None:
-    if fetched.media_type != MEDIA_TYPE:
+    # The bundle is what fetch_source above makes of a folder: bytes from any
+    # other source that merely claim its media type are not one.
+    if fetched.media_type != MEDIA_TYPE or source.kind != "directory":
         return None
     try:
         bundle = json.loads(fetched.content or b"[]")
-    except ValueError as exc:
-        raise ParseError(f"unreadable article bundle: {exc}", url=fetched.url) from exc
-    # A bare list is the bundle of earlier versions.
-    articles, notes = (bundle, []) if isinstance(bundle, list) else (bundle["articles"], bundle["notes"])
-    entries = []
-    for article in articles:
-        text = article["text"].replace("\r\n", "\n")
-        lines = text.strip().split("\n", 1)
-        title = lines[0].strip()
-        body = lines[1].strip() if len(lines) > 1 else ""
-        if not title:
-            continue
-        digest = hashlib.sha256(f"{title}\n{body}".encode()).hexdigest()
-        entries.append(EntryData(guid=f"sha256:{digest}", link=article["uri"], title=title, content=body))
-    return ParsedEntries(entries, notes=notes)
+        # A bare list is the bundle of earlier versions.
+        articles, notes = (bundle, []) if isinstance(bundle, list) else (bundle["articles"], list(bundle["notes"]))
+        return ParsedEntries([e for e in map(_entry, articles) if e is not None], notes=notes)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ParseError(f"unreadable article bundle: {type(exc).__name__}: {exc}"[:300], url=fetched.url) from exc
+
+
+def _entry(article: dict) -> EntryData | None:
+    text = article["text"].replace("\r\n", "\n")
+    lines = text.strip().split("\n", 1)
+    title = lines[0].strip()
+    body = lines[1].strip() if len(lines) > 1 else ""
+    if not title:
+        return None
+    digest = hashlib.sha256(f"{title}\n{body}".encode("utf-8", "surrogatepass")).hexdigest()
+    return EntryData(guid=f"sha256:{digest}", link=article["uri"], title=title, content=body)

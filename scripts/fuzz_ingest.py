@@ -169,6 +169,7 @@ class Tools:
     pm: Any
     matcher: KeywordMatcher
     source: Source = field(default_factory=lambda: Source("fuzz", "http://127.0.0.1/fuzz"))
+    folder: Source = field(default_factory=lambda: Source("folder", "/nonexistent/folder", kind="directory"))
 
 
 def tools() -> Tools:
@@ -204,8 +205,10 @@ def _ingest(t: Tools, media: str | None, body: bytes) -> dict[str, Any]:
     fetched = FetchResult(url=t.source.url, content=body, media_type=media,
                           headers={"content-type": media} if media else {})
     outcome: dict[str, Any] = {"entries": 0, "matches": 0, "notes": [], "cut": 0}
+    # The folder bundle is read only for directory sources; the rest as from a feed URL.
+    source = t.folder if media == "application/x-news-monitor-articles+json" else t.source
     try:
-        entries = t.pm.hook.parse_feed(source=t.source, fetched=fetched, limits=LIMITS)
+        entries = t.pm.hook.parse_feed(source=source, fetched=fetched, limits=LIMITS)
     except ParseError as exc:
         outcome["outcome"] = "rejected: " + str(exc.message).split(":")[0][:40]
         return outcome
@@ -218,8 +221,8 @@ def _ingest(t: Tools, media: str | None, body: bytes) -> dict[str, Any]:
     outcome["notes"] = notes + more
     now = utcnow()
     for entry in entries:
-        story = normalize_entry(entry, t.source, now)
-        default_story_key(story, t.source)
+        story = normalize_entry(entry, source, now)
+        default_story_key(story, source)
         if len(story.text) > MAX_TEXT_CHARS:
             outcome["cut"] += 1
         outcome["matches"] += len(t.matcher.match(story.title[:MAX_TEXT_CHARS], story.text[:MAX_TEXT_CHARS]))

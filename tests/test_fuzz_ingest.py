@@ -48,3 +48,28 @@ def test_lone_surrogates_in_a_json_feed_are_replaced_not_fatal(feed_server, open
     titles = {r["title"] for r in monitor.store.query("SELECT title FROM stories")}
     assert titles == {"North Korea \ufffd", "other"}
     assert monitor.store.source_row("wire")["last_note"] is None
+
+
+def test_a_server_claiming_the_folder_bundle_type_is_not_read_as_one(feed_server, open_monitor):
+    # Found by scripts/fuzz_ingest.py: a JSON Feed served as the folder bundle's
+    # media type reached the bundle parser and failed with an internal KeyError.
+    body = b'{"version": "https://jsonfeed.org/version/1.1", "title": "f", "items": [{"id": "1", "title": "t"}]}'
+    url = feed_server.serve("/feed", body, headers={"Content-Type": "application/x-news-monitor-articles+json"})
+    monitor = open_monitor(f'[sources.wire]\nurl = "{url}"\n')
+    result = monitor.update_source("wire")
+    # Read as the JSON Feed it is, like any feed served with the wrong type.
+    assert result.error is None and result.new_stories == 1
+
+
+def test_a_broken_folder_bundle_is_a_parse_error():
+    from monitor import FetchResult, ParseError, Source
+
+    folder = Source("desk", "/nowhere", kind="directory")
+    for body in (b'{"articles": [{"uri": "x"}], "notes": []}', b'[1, 2]', b'{"x": 1}'):
+        fetched = FetchResult(url="/nowhere", content=body, media_type="application/x-news-monitor-articles+json")
+        try:
+            TOOLS.pm.hook.parse_feed(source=folder, fetched=fetched, limits=fuzz_ingest.LIMITS)
+        except ParseError as exc:
+            assert "unreadable article bundle" in exc.message
+        else:
+            raise AssertionError(f"{body!r} was read")
