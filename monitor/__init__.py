@@ -28,6 +28,7 @@ from .errors import (
     SourceError,
     StorageError,
 )
+from .budget import PollInterrupted
 from .hookspecs import hookimpl
 from .limits import EntryLimits, NewestEntries, cut_entry, cut_note, cut_text
 from .models import (
@@ -67,7 +68,7 @@ from .version import USER_AGENT, __version__
 
 __all__ = [
     "USER_AGENT", "Alert", "AlertFailed", "AlertSent", "ClassifierError", "ClassifierFailed",
-    "Config", "ConfigError", "EntryLimits", "NewestEntries", "cut_entry", "cut_note", "cut_text", "ConfigErrors", "DeliveryError", "EntryData", "Event", "Evidence",
+    "Config", "ConfigError", "EntryLimits", "PollInterrupted", "NewestEntries", "cut_entry", "cut_note", "cut_text", "ConfigErrors", "DeliveryError", "EntryData", "Event", "Evidence",
     "FetchError", "FetchResult", "FetchState", "Hit", "InvalidPluginError", "KeywordMatcher",
     "Match", "MatchFound", "Monitor", "MonitorError", "ParseError", "PluginConfigError",
     "ParsedEntries", "PluginError", "QuerySyntaxError", "RenderedAlert", "Secret", "Snippet", "Source",

@@ -284,3 +284,26 @@ def test_bad_limit_settings_are_one_line_errors(make_config):
     text = str(caught.value)
     for key in ("fetch.max_entries", "fetch.work_deadline", "classify.max_text_chars"):
         assert key in text
+
+
+def test_a_stop_request_ends_a_slow_fetch(open_monitor):
+    import threading
+
+    import faults
+
+    server = faults.FaultServer().start()
+    try:
+        url = server.route("/drip.xml", faults.drip(every=0.2))
+        monitor = open_monitor(f'[fetch]\ndeadline = 60\n[sources.slow]\nurl = "{url}"\n')
+        results = []
+        poll = threading.Thread(target=lambda: results.append(monitor.update_source("slow")))
+        poll.start()
+        wait_for(lambda: server.hits("/drip.xml"), timeout=10)
+        time.sleep(0.5)
+        monitor.stopping.set()
+        poll.join(timeout=10)
+        assert not poll.is_alive(), "the fetch went on after the stop request"
+    finally:
+        server.stop()
+    assert "interrupted while fetching: the monitor is stopping" in results[0].error
+    assert monitor.store.source_row("slow")["last_error"] is None
