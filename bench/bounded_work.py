@@ -50,7 +50,7 @@ def poll(name: str, body: bytes, media: str, folder: Path) -> dict[str, object]:
         work = folder / name
         work.mkdir()
         (work / "monitor.toml").write_text(
-            f'[monitor]\ndb = "{work / "monitor.db"}"\n[alerts]\nnew_source_window = 0\n'
+            f'[monitor]\ndb = "{work / "monitor.db"}"\n[fetch]\nallow_private_networks = true\n[alerts]\nnew_source_window = 0\n'
             f'[sources.{name}]\nurl = "{url}"\n', encoding="utf-8")
         started = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", CHILD, "once", "--config", str(work / "monitor.toml")],

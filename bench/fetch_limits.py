@@ -65,6 +65,7 @@ def main() -> None:
         folder = Path(tempfile.mkdtemp())
         config = folder / "monitor.toml"
         config.write_text(f'[monitor]\ndb = "{folder / "m.db"}"\n[fetch]\nmax_bytes = 10000000\n'
+                          'allow_networks = ["127.0.0.1"]\n'
                           f'[sources.bomb]\nurl = "{url}"\n', encoding="utf-8")
         with Monitor.open(load_config(config)) as monitor:
             result, seconds, peak = measure(lambda: monitor.update_source("bomb"))

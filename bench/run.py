@@ -86,7 +86,9 @@ def write_config(path: Path, *, db: Path, urls: list[str], hook: str, extra: dic
              "[channels.hook]", 'type = "bench_webhook"', f"url = {json.dumps(hook)}", "",
              # The workload is a full cycle of new entries, all alerting: a
              # first poll's alert window would leave the dispatcher idle.
-             "[alerts]", "new_source_window = 0", ""]
+             "[alerts]", "new_source_window = 0", "",
+             # The feeds are served on loopback, which the network policy refuses by default.
+             "[fetch]", 'allow_networks = ["127.0.0.1"]', ""]
     for name in defaults:
         lines += [f"[watchlists.{name}]", 'channels = ["hook"]', ""]
     for name, query in (extra or {}).items():

@@ -54,9 +54,11 @@ from .models import (
     UpdateResult,
     Watchlist,
 )
+from .netpolicy import NetworkPolicy, RefusedAddress
 from .normalize import canonical_url, html_to_text
 from .polling import parse_retry_after
 from .query import KeywordMatcher, parse_query
+from .safetext import json_safe, safe_line, safe_text
 from .rendering import (
     alert_subject,
     digest_subject,
@@ -70,13 +72,15 @@ __all__ = [
     "USER_AGENT", "Alert", "AlertFailed", "AlertSent", "ClassifierError", "ClassifierFailed",
     "Config", "ConfigError", "EntryLimits", "PollInterrupted", "NewestEntries", "cut_entry", "cut_note", "cut_text", "ConfigErrors", "DeliveryError", "EntryData", "Event", "Evidence",
     "FetchError", "FetchResult", "FetchState", "Hit", "InvalidPluginError", "KeywordMatcher",
-    "Match", "MatchFound", "Monitor", "MonitorError", "ParseError", "PluginConfigError",
+    "Match", "MatchFound", "Monitor", "MonitorError", "NetworkPolicy", "RefusedAddress", "ParseError", "PluginConfigError",
     "ParsedEntries", "PluginError", "QuerySyntaxError", "RenderedAlert", "Secret", "Snippet", "Source",
     "SourceError", "SourceFailed", "SourceUpdated", "StorageError", "Story", "UpdateResult",
     "Watchlist", "__version__", "alert_subject", "canonical_url", "hookimpl", "html_to_text",
     "load_config", "parse_duration", "parse_query", "parse_retry_after", "render_plain",
     "digest_subject", "group_by_watchlist", "post_alert", "render_digest_plain",
     "ChannelOption", "read_channel_options", "alert_http_client", "close_http_client",
+    # text from the outside, made safe to print and log
+    "safe_line", "safe_text", "json_safe",
     # helpers for commands that plugins add through register_commands
     "config_options", "handle_errors", "load_cli_config", "open_cli_monitor",
 ]

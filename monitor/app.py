@@ -22,11 +22,21 @@ from .config import Config, channel_options
 from .errors import ConfigError, ConfigErrors, InvalidPluginError, PluginError
 from .limits import EntryLimits
 from .models import Event, Match, Source, Story, UpdateResult, Watchlist
-from .plugins import load_plugins, make_plugin_manager, plugin_infos
+from .plugins import load_plugins, make_plugin_manager, plugin_infos, unknown_plugin_names
+from .sender_lock import SenderLock
 from .store import Store
 from .timeutil import utcnow
 
 log = logging.getLogger("monitor")
+
+
+def disable_warnings(config: Config) -> list[str]:
+    """One sentence per name in ``monitor.disable_plugins`` that matches no installed plugin."""
+    return [
+        f"{config.where}: monitor.disable_plugins: no installed plugin is named {name!r}; nothing is disabled "
+        "by it (fine for an optional plugin that is not installed here, else check the spelling)"
+        for name in unknown_plugin_names(config.disable_plugins, config.plugins_dir)
+    ]
 
 
 class Monitor:
@@ -40,10 +50,15 @@ class Monitor:
         self.classifiers: dict[str, Any] = {}
         self.channel_types: dict[str, Any] = {}
         self.channels: dict[str, Any] = {}
+        # Channels left unbuilt because a ``${VAR}`` of theirs is not set (only
+        # when opened with ``require_env=False``): their alerts wait in the outbox.
+        self.unavailable_channels: dict[str, list[ConfigError]] = {}
         # Per-plugin resources (HTTP clients, models), keyed by plugin name:
         # plugins keep what they open here rather than in module globals.
         self.extensions: dict[str, Any] = {}
         self._dispatch_lock = threading.Lock()
+        # Across processes: only the holder delivers (the daemon holds it for its life).
+        self.sender_lock = None if str(config.db_path) == ":memory:" else SenderLock(config.db_path)
         self._closed = False
         # Set when the daemon is asked to stop: polls in progress end at their
         # next check instead of running to completion (see monitor.budget).
@@ -52,19 +67,29 @@ class Monitor:
     # -- construction -----------------------------------------------------------
 
     @classmethod
-    def open(cls, config: Config, *, pm: pluggy.PluginManager | None = None, start: bool = True) -> "Monitor":
+    def open(
+        cls, config: Config, *, pm: pluggy.PluginManager | None = None, start: bool = True, require_env: bool = True,
+    ) -> "Monitor":
         """Load plugins, open and migrate the database, build registries and channels.
 
         :param pm: a plugin manager to use (tests pass one with extra plugins registered).
         :param start: call the ``startup`` hook.
-        :raises ConfigErrors: channels or plugins refuse the configuration.
+        :param require_env: every ``${VAR}`` of the channel and plugin tables must be
+            set (for what sends alerts). ``False`` builds only the channels whose
+            variables are set; a plugin asking for a table with an unset one gets
+            :class:`ConfigErrors` from :meth:`plugin_config`.
+        :raises ConfigErrors: channels or plugins refuse the configuration, or
+            (``require_env``) a variable is not set.
         :raises InvalidPluginError: a plugin cannot be loaded.
         """
+        if require_env:
+            config.require_env()
         origins: dict[str, str] = {}
         if pm is None:
             pm = make_plugin_manager()
-            origins = load_plugins(pm, disable=config.disable_plugins, plugins_dir=config.plugins_dir)
-        store = Store(config.db_path)
+            origins = load_plugins(pm, disable=config.disable_plugins, plugins_dir=config.plugins_dir,
+                                   redact=config.redact)
+        store = Store(config.db_path, config.secrets)
         monitor = cls(config, pm, store, origins)
         try:
             monitor._build_registries()
@@ -93,6 +118,10 @@ class Monitor:
         for name, options in self.config.channels.items():
             kind = options["type"]
             factory = self.channel_types.get(kind)
+            unset = self.config.env_errors(f"channels.{name}")
+            if unset and factory is not None:
+                self.unavailable_channels[name] = unset
+                continue
             if factory is None:
                 known = ", ".join(sorted(self.channel_types)) or "none"
                 errors.append(ConfigError(
@@ -132,7 +161,11 @@ class Monitor:
     # -- what plugins ask for ---------------------------------------------------
 
     def plugin_config(self, name: str) -> Mapping[str, Any]:
-        """The ``[plugins.NAME]`` table of the configuration (empty if absent)."""
+        """The ``[plugins.NAME]`` table of the configuration (empty if absent).
+
+        :raises ConfigErrors: a ``${VAR}`` in the table is not set.
+        """
+        self.config.require_env(f"plugins.{name}")
         return self.config.plugins.get(name, {})
 
     @property
@@ -183,7 +216,9 @@ class Monitor:
         return results
 
     def prune(self) -> int:
-        """Delete stories older than ``retention.max_age`` (see :meth:`Store.prune`); 0 when retention is off."""
+        """Apply ``retention``: delete stories older than ``max_age`` (see :meth:`Store.prune`),
+        forget tombstones older than ``tombstone_max_age`` and give the freed space back to
+        the file system. Returns the stories deleted; 0 when retention is off."""
         retention = self.config.retention
         if not retention.get("max_age"):
             return 0
@@ -193,16 +228,31 @@ class Monitor:
             now - timedelta(seconds=retention["max_age"]),
             now - timedelta(seconds=matched) if matched else None,
         )
-        if deleted:
-            log.info("pruned %d stories older than %s", deleted, timedelta(seconds=retention["max_age"]))
+        expired = 0
+        if retention.get("tombstone_max_age"):
+            expired = self.store.expire_tombstones(now - timedelta(seconds=retention["tombstone_max_age"]))
+        if deleted or expired:
+            freed = self.store.reclaim_space()
+            log.info("pruned %d stories older than %s, forgot %d pruned ids; %s", deleted,
+                     timedelta(seconds=retention["max_age"]), expired,
+                     f"the database shrank by {freed / 1e6:.1f} MB" if freed is not None else
+                     "the file keeps its size until it is converted to auto_vacuum (the m005 migration)")
         return deleted
 
     def dispatch(self) -> outbox.DispatchResult:
-        """Deliver the alerts that are due. Runs one dispatcher at a time; a second caller returns at once."""
+        """Deliver the alerts that are due. Runs one dispatcher at a time; a second caller returns at
+        once, and so does a process whose database another process delivers from (``held_by`` says who)."""
         if not self._dispatch_lock.acquire(blocking=False):
             return outbox.DispatchResult()
         try:
-            return outbox.dispatch_due(self)
+            lock = self.sender_lock
+            if lock is not None and not lock.try_acquire("command"):
+                return outbox.DispatchResult(held_by=lock.describe_holder())
+            try:
+                return outbox.dispatch_due(self)
+            finally:
+                if lock is not None:
+                    lock.release()
         finally:
             self._dispatch_lock.release()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,14 +12,21 @@ from typing import Any
 
 import click
 
-from .app import Monitor
+from .app import Monitor, disable_warnings
 from .config import Config, load_config
-from .errors import ConfigErrors, MonitorError
+from .errors import ConfigErrors, MonitorError, StorageError
+from .logs import setup_logging
+from .outbox import DispatchResult
 from .plugins import load_plugins, make_plugin_manager
+from .safetext import json_safe, safe_line
 from .store import Store
+from .timeutil import format_duration
 from .version import __version__
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+def echo(text: str = "", err: bool = False) -> None:
+    """One line to the terminal, made safe first: titles, links and errors come from servers we do not control."""
+    click.echo(safe_line(text), err=err)
 
 
 def config_options(with_db: bool = True) -> Callable:
@@ -43,30 +49,30 @@ def _load(config_path: str | None, db_path: str | None = None) -> Config:
         return load_config(config_path, db=db_path)
     except ConfigErrors as exc:
         for error in exc.errors:
-            click.echo(f"error: {error}", err=True)
+            echo(f"error: {error}", err=True)
         raise SystemExit(2) from None
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level), format=LOG_FORMAT, stream=sys.stderr, force=True)
-    # httpx logs every request URL at INFO; alert webhook URLs are secrets.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, getattr(logging, level)))
+def _setup_logging(config: Config, level: str | None = None) -> None:
+    setup_logging(level or config.log_level, config.redact)
 
 
 def _open(config: Config, **kwargs: Any) -> Monitor:
+    for warning in disable_warnings(config):
+        logging.getLogger("monitor").warning("%s", warning)
     try:
         return Monitor.open(config, **kwargs)
     except ConfigErrors as exc:
         for error in exc.errors:
-            click.echo(f"error: {config.redact(str(error))}", err=True)
+            echo(f"error: {config.redact(str(error))}", err=True)
         raise SystemExit(2) from None
     except MonitorError as exc:
         raise click.ClickException(config.redact(str(exc))) from exc
 
 
 def json_line(data: dict) -> str:
-    """One JSON object on one line, non-ASCII kept readable."""
-    return json.dumps(data, ensure_ascii=False)
+    """One JSON object on one line, non-ASCII kept readable and control or bidi characters escaped."""
+    return json_safe(json.dumps(data, ensure_ascii=False))
 
 
 def load_cli_config(config_path: str | None, db_path: str | None = None) -> Config:
@@ -83,7 +89,9 @@ def open_cli_monitor(config: Config, **kwargs: Any) -> Monitor:
 def _store(config_path: str | None, db_path: str | None) -> Iterator[tuple[Config, Store]]:
     """The configuration and its database, opened for a read command and closed after."""
     config = _load(config_path, db_path)
-    store = Store(config.db_path)
+    store = Store.for_reading(config.db_path, config.secrets)
+    if store.warning:
+        echo(f"warning: {store.warning}", err=True)
     try:
         yield config, store
     finally:
@@ -117,7 +125,7 @@ def run(config_path: str | None, db_path: str | None) -> None:
     from .daemon import run_daemon
 
     config = _load(config_path, db_path)
-    _setup_logging(config.log_level)
+    _setup_logging(config)
     monitor = _open(config)
     try:
         code = run_daemon(monitor)
@@ -136,14 +144,19 @@ def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) ->
     Exits 1 when every polled source failed, else 0.
     """
     config = _load(config_path, db_path)
-    _setup_logging(config.log_level)
+    _setup_logging(config)
     unknown = [name for name in only if name not in config.sources]
     if unknown:
         raise click.BadParameter(f"no source named {unknown[0]!r} (configured: {', '.join(config.sources) or 'none'})", param_hint="--source")
+    late_error = None
     with _open(config) as monitor:
         sources = [config.sources[name] for name in only] if only else None
         results = monitor.run_once(sources, deliver=False)
-        dispatched = monitor.dispatch()
+        try:
+            dispatched = monitor.dispatch()
+            monitor.prune()  # retention applies as in the daemon
+        except MonitorError as exc:
+            dispatched, late_error = DispatchResult(), str(exc)
     errors = [r for r in results if r.error]
     click.echo(
         f"Polled {len(results)} source{'s' if len(results) != 1 else ''}: "
@@ -153,41 +166,54 @@ def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) ->
         f"{sum(r.alerts_queued for r in results)} alerts queued, "
         f"{len(errors)} error{'s' if len(errors) != 1 else ''}."
     )
+    if dispatched.held_by:
+        click.echo(f"Alerts: not delivered by this command: {dispatched.held_by} delivers from this database.")
     if dispatched.retrying or dispatched.failed:
         click.echo(f"Alerts: {dispatched.retrying} waiting to retry, {dispatched.failed} failed "
                    "(see `monitor alerts`).")
     for result in errors:
-        click.echo(f"  {result.source}: {result.error}", err=True)
-    if results and len(errors) == len(results):
+        echo(f"  {result.source}: {result.error}", err=True)
+    if late_error:
+        echo(f"error: {late_error}", err=True)
+    if results and len(errors) == len(results) or late_error:
         raise SystemExit(1)
 
 
 @cli.command()
 @config_options(with_db=False)
-def check(config_path: str | None) -> None:
+@click.option("--no-env", "no_env", is_flag=True,
+              help="Check everything except that the ${VAR}s of channels and plugins are set "
+                   "(on a machine without the senders' secrets).")
+def check(config_path: str | None, no_env: bool) -> None:
     """Validate the configuration and plugins; print every problem with file and key.
 
-    Exits 0 when the configuration is usable, 1 when it is not.
+    Then say what interval each source will actually get. Exits 0 when the
+    configuration is usable, 1 when it is not.
     """
     try:
         config = load_config(config_path, db=":memory:")
     except ConfigErrors as exc:
         for error in exc.errors:
-            click.echo(f"error: {error}", err=True)
+            echo(f"error: {error}", err=True)
         raise SystemExit(1) from None
     try:
-        monitor = Monitor.open(config)
+        monitor = Monitor.open(config, require_env=not no_env)
     except ConfigErrors as exc:
         for error in exc.errors:
-            click.echo(f"error: {config.redact(str(error))}", err=True)
+            echo(f"error: {config.redact(str(error))}", err=True)
+        if config.env_errors() and not no_env:
+            echo("(`monitor check --no-env` checks the rest without them; only run, once and "
+                 "alerts --retry need them)", err=True)
         raise SystemExit(1) from None
     except MonitorError as exc:
-        click.echo(f"error: {config.redact(str(exc))}", err=True)
+        echo(f"error: {config.redact(str(exc))}", err=True)
         raise SystemExit(1) from None
     with monitor:
+        for warning in disable_warnings(config):
+            echo(f"warning: {warning}", err=True)
         problems = monitor.check()
         for problem in problems:
-            click.echo(f"error: {problem}", err=True)
+            echo(f"error: {config.redact(problem)}", err=True)
         if problems:
             raise SystemExit(1)
         enabled = [s for s in config.sources.values() if s.enabled]
@@ -198,10 +224,29 @@ def check(config_path: str | None) -> None:
             f"({', '.join(monitor.channels)}), {len(monitor.classifiers)} classifier"
             f"{'s' if len(monitor.classifiers) != 1 else ''} ({', '.join(monitor.classifiers)})."
         )
+        for name, unset in monitor.unavailable_channels.items():
+            for error in unset:
+                click.echo(f"not checked (--no-env): channel {name}: {error}")
         if not enabled:
             click.echo("warning: no sources are configured; add [sources.NAME] tables (see README).")
+        _describe_polling(config, enabled)
         # The check ran on a scratch database; what has been polled is in the real one.
         _note_new_sources(load_config(config_path).db_path, config.alerts["new_source_window"], enabled)
+
+
+def _describe_polling(config: Config, enabled: list) -> None:
+    """One line per source: the interval it will actually get."""
+    from .polling import MAX_AGE_CAP, RETRY_AFTER_CAP, describe_policy
+
+    if not enabled:
+        return
+    click.echo("Polling (each source's interval):")
+    for source in enabled:
+        click.echo(f"  {source.name}: {describe_policy(source, config.schedule)}")
+    click.echo(f"  Longer only when a server asks (Retry-After: at most {format_duration(RETRY_AFTER_CAP)}; "
+               f"Cache-Control max-age: at most {format_duration(MAX_AGE_CAP)}) or a source fails "
+               f"(backoff: at most {format_duration(config.schedule['max_interval'])}, schedule.max_interval); "
+               "`monitor sources` shows why.")
 
 
 def _note_new_sources(db_path: Path, window: float, enabled: list) -> None:
@@ -213,19 +258,10 @@ def _note_new_sources(db_path: Path, window: float, enabled: list) -> None:
         return
     if window:
         what = (f"stores the entries already in the feed but alerts only on those published in the last "
-                f"{_duration(window)} (alerts.new_source_window; undated entries do not alert)")
+                f"{format_duration(window)} (alerts.new_source_window; undated entries do not alert)")
     else:
         what = "alerts on every entry already in the feed (alerts.new_source_window = 0)"
     click.echo(f"New source{'s' if len(new) != 1 else ''} (never polled): {', '.join(new)}: the first poll {what}.")
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= 2 * size and seconds % size == 0 or unit == "m" and seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds:g}s"
 
 
 @cli.command()
@@ -243,13 +279,13 @@ def matches(config_path: str | None, db_path: str | None, watchlist: str | None,
         if as_json:
             click.echo(json_line({**row, "evidence": evidence}))
             continue
-        click.echo(f"{row['matched_at']}  [{row['watchlist']}] {row['title']}  (score {row['score']:.2f})")
+        echo(f"{row['matched_at']}  [{row['watchlist']}] {row['title']}  (score {row['score']:.2f})")
         if row["url"]:
-            click.echo(f"    {row['url']}")
+            echo(f"    {row['url']}")
         if evidence.get("terms"):
-            click.echo(f"    matched: {', '.join(evidence['terms'])}")
+            echo(f"    matched: {', '.join(evidence['terms'])}")
         if evidence.get("truncated"):
-            click.echo(f"    note: {evidence.get('note') or 'the story was cut before classifying'}")
+            echo(f"    note: {evidence.get('note') or 'the story was cut before classifying'}")
     if not rows and not as_json:
         click.echo("No matches yet." if not watchlist else f"No matches for {watchlist} yet.")
 
@@ -268,10 +304,10 @@ def search(config_path: str | None, db_path: str | None, query: str, limit: int,
         if as_json:
             click.echo(json_line(row))
             continue
-        click.echo(f"{row['published_at'] or '(no date)':25}  {row['title']}")
+        echo(f"{row['published_at'] or '(no date)':25}  {row['title']}")
         if row["url"]:
-            click.echo(f"    {row['url']}")
-        click.echo(f"    {row['snippet']}")
+            echo(f"    {row['url']}")
+        echo(f"    {row['snippet']}")
     if not rows and not as_json:
         click.echo("No stories match.")
 
@@ -281,26 +317,34 @@ def search(config_path: str | None, db_path: str | None, query: str, limit: int,
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @handle_errors
 def sources(config_path: str | None, db_path: str | None, as_json: bool) -> None:
-    """Every source with its last fetch, HTTP status, error, next poll, interval, effective URL and story count."""
+    """Every source with its last fetch, HTTP status, error, next poll and why, effective URL and story count."""
     with _store(config_path, db_path) as (config, store):
-        store.sync_sources(config.sources.values())
+        try:
+            store.sync_sources(config.sources.values())
+        except StorageError:
+            pass  # a read-only or damaged file: list what it holds
         rows = [r for r in store.sources() if r["name"] in config.sources]
     for row in rows:
         if as_json:
             click.echo(json_line(row))
             continue
         status = row["status"] + (f" (HTTP {row['http_status']})" if row["http_status"] else "")
-        click.echo(f"{row['name']}  {status}  stories: {row['stories_count']}  url: {row['url']}")
+        echo(f"{row['name']}  {status}  stories: {row['stories_count']}  url: {row['url']}")
         if row["effective_url"] and row["effective_url"] != row["url"]:
-            click.echo(f"    moved permanently to: {row['effective_url']} (polled there; update the config to silence this)")
-        interval = f"{_duration(row['poll_interval'])}" if row["poll_interval"] else "not set yet"
-        next_poll = "never (gone)" if row["status"] == "gone" else (row["next_poll_at"] or "at start")
-        click.echo(f"    last fetch: {row['last_fetch_at'] or 'never'}  next poll: {next_poll}"
-                   f"  interval: {interval}  errors in a row: {row['error_count']}")
+            echo(f"    moved permanently to: {row['effective_url']} (polled there; update the config to silence this)")
+        if row["status"] == "gone":
+            next_poll = "never (gone)"
+        elif row["next_poll_at"]:
+            # Rows last polled before poll reasons were recorded have none.
+            next_poll = row["next_poll_at"] + (f" ({row['poll_reason']})" if row["poll_reason"] else "")
+        else:
+            next_poll = "at start"
+        echo(f"    last fetch: {row['last_fetch_at'] or 'never'}  next poll: {next_poll}"
+             f"  errors in a row: {row['error_count']}")
         if row["last_error"]:
-            click.echo(f"    error: {row['last_error']}")
+            echo(f"    error: {row['last_error']}")
         elif row["last_note"]:
-            click.echo(f"    note: {row['last_note']}")
+            echo(f"    note: {row['last_note']}")
 
 
 @cli.command()
@@ -312,11 +356,18 @@ def prune(config_path: str | None, db_path: str | None) -> None:
     if not config.retention.get("max_age"):
         click.echo("Nothing to do: retention.max_age is 0 (stories are kept forever).")
         return
-    _setup_logging(config.log_level)
-    with _open(config) as monitor:
+    _setup_logging(config)
+    with _open(config, require_env=False) as monitor:
+        before = monitor.store.file_size()
         deleted = monitor.prune()
+        after = monitor.store.file_size()
     click.echo(f"Pruned {deleted} stor{'y' if deleted == 1 else 'ies'} first seen more than "
-               f"{_duration(config.retention['max_age'])} ago.")
+               f"{format_duration(config.retention['max_age'])} ago. Database file: {_size(before)} before, "
+               f"{_size(after)} after.")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 @cli.command()
@@ -330,26 +381,26 @@ def alerts(config_path: str | None, db_path: str | None, status: str, limit: int
     """Show the alert outbox: pending, sent and failed deliveries with their last error."""
     config = _load(config_path, db_path)
     if retry:
-        _setup_logging(config.log_level)
+        _setup_logging(config)
         with _open(config) as monitor:
             from .outbox import requeue_failed
 
             count = requeue_failed(monitor, channel)
             click.echo(f"Requeued {count} failed alert{'s' if count != 1 else ''}.")
             result = monitor.dispatch()
-            click.echo(f"Sent {result.sent}, {result.retrying} waiting to retry, {result.failed} failed.")
+            if result.held_by:
+                click.echo(f"Not sent by this command: {result.held_by} delivers from this database.")
+            else:
+                click.echo(f"Sent {result.sent}, {result.retrying} waiting to retry, {result.failed} failed.")
         return
-    store = Store(config.db_path)
-    try:
+    with _store(config_path, db_path) as (_, store):
         rows = store.outbox(None if status == "all" else status, channel, limit)
-    finally:
-        store.close()
     for row in rows:
         when = row["sent_at"] if row["status"] == "sent" else row["next_attempt_at"]
-        click.echo(f"#{row['id']}  {row['status']:7}  {row['channel']}  [{row['watchlist']}] {row['title']}"
-                   f"  attempts: {row['attempts']}  {'sent' if row['status'] == 'sent' else 'next'}: {when}")
+        echo(f"#{row['id']}  {row['status']:7}  {row['channel']}  [{row['watchlist']}] {row['title']}"
+             f"  attempts: {row['attempts']}  {'sent' if row['status'] == 'sent' else 'next'}: {when}")
         if row["last_error"]:
-            click.echo(f"    last error: {row['last_error']}")
+            echo(f"    last error: {row['last_error']}")
     if not rows:
         click.echo("The outbox is empty.")
 
@@ -362,7 +413,7 @@ def plugins(config_path: str | None, as_json: bool) -> None:
     """List the loaded plugins, where each came from and the hooks it implements."""
     config = _load(config_path, None)
     pm = make_plugin_manager()
-    origins = load_plugins(pm, disable=config.disable_plugins, plugins_dir=config.plugins_dir)
+    origins = load_plugins(pm, disable=config.disable_plugins, plugins_dir=config.plugins_dir, redact=config.redact)
     from .plugins import plugin_infos
 
     infos = plugin_infos(pm, origins)
@@ -381,8 +432,8 @@ def _classifier_monitor(config_path: str | None, db_path: str | None) -> Monitor
     config = _load(config_path, db_path)
     if not config.db_path.exists():
         config = _load(config_path, ":memory:")
-    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, stream=sys.stderr, force=True)
-    return _open(config)
+    _setup_logging(config, "WARNING")
+    return _open(config, require_env=False)  # classifying sends nothing
 
 
 def _classify_all(monitor: Monitor, items: list) -> dict[str, list]:
@@ -420,7 +471,7 @@ def classify(config_path: str | None, db_path: str | None, input_file) -> None:
         items = []
         for item in read_stories(input_file):
             if isinstance(item, InputError):
-                click.echo(f"error: {input_file.name}: {item}", err=True)
+                echo(f"error: {input_file.name}: {item}", err=True)
                 errors += 1
             else:
                 items.append(item)
@@ -477,7 +528,7 @@ def eval_command(config_path: str | None, db_path: str | None, labels_file, show
             if ids and show:
                 click.echo(f"\n{r.name}: {label} ({len(ids)})")
                 for sid in ids[:show]:
-                    click.echo(f"  {sid}: {titles[sid]}")
+                    echo(f"  {sid}: {titles[sid]}")
 
 
 def _register_plugin_commands() -> None:

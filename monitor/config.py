@@ -3,22 +3,31 @@
 The file is laid over the built-in defaults (``monitor/defaults.toml``) table
 by table, key by key. Every problem is collected and reported with the file
 and the dotted key, so ``monitor check`` can print all of them at once.
+An unset ``${VAR}`` in a channel or plugin table is not an error of the file:
+it is kept on the :class:`Config` (``unset_env``) for whatever uses that table
+(:meth:`Config.require_env`), so commands that send nothing do not need it.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 import tomllib
+from urllib.parse import urlsplit
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from .errors import ConfigError, ConfigErrors
 from .models import Source, Watchlist
+from .netpolicy import parse_allow_entry
+from .secrets import Secrets
 
 DEFAULT_CONFIG_PATH = Path("config") / "monitor.toml"
 BUILTIN = "built-in defaults"
@@ -30,6 +39,11 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SOURCE_KINDS = ("feed", "directory")
+# The URL schemes the shipped source plugins read; anything else is a typo (htp://).
+URL_SCHEMES = ("http", "https", "file")
+# The longest duration any setting takes: longer ones overflow date arithmetic
+# later (a poll, a prune, a retry), so they are refused here instead.
+MAX_DURATION = 3650 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,23 @@ class Setting:
     kind: str  # "str", "int", "number", "bool", "duration", "list[str]", "path"
     help: str
     default: Any = None
+    minimum: float | None = None  # the smallest value allowed (ints, numbers, durations)
+    maximum: float | None = None  # the largest value allowed; durations are capped at MAX_DURATION anyway
+    positive: bool = False  # must be more than zero: zero makes no sense here
+
+    def range_words(self) -> str:
+        """The allowed range in words, for errors and the README (empty when any value goes)."""
+        if self.kind not in ("int", "number", "duration"):
+            return ""
+        show = _duration_words if self.kind == "duration" else (lambda v: f"{v:,g}" if v < 1e6 else f"{v:,.0f}")
+        low = "more than 0" if self.positive else (f"at least {show(self.minimum)}" if self.minimum is not None else "")
+        if self.kind == "int" and not low:
+            low = "at least 0"
+        high = self.maximum if self.maximum is not None else (MAX_DURATION if self.kind == "duration" else None)
+        words = [w for w in (low, f"at most {show(high)}" if high is not None else "") if w]
+        if self.kind == "number":
+            words.insert(0, "finite")
+        return " and ".join(words)
 
 
 # The single table of known keys; it drives validation and the README reference.
@@ -51,35 +82,54 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("db", "path", "SQLite database path, relative to the working directory.", "monitor.db"),
     ),
     "schedule": (
-        Setting("interval", "duration", "Default time between polls of a source.", 900),
-        Setting("jitter", "duration", "Up to this much is added at random to each poll.", 30),
-        Setting("max_workers", "int", "Sources fetched at the same time.", 4),
-        Setting("dispatch_interval", "duration", "Time between outbox runs (retries, digests).", 15),
-        Setting("adaptive", "bool", "Poll busy feeds more often and quiet ones less, from the stories of the last week.", True),
-        Setting("min_interval", "duration", "Shortest adaptive interval; the scheduler checks what is due this often.", 300),
-        Setting("max_interval", "duration", "Longest adaptive interval, and the cap of failure backoff.", 43200),
+        Setting("interval", "duration", "Default time between polls of a source.", 900, positive=True),
+        Setting("jitter", "duration", "Up to this much (and at most a tenth of the source's interval) is added at random "
+                "to each poll.", 30),
+        Setting("max_workers", "int", "Sources fetched at the same time.", 4, minimum=1, maximum=256),
+        Setting("dispatch_interval", "duration", "Time between outbox runs (retries, digests).", 15, positive=True),
+        Setting("adaptive", "bool", "Poll busy http feeds more often than their interval, from the stories of the "
+                "last week (never less often, unless adaptive_max allows it).", True),
+        Setting("min_interval", "duration", "Shortest interval adaptive polling may give a busy feed.", 300, positive=True),
+        Setting("max_interval", "duration", "Longest wait between polls of a failing source (the cap of backoff).", 43200,
+                positive=True),
+        Setting("adaptive_max", "duration", "Let adaptive polling lengthen a quiet feed's interval up to this; unset or "
+                "0 (the default): never longer than configured."),
     ),
     "fetch": (
-        Setting("timeout", "duration", "Connect and read timeout per request.", 20),
-        Setting("deadline", "duration", "Total wall-clock time one fetch may take, redirects and body included.", 60),
-        Setting("max_per_host", "int", "Requests in flight to one host at the same time.", 2),
-        Setting("max_bytes", "int", "Largest response body accepted (after decompression).", 10_000_000),
-        Setting("max_redirects", "int", "Redirects followed per request.", 5),
+        Setting("timeout", "duration", "Connect and read timeout per request.", 20, positive=True),
+        Setting("deadline", "duration", "Total wall-clock time one fetch may take, redirects and body included.", 60,
+                positive=True),
+        Setting("max_per_host", "int", "Requests in flight to one host at the same time.", 2, minimum=1, maximum=256),
+        Setting("max_bytes", "int", "Largest response body accepted (after decompression).", 10_000_000,
+                minimum=1, maximum=10_000_000_000),
+        Setting("max_redirects", "int", "Redirects followed per request.", 5, maximum=100),
         Setting("user_agent", "str", "User-Agent header; the default names the project and version."),
+        Setting("allow_private_networks", "bool", "Let feeds connect to loopback, private, link-local and other "
+                "non-public addresses (refused by default; see Network policy in docs/fetching.md).", False),
+        Setting("allow_networks", "list[str]", "Non-public addresses, CIDR networks or host names feeds may "
+                "connect to all the same (\"10.1.0.0/16\", \"feeds.internal.example\").", []),
+        Setting("proxy", "str", "An http:// or https:// proxy every feed request goes through; the network "
+                "policy still applies to each feed's own address."),
         Setting("max_entries", "int", "Entries read per poll of one source: the newest by date (undated ones: "
-                "the first in the feed); the rest are dropped and the source's note says so.", 1000),
+                "the first in the feed); the rest are dropped and the source's note says so.", 1000,
+                minimum=1, maximum=10_000_000),
         Setting("max_entry_bytes", "int", "Longest title, summary or content of one entry, in bytes of UTF-8; "
-                "longer ones are cut and the source's note says so.", 1_000_000),
+                "longer ones are cut and the source's note says so.", 1_000_000,
+                minimum=1000, maximum=10_000_000_000),
         Setting("work_deadline", "duration", "Wall-clock limit on what one poll does with the fetched body "
-                "(parse, normalise, classify); past it the poll ends with an error and stores nothing.", 120),
+                "(parse, normalise, classify); past it the poll ends with an error and stores nothing.", 120,
+                positive=True),
     ),
     "classify": (
         Setting("max_text_chars", "int", "Characters of a story's title and of its text a classifier scans; "
-                "a match in a longer story says in its evidence that the text was cut.", 200_000),
+                "a match in a longer story says in its evidence that the text was cut.", 200_000,
+                minimum=1000, maximum=1_000_000_000),
     ),
     "alerts": (
-        Setting("max_attempts", "int", "Delivery attempts before an alert is marked failed.", 8),
-        Setting("claim_timeout", "duration", "An alert left 'sending' this long (a crashed run) is sent again.", 600),
+        Setting("max_attempts", "int", "Delivery attempts before an alert is marked failed.", 8, minimum=1, maximum=1000),
+        Setting("claim_timeout", "duration", "Unused since the sender lock: an alert left 'sending' by a process "
+                "that died is sent again by the next process that delivers (kept so older files load).", 600,
+                positive=True),
         Setting("backoff", "duration", "Wait before the first retry; doubles each attempt (with jitter).", 30),
         Setting("backoff_max", "duration", "Longest wait between two attempts.", 3600),
         Setting("new_source_window", "duration",
@@ -88,18 +138,23 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
     "retention": (
         Setting("max_age", "duration", "Prune stories first seen longer ago than this; 0 keeps them forever.", 0),
         Setting("matched_max_age", "duration", "Prune matched stories (with their matches and alerts) after this; 0 keeps them.", 0),
-        Setting("prune_interval", "duration", "How often the daemon prunes.", 3600),
+        Setting("prune_interval", "duration", "How often the daemon prunes (`monitor once` prunes on every run).", 3600,
+                positive=True),
+        Setting("tombstone_max_age", "duration", "Forget a pruned story's id after this (a feed still listing it "
+                "then brings it back as new); longer than max_age and matched_max_age; 0 keeps ids forever.",
+                400 * 86400),
     ),
     "source": (
         Setting("url", "str", "http(s) URL, file: URL, or path (relative to the config file)."),
         Setting("kind", "str", "feed (RSS, Atom, JSON Feed) or directory (one .txt article per file).", "feed"),
-        Setting("interval", "duration", "Time between polls; defaults to schedule.interval."),
+        Setting("interval", "duration", "Time between polls; defaults to schedule.interval.", positive=True),
+        Setting("adaptive_max", "duration", "As schedule.adaptive_max, for this source; 0: never longer than its interval."),
         Setting("enabled", "bool", "false keeps the source configured but unpolled.", True),
         Setting("options", "table", "Free-form settings for the plugin that reads this source."),
     ),
     "watchlist": (
         Setting("query", "str", "Keyword query (see Query language)."),
-        Setting("threshold", "number", "Score a match must reach.", 1.0),
+        Setting("threshold", "number", "Score a match must reach.", 1.0, minimum=0),
         Setting("channels", "list[str]", "Channels to alert, by name.", ["console"]),
         Setting("description", "str", "What the topic is, in words (used by semantic classifiers)."),
         Setting("enabled", "bool", "false keeps the watchlist but stops matching it.", True),
@@ -140,21 +195,36 @@ class Config:
     watchlists: Mapping[str, Watchlist]
     channels: Mapping[str, Mapping[str, Any]]
     plugins: Mapping[str, Mapping[str, Any]]
-    secrets: frozenset[str] = field(default_factory=frozenset)
+    secrets: Secrets = field(default_factory=Secrets)
     retention: Mapping[str, Any] = field(default_factory=dict)
     classify: Mapping[str, Any] = field(default_factory=lambda: {s.name: s.default for s in SETTINGS["classify"]})
+    # ``${VAR}`` references in channel and plugin tables whose variable is not
+    # set: only what uses those tables needs them (see :meth:`require_env`).
+    unset_env: tuple[ConfigError, ...] = ()
 
     @property
     def where(self) -> str:
         """How errors name this configuration's file."""
         return str(self.file) if self.file else BUILTIN
 
+    def env_errors(self, key: str = "") -> list[ConfigError]:
+        """The unset ``${VAR}`` references at or under the dotted ``key`` (all of them when empty)."""
+        return [e for e in self.unset_env
+                if not key or e.key == key or (e.key or "").startswith((key + ".", key + "["))]
+
+    def require_env(self, key: str = "") -> None:
+        """Raise :class:`ConfigErrors` naming each unset variable at or under ``key`` (file, key, variable).
+
+        Channel and plugin tables are resolved when something uses them, so a
+        command that sends nothing works without the senders' secrets.
+        """
+        errors = self.env_errors(key)
+        if errors:
+            raise ConfigErrors(errors)
+
     def redact(self, text: str) -> str:
-        """``text`` with every secret value from the environment replaced by ``***``."""
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        """``text`` with every value taken from the environment shown as its ``${VAR}`` (see :class:`Secrets`)."""
+        return self.secrets.redact(text)
 
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|sec|s|minute|min|m|hour|h|day|d|\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)?)\s*$")
@@ -181,18 +251,40 @@ def channel_options(table: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string such as ``"90s"``, ``"15m"``, ``"1h"``, ``"2d"``."""
+    """Seconds from a number or a string such as ``"90s"``, ``"15m"``, ``"1h"``, ``"2d"``.
+
+    :raises ValueError: not a duration, negative, not finite, or longer than
+        :data:`MAX_DURATION` (ten years: longer ones overflow date arithmetic).
+    """
+    seconds: float | None = None
     if isinstance(value, bool):
         raise ValueError("expected a duration, got a boolean")
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    if isinstance(value, str):
+        # TOML integers are unbounded; float() of a huge one would raise OverflowError.
+        seconds = float(value) if abs(value) < 10**20 else math.copysign(math.inf, value)
+    elif isinstance(value, str):
         m = _DURATION.match(value)
         if m:
-            return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    raise ValueError(f"expected a duration such as 90, \"90s\", \"15m\" or \"1h\", got {value!r}")
+            seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    if seconds is None:
+        raise ValueError(f"expected a duration such as 90, \"90s\", \"15m\" or \"1h\", got {str(value)[:40]!r}")
+    if math.isnan(seconds):
+        raise ValueError("expected a duration, got nan")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"a duration can be at most {_duration_words(MAX_DURATION)} (10 years), got {str(value)[:40]}")
+    return seconds
+
+
+def _duration_words(seconds: float | None) -> str:
+    """``"3650d"``, ``"1h"``, ``"90s"``: the shortest exact form of a duration."""
+    if seconds is None:
+        return ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def builtin_defaults() -> dict[str, Any]:
@@ -237,14 +329,23 @@ def load_config(
 
 def _read_toml(file: Path) -> dict[str, Any]:
     try:
-        with file.open("rb") as fh:
-            return tomllib.load(fh)
+        raw = file.read_bytes()
     except FileNotFoundError:
         raise ConfigErrors([ConfigError("file not found", file=str(file))]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigErrors([ConfigError(f"not valid TOML: {exc}", file=str(file))]) from exc
     except OSError as exc:
         raise ConfigErrors([ConfigError(f"cannot read: {exc.strerror}", file=str(file))]) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigErrors([ConfigError(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save the file as UTF-8",
+            file=str(file),
+        )]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigErrors([ConfigError(f"not valid TOML: {exc}", file=str(file))]) from exc
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> None:
@@ -264,12 +365,15 @@ class _Validator:
         self.user = user
         self.env = env
         self.errors: list[ConfigError] = []
-        self.secrets: set[str] = set()
+        self.unset_env: list[ConfigError] = []
+        self.secrets: dict[str, str] = {}
         self.base_dir = file.parent if file else Path.cwd()
 
     # -- helpers ---------------------------------------------------------------
 
     def error(self, key: str, message: str) -> None:
+        # A message may quote a value that came from the environment.
+        message = Secrets(dict(self.secrets)).redact(message)
         self.errors.append(ConfigError(message, file=self._file_for(key), key=key))
 
     def _file_for(self, key: str) -> str:
@@ -277,22 +381,27 @@ class _Validator:
         # unless there is no file (the defaults are tested to be valid).
         return str(self.file) if self.file else BUILTIN
 
-    def interpolate(self, key: str, value: Any) -> Any:
-        """Resolve ``${VAR}`` in strings, recursively; missing variables are errors."""
+    def interpolate(self, key: str, value: Any, *, deferred: bool = False) -> Any:
+        """Resolve ``${VAR}`` in strings, recursively.
+
+        A missing variable is an error, or with ``deferred`` (channel and plugin
+        tables) a problem kept on the configuration for whatever uses the table.
+        """
         if isinstance(value, str) and "${" in value:
             missing = [name for name in _ENV_REF.findall(value) if name not in self.env]
             for name in missing:
-                self.error(key, f"environment variable {name} is not set")
+                problem = ConfigError(f"environment variable {name} is not set", file=self._file_for(key), key=key)
+                (self.unset_env if deferred else self.errors).append(problem)
             if missing:
                 return value
             resolved = _ENV_REF.sub(lambda m: self.env[m.group(1)], value)
             for name in _ENV_REF.findall(value):
-                self.secrets.add(self.env[name])
+                self.secrets[name] = self.env[name]
             return Secret(resolved)
         if isinstance(value, list):
-            return [self.interpolate(f"{key}[{i}]", v) for i, v in enumerate(value)]
+            return [self.interpolate(f"{key}[{i}]", v, deferred=deferred) for i, v in enumerate(value)]
         if isinstance(value, dict):
-            return {k: self.interpolate(f"{key}.{k}", v) for k, v in value.items()}
+            return {k: self.interpolate(f"{key}.{k}", v, deferred=deferred) for k, v in value.items()}
         return value
 
     def convert(self, key: str, setting: Setting, value: Any) -> Any:
@@ -304,7 +413,14 @@ class _Validator:
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
         elif kind == "number":
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            value = float(value) if ok else value
+            if ok:
+                try:
+                    value = float(value)
+                except OverflowError:  # a TOML integer beyond any float
+                    value = math.inf
+                if not math.isfinite(value):
+                    self.error(key, f"expected a finite number, got {value}")
+                    return setting.default
         elif kind == "bool":
             ok = isinstance(value, bool)
         elif kind == "list[str]":
@@ -315,14 +431,26 @@ class _Validator:
             ok = isinstance(value, str) and value != ""
         elif kind == "duration":
             try:
-                return parse_duration(value)
+                value = parse_duration(value)
             except ValueError as exc:
                 self.error(key, str(exc))
                 return setting.default
         if not ok:
             self.error(key, f"expected {_KIND_WORDS[kind]}, got {_describe(value)}")
             return setting.default
-        return value
+        return self.in_range(key, setting, value)
+
+    def in_range(self, key: str, setting: Setting, value: Any) -> Any:
+        """``value`` if it lies within the setting's bounds, else an error and the default."""
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return value
+        low_ok = value > 0 if setting.positive else (setting.minimum is None or value >= setting.minimum)
+        high_ok = setting.maximum is None or value <= setting.maximum
+        if low_ok and high_ok:
+            return value
+        shown = _duration_words(value) if setting.kind == "duration" else f"{value:g}"
+        self.error(key, f"must be {setting.range_words()}, got {shown}")
+        return setting.default
 
     def section(self, key: str, table: Any, settings: tuple[Setting, ...]) -> dict[str, Any]:
         """Validate one fixed-shape table: unknown keys are errors, defaults filled in."""
@@ -369,27 +497,16 @@ class _Validator:
         alerts = self.section("alerts", data.get("alerts", {}), SETTINGS["alerts"])
         retention = self.section("retention", data.get("retention", {}), SETTINGS["retention"])
         classify = self.section("classify", data.get("classify", {}), SETTINGS["classify"])
-        for key in ("max_entries", "max_entry_bytes"):
-            if fetch[key] < 1:
-                self.error(f"fetch.{key}", "must be at least 1")
-        if fetch["work_deadline"] <= 0:
-            self.error("fetch.work_deadline", "must be more than zero")
-        if classify["max_text_chars"] < 1:
-            self.error("classify.max_text_chars", "must be at least 1")
-        if schedule["min_interval"] <= 0:
-            self.error("schedule.min_interval", "must be more than zero")
-        elif schedule["max_interval"] < schedule["min_interval"]:
+        # Ranges of single values are in SETTINGS; what is left relates two values or names a set.
+        kept = max(retention["max_age"] or 0, retention["matched_max_age"] or 0)
+        if retention["max_age"] and retention["tombstone_max_age"] and retention["tombstone_max_age"] <= kept:
+            self.error("retention.tombstone_max_age", "must be longer than retention.max_age and matched_max_age "
+                       "(a pruned id forgotten while its feed still lists the story brings it back as new)")
+        if schedule["max_interval"] < schedule["min_interval"]:
             self.error("schedule.max_interval", "must be at least schedule.min_interval")
-        if fetch["max_per_host"] < 1:
-            self.error("fetch.max_per_host", "must be at least 1")
-        if fetch["deadline"] <= 0:
-            self.error("fetch.deadline", "must be more than zero")
-        if alerts["max_attempts"] < 1:
-            self.error("alerts.max_attempts", "must be at least 1")
+        self.network_policy(fetch)
         if monitor["log_level"] not in LOG_LEVELS:
             self.error("monitor.log_level", f"must be one of {', '.join(LOG_LEVELS)}")
-        if schedule["max_workers"] < 1:
-            self.error("schedule.max_workers", "must be at least 1")
         channels = self.channels(data.get("channels", {}))
         watchlists = self.watchlists(data.get("watchlists", {}), channels)
         sources = self.sources(data.get("sources", {}), schedule["interval"])
@@ -397,7 +514,7 @@ class _Validator:
         for name, table in plugins.items():
             if not isinstance(table, dict):
                 self.error(f"plugins.{name}", f"expected a table, got {_describe(table)}")
-        plugins = {n: self.interpolate(f"plugins.{n}", t) for n, t in plugins.items() if isinstance(t, dict)}
+        plugins = {n: self.interpolate(f"plugins.{n}", t, deferred=True) for n, t in plugins.items() if isinstance(t, dict)}
         # --db and relative paths: the database is relative to the working
         # directory (where the user runs the command), not to the config file.
         db_path = Path(db_override) if db_override is not None else Path(os.path.expanduser(monitor["db"]))
@@ -414,10 +531,23 @@ class _Validator:
             watchlists=watchlists,
             channels=channels,
             plugins=plugins,
-            secrets=frozenset(self.secrets),
+            secrets=Secrets(dict(self.secrets)),
             retention=retention,
             classify=classify,
+            unset_env=tuple(self.unset_env),
         )
+
+    def network_policy(self, fetch: Mapping[str, Any]) -> None:
+        """Check ``fetch.allow_networks`` entries and ``fetch.proxy`` (the policy itself is built by the fetcher)."""
+        for i, entry in enumerate(fetch["allow_networks"] or ()):
+            try:
+                parse_allow_entry(entry)
+            except ValueError as exc:
+                self.error(f"fetch.allow_networks[{i}]", str(exc))
+        proxy = fetch["proxy"]
+        if proxy is not None and not re.match(r"^https?://[^/\s]+", proxy, re.I):
+            self.error("fetch.proxy", f"expected an http:// or https:// proxy URL such as \"http://10.0.0.5:3128\", "
+                                      f"got {proxy!r}")
 
     def channels(self, value: Any) -> dict[str, dict[str, Any]]:
         out = {}
@@ -433,7 +563,7 @@ class _Validator:
                 if setting.name != "type" and setting.name in table:
                     self.channel_key(f"{key}.{setting.name}", setting, table[setting.name])
             # The other options belong to the channel type; its factory validates them.
-            out[name] = self.interpolate(key, dict(table))
+            out[name] = self.interpolate(key, dict(table), deferred=True)
         return out
 
     def channel_key(self, key: str, setting: Setting, value: Any) -> None:
@@ -478,15 +608,19 @@ class _Validator:
         for name, table in self.named_tables("sources", value).items():
             key = f"sources.{name}"
             opts = self.section(key, table, SETTINGS["source"])
-            if not opts["url"]:
+            if opts["url"] is None:
                 if isinstance(table, dict) and "url" not in table:
                     self.error(f"{key}.url", "missing: every source needs a url")
+                continue
+            problem = url_problem(opts["url"])
+            if problem:
+                self.error(f"{key}.url", problem)
                 continue
             if opts["kind"] not in SOURCE_KINDS:
                 self.error(f"{key}.kind", f"must be one of {', '.join(SOURCE_KINDS)}, got {opts['kind']!r}")
             interval = opts["interval"] if opts["interval"] is not None else default_interval
-            if interval <= 0:
-                self.error(f"{key}.interval", "must be more than zero")
+            if opts["adaptive_max"] and opts["adaptive_max"] < interval:
+                self.error(f"{key}.adaptive_max", f"must be at least the source's interval ({interval:g} s), or 0")
             out[name] = Source(
                 name=name,
                 url=_resolve_location(opts["url"], self.base_dir),
@@ -494,8 +628,38 @@ class _Validator:
                 interval=interval,
                 enabled=opts["enabled"],
                 options=opts["options"] or {},
+                adaptive_max=opts["adaptive_max"],
             )
         return out
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a source's address, or ``None``. Plain paths are fine; the file may come later.
+
+    The message never quotes the URL: it may carry a token from the environment.
+    """
+    if not url.strip():
+        return "is empty: every source needs a url (an http(s) URL, a file: URL or a path)"
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", url)
+    if not scheme or not (url[scheme.end():].startswith("//") or scheme.group(1).lower() == "file"):
+        return None
+    name = scheme.group(1).lower()
+    if name not in URL_SCHEMES:
+        return f"unsupported URL scheme {name[:20]!r} (use http://, https:// or file:)"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a port that is not a number or out of range)
+    except ValueError as exc:
+        return f"not a valid URL: {exc}"
+    if name == "file":
+        return None
+    if not parts.hostname:
+        return f"not a valid URL: no host after {name}://"
+    try:
+        httpx.URL(url)  # what http_source will use: refuse here what it would refuse there
+    except httpx.InvalidURL as exc:
+        return f"not a valid URL: {str(exc)[:120]}"
+    return None
 
 
 def _resolve_location(url: str, base_dir: Path) -> str:
@@ -538,11 +702,11 @@ def settings_markdown() -> str:
     out = []
     for section, settings in SETTINGS.items():
         out.append(f"#### {_SECTION_TITLES.get(section, section)}\n")
-        out.append("| key | type | default | meaning |")
-        out.append("|---|---|---|---|")
+        out.append("| key | type | default | range | meaning |")
+        out.append("|---|---|---|---|---|")
         for s in settings:
             default = "" if s.default is None else f"`{_toml_value(s.default)}`"
-            out.append(f"| `{s.name}` | {s.kind} | {default} | {s.help} |")
+            out.append(f"| `{s.name}` | {s.kind} | {default} | {s.range_words()} | {s.help} |")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 

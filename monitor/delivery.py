@@ -3,7 +3,9 @@
 One place decides what an HTTP outcome means for the outbox: 5xx, timeouts
 and refused connections are transient, 429 is transient and honours
 Retry-After, any other 4xx is permanent. Error messages never quote the URL:
-for Slack and many webhooks the URL itself is the secret.
+for Slack and many webhooks the URL itself is the secret. What the receiver
+says (reason phrase, the start of a text body) is quoted on one short line
+with no control characters: it ends up in ``last_error``, logs and terminals.
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ import httpx
 from .config import parse_duration
 from .errors import ConfigError, DeliveryError
 from .polling import parse_retry_after
+from .safetext import safe_line
 from .version import USER_AGENT
+
+
+BODY_MAX = 200  # characters of a receiver's error body quoted in last_error
+REASON_MAX = 80
 
 
 @dataclass(frozen=True)
@@ -136,8 +143,9 @@ def post_alert(client: httpx.Client, url: str, content: bytes, headers: Mapping[
     status = response.status_code
     if status < 300:
         return response
-    reason = response.reason_phrase or "error"
-    detail = response.text[:200].strip() if response.headers.get("content-type", "").startswith("text/") else ""
+    reason = safe_line(response.reason_phrase, REASON_MAX) or "error"
+    detail = safe_line(response.text[:BODY_MAX * 4], BODY_MAX).strip() if response.headers.get(
+        "content-type", "").startswith("text/") else ""
     message = f"{what}: HTTP {status} {reason}" + (f" ({detail})" if detail else "")
     if status == 429:
         raise DeliveryError(message, retry_after=parse_retry_after(response.headers.get("retry-after")))

@@ -21,6 +21,9 @@ class Source:
     :param kind: ``"feed"`` (RSS, Atom, JSON Feed) or ``"directory"`` (plain-text articles).
     :param interval: seconds between polls.
     :param options: any other keys of the source's table, for plugins.
+    :param adaptive_max: how long adaptive polling may stretch the interval of
+        a quiet feed (``None``: as ``schedule.adaptive_max``; 0: never longer
+        than ``interval``).
     """
 
     name: str
@@ -29,6 +32,7 @@ class Source:
     interval: float = 900.0
     enabled: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
+    adaptive_max: float | None = None
 
 @dataclass(frozen=True)
 class FetchState:
@@ -36,7 +40,7 @@ class FetchState:
 
     :param effective_url: where a permanent redirect (301, 308) moved the feed;
         polls use it instead of the configured URL.
-    :param interval: the adaptive interval the last successful poll chose, in seconds.
+    :param interval: the interval the last poll chose (configured, adaptive, asked for or backoff), in seconds.
     """
 
     etag: str | None = None

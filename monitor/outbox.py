@@ -4,12 +4,17 @@ Rows are written in the same transaction as their match (see
 :meth:`monitor.store.Store.save_update`), so an alert is never lost between
 classification and delivery. A row goes ``pending`` -> ``sending`` (claimed,
 one committed update) -> its channel is called -> ``sent`` (one committed
-update). A crash leaves at most the rows being sent at that moment in
-``sending``; they are put back to ``pending`` when the daemon starts again
-(:func:`recover_interrupted`) and sent again. That is the one window in which
-a duplicate is possible: the channel accepted the message but the process died
-before the row was marked sent. Webhook receivers can drop such a duplicate by
-its idempotency key (the outbox row id).
+update). Only the process holding the database's sender lock
+(:mod:`monitor.sender_lock`) dispatches, so a row found ``sending`` when a
+dispatcher run starts was left by a process that died mid-send: it is put
+back to ``pending`` (:func:`recover_interrupted`) and sent again. That is the
+one window in which a duplicate is possible: the channel accepted the message
+but the process died before the row was marked sent. Webhook receivers can
+drop such a duplicate by its idempotency key (the outbox row id).
+
+Stored times are not trusted blindly: a retry time or digest time written by
+a clock that was ahead (or has been put back since) is pulled in, so one
+wrong clock reading cannot park an alert for a year.
 
 Per channel, the core applies two settings of its ``[channels.NAME]`` table:
 ``rate_limit`` (excess rows wait, with a later ``next_attempt_at``) and
@@ -22,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import random
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -31,9 +35,11 @@ from typing import TYPE_CHECKING, Any
 from .config import parse_rate_limit
 from .errors import DeliveryError
 from .models import Alert, AlertFailed, AlertSent, RenderedAlert, Watchlist
+from .polling import RETRY_AFTER_CAP
 from .rendering import render_digest_plain, render_plain
+from .safetext import MESSAGE_MAX, safe_line
 from .store import match_from_row, story_from_row
-from .timeutil import from_iso
+from .timeutil import CLOCK_SLACK, from_iso
 
 if TYPE_CHECKING:
     from .app import Monitor
@@ -61,6 +67,7 @@ class DispatchResult:
     retrying: int = 0
     failed: int = 0
     deferred: int = 0
+    held_by: str | None = None  # set when another process holds the sender lock: nothing was tried
 
 
 class _Tally:
@@ -82,21 +89,51 @@ def _iso(moment: datetime) -> str:
 
 
 def dispatch_due(monitor: Monitor, limit: int = BATCH) -> DispatchResult:
-    """Send every pending alert whose time has come, oldest first, channel by channel."""
+    """Send every pending alert whose time has come, oldest first, channel by channel.
+
+    Call it holding the sender lock (:meth:`monitor.app.Monitor.dispatch` does).
+    """
     tally = _Tally()
-    recover_interrupted(monitor, older_than=monitor.config.alerts["claim_timeout"])
+    recover_interrupted(monitor)
     now = _now()
+    _pull_in_future_retries(monitor, now)
     channels = [r["channel"] for r in monitor.store.query(
         "SELECT DISTINCT channel FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY channel",
         [_iso(now)],
     )]
     for name in channels:
+        if name in monitor.unavailable_channels:
+            continue  # its secrets are not in this process's environment: left for one that has them
         table = monitor.config.channels.get(name, {})
         if table.get("digest") and name in monitor.channels:
             _dispatch_digest(monitor, name, table["digest"], tally)
         else:
             _dispatch_each(monitor, name, limit, tally)
     return tally.result()
+
+
+def longest_retry_wait(monitor: Monitor) -> float:
+    """The longest wait this module ever gives a pending row: backoff with jitter,
+    a receiver's ``Retry-After`` (capped) or a rate-limit period."""
+    periods = [parse_rate_limit(t["rate_limit"])[1] for t in monitor.config.channels.values() if t.get("rate_limit")]
+    return max([monitor.config.alerts["backoff_max"] * 1.25, RETRY_AFTER_CAP, *periods])
+
+
+def _pull_in_future_retries(monitor: Monitor, now: datetime) -> None:
+    """Bring back pending rows scheduled by a clock that was ahead (see :func:`monitor.timeutil.trusted_future`)."""
+    latest = _iso(now + timedelta(seconds=longest_retry_wait(monitor)))
+    written_after = _iso(now + CLOCK_SLACK)
+    where = "status = 'pending' AND (next_attempt_at > ? OR updated_at > ?)"
+    # Read first: the common case writes nothing (and works on a full disk).
+    if not monitor.store.query(f"SELECT 1 FROM outbox WHERE {where} LIMIT 1", [latest, written_after]):
+        return
+    with monitor.store.write() as db:
+        count = db.execute(
+            f"UPDATE outbox SET next_attempt_at = CASE WHEN updated_at > ? THEN ? ELSE ? END, updated_at = ? "
+            f"WHERE {where}",
+            [written_after, _iso(now), latest, _iso(now), latest, written_after],
+        ).rowcount
+    log.warning("%d alert(s) were scheduled by a clock that was ahead of the current time; rescheduled", count)
 
 
 def _dispatch_each(monitor: Monitor, channel: str, limit: int, tally: _Tally) -> None:
@@ -158,8 +195,13 @@ def _dispatch_digest(monitor: Monitor, channel_name: str, spec: str, tally: _Tal
         # First sight of this channel (or a new timetable): the period starts now.
         _set_next_digest(monitor, channel_name, spec, schedule.next_after(now))
         return
+    next_digest = from_iso(state[0]["next_digest_at"]) or now
+    if next_digest > schedule.next_after(now):
+        # Set by a clock that was ahead: no timetable is further away than its next time from now.
+        next_digest = schedule.next_after(now)
+        _set_next_digest(monitor, channel_name, spec, next_digest)
     rows = monitor.store.query(_ROWS_SQL, [channel_name, _iso(now), DIGEST_BATCH])
-    due_by_schedule = now >= (from_iso(state[0]["next_digest_at"]) or now)
+    due_by_schedule = now >= next_digest
     retrying = any(r["attempts"] > 0 for r in rows)  # a failed digest retries on its backoff
     if not rows or not (due_by_schedule or retrying):
         return
@@ -211,8 +253,8 @@ def _throttled_until(monitor: Monitor, channel: str) -> datetime | None:
     recent = monitor.store.query(
         "SELECT COALESCE(digest_id, id) AS message, MIN(COALESCE(sent_at, claimed_at)) AS at FROM outbox "
         "WHERE channel = ? AND status IN ('sent', 'sending') AND COALESCE(sent_at, claimed_at) > ? "
-        "GROUP BY message ORDER BY at",
-        [channel, _iso(now - timedelta(seconds=period))],
+        "AND COALESCE(sent_at, claimed_at) <= ? GROUP BY message ORDER BY at",  # none sent in the future
+        [channel, _iso(now - timedelta(seconds=period)), _iso(now + CLOCK_SLACK)],
     )
     if len(recent) < count:
         return None
@@ -264,16 +306,17 @@ def _after_failure(monitor: Monitor, alerts: Sequence[Alert], exc: Exception) ->
     if isinstance(exc, DeliveryError):
         return _retry_or_fail(monitor, alerts, str(exc), permanent=exc.permanent, retry_after=exc.retry_after)
     # A channel bug is treated as transient: the alert stays safe on disk. The
-    # traceback is redacted because exception messages may quote secrets.
-    trace = monitor.config.redact("".join(traceback.format_exception(exc)))
-    log.error("channel %s raised while sending alert %s:\n%s", alerts[0].channel,
-              ", ".join(str(a.id) for a in alerts), trace)
+    # log handler redacts the traceback (exception messages may quote secrets).
+    log.error("channel %s raised while sending alert %s: %s", alerts[0].channel,
+              ", ".join(str(a.id) for a in alerts), monitor.config.redact(f"{type(exc).__name__}: {exc}"),
+              exc_info=exc)
     return _retry_or_fail(monitor, alerts, f"{type(exc).__name__}: {exc}", permanent=False, retry_after=None)
 
 
 def _retry_or_fail(monitor: Monitor, alerts: Sequence[Alert], error: str, *, permanent: bool,
                    retry_after: float | None) -> str:
-    error = monitor.config.redact(error)
+    # What receivers answered becomes last_error and a log line: one safe line, redacted.
+    error = safe_line(monitor.config.redact(error), MESSAGE_MAX)
     attempts = max(a.attempts for a in alerts) + 1
     settings = monitor.config.alerts
     if permanent or attempts >= settings["max_attempts"]:
@@ -282,7 +325,8 @@ def _retry_or_fail(monitor: Monitor, alerts: Sequence[Alert], error: str, *, per
     delay = min(settings["backoff"] * 2 ** (attempts - 1), settings["backoff_max"])
     delay = delay * random.uniform(0.75, 1.25)
     if retry_after is not None:
-        delay = max(delay, retry_after)
+        # A receiver's Retry-After is obeyed up to 6 h: "1e300" must not overflow the clock.
+        delay = max(delay, min(retry_after, RETRY_AFTER_CAP))
     ids = [a.id for a in alerts]
     _update_rows(monitor, ids, status="pending", last_error=error,
                  next_attempt_at=_iso(_now() + timedelta(seconds=delay)))
@@ -302,23 +346,21 @@ def _give_up(monitor: Monitor, alerts: Sequence[Alert], error: str) -> str:
     return "failed"
 
 
-def recover_interrupted(monitor: Monitor, older_than: float | None = None) -> int:
+def recover_interrupted(monitor: Monitor) -> int:
     """Put rows left ``sending`` by a run that died mid-send back in the queue; returns how many.
 
-    :param older_than: only rows claimed at least this many seconds ago
-        (``None``: all, which is right only when no other dispatcher runs,
-        as at daemon start-up under its lock).
+    Right only for the holder of the sender lock between two dispatcher runs:
+    then no live process is sending any row.
     """
     now = _now()
-    where, params = "", []
-    if older_than is not None:
-        where, params = "AND claimed_at <= ?", [_iso(now - timedelta(seconds=older_than))]
+    if not monitor.store.query("SELECT 1 FROM outbox WHERE status = 'sending' LIMIT 1"):
+        return 0
     with monitor.store.write() as db:
         cursor = db.execute(
             "UPDATE outbox SET status = 'pending', next_attempt_at = ?, updated_at = ?, "
             "last_error = 'interrupted while sending (the process stopped); sent again, the receiver may see it twice' "
-            f"WHERE status = 'sending' {where}",
-            [_iso(now), _iso(now), *params],
+            "WHERE status = 'sending'",
+            [_iso(now), _iso(now)],
         )
         count = cursor.rowcount
     if count:

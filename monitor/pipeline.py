@@ -11,15 +11,17 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import replace
-from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from .budget import PollBudget, PollInterrupted
-from .errors import FetchError, ParseError, SourceError
+from .errors import FetchError, ParseError, SourceError, StorageError
 from .limits import bound_entries
 from .models import FetchResult, FetchState, Match, MatchFound, Source, SourceFailed, SourceUpdated, Story, UpdateResult
 from .normalize import default_story_key, normalize_entry
-from .polling import WEEK, adaptive_interval, next_poll_after_failure, next_poll_after_success, quiet_on_first_poll
+from .polling import (GONE, WEEK, NextPoll, Plan, next_poll_after_failure, next_poll_after_success, planned_interval,
+                      quiet_on_first_poll)
+from .safetext import MESSAGE_MAX, safe_line
 from .store import SourceOutcome
 from .timeutil import utcnow
 
@@ -32,9 +34,34 @@ log = logging.getLogger("monitor.pipeline")
 
 
 def update_source(monitor: Monitor, source: Source) -> UpdateResult:
-    """Poll ``source`` once and store what is new. Never raises for source problems."""
+    """Poll ``source`` once and store what is new. Never raises for source or database problems.
+
+    When the database refuses the write (a full disk, a read-only or damaged
+    file) nothing of the poll is kept, not even its ETag or body hash, so the
+    next poll fetches and stores the same stories; the failure is recorded on
+    the source's row as soon as the database takes a write again.
+    """
+    try:
+        return _update_source(monitor, source)
+    except StorageError as exc:
+        return _not_stored(monitor, source, exc)
+
+
+def _not_stored(monitor: Monitor, source: Source, exc: StorageError) -> UpdateResult:
+    message = f"not stored: {exc}"
+    log.error("%s: %s", source.name, message)
+    outcome = SourceOutcome(status="error", error=message, next_poll_at=utcnow() + timedelta(seconds=source.interval))
+    try:
+        monitor.store.record_failure(source, outcome)
+    except StorageError:
+        pass  # kept by the store until a write succeeds
+    monitor.emit(SourceFailed(source=source.name, url=source.url, error=message))
+    return UpdateResult(source=source.name, error=message)
+
+
+def _update_source(monitor: Monitor, source: Source) -> UpdateResult:
     row = monitor.store.source_row(source.name)
-    if row is not None and row["status"] == "gone" and row["url"] == source.url:
+    if row is not None and row["status"] == "gone" and row["url"] == monitor.store.stored_url(source):
         message = f"not polled: the feed is gone (HTTP 410, {row['last_fetch_at']}); change its url to poll it again"
         return UpdateResult(source=source.name, error=message, status=410)
     state = monitor.store.fetch_state(source)
@@ -43,12 +70,12 @@ def update_source(monitor: Monitor, source: Source) -> UpdateResult:
     target = replace(source, url=state.effective_url) if state.effective_url else source
     try:
         fetched = _fetch(monitor, target, state)
-        moved = _moved_to(source, state, fetched)
+        moved = _moved_to(monitor, source, state, fetched)
         body_hash = _body_hash(fetched)
         if fetched.not_modified or (body_hash is not None and body_hash == state.body_hash):
             # Unchanged: no parsing, and no writes beyond the fetch state.
-            interval = _interval(monitor, source, now, new=())
-            outcome = _ok_outcome(fetched, state.body_hash, now, interval, moved, status="not_modified")
+            plan = _plan(monitor, source, now, new=())
+            outcome = _ok_outcome(monitor, fetched, state.body_hash, now, plan, moved, status="not_modified")
             monitor.store.record_poll(source, outcome)
             result = UpdateResult(source=source.name, not_modified=True, status=fetched.status)
             monitor.emit(SourceUpdated(result))
@@ -56,7 +83,7 @@ def update_source(monitor: Monitor, source: Source) -> UpdateResult:
         budget = PollBudget(float(monitor.config.fetch["work_deadline"]), monitor.stopping, target.url)
         entries = _parse(monitor, source, fetched)
         budget.check("parsing")
-        notes = list(getattr(entries, "notes", ()))
+        notes = [safe_line(str(note), MESSAGE_MAX) for note in getattr(entries, "notes", ())]
         entries, limit_notes = bound_entries(entries, monitor.entry_limits)
         notes += limit_notes
         stories = _stories(monitor, source, entries, now, notes, budget)
@@ -74,12 +101,15 @@ def update_source(monitor: Monitor, source: Source) -> UpdateResult:
         return UpdateResult(source=source.name, error=exc.message)
     except SourceError as exc:
         return _failed(monitor, source, state, now, exc)
+    except StorageError:
+        raise  # update_source records it: nothing of this poll is kept
     except Exception as exc:  # a plugin bug must not take the daemon down
-        log.exception("%s: unexpected error while reading %s", source.name, target.url)
+        log.exception("%s: unexpected error while reading %s", source.name, monitor.config.redact(target.url))
         return _failed(monitor, source, state, now, SourceError(f"internal error: {type(exc).__name__}: {exc}", url=target.url))
 
-    interval = _interval(monitor, source, now, new=new)
-    outcome = _ok_outcome(fetched, body_hash, now, interval, moved, status="ok", note="; ".join(notes) or None)
+    plan = _plan(monitor, source, now, new=new)
+    outcome = _ok_outcome(monitor, fetched, body_hash, now, plan, moved, status="ok",
+                          note=safe_line("; ".join(notes), MESSAGE_MAX) or None)
     saved = monitor.store.save_update(source, outcome, new, changed, matches, monitor.config.watchlists, quiet=quiet)
     result = UpdateResult(
         source=source.name,
@@ -101,12 +131,12 @@ def update_source(monitor: Monitor, source: Source) -> UpdateResult:
     return result
 
 
-def _moved_to(source: Source, state: FetchState, fetched: FetchResult) -> str | None:
+def _moved_to(monitor: Monitor, source: Source, state: FetchState, fetched: FetchResult) -> str | None:
     """The new effective URL if a permanent redirect moved the feed this time."""
     new = fetched.permanent_redirect
     if new and new != (state.effective_url or source.url):
         log.warning("%s: %s moved permanently to %s; polling the new address (the configured URL is unchanged)",
-                    source.name, state.effective_url or source.url, new)
+                    source.name, monitor.config.redact(state.effective_url or source.url), monitor.config.redact(new))
         return new
     return None
 
@@ -119,11 +149,11 @@ def _quiet(monitor: Monitor, source: Source, state: FetchState, new: list[Story]
     return quiet_on_first_poll(new, window, now)
 
 
-def _interval(monitor: Monitor, source: Source, now: datetime, new: list[Story] | tuple = ()) -> float:
+def _plan(monitor: Monitor, source: Source, now: datetime, new: list[Story] | tuple = ()) -> Plan:
     since = now - WEEK
     recent = monitor.store.recent_story_count(source.name, since)
     recent += sum(1 for s in new if (s.published or now) >= since)
-    return adaptive_interval(source, monitor.config.schedule, recent)
+    return planned_interval(source, monitor.config.schedule, recent)
 
 
 def _fetch(monitor: Monitor, source: Source, state: FetchState) -> FetchResult:
@@ -200,39 +230,42 @@ def _body_hash(fetched: FetchResult) -> str | None:
 
 
 def _ok_outcome(
-    fetched: FetchResult, body_hash: str | None, now: datetime, interval: float, moved: str | None, *,
+    monitor: Monitor, fetched: FetchResult, body_hash: str | None, now: datetime, plan: Plan, moved: str | None, *,
     status: str, note: str | None = None,
 ) -> SourceOutcome:
+    after = next_poll_after_success(now, plan, fetched.headers, jitter=float(monitor.config.schedule["jitter"]))
     return SourceOutcome(
         status=status,
         http_status=fetched.status,
         etag=fetched.etag,
         last_modified=fetched.last_modified,
         body_hash=body_hash,
-        next_poll_at=next_poll_after_success(now, interval, fetched.headers),
         url=moved,
-        interval=interval,
         note=note,
+        **_when(after),
     )
+
+
+def _when(after: NextPoll) -> dict[str, Any]:
+    """The :class:`SourceOutcome` fields that say when the next poll is, and why."""
+    return {"next_poll_at": after.at, "interval": after.plan.seconds,
+            "poll_basis": after.plan.basis, "poll_reason": after.plan.reason}
 
 
 def _failed(monitor: Monitor, source: Source, state: FetchState, now: datetime, exc: SourceError) -> UpdateResult:
     status = getattr(exc, "status", None)
-    message = monitor.config.redact(exc.message)
-    log.warning("%s: %s: %s", source.name, exc.url or source.url, message)
+    # Error text quotes servers (reason phrases, parser messages): one safe line, redacted.
+    message = safe_line(monitor.config.redact(exc.message), MESSAGE_MAX)
+    log.warning("%s: %s: %s", source.name, monitor.config.redact(exc.url or source.url), message)
     if status == 410:
         # Gone for good: stop polling until the configured URL changes.
-        outcome = SourceOutcome(status="gone", http_status=status, error=message, next_poll_at=None)
+        outcome = SourceOutcome(status="gone", http_status=status, error=message, **_when(GONE))
     else:
-        outcome = SourceOutcome(
-            status="error",
-            http_status=status,
-            error=message,
-            next_poll_at=next_poll_after_failure(
-                source, state.error_count, now, getattr(exc, "retry_after", None),
-                max_backoff=float(monitor.config.schedule["max_interval"]),
-            ),
+        after = next_poll_after_failure(
+            source, state.error_count, now, getattr(exc, "retry_after", None),
+            max_backoff=float(monitor.config.schedule["max_interval"]),
         )
+        outcome = SourceOutcome(status="error", http_status=status, error=message, **_when(after))
     monitor.store.record_poll(source, outcome)
-    monitor.emit(SourceFailed(source=source.name, url=source.url, error=message))
+    monitor.emit(SourceFailed(source=source.name, url=monitor.store.stored_url(source), error=message))
     return UpdateResult(source=source.name, error=message, status=status)

@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import os
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -22,6 +23,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import InvalidPluginError
+from .safetext import safe_text
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT  # "news_monitor"
 LOAD_ENV = "MONITOR_LOAD_PLUGINS"
@@ -51,11 +53,15 @@ def load_plugins(
     *,
     disable: tuple[str, ...] | list[str] = (),
     plugins_dir: Path | None = None,
+    redact: Callable[[str], str] | None = None,
 ) -> dict[str, str]:
     """Register every plugin not disabled, and check the hook names.
 
     :param disable: plugin names to block (entry-point names or file stems).
     :param plugins_dir: a folder whose ``*.py`` files are loaded by path.
+    :param redact: applied to the hook trace (``MONITOR_TRACE_PLUGINS``),
+        which prints hook arguments such as source URLs; normally
+        :meth:`monitor.config.Config.redact`.
     :returns: ``{plugin name: origin}`` for ``monitor plugins``.
     :raises InvalidPluginError: a plugin failed to import, or implements a hook that does not exist.
     """
@@ -85,9 +91,23 @@ def load_plugins(
     except pluggy.PluginValidationError as exc:
         raise InvalidPluginError(f"{exc} (is the hook name misspelled?)") from exc
     if os.environ.get(TRACE_ENV):
-        pm.trace.root.setwriter(lambda msg: print(msg, end="", file=sys.stderr))
+        clean = redact or (lambda text: text)
+        # Hook arguments carry feed text and URLs: redacted, and no terminal escapes.
+        pm.trace.root.setwriter(lambda msg: print(safe_text(clean(msg)), end="", file=sys.stderr))
         pm.enable_tracing()
     return origins
+
+
+def unknown_plugin_names(names: Iterable[str], plugins_dir: Path | None = None) -> list[str]:
+    """The names among ``names`` that no installed entry point and no file of ``plugins_dir`` carries.
+
+    ``monitor.disable_plugins`` warns about them rather than failing: the
+    plugin may be an optional one that is not installed here.
+    """
+    known = {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    if plugins_dir is not None and plugins_dir.is_dir():
+        known.update(path.stem for path in plugins_dir.glob("*.py"))
+    return [name for name in names if name not in known]
 
 
 def _wanted_entry_points() -> set[str] | None:

@@ -1,17 +1,23 @@
-"""Plain-text rendering of alerts, used when no plugin renders one and by channels as a fallback."""
+"""Plain-text rendering of alerts, used when no plugin renders one and by channels as a fallback.
+
+Story text comes from feeds: subjects are one safe line and bodies keep
+their lines but lose every other control and bidi character
+(:mod:`monitor.safetext`), whatever channel shows them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from .models import Alert, RenderedAlert
+from .safetext import safe_line, safe_text
 
 SNIPPET_MARKS = ("«", "»")
 
 
 def alert_subject(alert: Alert) -> str:
     """``[watchlist] Story title``, on one line."""
-    return f"[{alert.watchlist.name}] {alert.story.title}"
+    return safe_line(f"[{alert.watchlist.name}] {alert.story.title}")
 
 
 def render_plain(alert: Alert) -> RenderedAlert:
@@ -30,7 +36,7 @@ def render_plain(alert: Alert) -> RenderedAlert:
         lines.append("Evidence: " + " ".join(match.evidence.snippet.marked(*SNIPPET_MARKS).split()))
     if match.evidence.note:
         lines.append("Note: " + match.evidence.note)
-    return RenderedAlert(subject=alert_subject(alert), text="\n".join(lines))
+    return RenderedAlert(subject=alert_subject(alert), text=safe_text("\n".join(lines)))
 
 
 def group_by_watchlist(alerts: Sequence[Alert]) -> dict[str, list[Alert]]:
@@ -44,7 +50,7 @@ def group_by_watchlist(alerts: Sequence[Alert]) -> dict[str, list[Alert]]:
 def digest_subject(alerts: Sequence[Alert]) -> str:
     """``N new matches: watchlist, watchlist``, on one line."""
     count = len(alerts)
-    return f"{count} new match{'es' if count != 1 else ''}: {', '.join(group_by_watchlist(alerts))}"
+    return safe_line(f"{count} new match{'es' if count != 1 else ''}: {', '.join(group_by_watchlist(alerts))}")
 
 
 def render_digest_plain(alerts: Sequence[Alert]) -> RenderedAlert:
@@ -53,8 +59,8 @@ def render_digest_plain(alerts: Sequence[Alert]) -> RenderedAlert:
     for watchlist, group in group_by_watchlist(alerts).items():
         lines.append(f"== {watchlist} ({len(group)})")
         for alert in group:
-            lines.append(f"- {alert.story.title}")
+            lines.append(f"- {safe_line(alert.story.title)}")
             body = render_plain(alert).text.splitlines()[1:]  # the watchlist line is the heading
             lines.extend("  " + line for line in body)
         lines.append("")
-    return RenderedAlert(subject=digest_subject(alerts), text="\n".join(lines).rstrip())
+    return RenderedAlert(subject=digest_subject(alerts), text=safe_text("\n".join(lines).rstrip()))

@@ -1,33 +1,37 @@
 """When things run. The only module that knows APScheduler.
 
-One job per enabled source that ticks at the source's shortest allowed
-interval (with jitter, never two runs of the same source at once) and polls
-only when the source's ``next_poll_at`` has passed: that one column carries
-the adaptive interval, backoff after failures and the servers' own
-``max-age`` / ``Retry-After``, all decided in :mod:`monitor.polling`. A
-source that is gone (HTTP 410) is not polled. Plus the outbox dispatcher,
-one job per digest channel that runs the dispatcher when the channel's
-digest falls due (the digest timetables, cron lines or intervals, are
-computed here too) and, when ``retention.max_age`` is set, the pruner.
+One job per enabled source. It polls the source when the source's
+``next_poll_at`` has come (the interval, jitter, the servers' own
+``max-age`` / ``Retry-After`` and backoff after failures, all decided in
+:mod:`monitor.polling`), then re-arms itself for the new ``next_poll_at``:
+a source is polled at the time its last poll chose, not at the next tick of
+a coarser clock. Never two runs of the same source at once; a source that is
+gone (HTTP 410) is not polled. Plus the outbox dispatcher, one job per
+digest channel that runs the dispatcher when the channel's digest falls due
+(the digest timetables, cron lines or intervals, are computed here too) and,
+when ``retention.max_age`` is set, the pruner.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import parse_duration
+from .errors import StorageError
 from .models import Source
-from .polling import interval_bounds
-from .timeutil import from_iso, utcnow
+from .polling import longest_wait
+from .timeutil import from_iso, trusted_future, utcnow
 
 if TYPE_CHECKING:
     from .app import Monitor
@@ -35,28 +39,68 @@ if TYPE_CHECKING:
 log = logging.getLogger("monitor.scheduler")
 
 
-def build_scheduler(monitor: Monitor) -> BackgroundScheduler:
+class MonitorScheduler(BackgroundScheduler):
+    """APScheduler's background scheduler, plus a shutdown that is safe for jobs that re-arm themselves.
+
+    A source's job calls ``modify_job`` when its poll ends. APScheduler's
+    ``shutdown(wait=True)`` holds the job-store lock while it waits for running
+    jobs, so a job re-arming then would wait for it forever: shutdown first
+    lets the polls in flight finish (they re-arm while the scheduler is still
+    up) and turns later runs into no-ops.
+    """
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self._polls = threading.Condition()
+        self._polls_running = 0
+        self._stopping = False
+
+    def enter_poll(self) -> bool:
+        """Count a source job in; ``False`` when the scheduler is stopping (then do nothing)."""
+        with self._polls:
+            if self._stopping:
+                return False
+            self._polls_running += 1
+            return True
+
+    def leave_poll(self) -> None:
+        with self._polls:
+            self._polls_running -= 1
+            self._polls.notify_all()
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._polls:
+            self._stopping = True
+            if wait:
+                self._polls.wait_for(lambda: self._polls_running == 0)
+        super().shutdown(wait)
+
+
+def build_scheduler(monitor: Monitor) -> MonitorScheduler:
     """A scheduler with a job per enabled source and the dispatcher; not started."""
+    # APScheduler logs every run of every job at INFO ("Running job ...",
+    # "... executed successfully"): noise in a daemon log. Its warnings stay.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     schedule = monitor.config.schedule
     workers = int(schedule["max_workers"])
-    scheduler = BackgroundScheduler(
+    scheduler = MonitorScheduler(
         executors={"default": ThreadPoolExecutor(max_workers=workers), "outbox": ThreadPoolExecutor(max_workers=1)},
         timezone=timezone.utc,
     )
     start = datetime.now(timezone.utc)
     for index, source in enumerate(s for s in monitor.config.sources.values() if s.enabled):
-        tick = interval_bounds(source, schedule)[0]
         scheduler.add_job(
-            poll_if_due,
-            IntervalTrigger(seconds=tick, jitter=min(schedule["jitter"], tick / 2) or None, timezone=timezone.utc),
-            args=[monitor, source],
-            id=f"source:{source.name}",
+            poll_and_rearm,
+            # Only a backstop: every run re-arms the job for the source's next_poll_at.
+            IntervalTrigger(seconds=_backstop(source, schedule), timezone=timezone.utc),
+            args=[scheduler, monitor, source],
+            id=_job_id(source),
             name=f"poll {source.name}",
             # A tiny stagger spreads the first polls instead of firing all at once.
             next_run_time=start + timedelta(milliseconds=50 * index),
             max_instances=1,
             coalesce=True,
-            misfire_grace_time=max(1, int(tick)),
+            misfire_grace_time=None,  # a late poll is still due
         )
     _add_housekeeping(scheduler, monitor.dispatch,
                       IntervalTrigger(seconds=schedule["dispatch_interval"], timezone=timezone.utc),
@@ -117,23 +161,83 @@ def _add_housekeeping(scheduler: BackgroundScheduler, func: Any, trigger: BaseTr
                       **kwargs: Any) -> None:
     """A job on the single-thread ``outbox`` executor: one run at a time, late runs
     coalesced and never skipped (a delivery or prune that is late is still due)."""
-    scheduler.add_job(func, trigger, id=job_id, name=name, executor="outbox", max_instances=1,
+    scheduler.add_job(_logging_errors(func), trigger, id=job_id, name=name, executor="outbox", max_instances=1,
                       coalesce=True, misfire_grace_time=None, **kwargs)
 
 
 def poll_if_due(monitor: Monitor, source: Source) -> None:
     """The job of one source: poll when it is due, then deliver what it queued."""
-    row = monitor.store.source_row(source.name)
+    try:
+        row = monitor.store.source_row(source.name)
+    except StorageError as exc:
+        log.error("%s: not polled: %s", source.name, exc)
+        return
     if row is not None:
-        if row["status"] == "gone" and row["url"] == source.url:
+        if row["status"] == "gone" and row["url"] == monitor.store.stored_url(source):
             return
+        now = utcnow()
         due = from_iso(row["next_poll_at"])
-        if due is not None and due > utcnow():
+        if due is not None:
+            due = trusted_future(due, now, longest_wait(source, monitor.config.schedule), from_iso(row["last_fetch_at"]))
+        if due is not None and due > now:
             log.debug("%s: not due until %s", source.name, due.isoformat())
             return
     result = monitor.update_source(source)
     if result.alerts_queued:
-        monitor.dispatch()
+        _logging_errors(monitor.dispatch)()
+
+
+def _logging_errors(func: Any) -> Any:
+    """``func`` with a database error logged as one line instead of a job traceback (the next run tries again)."""
+
+    def run() -> Any:
+        try:
+            return func()
+        except StorageError as exc:
+            log.error("%s: %s", getattr(func, "__name__", "job"), exc)
+            return None
+
+    return run
+
+
+def poll_and_rearm(scheduler: MonitorScheduler, monitor: Monitor, source: Source) -> None:
+    """The job of one source: :func:`poll_if_due`, then run again at its ``next_poll_at``."""
+    if not scheduler.enter_poll():
+        return
+    try:
+        try:
+            poll_if_due(monitor, source)
+        finally:
+            _rearm(scheduler, monitor, source)
+    finally:
+        scheduler.leave_poll()
+
+
+def _rearm(scheduler: MonitorScheduler, monitor: Monitor, source: Source) -> None:
+    now = datetime.now(timezone.utc)
+    try:
+        # None: gone (HTTP 410), or the poll could not be recorded; then look
+        # again after the configured interval (a gone source costs no request).
+        row = monitor.store.source_row(source.name)
+        due = from_iso(row["next_poll_at"]) if row else None
+    except Exception:
+        # The database is unreadable for now: try again after the configured interval.
+        log.exception("%s: cannot read when to poll next; trying again in %gs", source.name, source.interval)
+        due = None
+    when = max(now, due) if due is not None else now + timedelta(seconds=source.interval)
+    try:
+        scheduler.modify_job(_job_id(source), next_run_time=when)
+    except JobLookupError:
+        pass  # the job is gone (the scheduler is shutting down)
+
+
+def _job_id(source: Source) -> str:
+    return f"source:{source.name}"
+
+
+def _backstop(source: Source, schedule: Any) -> float:
+    """The period of a source job's own trigger, which only matters if a re-arm was lost."""
+    return max(source.interval, float(schedule["max_interval"]))
 
 
 def _on_job_event(event: JobExecutionEvent) -> None:

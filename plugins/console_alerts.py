@@ -1,6 +1,9 @@
 """The ``console`` channel type: prints each alert to standard output.
 
 It is the default channel, so an out-of-the-box run shows its matches.
+Whatever a renderer returns is made safe for a terminal first: the subject
+on one line, the text with its lines kept and no other control or bidi
+characters.
 Options: ``stream`` = ``"stdout"`` (default) or ``"stderr"``.
 """
 
@@ -10,7 +13,7 @@ import sys
 import threading
 from typing import Any
 
-from monitor import Alert, ConfigError, Monitor, RenderedAlert, hookimpl
+from monitor import Alert, ConfigError, Monitor, RenderedAlert, hookimpl, safe_line, safe_text
 
 
 class ConsoleChannel:
@@ -23,7 +26,7 @@ class ConsoleChannel:
 
     def send(self, rendered: RenderedAlert, alert: Alert) -> None:
         stream = sys.stdout if self.stream_name == "stdout" else sys.stderr
-        block = f"=== {rendered.subject}\n{rendered.text}\n"
+        block = f"=== {safe_line(rendered.subject)}\n{safe_text(rendered.text)}\n"
         with self._lock:
             stream.write(block + "\n")
             stream.flush()

@@ -31,6 +31,7 @@ from monitor import (
     hookimpl,
     read_channel_options,
     render_plain,
+    safe_line,
 )
 
 log = logging.getLogger(__name__)
@@ -183,5 +184,5 @@ def render_alert(alert: Alert, channel_type: str) -> RenderedAlert | None:
     if channel_type != TYPE:
         return None
     plain = render_plain(alert)
-    return RenderedAlert(subject=alert_subject(alert), text=f"{alert.story.title}\n\n{plain.text}",
+    return RenderedAlert(subject=alert_subject(alert), text=f"{safe_line(alert.story.title)}\n\n{plain.text}",
                          html=_html_page(plain.subject, [_alert_html(alert)]))

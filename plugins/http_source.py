@@ -13,7 +13,11 @@ Everything a hostile or broken server can do is bounded, from the
 - ``fetch.max_bytes`` counted on the *decompressed* body while streaming:
   we read the raw bytes and inflate them ourselves with a bounded output, so
   a gzip bomb never expands past the limit in memory;
-- at most ``fetch.max_per_host`` requests in flight to one host.
+- at most ``fetch.max_per_host`` requests in flight to one host;
+- the network policy (``monitor/netpolicy.py``): by default no connection to
+  loopback, private, link-local or other non-public addresses, checked on the
+  address each socket actually connects to, so neither a redirect, a numeric
+  host spelling nor a DNS answer can lead a feed into the local network.
 """
 
 from __future__ import annotations
@@ -31,10 +35,13 @@ from monitor import (
     FetchResult,
     FetchState,
     Monitor,
+    NetworkPolicy,
     PollInterrupted,
+    RefusedAddress,
     Source,
     hookimpl,
     parse_retry_after,
+    safe_line,
 )
 
 NAME = "http_source"
@@ -78,8 +85,35 @@ class _DeadlineStream(httpcore.NetworkStream):
         return self._inner.get_extra_info(info)
 
 
-class _DeadlineBackend(httpcore.SyncBackend):
+class _GuardedBackend(httpcore.SyncBackend):
+    """Opens sockets under the fetch's deadline and, when ``policy`` is given, only to addresses it allows.
+
+    The check sits here, at connect time, so it judges the address actually
+    connected to: after DNS resolution and on every redirect hop. With a proxy
+    every socket goes to the proxy (the operator's choice), so ``policy`` is
+    ``None`` and each feed's address is checked before the request instead.
+    """
+
+    def __init__(self, policy: NetworkPolicy | None):
+        self._policy = policy
+
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # type: ignore[no-untyped-def]
+        if self._policy is None or not self._policy.checks:
+            return self._connect(host, port, timeout, local_address, socket_options)
+        try:
+            addresses = self._policy.addresses(host, port)
+        except OSError as exc:  # does not resolve: the same error httpcore gives
+            raise httpcore.ConnectError(str(exc)) from exc
+        failure: httpcore.ConnectError | None = None
+        for address in addresses:
+            try:
+                # The checked literal, never the name again: a second lookup could answer differently.
+                return self._connect(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                failure = exc
+        raise failure or httpcore.ConnectError(f"{host} has no address")
+
+    def _connect(self, host, port, timeout, local_address, socket_options) -> httpcore.NetworkStream:  # type: ignore[no-untyped-def]
         timeout = _clamp(timeout, httpcore.ConnectTimeout)
         return _DeadlineStream(super().connect_tcp(host, port, timeout, local_address, socket_options))
 
@@ -94,14 +128,15 @@ def _clamp(timeout: float | None, error: type[Exception]) -> float | None:
     return left if timeout is None else min(timeout, left)
 
 
-def _transport(max_connections: int) -> httpx.HTTPTransport:
-    transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=max_connections))
+def _transport(max_connections: int, policy: NetworkPolicy, proxy: str | None) -> httpx.HTTPTransport:
+    transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=max_connections), proxy=proxy)
     # httpx has no public way to pass httpcore a network backend; the pool's
     # attribute is set directly. If a future httpx moves it, the deadline
-    # still holds between body chunks and redirects (checked in _read_limited).
+    # still holds between body chunks and redirects (checked in _read_limited),
+    # but the network policy cannot be enforced: fetches then fail (_Http.guarded).
     pool = getattr(transport, "_pool", None)
     if pool is not None and hasattr(pool, "_network_backend"):
-        pool._network_backend = _DeadlineBackend()
+        pool._network_backend = _GuardedBackend(None if proxy else policy)
     return transport
 
 
@@ -110,16 +145,40 @@ class _Http:
 
     def __init__(self, monitor: Monitor):
         fetch = monitor.config.fetch
+        self.policy = NetworkPolicy.from_settings(fetch)
+        self.proxy: str | None = fetch["proxy"]
+        transport = _transport(max(4, int(monitor.config.schedule["max_workers"]) * 2), self.policy, self.proxy)
+        self.guarded = isinstance(getattr(getattr(transport, "_pool", None), "_network_backend", None), _GuardedBackend)
         self.client = httpx.Client(
             timeout=httpx.Timeout(fetch["timeout"]),
             follow_redirects=False,
             headers={"User-Agent": fetch["user_agent"] or USER_AGENT, "Accept": ACCEPT,
                      "Accept-Encoding": "gzip, deflate"},
-            transport=_transport(max(4, int(monitor.config.schedule["max_workers"]) * 2)),
+            transport=transport,
         )
         self.per_host = int(fetch["max_per_host"])
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
+
+    def check_destination(self, url: httpx.URL, source: Source) -> None:
+        """Refuse ``url`` before any request when the policy cannot be, or is not, checked at connect time.
+
+        :raises FetchError: the feed's address is refused, or cannot be checked.
+        """
+        if not self.policy.checks:
+            return
+        if not self.guarded:
+            raise FetchError("the network policy cannot be checked with this httpx version (no network backend "
+                             "to hook); set [fetch] allow_private_networks = true to fetch without it", url=source.url)
+        if self.proxy is None or self.policy.allows_host(url.host):
+            return  # checked at connect time, on the address actually connected to; or allowed by name
+        try:
+            self.policy.addresses(url.host, url.port or (443 if url.scheme == "https" else 80))
+        except RefusedAddress as exc:
+            raise _refused(exc, url, source) from None
+        except OSError as exc:
+            raise FetchError(f"cannot resolve {url.host} to check it against the network policy "
+                             f"before handing it to fetch.proxy: {exc}", url=source.url) from exc
 
     def host_slot(self, host: str) -> threading.BoundedSemaphore:
         with self._lock:
@@ -155,7 +214,10 @@ def fetch_source(source: Source, state: FetchState, monitor: Monitor) -> FetchRe
         headers["If-None-Match"] = state.etag
     if state.last_modified:
         headers["If-Modified-Since"] = state.last_modified
-    url = httpx.URL(source.url)
+    try:
+        url = httpx.URL(source.url)
+    except httpx.InvalidURL as exc:
+        raise FetchError(f"not a valid URL: {exc}", url=source.url) from None
     moved: str | None = None
     permanent_so_far = True
     _deadline.at = deadline
@@ -212,6 +274,7 @@ def _get(
     http: _Http, url: httpx.URL, headers: dict[str, str], source: Source, fetch: dict, deadline: float
 ) -> FetchResult | tuple[int, str | None]:
     """One request: a result, or ``(status, location)`` of a redirect to follow."""
+    http.check_destination(url, source)
     slot = http.host_slot(url.host)
     if not slot.acquire(timeout=_remaining(deadline, source, fetch)):
         raise FetchError(f"gave up after fetch.deadline waiting for a free connection to {url.host}", url=source.url)
@@ -233,6 +296,8 @@ def _get(
         raise FetchError(f"timed out ({type(exc).__name__}; fetch.timeout is {fetch['timeout']:g} s)", url=source.url) from exc
     except httpx.HTTPError as exc:
         raise FetchError(f"{type(exc).__name__}: {exc}", url=source.url) from exc
+    except RefusedAddress as exc:  # from the network backend, at connect time
+        raise _refused(exc, url, source) from None
     finally:
         slot.release()
     return FetchResult(
@@ -246,6 +311,10 @@ def _get(
     )
 
 
+def _refused(exc: RefusedAddress, url: httpx.URL, source: Source) -> FetchError:
+    return FetchError(exc.refusal.message(str(url)[:200]), url=source.url)
+
+
 def _raise_for_status(source: Source, response: httpx.Response) -> None:
     status = response.status_code
     if status < 400 and status not in (204, 205) and not 100 <= status < 200:
@@ -254,7 +323,7 @@ def _raise_for_status(source: Source, response: httpx.Response) -> None:
     if status == 410:
         raise FetchError("the feed is gone (HTTP 410); polling stopped: remove the source or change its url",
                          url=source.url, status=status, permanent=True)
-    reason = response.reason_phrase or "error"
+    reason = safe_line(response.reason_phrase, 80) or "error"  # the server's words: one safe line
     if status == 429:
         reason += f" (the server asks us to wait {retry_after:g} s)" if retry_after else " (rate limited)"
     raise FetchError(f"HTTP {status} {reason}", url=source.url, status=status, retry_after=retry_after)

@@ -481,7 +481,7 @@ def train(config_path: str | None, db_path: str | None, watchlist: str, labels: 
     if positives == 0 or positives == len(targets):
         raise click.ClickException(f"{labels}: needs on-topic and off-topic rows for {watchlist} "
                                    f"({positives} of {len(targets)} are on topic)")
-    with open_cli_monitor(config) as monitor:
+    with open_cli_monitor(config, require_env=False) as monitor:  # training sends nothing
         click.echo(f"Embedding {len(texts)} stories...", err=True)
         embeddings = state_for(monitor).embedder.embed(texts)
         model = train_logistic(embeddings, targets)
@@ -499,7 +499,7 @@ def train(config_path: str | None, db_path: str | None, watchlist: str, labels: 
 
 
 def _forget(config: Any, watchlist: str) -> None:
-    with open_cli_monitor(config, start=False) as monitor:
+    with open_cli_monitor(config, start=False, require_env=False) as monitor:
         with monitor.store.write() as db:
             deleted = db.execute("DELETE FROM semantic_models WHERE watchlist = ?", [watchlist]).rowcount
     click.echo(f"Forgot the trained model of {watchlist}." if deleted else f"{watchlist} has no trained model.")

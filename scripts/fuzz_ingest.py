@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.out).with_suffix(".work")
     work.mkdir(parents=True, exist_ok=True)
     (work / "monitor.toml").write_text(
-        f'[monitor]\ndb = "{work / "fuzz.db"}"\nlog_level = "ERROR"\n[fetch]\nmax_entry_bytes = {LIMITS.max_entry_bytes}\n'
+        f'[monitor]\ndb = "{work / "fuzz.db"}"\nlog_level = "ERROR"\n[fetch]\nallow_private_networks = true\nmax_entry_bytes = {LIMITS.max_entry_bytes}\n'
         f'[alerts]\nnew_source_window = 0\n[sources.fuzz]\nurl = "{server.url}"\n', encoding="utf-8")
     monitor = Monitor.open(load_config(work / "monitor.toml", env={}))
     stats: dict[str, Any] = {"examples": 0, "formats": collections.Counter(), "outcomes": collections.Counter(),

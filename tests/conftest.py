@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
+import re
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +22,7 @@ from xml.sax.saxutils import escape
 import pytest
 from click.testing import CliRunner, Result
 
+from faults import FaultServer
 from monitor import Monitor, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +40,51 @@ def shared_corpus(*parts: str) -> Path:
     return path
 
 
+# -- no packet leaves the machine ------------------------------------------------
+
+# Non-loopback addresses this test process tried to connect to. Each attempt is
+# stopped by the audit hook below before the socket connects, and fails its test.
+_OUTSIDE_CONNECTS: list[str] = []
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:  # a name: judge every address it resolves to
+        return all(_is_loopback(str(info[4][0])) for info in socket.getaddrinfo(host, None))
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def _loopback_only(event: str, args: tuple) -> None:
+    # CPython raises this audit event before connect(2): raising here means no packet is sent.
+    if event != "socket.connect":
+        return
+    sock, address = args
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or not isinstance(address, tuple):
+        return
+    host = str(address[0])
+    if not _is_loopback(host):
+        _OUTSIDE_CONNECTS.append(host)
+        raise PermissionError(f"tests connect to loopback addresses only; a connection to {host} was stopped")
+
+
+sys.addaudithook(_loopback_only)
+
+
+@pytest.fixture(autouse=True)
+def _no_connection_leaves_loopback() -> Iterator[None]:
+    del _OUTSIDE_CONNECTS[:]
+    yield
+    assert not _OUTSIDE_CONNECTS, f"the test tried to connect outside loopback: {_OUTSIDE_CONNECTS}"
+
+
+@pytest.fixture
+def outside_connects() -> list[str]:
+    """The non-loopback addresses the test has tried to connect to so far (each stopped before any packet)."""
+    return _OUTSIDE_CONNECTS
+
+
 # -- a real HTTP server ---------------------------------------------------------
 
 
@@ -47,6 +96,7 @@ class Response:
     status: int = 200
     headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/rss+xml"})
     etag: bool = True  # answer If-None-Match with 304 when the body is unchanged
+    reason: str | None = None  # the status line's reason phrase, if not the standard one
 
 
 @dataclass
@@ -90,10 +140,10 @@ class FeedServer:
                     if self.headers.get("If-None-Match") == tag:
                         self._send(304, {"ETag": tag}, b"")
                         return
-                self._send(route.status, headers, payload)
+                self._send(route.status, headers, payload, route.reason)
 
-            def _send(self, status: int, headers: dict[str, str], payload: bytes) -> None:
-                self.send_response(status)
+            def _send(self, status: int, headers: dict[str, str], payload: bytes, reason: str | None = None) -> None:
+                self.send_response(status, reason)
                 for key, value in headers.items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(payload)))
@@ -130,6 +180,16 @@ class FeedServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+@pytest.fixture
+def fault_server() -> Iterator[FaultServer]:
+    """A loopback server whose paths answer with the faults of tests/faults.py."""
+    server = FaultServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -175,12 +235,31 @@ def seed_rss(base: str = "http://news.test") -> bytes:
 # -- configuration and the CLI ---------------------------------------------------
 
 
+def allow_private_networks(text: str) -> str:
+    """``text`` with ``[fetch] allow_private_networks = true``, unless it sets the network policy itself.
+
+    Every test server listens on 127.0.0.1, which the default policy refuses;
+    the tests of the policy (tests/test_network_policy.py) write their own.
+    """
+    if "allow_private_networks" in text or "allow_networks" in text:
+        return text
+    line = "allow_private_networks = true\n"
+    fetch = re.search(r"^\[fetch\][^\n]*\n", text, re.M)
+    if fetch:
+        return text[:fetch.end()] + line + text[fetch.end():]
+    return text + ("" if text.endswith("\n") or not text else "\n") + "\n[fetch]\n" + line
+
+
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[[str], Path]:
-    """Write a TOML config into the test's folder; its database is ``tmp_path/monitor.db``."""
+    """Write a TOML config into the test's folder; its database is ``tmp_path/monitor.db``.
+
+    Feeds may connect to the loopback test servers (see :func:`allow_private_networks`).
+    """
 
     def write(text: str, name: str = "monitor.toml") -> Path:
         path = tmp_path / name
+        text = allow_private_networks(text)
         db_line = f'db = "{tmp_path / "monitor.db"}"\n'
         if "db =" in text:
             body = text

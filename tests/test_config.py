@@ -2,7 +2,7 @@
 
 import pytest
 
-from monitor import ConfigErrors, Secret, load_config, parse_duration
+from monitor import ConfigErrors, Monitor, Secret, load_config, parse_duration
 
 
 def errors_of(path, env=None):
@@ -48,9 +48,19 @@ url = "${SLACK_URL}"
     assert any(e.startswith(f"{where}: channels.slack.type: missing") for e in errors)
 
 
-def test_missing_environment_variable_names_the_key(make_config):
+def test_missing_environment_variable_names_the_key_where_it_is_needed(make_config):
     path = make_config('[channels.ops]\ntype = "console"\nstream = "${OPS_STREAM}"\n')
-    assert any("channels.ops.stream: environment variable OPS_STREAM is not set" in e for e in errors_of(path))
+    # Loading succeeds: reading the database needs no channel secrets...
+    config = load_config(path, env={})
+    [error] = config.env_errors()
+    assert str(error) == f"{path}: channels.ops.stream: environment variable OPS_STREAM is not set"
+    # ...what builds the channels to send does.
+    with pytest.raises(ConfigErrors) as info:
+        Monitor.open(config)
+    assert [str(e) for e in info.value.errors] == [str(error)]
+    # Outside channel and plugin tables every command needs the value: an error at once.
+    path = make_config('[monitor]\ndb = "${DATA_DIR}/monitor.db"\n')
+    assert errors_of(path) == [f"{path}: monitor.db: environment variable DATA_DIR is not set"]
 
 
 def test_environment_secrets_are_resolved_and_redactable(make_config):
@@ -59,7 +69,7 @@ def test_environment_secrets_are_resolved_and_redactable(make_config):
     token = config.plugins["example"]["token"]
     assert token == "Bearer s3cr3t-value"
     assert isinstance(token, Secret) and "s3cr3t" not in repr(token)
-    assert config.redact("failed with Bearer s3cr3t-value") == "failed with Bearer ***"
+    assert config.redact("failed with Bearer s3cr3t-value") == "failed with Bearer ${API_TOKEN}"
 
 
 def test_invalid_toml_names_the_file(tmp_path):

@@ -14,7 +14,6 @@ import pytest
 
 import faults
 from conftest import rss, seed_rss
-from faults import FaultServer
 from monitor import Monitor
 from monitor.timeutil import from_iso, utcnow
 
@@ -27,15 +26,6 @@ max_bytes = 1000000
 max_redirects = 3
 max_per_host = 20
 """
-
-
-@pytest.fixture
-def fault_server():
-    server = FaultServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

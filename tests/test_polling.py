@@ -9,7 +9,8 @@ import pytest
 
 from conftest import rss, seed_rss
 from monitor import Source
-from monitor.polling import adaptive_interval, max_age, next_poll_after_success
+from monitor.polling import (Plan, adaptive_interval, max_age, next_poll_after_failure, next_poll_after_success,
+                             planned_interval)
 from monitor.timeutil import from_iso, utcnow
 
 SCHEDULE = {"adaptive": True, "min_interval": 300.0, "max_interval": 43200.0}
@@ -23,43 +24,87 @@ def items(n: int, start: datetime, step: timedelta, prefix: str = "item") -> lis
     ]
 
 
-def test_adaptive_interval_follows_the_weekly_entry_count_within_bounds():
+def test_adaptive_polling_shortens_a_busy_feed_but_never_lengthens_without_adaptive_max():
     source = Source("s", "http://x", interval=900)
-    assert adaptive_interval(source, SCHEDULE, 0) == 43200  # quiet: the maximum
-    assert adaptive_interval(source, SCHEDULE, 7) == 43200  # one a day: capped
-    assert adaptive_interval(source, SCHEDULE, 168) == 3600  # one an hour
-    assert adaptive_interval(source, SCHEDULE, 100_000) == 300  # floor
-    assert adaptive_interval(source, {**SCHEDULE, "adaptive": False}, 168) == 900
-    # An explicitly short configured interval lowers the floor for that source.
+    assert adaptive_interval(source, SCHEDULE, 0) == 900  # quiet: as configured, not 12 h
+    assert adaptive_interval(source, SCHEDULE, 7) == 900
+    assert adaptive_interval(source, SCHEDULE, 168) == 900  # hourly stories: still every 15 min
+    assert adaptive_interval(source, SCHEDULE, 1008) == 600  # busier than configured: more often
+    assert adaptive_interval(source, SCHEDULE, 100_000) == 300  # down to schedule.min_interval
+    assert adaptive_interval(source, {**SCHEDULE, "adaptive": False}, 100_000) == 900
+    # An explicitly short configured interval is never stretched, whatever the feed does.
+    assert adaptive_interval(Source("fast", "http://x", interval=60), SCHEDULE, 0) == 60
     assert adaptive_interval(Source("fast", "http://x", interval=60), SCHEDULE, 100_000) == 60
+    # Local sources keep their interval.
+    assert adaptive_interval(Source("file", "/tmp/feed.xml", interval=900), SCHEDULE, 100_000) == 900
 
 
-def test_cache_control_and_retry_after_are_lower_bounds():
+def test_adaptive_max_is_the_opt_in_to_longer_intervals():
+    opted = {**SCHEDULE, "adaptive_max": 43200.0}
+    source = Source("s", "http://x", interval=900)
+    assert adaptive_interval(source, opted, 0) == 43200  # quiet: up to adaptive_max
+    assert adaptive_interval(source, opted, 168) == 3600  # hourly: hourly
+    assert adaptive_interval(source, opted, 100_000) == 300
+    # Per source: its own bound wins over the schedule's; 0 opts it out.
+    assert adaptive_interval(Source("s", "http://x", interval=900, adaptive_max=7200), opted, 0) == 7200
+    assert adaptive_interval(Source("s", "http://x", interval=900, adaptive_max=0), opted, 0) == 900
+    assert adaptive_interval(Source("s", "http://x", interval=900, adaptive_max=7200), SCHEDULE, 0) == 7200
+    plan = planned_interval(source, opted, 3)
+    assert plan.basis == "adaptive" and plan.reason.startswith("every 12h: adaptive, 3 stories in the last week")
+    assert planned_interval(source, SCHEDULE, 3) == Plan(900, "interval", "every 15m")
+
+
+def test_the_servers_wishes_lengthen_an_interval_within_bounds_and_say_so():
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     assert max_age({"Cache-Control": "public, max-age=7200"}) == 7200
     assert max_age({"cache-control": "no-cache, max-age=7200"}) is None
-    assert next_poll_after_success(now, 600, {"cache-control": "max-age=7200"}) == now + timedelta(seconds=7200)
-    assert next_poll_after_success(now, 600, {"cache-control": "max-age=60"}) == now + timedelta(seconds=600)
-    assert next_poll_after_success(now, 600, {"retry-after": "1800"}) == now + timedelta(seconds=1800)
-    # A silly value is capped at a week.
-    assert next_poll_after_success(now, 600, {"cache-control": "max-age=99999999"}) == now + timedelta(days=7)
+    after = next_poll_after_success(now, 600, {"cache-control": "max-age=1800"})
+    assert after.at == now + timedelta(seconds=1800)
+    assert after.plan.reason == "server asked: Cache-Control max-age=1800"
+    assert next_poll_after_success(now, 600, {"cache-control": "max-age=60"}).plan.reason == "every 10m"
+    after = next_poll_after_success(now, 600, {"retry-after": "1800"})
+    assert after.at == now + timedelta(seconds=1800) and after.plan.basis == "retry_after"
+    # A CDN's day-long max-age or a silly Retry-After is bounded (1 h and 6 h).
+    after = next_poll_after_success(now, 600, {"cache-control": "max-age=86400"})
+    assert after.at == now + timedelta(hours=1) and after.plan.reason.endswith("capped at 1h")
+    assert next_poll_after_success(now, 600, {"retry-after": "99999999"}).at == now + timedelta(hours=6)
+    # Jitter is at most a tenth of the interval.
+    for _ in range(50):
+        at = next_poll_after_success(now, 60, {}, jitter=30).at
+        assert now + timedelta(seconds=60) <= at <= now + timedelta(seconds=66)
 
 
-def test_busy_feed_polls_often_quiet_feed_rarely_and_max_age_is_honoured(feed_server, open_monitor):
+def test_failures_back_off_and_a_retry_after_beyond_the_backoff_is_the_reason():
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    source = Source("s", "http://x", interval=60)
+    after = next_poll_after_failure(source, 2, now, None, max_backoff=43200)
+    assert after.plan.reason == "backing off after 3 failures"
+    assert now + timedelta(seconds=192) <= after.at <= now + timedelta(seconds=240)
+    after = next_poll_after_failure(source, 0, now, 3600, max_backoff=43200)
+    assert after.plan.reason == "server asked: Retry-After 3600s" and after.at == now + timedelta(hours=1)
+
+
+def test_busy_feed_polls_more_often_quiet_feed_as_configured_unless_opted_in(feed_server, open_monitor):
     now = utcnow()
     busy = feed_server.serve("/busy", rss(items(50, now, timedelta(hours=1))))  # 50 in the last week
     quiet = feed_server.serve("/quiet", rss(items(3, now - timedelta(days=60), timedelta(days=30))))
     cached = feed_server.serve("/cached", seed_rss(), headers={"Content-Type": "application/rss+xml",
                                                              "Cache-Control": "max-age=20000"})
     monitor = open_monitor(
-        "[schedule]\nmin_interval = \"5m\"\nmax_interval = \"12h\"\n"
+        "[schedule]\ninterval = \"6h\"\nmin_interval = \"5m\"\nmax_interval = \"12h\"\n"
         f'[sources.busy]\nurl = "{busy}"\n[sources.quiet]\nurl = "{quiet}"\n[sources.cached]\nurl = "{cached}"\n'
+        f'[sources.quiet_opted]\nurl = "{quiet}"\nadaptive_max = "12h"\n'
     )
     monitor.run_once()
     rows = {r["name"]: r for r in monitor.store.sources()}
-    assert rows["busy"]["poll_interval"] == pytest.approx(7 * 86400 / 50)
-    assert rows["quiet"]["poll_interval"] == 43200
-    assert from_iso(rows["cached"]["next_poll_at"]) >= now + timedelta(seconds=19990)
+    assert rows["busy"]["poll_interval"] == pytest.approx(7 * 86400 / 50)  # shorter than the 6 h configured
+    assert rows["busy"]["poll_basis"] == "adaptive"
+    assert rows["quiet"]["poll_interval"] == 6 * 3600  # not stretched to max_interval
+    assert rows["quiet"]["poll_reason"] == "every 6h"
+    assert rows["quiet_opted"]["poll_interval"] == 12 * 3600  # stretched: the user allowed it
+    # max-age cannot push a poll past an hour (and never below the interval).
+    assert from_iso(rows["cached"]["next_poll_at"]) <= now + timedelta(hours=6, minutes=31)
+    assert rows["cached"]["poll_reason"] == "every 6h"
 
 
 def test_conditional_get_304_costs_no_parsing_and_no_story_writes(feed_server, open_monitor):
@@ -173,7 +218,7 @@ def test_sources_command_shows_interval_and_status(feed_server, open_monitor, cl
     monitor = open_monitor(f'[sources.feed]\nurl = "{url}"\n')
     monitor.update_source("feed")
     out = cli_run("sources", "-c", monitor.config.file).output
-    assert "feed  ok (HTTP 200)  stories: 2" in out and "interval: 12h" in out
+    assert "feed  ok (HTTP 200)  stories: 2" in out and "(every 15m)  errors in a row: 0" in out
 
 
 def test_prune_command(feed_server, open_monitor, cli_run):

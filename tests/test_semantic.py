@@ -128,8 +128,8 @@ def test_a_classifier_can_take_a_watchlist_over_from_keywords_unless_it_fails(tm
 
 TRADE_STORY = ("US and China trade talks stall over steel tariffs",
                "Negotiators failed to agree on import quotas and anti-dumping duties, and the trade deficit widened.")
-SPORTS_TRADE = ("Bobcats Trade Drobnjak to Hawks for Pick",
-                "The Charlotte Bobcats traded center Predrag Drobnjak to the Atlanta Hawks on Monday for a second round pick in the NBA draft.")
+HOTEL_TARIFFS = ("Hotel room tariffs soar during the Edinburgh festival",
+                 "Visitors face steep tariffs for rooms as the festival fills every bed in town.")
 
 
 def _semantic_config(make_config, tmp_path: Path, mode: str = "rerank") -> Path:
@@ -162,11 +162,11 @@ def test_semantic_rerank_drops_off_topic_keyword_matches_and_train_changes_score
     from monitor import Monitor, Story, load_config
 
     stories = [Story(id="on", source="t", title=TRADE_STORY[0], text=TRADE_STORY[1]),
-               Story(id="off", source="t", title=SPORTS_TRADE[0], text=SPORTS_TRADE[1])]
+               Story(id="off", source="t", title=HOTEL_TARIFFS[0], text=HOTEL_TARIFFS[1])]
     plain = make_config(f'[monitor]\ndb = "{tmp_path / "plain.db"}"\n', name="plain.toml")
     with Monitor.open(load_config(plain)) as monitor:
         keyword_only = {(m.story_id, m.watchlist) for m in monitor.classify(stories)}
-    assert {("on", "trade"), ("off", "trade")} <= keyword_only  # "trade" in a sports headline fools keywords
+    assert {("on", "trade"), ("off", "trade")} <= keyword_only  # a hotel's "tariffs" fool keywords
 
     config = _semantic_config(make_config, tmp_path)
     with Monitor.open(load_config(config)) as monitor:
@@ -185,6 +185,7 @@ def test_semantic_rerank_drops_off_topic_keyword_matches_and_train_changes_score
         {"id": "4", "title": "Yankees trade pitcher to Red Sox", "summary": "The deal sends a starter to Boston.", "labels": []},
         {"id": "5", "title": "Shares trade higher on Wall Street", "summary": "Stocks rose as oil prices fell.", "labels": []},
         {"id": "6", "title": "Trade show opens in Las Vegas", "summary": "Gadget makers show new phones.", "labels": []},
+        {"id": "7", "title": "Room tariffs double at seaside hotels", "summary": "Holiday-makers pay more for a bed this summer.", "labels": []},
     ]
     labels.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     from monitor.cli import _register_plugin_commands
@@ -192,7 +193,7 @@ def test_semantic_rerank_drops_off_topic_keyword_matches_and_train_changes_score
     _register_plugin_commands()  # what main() does before running the CLI: adds `train`
     trained = cli_run("train", "trade", labels, "--config", config)
     assert trained.exit_code == 0, trained.output
-    assert "Trained trade on 4 on-topic and 3 off-topic stories" in trained.output
+    assert "Trained trade on 4 on-topic and 4 off-topic stories" in trained.output
     stored = list(sqlite_utils.Database(tmp_path / "semantic.db").query("SELECT watchlist, positives, dim FROM semantic_models"))
     assert stored == [{"watchlist": "trade", "positives": 4, "dim": 384}]
 
