@@ -20,6 +20,7 @@ from . import classify as classify_mod
 from . import outbox, pipeline
 from .config import Config, channel_options
 from .errors import ConfigError, ConfigErrors, InvalidPluginError, PluginError
+from .limits import EntryLimits
 from .models import Event, Match, Source, Story, UpdateResult, Watchlist
 from .plugins import load_plugins, make_plugin_manager, plugin_infos, unknown_plugin_names
 from .sender_lock import SenderLock
@@ -59,6 +60,9 @@ class Monitor:
         # Across processes: only the holder delivers (the daemon holds it for its life).
         self.sender_lock = None if str(config.db_path) == ":memory:" else SenderLock(config.db_path)
         self._closed = False
+        # Set when the daemon is asked to stop: polls in progress end at their
+        # next check instead of running to completion (see monitor.budget).
+        self.stopping = threading.Event()
 
     # -- construction -----------------------------------------------------------
 
@@ -168,6 +172,12 @@ class Monitor:
     def watchlists(self) -> list[Watchlist]:
         """The enabled watchlists."""
         return [w for w in self.config.watchlists.values() if w.enabled]
+
+    @property
+    def entry_limits(self) -> EntryLimits:
+        """What one poll may read (``fetch.max_entries``, ``fetch.max_entry_bytes``)."""
+        fetch = self.config.fetch
+        return EntryLimits(int(fetch["max_entries"]), int(fetch["max_entry_bytes"]))
 
     def plugins(self) -> list:
         """Every loaded plugin with its hooks (see :class:`monitor.plugins.PluginInfo`)."""

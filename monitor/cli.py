@@ -284,6 +284,8 @@ def matches(config_path: str | None, db_path: str | None, watchlist: str | None,
             echo(f"    {row['url']}")
         if evidence.get("terms"):
             echo(f"    matched: {', '.join(evidence['terms'])}")
+        if evidence.get("truncated"):
+            echo(f"    note: {evidence.get('note') or 'the story was cut before classifying'}")
     if not rows and not as_json:
         click.echo("No matches yet." if not watchlist else f"No matches for {watchlist} yet.")
 

@@ -110,6 +110,20 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
                 "connect to all the same (\"10.1.0.0/16\", \"feeds.internal.example\").", []),
         Setting("proxy", "str", "An http:// or https:// proxy every feed request goes through; the network "
                 "policy still applies to each feed's own address."),
+        Setting("max_entries", "int", "Entries read per poll of one source: the newest by date (undated ones: "
+                "the first in the feed); the rest are dropped and the source's note says so.", 1000,
+                minimum=1, maximum=10_000_000),
+        Setting("max_entry_bytes", "int", "Longest title, summary or content of one entry, in bytes of UTF-8; "
+                "longer ones are cut and the source's note says so.", 1_000_000,
+                minimum=1000, maximum=10_000_000_000),
+        Setting("work_deadline", "duration", "Wall-clock limit on what one poll does with the fetched body "
+                "(parse, normalise, classify); past it the poll ends with an error and stores nothing.", 120,
+                positive=True),
+    ),
+    "classify": (
+        Setting("max_text_chars", "int", "Characters of a story's title and of its text a classifier scans; "
+                "a match in a longer story says in its evidence that the text was cut.", 200_000,
+                minimum=1000, maximum=1_000_000_000),
     ),
     "alerts": (
         Setting("max_attempts", "int", "Delivery attempts before an alert is marked failed.", 8, minimum=1, maximum=1000),
@@ -156,7 +170,7 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
     ),
 }
 
-TOP_LEVEL = ("monitor", "schedule", "fetch", "alerts", "retention", "sources", "watchlists", "channels", "plugins")
+TOP_LEVEL = ("monitor", "schedule", "fetch", "classify", "alerts", "retention", "sources", "watchlists", "channels", "plugins")
 
 
 class Secret(str):
@@ -184,6 +198,7 @@ class Config:
     plugins: Mapping[str, Mapping[str, Any]]
     secrets: Secrets = field(default_factory=Secrets)
     retention: Mapping[str, Any] = field(default_factory=dict)
+    classify: Mapping[str, Any] = field(default_factory=lambda: {s.name: s.default for s in SETTINGS["classify"]})
     # ``${VAR}`` references in channel and plugin tables whose variable is not
     # set: only what uses those tables needs them (see :meth:`require_env`).
     unset_env: tuple[ConfigError, ...] = ()
@@ -493,6 +508,7 @@ class _Validator:
         fetch = self.section("fetch", data.get("fetch", {}), SETTINGS["fetch"])
         alerts = self.section("alerts", data.get("alerts", {}), SETTINGS["alerts"])
         retention = self.section("retention", data.get("retention", {}), SETTINGS["retention"])
+        classify = self.section("classify", data.get("classify", {}), SETTINGS["classify"])
         # Ranges of single values are in SETTINGS; what is left relates two values or names a set.
         kept = max(retention["max_age"] or 0, retention["matched_max_age"] or 0)
         if retention["max_age"] and retention["tombstone_max_age"] and retention["tombstone_max_age"] <= kept:
@@ -529,6 +545,7 @@ class _Validator:
             plugins=plugins,
             secrets=Secrets(dict(self.secrets)),
             retention=retention,
+            classify=classify,
             unset_env=tuple(self.unset_env),
         )
 
@@ -685,6 +702,7 @@ _SECTION_TITLES = {
     "monitor": "`[monitor]`",
     "schedule": "`[schedule]`",
     "fetch": "`[fetch]`",
+    "classify": "`[classify]`",
     "alerts": "`[alerts]`",
     "source": "`[sources.NAME]`",
     "watchlist": "`[watchlists.NAME]`",

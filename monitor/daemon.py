@@ -50,7 +50,9 @@ def take_sender_lock(lock: SenderLock, stop: threading.Event) -> bool:
 def run_daemon(monitor) -> int:
     """Run until SIGINT or SIGTERM; returns the process exit code."""
     lock = monitor.sender_lock
-    stop = threading.Event()
+    # The monitor's own flag: polls in progress see it and end at their next
+    # check (monitor.budget), so the first signal stops the daemon promptly.
+    stop = monitor.stopping
     received: list[str] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
