@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from .errors import StorageError
+from .errors import ConfigError, StorageError
 from .outbox import recover_interrupted
 from .scheduler import build_scheduler
 
@@ -74,6 +74,11 @@ def run_daemon(monitor) -> int:
         received.append(signal.Signals(signum).name)
         stop.set()
 
+    try:
+        metrics = start_metrics(monitor)
+    except BaseException:
+        lock.release()
+        raise
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     # Under the lock no other daemon runs on this database, so every row still
     # 'sending' was left by a run that died mid-send: queue it again.
@@ -99,4 +104,24 @@ def run_daemon(monitor) -> int:
             scheduler.shutdown(wait=False)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if metrics is not None:
+            metrics.stop()
         lock.release()
+
+
+def start_metrics(monitor):
+    """Start the ``[metrics]`` server and count this process's events into it; ``None`` when no port is set."""
+    settings = monitor.config.metrics
+    if not settings.get("port"):
+        return None
+    from .metrics import make_registry
+    from .metrics_server import MetricsServer
+
+    registry, events = make_registry(monitor.config.db_path)
+    try:
+        server = MetricsServer(monitor.config, registry, settings["host"], settings["port"])
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {settings['host']}:{settings['port']}: {exc.strerror or exc}",
+                          file=monitor.config.where, key="metrics.port") from None
+    monitor.pm.register(events, name="metrics")
+    return server.start()
