@@ -66,8 +66,9 @@ def bar_chart(days: Sequence[tuple[str, int]], width: int = 180, height: int = 2
                     .format(i * step, height - h, max(1.0, step - 1), h, day, count))
     total = sum(n for _, n in days)
     label = f"{total} stories in the last {len(days)} days"
+    baseline = Markup('<line x1="0" y1="{0}" x2="{1}" y2="{0}"></line>').format(height - 0.5, width)
     return (Markup('<svg class="chart" role="img" aria-label="{}" width="{}" height="{}" viewBox="0 0 {} {}">')
-            .format(label, width, height, width, height) + Markup("").join(bars) + Markup("</svg>"))
+            .format(label, width, height, width, height) + baseline + Markup("").join(bars) + Markup("</svg>"))
 
 
 def age_words(value: str | None, now: datetime) -> str:

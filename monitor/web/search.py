@@ -29,12 +29,22 @@ class SearchResult:
     truncated: bool = False
 
 
+# The FTS index stems words (porter), and a stem can be shorter than a prefix
+# the query gives: "kidnapped" is indexed as "kidnap", which "kidnapp*" would
+# miss. A prefix is therefore shortened by the most a stemmer removes before
+# it goes to FTS; the matcher then decides on the real prefix.
+STEM_SLACK = 5
+MIN_PREFIX = 3
+
+
 def fts_candidates(query: str) -> str:
-    """An FTS5 expression matching any story that holds any term of ``query`` (positive or not)."""
+    """An FTS5 expression matching every story that holds any term of ``query`` (a superset)."""
     parts = []
     for term in terms_of(parse_query(query)):
         words = []
         for word, is_prefix in term.words:
+            if is_prefix:
+                word = word[:max(MIN_PREFIX, len(word) - STEM_SLACK)]
             words.append(f'"{word}"' + ("*" if is_prefix else ""))
         parts.append(words[0] if len(words) == 1 else "(" + " ".join(words) + ")")
     return " OR ".join(dict.fromkeys(parts))
