@@ -391,3 +391,38 @@ def test_a_form_as_served_carries_the_token_of_its_cookie(served: ServedMonitor)
         fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form))
         assert fields["csrf"] == c.cookies["monitor_csrf"]
         assert c.post("/feedback", data=fields).status_code == 303
+
+
+# -- configuration of [web] and [metrics] ---------------------------------------------
+
+
+def test_web_and_metrics_settings_are_checked_with_file_and_key(make_config, cli_run) -> None:
+    config = make_config('[web]\ntokn = "x"\n[metrics]\nport = 70000\n')
+    result = cli_run("check", "--config", config)
+    assert result.exit_code == 1
+    assert f"{config}: web.tokn: unknown key (known keys: password, token, username)" in result.output
+    assert f"{config}: metrics.port: must be at least 0 and at most 65,535, got 70000" in result.output
+
+
+def test_basic_credentials_need_both_user_and_password() -> None:
+    import base64
+
+    from monitor.access import Credentials
+
+    credentials = Credentials(username="ana", password="pw")
+    basic = lambda user, pw: "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()  # noqa: E731
+    assert credentials.allows(basic("ana", "pw"))
+    assert not credentials.allows(basic("ana", "nope")) and not credentials.allows(basic("bob", "pw"))
+    assert not credentials.allows("Basic %%%") and not credentials.allows(None)
+    assert not credentials.allows("Bearer pw")  # no token configured: a bearer proves nothing
+    assert Credentials().allows(None)  # loopback without credentials: open
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(served: ServedMonitor) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run_monitor("serve", "--config", str(served.config), "--port", str(port), cwd=served.config.parent)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and f"cannot listen on 127.0.0.1:{port}" in result.stderr

@@ -137,3 +137,24 @@ def test_screenshots_of_matches_story_and_sources(served: ServedMonitor, page: P
         header = shot.read_bytes()[:24]
         assert header[:8] == b"\x89PNG\r\n\x1a\n"
         assert struct.unpack(">II", header[16:24]) == (DESKTOP["width"], DESKTOP["height"])
+
+
+def test_default_config_after_monitor_once_shows_the_six_seed_matches(browser: Browser, tmp_path: Path) -> None:
+    from conftest import ROOT
+    from webui import run_monitor, start_server
+
+    config, db = ROOT / "config" / "monitor.toml", tmp_path / "monitor.db"
+    once = run_monitor("once", "--config", str(config), "--db", str(db), cwd=tmp_path)
+    assert once.returncode == 0 and "6 new matches" in once.stdout
+    process, base = start_server(config, tmp_path, "--db", str(db))
+    try:
+        context = browser.new_context(viewport=DESKTOP)
+        page = context.new_page()
+        page.goto(base)  # / leads to the matches
+        expect(page.locator("li.match")).to_have_count(6)
+        for watchlist in ("north_korea", "abductions", "trade"):
+            expect(page.locator(f"li.match[data-watchlist={watchlist}]")).to_have_count(2)
+        context.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
