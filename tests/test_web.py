@@ -426,3 +426,17 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(served: ServedMonitor) -> No
         result = run_monitor("serve", "--config", str(served.config), "--port", str(port), cwd=served.config.parent)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0 and f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_a_bearer_header_without_a_configured_token_does_not_skip_csrf(served: ServedMonitor,
+                                                                       client: httpx.Client) -> None:
+    alert_id = db_rows(served, "SELECT max(id) FROM outbox WHERE status = 'failed'")[0][0]
+    response = client.post(f"/api/alerts/{alert_id}/retry", headers={"Authorization": "Bearer anything"})
+    assert response.status_code == 403
+    assert db_rows(served, "SELECT status FROM outbox WHERE id = ?", (alert_id,)) == [("failed",)]
+
+
+def test_retry_of_an_alert_id_beyond_sqlite_integers_is_a_409_not_a_crash(client: httpx.Client) -> None:
+    token = csrf_of(client)
+    response = client.post(f"/api/alerts/{2**70}/retry", headers={"X-CSRF-Token": token})
+    assert response.status_code == 409 and "is not failed" in response.json()["error"]

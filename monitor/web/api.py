@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from ..feedback import Feedback, feedback_rows, record_feedback
 from . import data
+from .data import requeue_one
 from .openapi import openapi_document
 from .search import search, watchlist_toml
 from .security import check_csrf, safe_href
@@ -99,7 +100,7 @@ def alerts(request: Request) -> Response:
 async def retry(request: Request) -> Response:
     await check_csrf(request)
     alert_id = request.path_params["alert_id"]
-    count = await run_in_threadpool(request.app.state.store.requeue_failed, None, alert_id)
+    count = await run_in_threadpool(requeue_one, request.app.state.store, alert_id)
     if not count:
         raise HTTPException(409, f"alert #{alert_id} is not failed (or does not exist): nothing to retry")
     return JSONResponse({"id": alert_id, "status": "pending"})

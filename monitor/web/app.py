@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import datetime
 from pathlib import Path
 
 import jinja2
@@ -66,6 +65,6 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     app.state.store = store
     app.state.templates = _templates()
     app.state.registry = registry
-    app.state.started = datetime.now()
-    app.add_middleware(GuardMiddleware, credentials=Credentials.from_config(config.web))
+    app.state.credentials = Credentials.from_config(config.web)
+    app.add_middleware(GuardMiddleware, credentials=app.state.credentials)
     return app

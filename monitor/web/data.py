@@ -225,6 +225,13 @@ def list_alerts(store: Store, status: str = "", cursor: str | None = None, limit
     return Page(rows, encode_cursor(rows[-1]["id"]) if more and rows else None)
 
 
+def requeue_one(store: Store, alert_id: int) -> int:
+    """Queue failed alert ``alert_id`` again; 0 when it is not failed or cannot exist (beyond SQLite's integers)."""
+    if not 0 <= alert_id < 2**63:
+        return 0
+    return store.requeue_failed(alert_id=alert_id)
+
+
 def outbox_counts(store: Store) -> dict[str, int]:
     """Outbox rows per status."""
     return {r["status"]: r["n"] for r in store.query("SELECT status, count(*) AS n FROM outbox GROUP BY status")}

@@ -114,7 +114,8 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": _ok("AlertPage"), "400": _ERROR}}},
             "/api/alerts/{alert_id}/retry": {"post": {
                 "summary": "Queue a failed alert again", "operationId": "retryAlert", "security": _CSRF,
-                "parameters": [_param("alert_id", "The outbox row id.", _INT, where="path", required=True)],
+                "parameters": [_param("alert_id", "The outbox row id.", {"type": "integer", "minimum": 0},
+                                      where="path", required=True)],
                 "responses": {"200": {"description": "Queued", "content": {"application/json": {"schema": _obj(
                     {"id": _INT, "status": _STR})}}}, "403": _ERROR, "409": _ERROR}}},
             "/api/feedback": {

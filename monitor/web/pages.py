@@ -15,6 +15,7 @@ from starlette.routing import Route
 from ..errors import MonitorError, QuerySyntaxError, StorageError
 from ..feedback import Feedback, FeedbackError, feedback_rows, record_feedback
 from . import data
+from .data import requeue_one
 from .cursor import BadCursor
 from .search import search, watchlist_toml
 from .security import CsrfError, check_csrf, csrf_token, local_path
@@ -113,7 +114,7 @@ async def post_retry(request: Request) -> Response:
     await check_csrf(request)
     form = await request.form()
     alert_id = request.path_params["alert_id"]
-    count = await run_in_threadpool(request.app.state.store.requeue_failed, None, alert_id)
+    count = await run_in_threadpool(requeue_one, request.app.state.store, alert_id)
     if not count:
         raise HTTPException(409, f"Alert #{alert_id} is not failed (or does not exist): nothing to retry.")
     notice = f"Alert #{alert_id} is queued again; the daemon sends it on its next outbox run."

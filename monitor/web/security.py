@@ -68,11 +68,13 @@ async def check_csrf(request: Request) -> None:
     """Refuse a POST whose form field or header does not repeat the CSRF cookie (double submit),
     or that comes from another origin.
 
-    A request authenticated with a bearer token is exempt: browsers never add one by themselves.
+    A request that carries the configured bearer token is exempt: browsers never add one by
+    themselves (:class:`GuardMiddleware` has checked it).
 
     :raises CsrfError: the token is missing or wrong.
     """
-    if request.headers.get("authorization", "").lower().startswith("bearer "):
+    credentials: Credentials = request.app.state.credentials
+    if credentials.token and request.headers.get("authorization", "").lower().startswith("bearer "):
         return
     origin = request.headers.get("origin")
     if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
