@@ -16,11 +16,15 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from .errors import ConfigError, StorageError
 from .outbox import recover_interrupted
 from .scheduler import build_scheduler
+
+if TYPE_CHECKING:
+    from .app import Monitor
+    from .metrics_server import MetricsServer
 
 log = logging.getLogger("monitor.daemon")
 
@@ -109,7 +113,7 @@ def run_daemon(monitor) -> int:
         lock.release()
 
 
-def start_metrics(monitor):
+def start_metrics(monitor: Monitor) -> MetricsServer | None:
     """Start the ``[metrics]`` server and count this process's events into it; ``None`` when no port is set."""
     settings = monitor.config.metrics
     if not settings.get("port"):

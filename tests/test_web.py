@@ -6,9 +6,6 @@ from __future__ import annotations
 import html
 import re
 import socket
-import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,36 +15,20 @@ import pytest
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import ROOT, monitor_process, seed_rss, wait_for
+from conftest import monitor_process, seed_rss, wait_for
 from monitor import load_config
 from monitor.health import readiness
 from monitor.timeutil import utcnow
-from webui import HOSTILE_LINK, ServedMonitor, run_monitor, served_monitor, start_server
+from webui import HOSTILE_LINK, ServedMonitor, db_rows, run_monitor, start_server
+from webui import served  # noqa: F401 (the fixture)
 
 PAGES = ["/matches", "/search?q=pyongyang", "/sources", "/alerts", "/feedback"]
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedMonitor]:
-    server = served_monitor(tmp_path_factory.mktemp("web"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def client(served: ServedMonitor) -> Iterator[httpx.Client]:
     with served.client() as c:
         yield c
-
-
-def db_rows(served: ServedMonitor, sql: str, params: tuple = ()) -> list[tuple]:
-    conn = sqlite3.connect(served.db)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def csrf_of(client: httpx.Client) -> str:

@@ -6,7 +6,6 @@ The server is a real `monitor serve` over a database filled by a real
 
 from __future__ import annotations
 
-import sqlite3
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,18 +13,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from webui import DESKTOP, HOSTILE_TITLE, ServedMonitor, launch_browser, served_monitor, take_screenshots
+from webui import DESKTOP, HOSTILE_TITLE, ServedMonitor, db_rows, launch_browser, take_screenshots
+from webui import served  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedMonitor]:
-    server = served_monitor(tmp_path_factory.mktemp("browser"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +41,6 @@ def page(browser: Browser) -> Iterator[Page]:
     finally:
         context.close()
     assert dialogs == [], f"a page opened a dialog: {dialogs}"
-
-
-def db_rows(served: ServedMonitor, sql: str, params: tuple = ()) -> list[tuple]:
-    conn = sqlite3.connect(served.db)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def test_matches_filter_by_watchlist_and_times_in_the_viewers_zone(served: ServedMonitor, page: Page) -> None:

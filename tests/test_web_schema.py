@@ -3,24 +3,12 @@ against the OpenAPI document (status codes, content types, schemas) and never a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from webui import ServedMonitor, served_monitor
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedMonitor]:
-    server = served_monitor(tmp_path_factory.mktemp("schema"))
-    try:
-        yield server
-    finally:
-        server.stop()
+from webui import ServedMonitor
+from webui import served  # noqa: F401 (the fixture)
 
 
 def test_api_conforms_to_its_openapi_document(served: ServedMonitor) -> None:

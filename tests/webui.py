@@ -10,14 +10,17 @@ import html
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
-from conftest import ROOT, FeedServer, allow_private_networks, rss, seed_rss
+from conftest import FeedServer, allow_private_networks, rss, seed_rss
 
 HOSTILE_TITLE = "<img src=x onerror=alert(1)> Pyongyang test-fires a missile"
 HOSTILE_LINK = "javascript:alert(2)"
@@ -157,3 +160,22 @@ def take_screenshots(page, base: str, folder: Path) -> list[Path]:
     shots.append(folder / "web-sources.png")
     page.screenshot(path=str(shots[-1]), full_page=False)
     return shots
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedMonitor]:
+    """One served monitor per test module (import this fixture into the module)."""
+    server = served_monitor(tmp_path_factory.mktemp("web"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def db_rows(served: ServedMonitor, sql: str, params: tuple = ()) -> list[tuple]:
+    """Rows read straight from the served database, as a second process would."""
+    conn = sqlite3.connect(served.db)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
