@@ -14,8 +14,9 @@ import click
 
 from .app import Monitor, disable_warnings
 from .config import Config, load_config
-from .errors import ConfigErrors, MonitorError
+from .errors import ConfigErrors, MonitorError, StorageError
 from .logs import setup_logging
+from .outbox import DispatchResult
 from .plugins import load_plugins, make_plugin_manager
 from .safetext import json_safe, safe_line
 from .store import Store
@@ -88,7 +89,9 @@ def open_cli_monitor(config: Config, **kwargs: Any) -> Monitor:
 def _store(config_path: str | None, db_path: str | None) -> Iterator[tuple[Config, Store]]:
     """The configuration and its database, opened for a read command and closed after."""
     config = _load(config_path, db_path)
-    store = Store(config.db_path, config.secrets)
+    store = Store.for_reading(config.db_path, config.secrets)
+    if store.warning:
+        echo(f"warning: {store.warning}", err=True)
     try:
         yield config, store
     finally:
@@ -166,10 +169,15 @@ def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) ->
     unknown = [name for name in only if name not in config.sources]
     if unknown:
         raise click.BadParameter(f"no source named {unknown[0]!r} (configured: {', '.join(config.sources) or 'none'})", param_hint="--source")
+    late_error = None
     with _open(config) as monitor:
         sources = [config.sources[name] for name in only] if only else None
         results = monitor.run_once(sources, deliver=False)
-        dispatched = monitor.dispatch()
+        try:
+            dispatched = monitor.dispatch()
+            monitor.prune()  # retention applies as in the daemon
+        except MonitorError as exc:
+            dispatched, late_error = DispatchResult(), str(exc)
     errors = [r for r in results if r.error]
     click.echo(
         f"Polled {len(results)} source{'s' if len(results) != 1 else ''}: "
@@ -179,12 +187,16 @@ def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) ->
         f"{sum(r.alerts_queued for r in results)} alerts queued, "
         f"{len(errors)} error{'s' if len(errors) != 1 else ''}."
     )
+    if dispatched.held_by:
+        click.echo(f"Alerts: not delivered by this command: {dispatched.held_by} delivers from this database.")
     if dispatched.retrying or dispatched.failed:
         click.echo(f"Alerts: {dispatched.retrying} waiting to retry, {dispatched.failed} failed "
                    "(see `monitor alerts`).")
     for result in errors:
         echo(f"  {result.source}: {result.error}", err=True)
-    if results and len(errors) == len(results):
+    if late_error:
+        echo(f"error: {late_error}", err=True)
+    if results and len(errors) == len(results) or late_error:
         raise SystemExit(1)
 
 
@@ -326,7 +338,10 @@ def search(config_path: str | None, db_path: str | None, query: str, limit: int,
 def sources(config_path: str | None, db_path: str | None, as_json: bool) -> None:
     """Every source with its last fetch, HTTP status, error, next poll and why, effective URL and story count."""
     with _store(config_path, db_path) as (config, store):
-        store.sync_sources(config.sources.values())
+        try:
+            store.sync_sources(config.sources.values())
+        except StorageError:
+            pass  # a read-only or damaged file: list what it holds
         rows = [r for r in store.sources() if r["name"] in config.sources]
     for row in rows:
         if as_json:
@@ -362,9 +377,16 @@ def prune(config_path: str | None, db_path: str | None) -> None:
         return
     _setup_logging(config)
     with _open(config, require_env=False) as monitor:
+        before = monitor.store.file_size()
         deleted = monitor.prune()
+        after = monitor.store.file_size()
     click.echo(f"Pruned {deleted} stor{'y' if deleted == 1 else 'ies'} first seen more than "
-               f"{format_duration(config.retention['max_age'])} ago.")
+               f"{format_duration(config.retention['max_age'])} ago. Database file: {_size(before)} before, "
+               f"{_size(after)} after.")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 @cli.command()
@@ -385,13 +407,13 @@ def alerts(config_path: str | None, db_path: str | None, status: str, limit: int
             count = requeue_failed(monitor, channel)
             click.echo(f"Requeued {count} failed alert{'s' if count != 1 else ''}.")
             result = monitor.dispatch()
-            click.echo(f"Sent {result.sent}, {result.retrying} waiting to retry, {result.failed} failed.")
+            if result.held_by:
+                click.echo(f"Not sent by this command: {result.held_by} delivers from this database.")
+            else:
+                click.echo(f"Sent {result.sent}, {result.retrying} waiting to retry, {result.failed} failed.")
         return
-    store = Store(config.db_path, config.secrets)
-    try:
+    with _store(config_path, db_path) as (_, store):
         rows = store.outbox(None if status == "all" else status, channel, limit)
-    finally:
-        store.close()
     for row in rows:
         when = row["sent_at"] if row["status"] == "sent" else row["next_attempt_at"]
         echo(f"#{row['id']}  {row['status']:7}  {row['channel']}  [{row['watchlist']}] {row['title']}"

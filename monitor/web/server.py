@@ -10,6 +10,7 @@ import uvicorn
 from ..access import Credentials, check_bind
 from ..config import Config
 from ..errors import ConfigError
+from ..store import Store
 from .app import create_app
 
 DEFAULT_PORT = 8765
@@ -41,7 +42,11 @@ def serve(config: Config, host: str = "127.0.0.1", port: int = DEFAULT_PORT, ann
     """
     config.require_env("web")
     check_bind(host, Credentials.from_config(config.web), "monitor serve", config.where)
-    app = create_app(config)
+    # A damaged or read-only file is still shown (pages read; changes answer 503 in one sentence).
+    store = Store.for_reading(config.db_path, config.secrets)
+    if store.warning:
+        announce(f"warning: {store.warning}")
+    app = create_app(config, store)
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
