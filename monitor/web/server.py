@@ -45,7 +45,7 @@ def serve(config: Config, host: str = "127.0.0.1", port: int = DEFAULT_PORT, ann
     # A damaged or read-only file is still shown (pages read; changes answer 503 in one sentence).
     store = Store.for_reading(config.db_path, config.secrets)
     if store.warning:
-        announce(f"warning: {store.warning}")
+        log.warning("%s", store.warning)
     app = create_app(config, store)
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
