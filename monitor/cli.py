@@ -248,6 +248,8 @@ def check(config_path: str | None, no_env: bool) -> None:
         for name, unset in monitor.unavailable_channels.items():
             for error in unset:
                 click.echo(f"not checked (--no-env): channel {name}: {error}")
+        for error in config.env_errors("web"):
+            echo(f"warning: {error} (only monitor serve and the [metrics] server need it)", err=True)
         if not enabled:
             click.echo("warning: no sources are configured; add [sources.NAME] tables (see README).")
         _describe_polling(config, enabled)

@@ -421,3 +421,14 @@ def test_retry_of_an_alert_id_beyond_sqlite_integers_is_a_409_not_a_crash(client
     token = csrf_of(client)
     response = client.post(f"/api/alerts/{2**70}/retry", headers={"X-CSRF-Token": token})
     assert response.status_code == 409 and "is not failed" in response.json()["error"]
+
+
+def test_web_credentials_are_needed_only_by_what_serves(make_config, cli_run, feed_server) -> None:
+    feed_server.serve("/feed.xml", seed_rss(feed_server.base))
+    config = make_config(f'[web]\ntoken = "${{WEB_TOKEN_NOT_SET}}"\n'
+                         f'[sources.wire]\nurl = "{feed_server.url("/feed.xml")}"\n')
+    once = cli_run("once", "--config", config)
+    assert once.exit_code == 0, once.output
+    check = cli_run("check", "--config", config)
+    assert check.exit_code == 0
+    assert "web.token: environment variable WEB_TOKEN_NOT_SET is not set (only monitor serve" in check.output
