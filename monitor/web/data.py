@@ -85,7 +85,8 @@ def list_matches(store: Store, flt: MatchFilter, cursor: str | None = None, limi
         clauses.append("(m.matched_at, m.id) < (?, ?)")
         params += [matched_at, match_id]
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    cluster = ", coalesce(s.cluster_id, s.id) AS cluster" if has_clusters(store) else ", s.id AS cluster"
+    clustered = has_clusters(store)
+    cluster = ", coalesce(s.cluster_id, s.id) AS cluster" if clustered else ", s.id AS cluster"
     rows = store.query(
         "SELECT m.id, m.watchlist, m.score, m.classifier, m.evidence, m.matched_at, "
         f"s.id AS story_id, s.title, s.url, s.source, s.published_at{cluster}, "
@@ -98,14 +99,18 @@ def list_matches(store: Store, flt: MatchFilter, cursor: str | None = None, limi
     rows = rows[:limit]
     for row in rows:
         row["evidence"] = _evidence(row["evidence"])
-        row["also_reported"] = cluster_reports(store, row["story_id"], row["cluster"])
+        row["also_reported"] = cluster_reports(store, row["story_id"], row["cluster"], clustered)
     next_cursor = encode_cursor(rows[-1]["matched_at"], rows[-1]["id"]) if more and rows else None
     return Page(rows, next_cursor)
 
 
-def cluster_reports(store: Store, story_id: str, cluster: str | None) -> list[dict[str, Any]]:
-    """The other stories of ``story_id``'s cluster (source, title, url), earliest first."""
-    if not cluster or not has_clusters(store):
+def cluster_reports(store: Store, story_id: str, cluster: str | None,
+                    clustered: bool | None = None) -> list[dict[str, Any]]:
+    """The other stories of ``story_id``'s cluster (source, title, url), earliest first.
+
+    :param clustered: whether the database has clusters, when the caller knows already.
+    """
+    if not cluster or not (has_clusters(store) if clustered is None else clustered):
         return []
     return store.query(
         "SELECT id, source, title, url, published_at FROM stories "
