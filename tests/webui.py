@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import FeedServer, allow_private_networks, rss, seed_rss
+from conftest import seed_rss
+from monitor.testing import FeedServer, allow_private_networks, rss
 
 HOSTILE_TITLE = "<img src=x onerror=alert(1)> Pyongyang test-fires a missile"
 HOSTILE_LINK = "javascript:alert(2)"
