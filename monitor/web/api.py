@@ -51,7 +51,8 @@ def matches(request: Request) -> Response:
 
 
 def story(request: Request) -> Response:
-    detail = data.story_detail(request.app.state.store, request.app.state.config, request.path_params["story_id"])
+    detail = data.story_detail(request.app.state.store, request.app.state.config, request.path_params["story_id"],
+                               request.app.state.matcher)
     if detail is None:
         raise HTTPException(404, "no stored story has this id (it may have been pruned)")
     s = detail["story"]

@@ -65,6 +65,7 @@ def create_app(config: Config, store: Store | None = None) -> Starlette:
     app.state.store = store
     app.state.templates = _templates()
     app.state.registry = registry
+    app.state.matcher = data.watchlist_matcher(config)
     app.state.credentials = Credentials.from_config(config.web)
     app.add_middleware(GuardMiddleware, credentials=app.state.credentials)
     return app

@@ -119,16 +119,26 @@ def cluster_reports(store: Store, story_id: str, cluster: str | None,
     )
 
 
-def story_detail(store: Store, config: Config, story_id: str) -> dict[str, Any] | None:
-    """A story with every watchlist's decision, its highlights, alerts, feedback and cluster; ``None`` if absent."""
+def watchlist_matcher(config: Config) -> KeywordMatcher | None:
+    """One matcher for every enabled watchlist with a query (built once per app: compiling takes a while)."""
+    queries = {w.name: w.query for w in config.watchlists.values() if w.enabled and w.query}
+    return KeywordMatcher(queries) if queries else None
+
+
+def story_detail(store: Store, config: Config, story_id: str,
+                 matcher: KeywordMatcher | None = None) -> dict[str, Any] | None:
+    """A story with every watchlist's decision, its highlights, alerts, feedback and cluster; ``None`` if absent.
+
+    :param matcher: :func:`watchlist_matcher` of ``config``, when the caller keeps one.
+    """
     rows = store.query("SELECT * FROM stories WHERE id = ?", [story_id])
     if not rows:
         return None
     story = rows[0]
     stored = {m["watchlist"]: m for m in store.query(
         "SELECT id, watchlist, score, classifier, evidence, matched_at FROM matches WHERE story_id = ?", [story_id])}
-    queries = {w.name: w.query for w in config.watchlists.values() if w.enabled and w.query}
-    found = KeywordMatcher(queries).match(story["title"], story["text"]) if queries else {}
+    matcher = matcher or watchlist_matcher(config)
+    found = matcher.match(story["title"], story["text"]) if matcher else {}
     spans: dict[str, list[tuple[int, int]]] = {"title": [], "text": []}
     decisions = []
     for watchlist in config.watchlists.values():

@@ -53,7 +53,8 @@ def matches_page(request: Request) -> Response:
 
 
 def story_page(request: Request) -> Response:
-    detail = data.story_detail(request.app.state.store, request.app.state.config, request.path_params["story_id"])
+    detail = data.story_detail(request.app.state.store, request.app.state.config, request.path_params["story_id"],
+                               request.app.state.matcher)
     if detail is None:
         raise HTTPException(404, "No stored story has this id (it may have been pruned).")
     return _render(request, "story.html", "", d=detail)
