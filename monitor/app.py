@@ -83,7 +83,10 @@ class Monitor:
         :raises InvalidPluginError: a plugin cannot be loaded.
         """
         if require_env:
-            config.require_env()
+            # Only what sends needs these; [web]'s are for `monitor serve` and the metrics server.
+            unset = config.env_errors("channels") + config.env_errors("plugins")
+            if unset:
+                raise ConfigErrors(unset)
         origins: dict[str, str] = {}
         if pm is None:
             pm = make_plugin_manager()

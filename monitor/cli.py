@@ -136,6 +136,27 @@ def run(config_path: str | None, db_path: str | None) -> None:
 
 @cli.command()
 @config_options()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs [web] token or username and password.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port, printed at start).")
+@handle_errors
+def serve(config_path: str | None, db_path: str | None, host: str, port: int) -> None:
+    """Serve the web UI, its JSON API (/api/), /metrics, /healthz and /readyz."""
+    from .web.server import serve as run_server
+
+    config = _load(config_path, db_path)
+    _setup_logging(config)
+    try:
+        run_server(config, host, port, announce=lambda line: click.echo(line))
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            echo(f"error: {config.redact(str(error))}", err=True)
+        raise SystemExit(2) from None
+
+
+@cli.command()
+@config_options()
 @click.option("--source", "-s", "only", multiple=True, help="Poll only this source (repeatable).")
 @handle_errors
 def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) -> None:
@@ -227,6 +248,8 @@ def check(config_path: str | None, no_env: bool) -> None:
         for name, unset in monitor.unavailable_channels.items():
             for error in unset:
                 click.echo(f"not checked (--no-env): channel {name}: {error}")
+        for error in config.env_errors("web"):
+            echo(f"warning: {error} (only monitor serve and the [metrics] server need it)", err=True)
         if not enabled:
             click.echo("warning: no sources are configured; add [sources.NAME] tables (see README).")
         _describe_polling(config, enabled)

@@ -144,6 +144,17 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
                 "then brings it back as new); longer than max_age and matched_max_age; 0 keeps ids forever.",
                 400 * 86400),
     ),
+    "web": (
+        Setting("token", "str", "Bearer token `monitor serve` requires when it listens beyond 127.0.0.1 "
+                "(use \"${VAR}\"); browsers may send it as the basic-auth password."),
+        Setting("username", "str", "Basic-auth user name `monitor serve` requires beyond 127.0.0.1 (with password)."),
+        Setting("password", "str", "Basic-auth password (use \"${VAR}\")."),
+    ),
+    "metrics": (
+        Setting("port", "int", "`monitor run` serves Prometheus /metrics, /healthz and /readyz on this port; "
+                "0 (the default): no server.", 0, maximum=65535),
+        Setting("host", "str", "Address that metrics server binds.", "127.0.0.1"),
+    ),
     "source": (
         Setting("url", "str", "http(s) URL, file: URL, or path (relative to the config file)."),
         Setting("kind", "str", "feed (RSS, Atom, JSON Feed) or directory (one .txt article per file).", "feed"),
@@ -170,7 +181,8 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
     ),
 }
 
-TOP_LEVEL = ("monitor", "schedule", "fetch", "classify", "alerts", "retention", "sources", "watchlists", "channels", "plugins")
+TOP_LEVEL = ("monitor", "schedule", "fetch", "classify", "alerts", "retention", "web", "metrics", "sources",
+             "watchlists", "channels", "plugins")
 
 
 class Secret(str):
@@ -199,6 +211,8 @@ class Config:
     secrets: Secrets = field(default_factory=Secrets)
     retention: Mapping[str, Any] = field(default_factory=dict)
     classify: Mapping[str, Any] = field(default_factory=lambda: {s.name: s.default for s in SETTINGS["classify"]})
+    web: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
     # ``${VAR}`` references in channel and plugin tables whose variable is not
     # set: only what uses those tables needs them (see :meth:`require_env`).
     unset_env: tuple[ConfigError, ...] = ()
@@ -464,7 +478,7 @@ class _Validator:
         self.error(key, f"must be {setting.range_words()}, got {shown}")
         return setting.default
 
-    def section(self, key: str, table: Any, settings: tuple[Setting, ...]) -> dict[str, Any]:
+    def section(self, key: str, table: Any, settings: tuple[Setting, ...], *, deferred: bool = False) -> dict[str, Any]:
         """Validate one fixed-shape table: unknown keys are errors, defaults filled in."""
         out: dict[str, Any] = {s.name: copy.deepcopy(s.default) for s in settings}
         if not isinstance(table, dict):
@@ -476,7 +490,7 @@ class _Validator:
             if name not in known:
                 self.error(dotted, f"unknown key (known keys: {', '.join(sorted(known))})")
                 continue
-            out[name] = self.convert(dotted, known[name], self.interpolate(dotted, value))
+            out[name] = self.convert(dotted, known[name], self.interpolate(dotted, value, deferred=deferred))
         return out
 
     def path(self, value: str | None) -> Path | None:
@@ -509,6 +523,9 @@ class _Validator:
         alerts = self.section("alerts", data.get("alerts", {}), SETTINGS["alerts"])
         retention = self.section("retention", data.get("retention", {}), SETTINGS["retention"])
         classify = self.section("classify", data.get("classify", {}), SETTINGS["classify"])
+        # The web credentials are needed only by `monitor serve` (Config.require_env("web")).
+        web = self.section("web", data.get("web", {}), SETTINGS["web"], deferred=True)
+        metrics = self.section("metrics", data.get("metrics", {}), SETTINGS["metrics"])
         # Ranges of single values are in SETTINGS; what is left relates two values or names a set.
         kept = max(retention["max_age"] or 0, retention["matched_max_age"] or 0)
         if retention["max_age"] and retention["tombstone_max_age"] and retention["tombstone_max_age"] <= kept:
@@ -546,6 +563,8 @@ class _Validator:
             secrets=Secrets(dict(self.secrets)),
             retention=retention,
             classify=classify,
+            web=web,
+            metrics=metrics,
             unset_env=tuple(self.unset_env),
         )
 
@@ -704,6 +723,8 @@ _SECTION_TITLES = {
     "fetch": "`[fetch]`",
     "classify": "`[classify]`",
     "alerts": "`[alerts]`",
+    "web": "`[web]`",
+    "metrics": "`[metrics]`",
     "source": "`[sources.NAME]`",
     "watchlist": "`[watchlists.NAME]`",
     "channel": "`[channels.NAME]`",
