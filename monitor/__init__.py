@@ -44,6 +44,7 @@ from .models import (
     MatchFound,
     ParsedEntries,
     RenderedAlert,
+    Reported,
     Snippet,
     Source,
     SourceFailed,
@@ -57,6 +58,7 @@ from .polling import parse_retry_after
 from .query import KeywordMatcher, parse_query
 from .rendering import (
     alert_subject,
+    also_reported_line,
     digest_subject,
     group_by_watchlist,
     render_digest_plain,
@@ -74,6 +76,7 @@ __all__ = [
     "Watchlist", "__version__", "alert_subject", "canonical_url", "hookimpl", "html_to_text",
     "load_config", "parse_duration", "parse_query", "parse_retry_after", "render_plain",
     "digest_subject", "group_by_watchlist", "post_alert", "render_digest_plain",
+    "Reported", "also_reported_line",
     "ChannelOption", "read_channel_options", "alert_http_client", "close_http_client",
     # helpers for commands that plugins add through register_commands
     "config_options", "handle_errors", "load_cli_config", "open_cli_monitor",

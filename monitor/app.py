@@ -18,6 +18,7 @@ import pluggy
 
 from . import classify as classify_mod
 from . import outbox, pipeline
+from .cluster_stage import StoryClusters, settings_from_config
 from .config import Config, channel_options
 from .errors import ConfigError, ConfigErrors, InvalidPluginError, PluginError
 from .models import Event, Match, Source, Story, UpdateResult, Watchlist
@@ -42,6 +43,8 @@ class Monitor:
         # Per-plugin resources (HTTP clients, models), keyed by plugin name:
         # plugins keep what they open here rather than in module globals.
         self.extensions: dict[str, Any] = {}
+        # The cluster stage's index of the window, read back from the database on first use.
+        self.clusters = StoryClusters(store, settings_from_config(config.clustering))
         self._dispatch_lock = threading.Lock()
         self._closed = False
 

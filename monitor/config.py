@@ -80,6 +80,14 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("matched_max_age", "duration", "Prune matched stories (with their matches and alerts) after this; 0 keeps them.", 0),
         Setting("prune_interval", "duration", "How often the daemon prunes.", 3600),
     ),
+    "clustering": (
+        Setting("enabled", "bool", "Group the same story from several sources into one cluster: one alert per "
+                "cluster, watchlist and channel.", True),
+        Setting("window", "duration", "A story joins a cluster only if its first story is at most this much older.",
+                259200),
+        Setting("threshold", "number", "How sure (0 to 1) clustering must be that two reports are of one story; "
+                "higher merges less.", 0.5),
+    ),
     "source": (
         Setting("url", "str", "http(s) URL, file: URL, or path (relative to the config file)."),
         Setting("kind", "str", "feed (RSS, Atom, JSON Feed) or directory (one .txt article per file).", "feed"),
@@ -104,7 +112,8 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
     ),
 }
 
-TOP_LEVEL = ("monitor", "schedule", "fetch", "alerts", "retention", "sources", "watchlists", "channels", "plugins")
+TOP_LEVEL = ("monitor", "schedule", "fetch", "alerts", "retention", "clustering", "sources", "watchlists", "channels",
+             "plugins")
 
 
 class Secret(str):
@@ -132,6 +141,7 @@ class Config:
     plugins: Mapping[str, Mapping[str, Any]]
     secrets: frozenset[str] = field(default_factory=frozenset)
     retention: Mapping[str, Any] = field(default_factory=dict)
+    clustering: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def where(self) -> str:
@@ -357,6 +367,11 @@ class _Validator:
         fetch = self.section("fetch", data.get("fetch", {}), SETTINGS["fetch"])
         alerts = self.section("alerts", data.get("alerts", {}), SETTINGS["alerts"])
         retention = self.section("retention", data.get("retention", {}), SETTINGS["retention"])
+        clustering = self.section("clustering", data.get("clustering", {}), SETTINGS["clustering"])
+        if not 0 < clustering["threshold"] <= 1:
+            self.error("clustering.threshold", f"must be more than 0 and at most 1, got {clustering['threshold']:g}")
+        if clustering["window"] <= 0:
+            self.error("clustering.window", "must be more than zero")
         if schedule["min_interval"] <= 0:
             self.error("schedule.min_interval", "must be more than zero")
         elif schedule["max_interval"] < schedule["min_interval"]:
@@ -397,6 +412,7 @@ class _Validator:
             plugins=plugins,
             secrets=frozenset(self.secrets),
             retention=retention,
+            clustering=clustering,
         )
 
     def channels(self, value: Any) -> dict[str, dict[str, Any]]:
@@ -506,6 +522,7 @@ _SECTION_TITLES = {
     "schedule": "`[schedule]`",
     "fetch": "`[fetch]`",
     "alerts": "`[alerts]`",
+    "clustering": "`[clustering]`",
     "source": "`[sources.NAME]`",
     "watchlist": "`[watchlists.NAME]`",
     "channel": "`[channels.NAME]`",

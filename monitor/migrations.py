@@ -102,3 +102,15 @@ def m004_semantic_models(db: Database) -> None:
         pk="watchlist",
         not_null={"embedder", "dim", "weights", "bias", "cutoff"},
     )
+
+
+@migrations()
+def m007_story_clusters(db: Database) -> None:
+    # The id of the first story of a story's cluster (the same story from
+    # other outlets). NULL for stories stored before clustering: such a story
+    # is its own cluster, so queries read coalesce(cluster_id, id).
+    db["stories"].add_column("cluster_id", str)
+    db["stories"].create_index(["cluster_id"])
+    # The clustering index is rebuilt at start from the stories first seen
+    # within its window.
+    db["stories"].create_index(["first_seen_at"])

@@ -106,6 +106,8 @@ class Story:
     :param source: the name of the source it came from.
     :param text: the body as plain text (the content, else the summary).
     :param content_hash: SHA-256 of title and text, for change detection.
+    :param cluster: the id of the first story of the story's cluster (the same
+        story from other outlets; see docs/clustering.md), once clustered.
     """
 
     id: str
@@ -120,6 +122,7 @@ class Story:
     author: str | None = None
     language: str | None = None
     content_hash: str = ""
+    cluster: str | None = None
 
     def replace(self, **changes: Any) -> "Story":
         """Return a copy with ``changes`` applied."""
@@ -214,8 +217,21 @@ class Match:
     evidence: Evidence = field(default_factory=Evidence)
 
 @dataclass(frozen=True)
+class Reported:
+    """Another outlet's report of an alert's story (a member of its cluster)."""
+
+    source: str
+    title: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class Alert:
-    """A match on its way to one channel (one row of the outbox)."""
+    """A match on its way to one channel (one row of the outbox).
+
+    :param also_reported: the other sources' reports of the same story known
+        when the alert is rendered (they do not alert on their own).
+    """
 
     id: int
     channel: str
@@ -223,6 +239,7 @@ class Alert:
     story: Story
     watchlist: Watchlist
     attempts: int = 0
+    also_reported: tuple[Reported, ...] = ()
 
 @dataclass(frozen=True)
 class RenderedAlert:

@@ -1,4 +1,4 @@
-"""One poll of one source: fetch -> parse -> normalise -> prepare -> classify -> store.
+"""One poll of one source: fetch -> parse -> normalise -> prepare -> classify -> cluster -> store.
 
 Expected per-source problems (a dead server, a malformed feed) come back as
 an :class:`UpdateResult` with ``error`` set and are recorded on the source's
@@ -68,6 +68,7 @@ def update_source(monitor: Monitor, source: Source) -> UpdateResult:
     changed = [s for s in stories if s.id in known and known[s.id] != s.content_hash]
     quiet = _quiet(monitor, source, state, new, now)
     matches = monitor.classify(new + changed)
+    new = monitor.clusters.assign(new)  # a changed story keeps the cluster it was given
     interval = _interval(monitor, source, now, new=new)
     outcome = _ok_outcome(fetched, body_hash, now, interval, moved, status="ok", note="; ".join(notes) or None)
     saved = monitor.store.save_update(source, outcome, new, changed, matches, monitor.config.watchlists, quiet=quiet)
