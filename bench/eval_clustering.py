@@ -37,7 +37,7 @@ from monitor.timeutil import from_iso
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "clustering" / "dev.jsonl"
 SUBSETS = ("allsides21", "basil", "neus")
 TARGET_PRECISION = 0.95
-FEATURES = ("cosine", "lead", "title", "names", "days")
+FEATURES = ("cosine", "lead", "title", "names", "days", "undated")
 
 
 @dataclass(frozen=True)
@@ -236,8 +236,8 @@ def fit(articles: Sequence[Article], log: Callable[[str], None] = lambda s: None
     weights = fit_logistic(pairs)
     log(f"fitted on {len(pairs)} candidate pairs: {weights}")
     best: tuple[float, float] | None = None
-    for step in range(20, 96, 5):
-        threshold = step / 100
+    for step in range(3, 10):
+        threshold = step / 10
         settings = ClusterSettings(threshold=threshold, weights=weights)
         figures = [_subset_figures(articles, subset, settings) for subset in SUBSETS]
         figures = [f for f in figures if f]

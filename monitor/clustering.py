@@ -212,7 +212,8 @@ class ClusterIndex:
 
     def features(self, a: Profile, b: Profile) -> dict[str, float]:
         """The signals :meth:`score` combines (the evaluation fits their weights)."""
-        days = abs((a.time - b.time).total_seconds()) / 86400 if a.time and b.time else 0.0
+        dated = a.time is not None and b.time is not None
+        days = abs((a.time - b.time).total_seconds()) / 86400 if dated else 0.0
         shared = sum(self._idf(n) for n in a.names & b.names)
         smaller = min(sum(self._idf(n) for n in a.names), sum(self._idf(n) for n in b.names))
         return {
@@ -221,6 +222,8 @@ class ClusterIndex:
             "title": self._cosine(a.title_terms, b.title_terms),
             "names": shared / smaller if smaller else 0.0,
             "days": min(days, 30.0),
+            # Unknown time is missing evidence, not "the same day": the window bounds nothing then.
+            "undated": 0.0 if dated else 1.0,
         }
 
     def _idf(self, term: str) -> float:
