@@ -157,7 +157,7 @@ class Monitor:
         return classify_mod.classify(self, stories, self.watchlists if watchlists is None else watchlists)
 
     def update_source(self, source: Source | str) -> UpdateResult:
-        """Poll one source now: fetch, parse, normalise, classify, store, queue alerts."""
+        """Poll one source now: fetch, parse, normalise, classify, cluster, store, queue alerts."""
         if isinstance(source, str):
             source = self.config.sources[source]
         return pipeline.update_source(self, source)
