@@ -48,7 +48,7 @@ CANDIDATES = 20  # leaders scored in full per story
 COMMON_SHARE = 0.2  # terms in more than this share of the window never key a lookup
 MIN_WINDOW_DOCS = 50  # document frequencies are smoothed as if the window held at least this many
 
-_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’&.-]*[A-Za-z0-9]|[A-Za-z0-9]")
+_WORD = re.compile(r"[^\W_][\w'’&.-]*[^\W_]|[^\W_]")  # any script: names are not all ASCII
 _SENTENCE_END = re.compile(r"[.!?:\"“”]$")
 STOPWORDS = frozenset("""
 a about above after again against all also am an and any are as at be because been before being below between both
