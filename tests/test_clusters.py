@@ -153,12 +153,14 @@ def test_a_digest_lists_the_story_once_with_its_sources(feed_server, make_config
 
 
 def test_different_stories_on_one_topic_the_same_day_are_two_clusters(feed_server, make_config):
-    urls = serve_outlets(feed_server, {"reuters": REUTERS}, farm_in="reuters")
+    # Two outlets, the same hour, both about North Korea: a missile launch and a farm visit.
+    urls = serve_outlets(feed_server, {"reuters": REUTERS, "yonhap": FARM}, farm_in=None)
     config = load_config(make_config(config_text(feed_server, urls)))
     with Monitor.open(config) as monitor:
         monitor.run_once()
     korea = [b for b in posted(feed_server) if b["watchlist"]["name"] == "korea"]
     assert len(korea) == 2 and len({b["cluster"]["id"] for b in korea}) == 2
+    assert all(b["cluster"]["also_reported_by"] == [] for b in korea)
 
 
 def test_monitor_cluster_reads_json_lines_and_names_bad_ones(cli_run, tmp_path):
@@ -209,3 +211,11 @@ def test_backfill_finds_stored_stories_alerts_once_and_a_second_run_adds_nothing
 
     bad = cli_run("reclassify", "--config", path, "--watchlist", "nope")
     assert bad.exit_code == 2 and "no watchlist named 'nope'" in bad.output
+
+
+def test_bad_clustering_settings_are_named_by_key(make_config, cli_run):
+    path = make_config('[clustering]\nthreshold = 2\nwindow = "soon"\n')
+    result = cli_run("check", "--config", path)
+    assert result.exit_code == 1
+    assert f"{path}: clustering.threshold: must be more than 0 and at most 1, got 2" in result.output
+    assert f"{path}: clustering.window: expected a duration" in result.output
