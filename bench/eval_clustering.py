@@ -236,12 +236,12 @@ def fit(articles: Sequence[Article], log: Callable[[str], None] = lambda s: None
     weights = fit_logistic(pairs)
     log(f"fitted on {len(pairs)} candidate pairs: {weights}")
     best: tuple[float, float] | None = None
-    for step in range(3, 10):
-        threshold = step / 10
+    for step in range(8, 17):
+        threshold = step / 20
         settings = ClusterSettings(threshold=threshold, weights=weights)
         figures = [_subset_figures(articles, subset, settings) for subset in SUBSETS]
         figures = [f for f in figures if f]
-        if min(f.bcubed_p for f in figures) < TARGET_PRECISION + 0.01:  # a margin for the unseen half
+        if min(f.bcubed_p for f in figures) < TARGET_PRECISION + 0.005:  # a margin for the unseen half
             continue
         mean_f1 = sum(f.bcubed_f1 for f in figures) / len(figures)
         if best is None or mean_f1 > best[1]:
