@@ -18,6 +18,7 @@ import pluggy
 
 from . import classify as classify_mod
 from . import outbox, pipeline
+from .cluster_stage import StoryClusters, settings_from_config
 from .config import Config, channel_options
 from .errors import ConfigError, ConfigErrors, InvalidPluginError, PluginError
 from .limits import EntryLimits
@@ -56,6 +57,8 @@ class Monitor:
         # Per-plugin resources (HTTP clients, models), keyed by plugin name:
         # plugins keep what they open here rather than in module globals.
         self.extensions: dict[str, Any] = {}
+        # The cluster stage's index of the window, read back from the database on first use.
+        self.clusters = StoryClusters(store, settings_from_config(config.clustering))
         self._dispatch_lock = threading.Lock()
         # Across processes: only the holder delivers (the daemon holds it for its life).
         self.sender_lock = None if str(config.db_path) == ":memory:" else SenderLock(config.db_path)
@@ -200,7 +203,7 @@ class Monitor:
         return classify_mod.classify(self, stories, self.watchlists if watchlists is None else watchlists)
 
     def update_source(self, source: Source | str) -> UpdateResult:
-        """Poll one source now: fetch, parse, normalise, classify, store, queue alerts."""
+        """Poll one source now: fetch, parse, normalise, classify, cluster, store, queue alerts."""
         if isinstance(source, str):
             source = self.config.sources[source]
         return pipeline.update_source(self, source)
