@@ -28,7 +28,9 @@ from .errors import (
     SourceError,
     StorageError,
 )
+from .budget import PollInterrupted
 from .hookspecs import hookimpl
+from .limits import EntryLimits, NewestEntries, cut_entry, cut_note, cut_text
 from .models import (
     Alert,
     AlertFailed,
@@ -44,6 +46,7 @@ from .models import (
     MatchFound,
     ParsedEntries,
     RenderedAlert,
+    Reported,
     Snippet,
     Source,
     SourceFailed,
@@ -59,6 +62,7 @@ from .query import KeywordMatcher, parse_query
 from .safetext import json_safe, safe_line, safe_text
 from .rendering import (
     alert_subject,
+    also_reported_line,
     digest_subject,
     group_by_watchlist,
     render_digest_plain,
@@ -68,7 +72,7 @@ from .version import USER_AGENT, __version__
 
 __all__ = [
     "USER_AGENT", "Alert", "AlertFailed", "AlertSent", "ClassifierError", "ClassifierFailed",
-    "Config", "ConfigError", "ConfigErrors", "DeliveryError", "EntryData", "Event", "Evidence",
+    "Config", "ConfigError", "EntryLimits", "PollInterrupted", "NewestEntries", "cut_entry", "cut_note", "cut_text", "ConfigErrors", "DeliveryError", "EntryData", "Event", "Evidence",
     "FetchError", "FetchResult", "FetchState", "Hit", "InvalidPluginError", "KeywordMatcher",
     "Match", "MatchFound", "Monitor", "MonitorError", "NetworkPolicy", "RefusedAddress", "ParseError", "PluginConfigError",
     "ParsedEntries", "PluginError", "QuerySyntaxError", "RenderedAlert", "Secret", "Snippet", "Source",
@@ -76,6 +80,7 @@ __all__ = [
     "Watchlist", "__version__", "alert_subject", "canonical_url", "hookimpl", "html_to_text",
     "load_config", "parse_duration", "parse_query", "parse_retry_after", "render_plain",
     "digest_subject", "group_by_watchlist", "post_alert", "render_digest_plain",
+    "Reported", "also_reported_line",
     "ChannelOption", "read_channel_options", "alert_http_client", "close_http_client",
     # text from the outside, made safe to print and log
     "safe_line", "safe_text", "json_safe",

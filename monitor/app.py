@@ -19,8 +19,10 @@ import pluggy
 
 from . import classify as classify_mod
 from . import outbox, pipeline
+from .cluster_stage import StoryClusters, settings_from_config
 from .config import Config, channel_options
 from .errors import ConfigError, ConfigErrors, InvalidPluginError, PluginError
+from .limits import EntryLimits
 from .models import Event, Match, Source, Story, UpdateResult, Watchlist
 from .plugins import load_plugins, make_plugin_manager, plugin_infos, unknown_plugin_names
 from .sender_lock import SenderLock
@@ -57,6 +59,8 @@ class Monitor:
         # Per-plugin resources (HTTP clients, models), keyed by plugin name:
         # plugins keep what they open here rather than in module globals.
         self.extensions: dict[str, Any] = {}
+        # The cluster stage's index of the window, read back from the database on first use.
+        self.clusters = StoryClusters(store, settings_from_config(config.clustering))
         self._dispatch_lock = threading.Lock()
         self._workers: WorkerPool | None = None
         self._workers_lock = threading.Lock()
@@ -66,6 +70,9 @@ class Monitor:
         # Across processes: only the holder delivers (the daemon holds it for its life).
         self.sender_lock = None if str(config.db_path) == ":memory:" else SenderLock(config.db_path)
         self._closed = False
+        # Set when the daemon is asked to stop: polls in progress end at their
+        # next check instead of running to completion (see monitor.budget).
+        self.stopping = threading.Event()
 
     # -- construction -----------------------------------------------------------
 
@@ -86,7 +93,10 @@ class Monitor:
         :raises InvalidPluginError: a plugin cannot be loaded.
         """
         if require_env:
-            config.require_env()
+            # Only what sends needs these; [web]'s are for `monitor serve` and the metrics server.
+            unset = config.env_errors("channels") + config.env_errors("plugins")
+            if unset:
+                raise ConfigErrors(unset)
         origins: dict[str, str] = {}
         own_plugins = pm is None
         if pm is None:
@@ -185,6 +195,12 @@ class Monitor:
         """The enabled watchlists."""
         return [w for w in self.config.watchlists.values() if w.enabled]
 
+    @property
+    def entry_limits(self) -> EntryLimits:
+        """What one poll may read (``fetch.max_entries``, ``fetch.max_entry_bytes``)."""
+        fetch = self.config.fetch
+        return EntryLimits(int(fetch["max_entries"]), int(fetch["max_entry_bytes"]))
+
     def plugins(self) -> list:
         """Every loaded plugin with its hooks (see :class:`monitor.plugins.PluginInfo`)."""
         return plugin_infos(self.pm, self.plugin_origins)
@@ -216,7 +232,7 @@ class Monitor:
             return None if self._workers.unavailable else self._workers
 
     def update_source(self, source: Source | str) -> UpdateResult:
-        """Poll one source now: fetch, parse, normalise, classify, store, queue alerts."""
+        """Poll one source now: fetch, parse, normalise, classify, cluster, store, queue alerts."""
         if isinstance(source, str):
             source = self.config.sources[source]
         return pipeline.update_source(self, source)

@@ -29,11 +29,21 @@ class Found:
     by_classifier: dict[str, list[Match]] = field(default_factory=dict)
     replaced: set[tuple[str, str]] = field(default_factory=set)  # (classifier name, watchlist name)
     failures: list[ClassifierFailed] = field(default_factory=list)
+    cut: dict[str, str] = field(default_factory=dict)  # story id -> why only part of it was classified
+
+    def add_batch(self, other: "Found") -> None:
+        """Add what the same classifiers found in the next batch of stories."""
+        for name, matches in other.by_classifier.items():
+            self.by_classifier.setdefault(name, []).extend(matches)
+        self.replaced |= other.replaced
+        self.failures.extend(other.failures)
+        self.cut.update(other.cut)
 
     def add(self, other: "Found") -> None:
         self.by_classifier.update(other.by_classifier)
         self.replaced |= other.replaced
         self.failures.extend(other.failures)
+        self.cut.update(other.cut)
 
 
 def classify(monitor: Monitor, stories: Sequence[Story], watchlists: Sequence[Watchlist]) -> list[Match]:
@@ -53,17 +63,20 @@ def classify(monitor: Monitor, stories: Sequence[Story], watchlists: Sequence[Wa
     """
     if not stories or not watchlists:
         return []
-    found = run_classifiers(monitor.classifiers, stories, watchlists)
+    found = run_classifiers(monitor.classifiers, stories, watchlists, int(monitor.config.classify["max_text_chars"]))
     for failure in found.failures:
         monitor.emit(failure)
     return combine(found, stories, watchlists)
 
 
-def run_classifiers(classifiers: Mapping[str, Any], stories: Sequence[Story], watchlists: Sequence[Watchlist]) -> Found:
-    """Run each of ``classifiers`` over ``stories``; a failing one is logged and listed in ``failures``."""
+def run_classifiers(classifiers: Mapping[str, Any], stories: Sequence[Story], watchlists: Sequence[Watchlist],
+                    max_text_chars: int) -> Found:
+    """Run each of ``classifiers`` over ``stories`` (title and text cut to ``max_text_chars``);
+    a failing one is logged and listed in ``failures``."""
     found = Found()
     if not stories or not watchlists:
         return found
+    stories, found.cut = _cut_for_classifiers(stories, max_text_chars)
     for name, classifier in classifiers.items():
         started = time.perf_counter()
         try:
@@ -95,7 +108,33 @@ def combine(found: Found, stories: Sequence[Story], watchlists: Sequence[Watchli
                 continue
             key = (match.story_id, match.watchlist)
             best[key] = _better(best.get(key), match)
-    return list(best.values())
+    cut = found.cut
+    return [_mark_cut(m, cut[m.story_id]) if m.story_id in cut else m for m in best.values()]
+
+
+def _cut_for_classifiers(stories: Sequence[Story], limit: int) -> tuple[list[Story], dict[str, str]]:
+    """Stories whose title and text are each cut to ``limit`` characters, and a note for each one cut.
+
+    Classifiers are linear in the text they scan, but a plugin's cost per
+    character may be high; the cap keeps one huge story from holding a poll.
+    The stored story keeps its whole text; hit offsets stay valid, as the
+    cut keeps the beginning.
+    """
+    out, cut = [], {}
+    for story in stories:
+        if len(story.title) > limit or len(story.text) > limit:
+            longest = max(len(story.title), len(story.text))
+            cut[story.id] = (f"only the first {limit} of {longest} characters were classified "
+                             "(classify.max_text_chars)")
+            story = replace(story, title=story.title[:limit], text=story.text[:limit])
+        out.append(story)
+    return out, cut
+
+
+def _mark_cut(match: Match, note: str) -> Match:
+    old = match.evidence.note
+    evidence = replace(match.evidence, truncated=True, note=f"{old}; {note}" if old else note)
+    return replace(match, evidence=evidence)
 
 
 def _replaced_by(classifier: object, watchlists: Sequence[Watchlist]) -> set[tuple[str, str]]:

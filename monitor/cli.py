@@ -136,6 +136,27 @@ def run(config_path: str | None, db_path: str | None) -> None:
 
 @cli.command()
 @config_options()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs [web] token or username and password.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port, printed at start).")
+@handle_errors
+def serve(config_path: str | None, db_path: str | None, host: str, port: int) -> None:
+    """Serve the web UI, its JSON API (/api/), /metrics, /healthz and /readyz."""
+    from .web.server import serve as run_server
+
+    config = _load(config_path, db_path)
+    _setup_logging(config)
+    try:
+        run_server(config, host, port, announce=lambda line: click.echo(line))
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            echo(f"error: {config.redact(str(error))}", err=True)
+        raise SystemExit(2) from None
+
+
+@cli.command()
+@config_options()
 @click.option("--source", "-s", "only", multiple=True, help="Poll only this source (repeatable).")
 @handle_errors
 def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) -> None:
@@ -227,6 +248,8 @@ def check(config_path: str | None, no_env: bool) -> None:
         for name, unset in monitor.unavailable_channels.items():
             for error in unset:
                 click.echo(f"not checked (--no-env): channel {name}: {error}")
+        for error in config.env_errors("web"):
+            echo(f"warning: {error} (only monitor serve and the [metrics] server need it)", err=True)
         if not enabled:
             click.echo("warning: no sources are configured; add [sources.NAME] tables (see README).")
         _describe_polling(config, enabled)
@@ -268,22 +291,43 @@ def _note_new_sources(db_path: Path, window: float, enabled: list) -> None:
 @config_options()
 @click.option("--watchlist", "-w", help="Only matches of this watchlist.")
 @click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(min=1), help="How many.")
+@click.option("--all", "show_all", is_flag=True, help="Every matched story of each cluster, not only its first.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of text.")
 @handle_errors
-def matches(config_path: str | None, db_path: str | None, watchlist: str | None, limit: int, as_json: bool) -> None:
-    """List recent matches, newest first."""
+def matches(config_path: str | None, db_path: str | None, watchlist: str | None, limit: int, show_all: bool,
+            as_json: bool) -> None:
+    """List recent matches, newest first: one line per story cluster (the same story from several sources)."""
     with _store(config_path, db_path) as (_, store):
-        rows = store.matches(watchlist, limit)
+        rows = store.matches_by_cluster(watchlist, limit)
+        members = {(r["watchlist"], r["cluster"]): store.cluster_matches(r["watchlist"], r["cluster"])
+                   for r in rows if show_all or as_json}
     for row in rows:
         evidence = json.loads(row["evidence"] or "{}")
+        group = members.get((row["watchlist"], row["cluster"]), [])
         if as_json:
-            click.echo(json_line({**row, "evidence": evidence}))
+            sources = sorted({m["source"] for m in group})
+            shown = {k: v for k, v in row.items() if k not in ("source_names", "last_matched", "stories", "sources")}
+            data = {**shown, "evidence": evidence, "cluster_sources": sources, "cluster_stories": row["stories"]}
+            if show_all:
+                data["members"] = group
+            click.echo(json_line(data))
             continue
-        echo(f"{row['matched_at']}  [{row['watchlist']}] {row['title']}  (score {row['score']:.2f})")
+        others = row["sources"] - 1
+        also = f"  +{others} source{'s' if others != 1 else ''}" if others > 0 else ""
+        echo(f"{row['matched_at']}  [{row['watchlist']}] {row['title']}  (score {row['score']:.2f}){also}")
         if row["url"]:
             echo(f"    {row['url']}")
         if evidence.get("terms"):
             echo(f"    matched: {', '.join(evidence['terms'])}")
+        if evidence.get("truncated"):
+            echo(f"    note: {evidence.get('note') or 'the story was cut before classifying'}")
+        if others > 0 and not show_all:
+            names = sorted(set((row["source_names"] or "").split(",")) - {row["source"]})
+            echo(f"    also reported by: {', '.join(names)}")
+        if show_all:
+            for member in group:
+                if member["story_id"] != row["story_id"]:
+                    echo(f"    + {member['source']}: {member['title']}" + (f"  {member['url']}" if member["url"] else ""))
     if not rows and not as_json:
         click.echo("No matches yet." if not watchlist else f"No matches for {watchlist} yet.")
 
@@ -538,6 +582,77 @@ def eval_command(config_path: str | None, db_path: str | None, labels_file, show
 from .sources_cli import add_source_commands  # noqa: E402  (they use the helpers above)
 
 add_source_commands(sources)
+
+
+@cli.command(name="cluster")
+@config_options(with_db=False)
+@click.argument("input_file", type=click.File("r", encoding="utf-8"), default="-")
+@handle_errors
+def cluster_command(config_path: str | None, input_file) -> None:
+    """Group stories given as JSON lines (file or stdin) into story clusters, as the daemon does.
+
+    Each input line is {"id", "title", "summary" or "text", "published"?, "source"?},
+    read in order as if they arrived so. Each output line is {"id", "cluster"}:
+    the cluster is the id of its first story. Bad lines are reported on stderr
+    with their line number and the command exits 1 after clustering the rest.
+    """
+    from .cluster_stage import assign_stories, settings_from_config
+    from .clustering import ClusterIndex
+    from .evaluation import InputError, read_stories
+
+    config = _load(config_path, ":memory:")
+    index = ClusterIndex(settings_from_config(config.clustering))
+    errors = 0
+    for item in read_stories(input_file):
+        if isinstance(item, InputError):
+            click.echo(f"error: {input_file.name}: {item}", err=True)
+            errors += 1
+            continue
+        [story] = assign_stories(index, [item.story])
+        click.echo(json_line({"id": story.id, "cluster": story.cluster}))
+    if errors:
+        raise SystemExit(1)
+
+
+@cli.command()
+@config_options()
+@click.option("--watchlist", "-w", "names", multiple=True, help="Only this watchlist (repeatable; default: all enabled).")
+@click.option("--since", help="Only stories published (or first seen) this recently: \"7d\", \"12h\".")
+@click.option("--alert", is_flag=True, help="Queue alerts for the new matches (one per story cluster), not only store them.")
+@handle_errors
+def reclassify(config_path: str | None, db_path: str | None, names: tuple[str, ...], since: str | None,
+               alert: bool) -> None:
+    """Run the watchlists over stored stories and store the new matches (backfill).
+
+    Without --alert nothing is sent. A second run adds nothing. Progress goes to stderr.
+    """
+    from .backfill import BackfillResult, reclassify as run_backfill
+    from .config import parse_duration
+
+    config = _load(config_path, db_path)
+    seconds = None
+    if since is not None:
+        try:
+            seconds = parse_duration(since)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from None
+    unknown = [n for n in names if n not in config.watchlists]
+    if unknown:
+        raise click.BadParameter(f"no watchlist named {unknown[0]!r} (configured: {', '.join(config.watchlists)})",
+                                 param_hint="--watchlist")
+    _setup_logging(config, "WARNING")
+
+    def progress(done: BackfillResult) -> None:
+        click.echo(f"reclassify: {done.stories} stories read, {done.clustered} clustered, "
+                   f"{done.matches} new matches, {done.alerts_queued} alerts queued", err=True)
+
+    with _open(config, require_env=alert) as monitor:  # only --alert needs the channels' secrets
+        chosen = [config.watchlists[n] for n in names] if names else monitor.watchlists
+        done = run_backfill(monitor, chosen, since=seconds, alert=alert, progress=progress)
+        dispatched = monitor.dispatch() if alert and done.alerts_queued else None
+    click.echo(f"Reclassified {done.stories} stor{'y' if done.stories == 1 else 'ies'} against "
+               f"{', '.join(w.name for w in chosen) or 'no watchlists'}: {done.matches} new matches, "
+               f"{done.alerts_queued} alerts queued" + (f", {dispatched.sent} sent" if dispatched else "") + ".")
 
 
 def _register_plugin_commands() -> None:

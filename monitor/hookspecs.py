@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import click
 
     from .app import Monitor
+    from .limits import EntryLimits
     from .models import Alert, EntryData, Event, FetchResult, FetchState, RenderedAlert, Source, Story
 
 PROJECT = "news_monitor"
@@ -134,7 +135,7 @@ def register_channel_types(register: Callable[[str, Any], None], monitor: Monito
     """
 
 
-# --- the pipeline: fetch -> parse -> normalise -> prepare -> classify -> store
+# --- the pipeline: fetch -> parse -> normalise -> prepare -> classify -> cluster -> store
 
 
 @hookspec(firstresult=True)
@@ -158,7 +159,7 @@ def fetch_source(source: Source, state: FetchState, monitor: Monitor) -> FetchRe
 
 
 @hookspec(firstresult=True)
-def parse_feed(source: Source, fetched: FetchResult) -> list[EntryData] | None:
+def parse_feed(source: Source, fetched: FetchResult, limits: EntryLimits) -> list[EntryData] | None:
     """Called with fetched bytes, to turn them into entries.
 
     Raise :class:`monitor.ParseError` when the bytes are meant for you but are
@@ -168,6 +169,12 @@ def parse_feed(source: Source, fetched: FetchResult) -> list[EntryData] | None:
 
     :param source: the :class:`Source` the bytes came from.
     :param fetched: the :class:`FetchResult`; look at ``media_type`` and ``content``.
+    :param limits: the :class:`EntryLimits` of this poll (``fetch.max_entries``,
+        ``fetch.max_entry_bytes``). The core keeps only the newest
+        ``max_entries`` of what you return and cuts longer fields, whatever
+        you do; a parser that can stop early (see :class:`monitor.NewestEntries`)
+        saves the memory of building what would be dropped. Say what you
+        dropped in the notes.
     :returns: a list of :class:`EntryData`, or ``None`` for "not my format".
         Return a :class:`ParsedEntries` (a list with ``notes``) to tell the
         user about damage you read around (``monitor sources`` shows the notes).

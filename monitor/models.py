@@ -120,6 +120,8 @@ class Story:
     :param author: the author as the feed names them.
     :param language: a language code, if the feed or a plugin gave one.
     :param content_hash: SHA-256 of title and text, for change detection.
+    :param cluster: the id of the first story of the story's cluster (the same
+        story from other outlets; see docs/clustering.md), once clustered.
     """
 
     id: str
@@ -134,6 +136,7 @@ class Story:
     author: str | None = None
     language: str | None = None
     content_hash: str = ""
+    cluster: str | None = None
 
     def replace(self, **changes: Any) -> "Story":
         """Return a copy with ``changes`` applied."""
@@ -197,12 +200,15 @@ class Evidence:
     :param hits: every place they matched, with character offsets.
     :param snippet: an excerpt around the hits, for alerts.
     :param note: a sentence from the classifier (for example why a score was lowered).
+    :param truncated: the story was longer than ``classify.max_text_chars``
+        and the classifier saw only its beginning (``note`` says how much).
     """
 
     terms: tuple[str, ...] = ()
     hits: tuple[Hit, ...] = ()
     snippet: Snippet = field(default_factory=lambda: Snippet(""))
     note: str = ""
+    truncated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form, as stored in ``matches.evidence``."""
@@ -212,6 +218,7 @@ class Evidence:
             "snippet": self.snippet.text,
             "highlights": [list(h) for h in self.snippet.highlights],
             "note": self.note,
+            "truncated": self.truncated,
         }
 
     @classmethod
@@ -225,6 +232,7 @@ class Evidence:
                 tuple(tuple(h) for h in data.get("highlights", ())),  # type: ignore[misc]
             ),
             note=data.get("note", ""),
+            truncated=bool(data.get("truncated", False)),
         )
 
 @dataclass(frozen=True)
@@ -245,6 +253,15 @@ class Match:
     evidence: Evidence = field(default_factory=Evidence)
 
 @dataclass(frozen=True)
+class Reported:
+    """Another outlet's report of an alert's story (a member of its cluster)."""
+
+    source: str
+    title: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class Alert:
     """A match on its way to one channel (one row of the outbox).
 
@@ -254,6 +271,8 @@ class Alert:
     :param story: the matched story, as stored.
     :param watchlist: the watchlist matched, as configured now.
     :param attempts: delivery attempts made before this one.
+    :param also_reported: the other sources' reports of the same story known
+        when the alert is rendered (they do not alert on their own).
     """
 
     id: int
@@ -262,6 +281,7 @@ class Alert:
     story: Story
     watchlist: Watchlist
     attempts: int = 0
+    also_reported: tuple[Reported, ...] = ()
 
 @dataclass(frozen=True)
 class RenderedAlert:

@@ -1,4 +1,4 @@
-"""One poll of one source: fetch -> parse -> normalise -> prepare -> classify -> store.
+"""One poll of one source: fetch -> parse -> normalise -> prepare -> classify -> cluster -> store.
 
 Expected per-source problems (a dead server, a malformed feed) come back as
 an :class:`UpdateResult` with ``error`` set and are recorded on the source's
@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import reading
+from .budget import PollInterrupted
 from .errors import FetchError, SourceError, StorageError
 from .models import FetchResult, FetchState, MatchFound, Source, SourceFailed, SourceUpdated, Story, UpdateResult
 from .polling import (GONE, WEEK, NextPoll, Plan, next_poll_after_failure, next_poll_after_success, planned_interval,
@@ -80,8 +81,13 @@ def _update_source(monitor: Monitor, source: Source) -> UpdateResult:
             monitor.emit(SourceUpdated(result))
             return result
         read = _read(monitor, source, fetched, now)
+    except PollInterrupted as exc:
+        log.info("%s: %s", source.name, exc.message)
+        return UpdateResult(source=source.name, error=exc.message)
     except SourceError as exc:
         return _failed(monitor, source, state, now, exc)
+    except StorageError:
+        raise  # update_source records it: nothing of this poll is kept
     except Exception as exc:  # a plugin bug must not take the daemon down
         log.exception("%s: unexpected error while reading %s", source.name, monitor.config.redact(target.url))
         return _failed(monitor, source, state, now, SourceError(f"internal error: {type(exc).__name__}: {exc}", url=target.url))

@@ -14,7 +14,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import classify as classify_mod
+from .budget import PollBudget
 from .errors import ParseError
+from .limits import bound_entries
 from .models import FetchResult, Match, Source, Story
 from .normalize import default_story_key, normalize_entry
 from .safetext import MESSAGE_MAX, safe_line
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
 __all__ = ["FeedRead", "read_feed", "crossing_classifiers", "finish"]
 
 log = logging.getLogger("monitor.pipeline")
+
+# Stories classified between two budget checks: small enough that a stop
+# request is heeded within a second or two, large enough to keep batching.
+CLASSIFY_CHUNK = 50
 
 
 @dataclass
@@ -57,19 +63,30 @@ def read_feed(monitor: Monitor, source: Source, fetched: FetchResult, now: datet
 
     :raises ParseError: no loaded parser reads the body.
     """
-    entries = monitor.pm.hook.parse_feed(source=source, fetched=fetched)
+    budget = PollBudget(float(monitor.config.fetch["work_deadline"]), monitor.stopping, fetched.url)
+    entries = monitor.pm.hook.parse_feed(source=source, fetched=fetched, limits=monitor.entry_limits)
     if entries is None:
         kind = fetched.media_type or "unknown media type"
         raise ParseError(f"not a feed any loaded parser can read ({kind})", url=fetched.url)
+    budget.check("parsing")
     notes = [safe_line(str(note), MESSAGE_MAX) for note in getattr(entries, "notes", ())]
-    stories = _stories(monitor, source, entries, now, notes)
+    entries, limit_notes = bound_entries(entries, monitor.entry_limits)
+    notes += limit_notes
+    stories = _stories(monitor, source, entries, now, notes, budget)
+    del entries  # the raw entries can be large; the stories are all that is needed now
     known = monitor.store.known_hashes([s.id for s in stories])
     fresh = [s for s in stories if s.id not in known]
     # A pruned story still in its feed is old news, not new.
     pruned = monitor.store.pruned_ids([s.id for s in fresh]) if fresh else set()
     new = [s for s in fresh if s.id not in pruned]
     changed = [s for s in stories if s.id in known and known[s.id] != s.content_hash]
-    found = classify_mod.run_classifiers(classifiers, new + changed, monitor.watchlists)
+    found = classify_mod.Found()
+    todo = new + changed
+    limit = int(monitor.config.classify["max_text_chars"])
+    for start in range(0, len(todo), CLASSIFY_CHUNK):
+        budget.check("classifying")
+        found.add_batch(classify_mod.run_classifiers(classifiers, todo[start:start + CLASSIFY_CHUNK],
+                                                     monitor.watchlists, limit))
     return FeedRead(len(stories), new, changed, notes, found, tuple(classifiers))
 
 
@@ -80,7 +97,8 @@ def finish(monitor: Monitor, read: FeedRead) -> list[Match]:
     found = classify_mod.Found(dict(read.found.by_classifier), set(read.found.replaced), list(read.found.failures))
     rest = {name: c for name, c in monitor.classifiers.items() if name not in read.ran}
     if rest:
-        found.add(classify_mod.run_classifiers(rest, stories, monitor.watchlists))
+        found.add(classify_mod.run_classifiers(rest, stories, monitor.watchlists,
+                                               int(monitor.config.classify["max_text_chars"])))
     for failure in found.failures:
         monitor.emit(failure)
     if not stories or not monitor.watchlists:
@@ -88,13 +106,15 @@ def finish(monitor: Monitor, read: FeedRead) -> list[Match]:
     return classify_mod.combine(found, stories, monitor.watchlists)
 
 
-def _stories(monitor: Monitor, source: Source, entries: list, now: datetime, notes: list[str]) -> list[Story]:
+def _stories(monitor: Monitor, source: Source, entries: list, now: datetime, notes: list[str],
+             budget: PollBudget) -> list[Story]:
     """Normalise, filter, enrich and key every entry; one bad entry costs only itself."""
     hook = monitor.pm.hook
     seen: set[str] = set()
     stories = []
     skipped = duplicates = 0
     for index, entry in enumerate(entries):
+        budget.check("reading entries")
         try:
             story = normalize_entry(entry, source, now)
             if hook.skip_story(story=story, source=source):
