@@ -228,7 +228,8 @@ class Monitor:
             return None
         with self._workers_lock:
             if self._workers is None:
-                self._workers = WorkerPool(self.config, size, float(self.config.schedule["process_timeout"]))
+                self._workers = WorkerPool(self.config, size, float(self.config.schedule["process_timeout"]),
+                                           self.stopping)
             return None if self._workers.unavailable else self._workers
 
     def update_source(self, source: Source | str) -> UpdateResult:

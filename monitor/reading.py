@@ -94,7 +94,8 @@ def finish(monitor: Monitor, read: FeedRead) -> list[Match]:
     """Run the classifiers ``read`` did not run (those that stay in this process), report every
     classifier failure and combine all matches (see :func:`monitor.classify.classify`)."""
     stories = read.new + read.changed
-    found = classify_mod.Found(dict(read.found.by_classifier), set(read.found.replaced), list(read.found.failures))
+    found = classify_mod.Found(dict(read.found.by_classifier), set(read.found.replaced), list(read.found.failures),
+                               dict(read.found.cut))
     rest = {name: c for name, c in monitor.classifiers.items() if name not in read.ran}
     if rest:
         found.add(classify_mod.run_classifiers(rest, stories, monitor.watchlists,

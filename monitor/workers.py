@@ -26,6 +26,7 @@ from datetime import datetime
 from multiprocessing.connection import Connection, Pipe
 from typing import TYPE_CHECKING, Any
 
+from .budget import PollInterrupted
 from .errors import ParseError, SourceError
 from .models import FetchResult, Source
 from .reading import FeedRead, read_feed
@@ -68,8 +69,9 @@ class WorkerPool:
     :param timeout: seconds one feed may take in a worker before the worker is stopped.
     """
 
-    def __init__(self, config: Config, size: int, timeout: float):
+    def __init__(self, config: Config, size: int, timeout: float, stopping: threading.Event | None = None):
         self.config = config
+        self.stopping = stopping or threading.Event()
         self.size = size
         self.timeout = timeout
         self._idle: queue.Queue[_Worker] = queue.Queue()
@@ -96,12 +98,14 @@ class WorkerPool:
             raise WorkersUnavailable(self.unavailable)
         worker = self._idle.get()
         try:
-            reply = worker.call(Job(source, fetched, now, classifiers), self.timeout)
+            reply = worker.call(Job(source, fetched, now, classifiers), self.timeout, self.stopping)
         except WorkersUnavailable as exc:
             self.unavailable = str(exc)
             raise
         except _Lost as exc:
             worker = self._replace(worker)
+            if self.stopping.is_set():
+                raise PollInterrupted("interrupted while reading: the monitor is stopping", url=fetched.url) from None
             raise WorkerError(str(exc), url=fetched.url) from None
         finally:
             self._idle.put(worker)
@@ -146,7 +150,7 @@ class _Worker:
         self.conn.send(config)
         self.started = False
 
-    def call(self, job: Job, timeout: float) -> Any:
+    def call(self, job: Job, timeout: float, stopping: threading.Event) -> Any:
         if not self.started:
             try:
                 reply = self._receive(START_TIMEOUT, "did not start")
@@ -162,16 +166,21 @@ class _Worker:
             self.conn.send(job)
         except (OSError, ValueError):
             raise _Lost(self._death("before it could take the feed")) from None
-        reply, records = self._receive(timeout, f"took longer than {timeout:g}s (process_timeout); it was stopped")
+        reply, records = self._receive(timeout, f"took longer than {timeout:g}s (process_timeout); it was stopped",
+                                       stopping)
         for record in records:
             logging.getLogger(record.name).handle(record)
         return reply
 
-    def _receive(self, timeout: float, late: str) -> Any:
+    def _receive(self, timeout: float, late: str, stopping: threading.Event | None = None) -> Any:
         try:
-            if not self.conn.poll(timeout):
-                self._kill()
-                raise _Lost(f"the worker process reading this feed {late}")
+            waited = 0.0
+            # In short steps, so a stopping daemon does not wait for a long parse to end.
+            while not self.conn.poll(min(0.5, timeout - waited)):
+                waited += 0.5
+                if waited >= timeout or (stopping is not None and stopping.is_set()):
+                    self._kill()
+                    raise _Lost(f"the worker process reading this feed {late}")
             return self.conn.recv()
         except (EOFError, OSError):
             raise _Lost(self._death("while reading this feed")) from None
