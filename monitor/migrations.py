@@ -102,3 +102,31 @@ def m004_semantic_models(db: Database) -> None:
         pk="watchlist",
         not_null={"embedder", "dim", "weights", "bias", "cutoff"},
     )
+
+
+@migrations()
+def m008_learned_models_and_feedback(db: Database) -> None:
+    # `monitor train` stores a learned watchlist model here (an .npz blob, see
+    # monitor_plugins.learned_model), with the cross-validated figures it was
+    # accepted on, so a worse model can be refused.
+    db["learned_models"].create(
+        {
+            "watchlist": str, "model": bytes, "format": int, "examples": int, "positives": int,
+            "feedback": int, "cv_precision": float, "cv_recall": float, "cv_f1": float,
+            "origin": str, "trained_at": str,
+        },
+        pk="watchlist",
+        not_null={"model"},
+    )
+    # Verdicts on a story for a watchlist: 'right' or 'wrong' about a match, or
+    # 'right' about a story the watchlist missed. The story's title and text are
+    # kept so a verdict still teaches after retention prunes the story.
+    db["feedback"].create(
+        {
+            "id": int, "story_id": str, "watchlist": str, "verdict": str, "match_id": int,
+            "title": str, "text": str, "created_at": str,
+        },
+        pk="id",
+        not_null={"story_id", "watchlist", "verdict"},
+    )
+    db["feedback"].create_index(["watchlist", "story_id"], unique=True)

@@ -213,6 +213,27 @@ class Match:
     classifier: str
     evidence: Evidence = field(default_factory=Evidence)
 
+VERDICTS = ("right", "wrong")
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A reader's verdict on whether a story belongs to a watchlist.
+
+    :param verdict: ``"right"`` (on topic: a good match, or a miss) or ``"wrong"`` (a false match).
+    :param match_id: the match judged, or ``None`` for a story the watchlist missed.
+    :param title: the story's title and ``text`` as they were when judged.
+    """
+
+    id: int
+    story_id: str
+    watchlist: str
+    verdict: str
+    match_id: int | None
+    title: str
+    text: str
+    created_at: datetime | None = None
+
 @dataclass(frozen=True)
 class Alert:
     """A match on its way to one channel (one row of the outbox)."""
