@@ -179,5 +179,33 @@ def cross_corpus(name: str, query: str, threshold: float, train_sets: list[Corpu
     return _rows(name, view, test_items, predicted, scored, query, threshold)
 
 
+def cross_corpus_plans(sets: list[le.Corpus]) -> list[tuple[list[le.Corpus], list[le.Corpus]]]:
+    """(train, test) pairs: Reuters against the feed-sized sets, and everything else against the blind set."""
+    by = {c.name: c for c in sets}
+    synthetic = [c for c in sets if not c.scored]
+    feed = [by[n] for n in ("ag_news_dev", "news_blind", "written_long", "written_abductions", "seeds") if n in by]
+    plans = [([by["reuters_topics"], *synthetic], [c for c in feed if c.name != "seeds"]),
+             ([*feed, *synthetic], [by["reuters_topics"]])]
+    if "news_blind" in by:
+        plans.append(([c for c in sets if c.name != "news_blind"], [by["news_blind"]]))
+    return plans
+
+
 def write_report(rows: list[Row], path: Path) -> None:
     path.write_text(json.dumps([r.to_dict() for r in rows], indent=1) + "\n", encoding="utf-8")
+
+
+def report(shared: Path, labeldata: Path | None = DEFAULT_LABELDATA, names: tuple[str, ...] = NAMES) -> list[Row]:
+    """Every held-out figure for ``names``, printed as it is measured."""
+    watchlists = ev.load_watchlists()
+    sets = corpora(shared, labeldata)
+    rows: list[Row] = []
+    for name in names:
+        query, threshold = watchlists[name]["query"], watchlists[name].get("threshold", 1.0)
+        found = cross_validated(name, query, threshold, sets)
+        for train_sets, test_sets in cross_corpus_plans(sets):
+            found += cross_corpus(name, query, threshold, train_sets, test_sets)
+        for row in found:
+            print(row.describe(), flush=True)
+        rows += found
+    return rows

@@ -33,18 +33,6 @@ from monitor_plugins.learned_model import dump_model, train  # noqa: E402
 MODELS = ROOT / "plugins" / "models"
 
 
-def cross_corpus_plans(sets: list[le.Corpus]) -> list[tuple[list[le.Corpus], list[le.Corpus]]]:
-    """(train, test) pairs: Reuters against the feed-sized sets, and everything else against the blind set."""
-    by = {c.name: c for c in sets}
-    synthetic = [c for c in sets if not c.scored]
-    feed = [by[n] for n in ("ag_news_dev", "news_blind", "written_long", "written_abductions", "seeds") if n in by]
-    plans = [([by["reuters_topics"], *synthetic], [c for c in feed if c.name != "seeds"]),
-             ([*feed, *synthetic], [by["reuters_topics"]])]
-    if "news_blind" in by:
-        plans.append(([c for c in sets if c.name != "news_blind"], [by["news_blind"]]))
-    return plans
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
@@ -63,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         rows: list[le.Row] = []
         if not args.no_eval:
             rows += le.cross_validated(name, query, threshold, sets)
-            for train_sets, test_sets in cross_corpus_plans(sets):
+            for train_sets, test_sets in le.cross_corpus_plans(sets):
                 rows += le.cross_corpus(name, query, threshold, train_sets, test_sets)
             for row in rows:
                 print(row.describe(), flush=True)

@@ -116,7 +116,9 @@ def test_a_classifier_can_take_a_watchlist_over_from_keywords_unless_it_fails(tm
     plugins_dir.mkdir()
     (plugins_dir / "takeover.py").write_text(TAKE_OVER_PLUGIN, encoding="utf-8")
     config = make_config(f'[monitor]\ndb = "{tmp_path / "t.db"}"\nplugins_dir = "{plugins_dir}"\n'
-                         f'[plugins.takeover]\nfail = {str(fail).lower()}\n')
+                         f'[plugins.takeover]\nfail = {str(fail).lower()}\n'
+                         # The rule under test is between two classifiers: trade's shipped model stays out.
+                         '[watchlists.trade.options]\nmodel = false\n')
     story = Story(id="s1", source="t", title="North Korea trade talks", text="Pyongyang and Beijing discuss tariffs.")
     with Monitor.open(load_config(config)) as monitor:
         found = {m.watchlist for m in monitor.classify([story])}
