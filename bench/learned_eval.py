@@ -27,6 +27,8 @@ from monitor.query import KeywordMatcher  # noqa: E402
 from monitor_plugins.learned_model import Example, Figures, out_of_fold_predictions, train  # noqa: E402
 
 NAMES = ev.NAMES
+# A cross-corpus run needs this many positives in its training corpus to mean anything.
+MIN_TRAIN_POSITIVES = 20
 SYNTHETIC_DIR = ROOT / "scripts" / "training"
 DEFAULT_LABELDATA = ROOT.parent / "labeldata"
 
@@ -39,6 +41,8 @@ class Corpus:
     scored: bool = True
     # Ids whose label is borderline for a watchlist: left out of training and of figures for it.
     borderline: dict[str, set[str]] | None = None
+    # The watchlists its labels speak for (a set labelled for one topic says nothing of the others).
+    topics: tuple[str, ...] = NAMES
 
 
 def labeldata_corpora(directory: Path) -> list[Corpus]:
@@ -75,7 +79,9 @@ def synthetic_corpora() -> list[Corpus]:
     out = []
     for path in sorted(SYNTHETIC_DIR.glob("synthetic_*.jsonl")):
         with path.open(encoding="utf-8") as f:
-            out.append(Corpus(f"synthetic/{path.stem}", ev.read_labelled(f, str(path)), scored=False))
+            # Written for the abductions watchlist: their labels speak for that topic alone.
+            out.append(Corpus(f"synthetic/{path.stem}", ev.read_labelled(f, str(path)), scored=False,
+                              topics=("abductions",)))
     return out
 
 
@@ -86,7 +92,7 @@ def corpora(shared: Path, labeldata: Path | None = DEFAULT_LABELDATA) -> list[Co
         Corpus("reuters_topics", relabelled, borderline={"trade": borderline}),
         Corpus("ag_news_dev", ev.ag_news_dev(shared)),
         Corpus("written_long", ev.written_long()),
-        Corpus("written_abductions", ev.written_abductions()),
+        Corpus("written_abductions", ev.written_abductions(), topics=("abductions",)),
         Corpus("seeds", ev.seeds()),
     ]
     if labeldata is not None:
@@ -98,6 +104,8 @@ def examples(name: str, sets: list[Corpus]) -> tuple[list[Example], list[bool]]:
     """Training examples for watchlist ``name`` and, for each, whether it counts in figures."""
     out, scored = [], []
     for corpus in sets:
+        if name not in corpus.topics:
+            continue
         skip = (corpus.borderline or {}).get(name, set())
         for item in corpus.items:
             if item.story.id in skip:
@@ -171,8 +179,8 @@ def cross_corpus(name: str, query: str, threshold: float, train_sets: list[Corpu
     """Train on ``train_sets`` only, test on ``test_sets`` (stories the model never saw, from elsewhere)."""
     train_items, _ = examples(name, train_sets)
     test_items, scored = examples(name, test_sets)
-    if sum(e.positive for e in train_items) < 2 or not test_items:
-        return []
+    if sum(e.positive for e in train_items) < MIN_TRAIN_POSITIVES or not test_items:
+        return []  # a corpus with (almost) no positives of a topic cannot teach it: nothing to measure
     model = train(name, query, train_items)
     predicted = [p >= model.cutoff for p, _ in model.predict([(e.title, e.text) for e in test_items])]
     view = f"train {'+'.join(c.name for c in train_sets)} -> test"

@@ -545,21 +545,22 @@ def eval_command(config_path: str | None, db_path: str | None, labels_file, show
 def _learned_views(watchlists: list, items: list, training: list, folds: int) -> dict[str, dict[str, set[str]]]:
     """Held-out decisions of learned models: k-fold on ``items``, and trained on ``training`` (cross-corpus)."""
     try:
-        from monitor_plugins.learned_model import Example, out_of_fold_predictions, train
+        from monitor_plugins.learned_model import MIN_PER_CLASS, Example, out_of_fold_predictions, train
     except ImportError:
         return {}
     views: dict[str, dict[str, set[str]]] = {}
     for watchlist in watchlists:
         examples = [Example(i.story.title, i.story.text, watchlist.name in i.labels) for i in items]
         positives = sum(e.positive for e in examples)
-        if folds >= 2 and 2 <= positives < len(examples):
+        if folds >= 2 and min(positives, len(examples) - positives) > MIN_PER_CLASS:
             decided = out_of_fold_predictions(watchlist.name, watchlist.query, examples, folds=folds)
             view = views.setdefault(f"learned, {folds}-fold cross-validated on this file", {})
             for item, yes in zip(items, decided):
                 if yes:
                     view.setdefault(item.story.id, set()).add(watchlist.name)
         train_examples = [Example(i.story.title, i.story.text, watchlist.name in i.labels) for i in training]
-        if 2 <= sum(e.positive for e in train_examples) < len(train_examples):
+        train_positives = sum(e.positive for e in train_examples)
+        if min(train_positives, len(train_examples) - train_positives) >= MIN_PER_CLASS:
             model = train(watchlist.name, watchlist.query, train_examples)
             view = views.setdefault("learned, trained on --train-on (cross-corpus)", {})
             probabilities = model.predict([(i.story.title, i.story.text) for i in items])

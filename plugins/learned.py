@@ -29,6 +29,7 @@ import click
 
 from monitor import (
     Evidence,
+    InputError,
     Match,
     Monitor,
     Story,
@@ -38,9 +39,10 @@ from monitor import (
     hookimpl,
     load_cli_config,
     open_cli_monitor,
+    read_stories,
 )
-from monitor.evaluation import InputError, read_stories
 from monitor_plugins.learned_model import (
+    MIN_PER_CLASS,
     Example,
     Figures,
     LearnedModel,
@@ -327,8 +329,9 @@ def train_command(config_path: str | None, db_path: str | None, watchlist: str, 
 def _train_from_examples(monitor: Monitor, target: Watchlist, examples: list[Example], origin: str, folds: int,
                          force: bool) -> None:
     positives = sum(e.positive for e in examples)
-    if positives < 2 or positives == len(examples):
-        raise click.ClickException(f"{origin}: needs at least 2 on-topic and 1 off-topic rows for {target.name} "
+    if min(positives, len(examples) - positives) < MIN_PER_CLASS + 1:
+        raise click.ClickException(f"{origin}: needs at least {MIN_PER_CLASS + 1} on-topic and "
+                                   f"{MIN_PER_CLASS + 1} off-topic rows for {target.name} "
                                    f"({positives} of {len(examples)} are on topic)")
     click.echo(f"Cross-validating on {len(examples)} stories ({positives} on topic), {folds} folds...", err=True)
     figures = cross_validate(target.name, target.query, examples, folds=folds)

@@ -46,6 +46,9 @@ MAX_CHARS = 3000
 # over the whole text they cost four times the words' time for little gain.
 CHAR_CHARS = 1000
 C = 10.0  # inverse regularisation of the logistic regression
+# Fewest examples of each class a model is fitted on (calibration splits them in two);
+# cross-validation needs one more, so that every training fold has that many.
+MIN_PER_CLASS = 2
 QUERY_FEATURES = 3
 QUERY_SCALE = 3.0  # so the regulariser does not silence the query's few dense features
 
@@ -276,9 +279,9 @@ def train(watchlist: str, query: str | None, examples: Sequence[Example], *, c: 
     :param raw: the examples' features from :meth:`Featurizer.raw`, when the caller already has them.
     """
     targets = np.array([e.positive for e in examples], dtype=int)
-    if targets.sum() < 2 or targets.sum() == len(targets):
-        raise ValueError(f"{watchlist}: needs at least 2 on-topic and 1 off-topic examples "
-                         f"({int(targets.sum())} of {len(targets)} are on topic)")
+    if min(targets.sum(), len(targets) - targets.sum()) < MIN_PER_CLASS:
+        raise ValueError(f"{watchlist}: needs at least {MIN_PER_CLASS} on-topic and {MIN_PER_CLASS} off-topic "
+                         f"examples ({int(targets.sum())} of {len(targets)} are on topic)")
     weights = np.array([e.weight for e in examples], dtype=float)
     featurizer = Featurizer(query)
     if raw is None:

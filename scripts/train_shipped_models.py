@@ -42,41 +42,46 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     watchlists = load_watchlists()
     sets = le.corpora(args.shared, args.labeldata)
-    provenance_path = MODELS / "provenance.json"
-    provenance = json.loads(provenance_path.read_text()) if provenance_path.exists() else {"watchlists": {}}
     MODELS.mkdir(exist_ok=True)
     for name in args.only or le.NAMES:
         query, threshold = watchlists[name]["query"], watchlists[name].get("threshold", 1.0)
         started = time.perf_counter()
-        rows: list[le.Row] = []
-        if not args.no_eval:
-            rows += le.cross_validated(name, query, threshold, sets)
-            for train_sets, test_sets in le.cross_corpus_plans(sets):
-                rows += le.cross_corpus(name, query, threshold, train_sets, test_sets)
-            for row in rows:
-                print(row.describe(), flush=True)
+        # The model first (the package needs it), then its held-out figures.
         items, _ = le.examples(name, sets)
         model = train(name, query, items)
         data = dump_model(model)
         (MODELS / f"{name}.npz").write_bytes(data)
+        print(f"{name}: wrote the model ({len(items)} examples, cutoff {model.cutoff}, {len(data) / 1e6:.1f} MB)",
+              flush=True)
         counts = {c.name: {"stories": n, "positives": p, "scored": c.scored}
                   for c in sets
                   for n, p in [(sum(1 for e in items if e.source == c.name),
                                 sum(1 for e in items if e.source == c.name and e.positive))]}
         entry = {"trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                  "examples": len(items), "positives": sum(e.positive for e in items), "cutoff": model.cutoff,
-                 "bytes": len(data), "sources": counts, "sklearn": model.meta["sklearn"]}
-        if rows:
-            entry["figures"] = [r.to_dict() for r in rows]
-        elif name in provenance["watchlists"]:
-            entry["figures"] = provenance["watchlists"][name].get("figures", [])
-        provenance["watchlists"][name] = entry
-        print(f"{name}: {len(items)} examples, cutoff {model.cutoff}, {len(data) / 1e6:.1f} MB, "
-              f"{time.perf_counter() - started:.0f}s", flush=True)
-    provenance["sources"] = SOURCES
-    provenance_path.write_text(json.dumps(provenance, indent=1) + "\n", encoding="utf-8")
-    (MODELS / "PROVENANCE.md").write_text(markdown(provenance), encoding="utf-8")
+                 "bytes": len(data), "sources": counts, "sklearn": model.meta["sklearn"], "figures": []}
+        record(name, entry)
+        if args.no_eval:
+            continue
+        for found in [le.cross_validated(name, query, threshold, sets)] + [
+                le.cross_corpus(name, query, threshold, train_sets, test_sets)
+                for train_sets, test_sets in le.cross_corpus_plans(sets)]:
+            for row in found:
+                print(row.describe(), flush=True)
+            entry["figures"] += [r.to_dict() for r in found]
+            record(name, entry)  # figures as they come, so an interrupted run keeps what it measured
+        print(f"{name}: done in {time.perf_counter() - started:.0f}s", flush=True)
     return 0
+
+
+def record(name: str, entry: dict) -> None:
+    """Write ``name``'s provenance; re-read first, as one process per watchlist may run at once (--only)."""
+    path = MODELS / "provenance.json"
+    provenance = json.loads(path.read_text()) if path.exists() else {"watchlists": {}}
+    provenance["watchlists"][name] = entry
+    provenance["sources"] = SOURCES
+    path.write_text(json.dumps(provenance, indent=1) + "\n", encoding="utf-8")
+    (MODELS / "PROVENANCE.md").write_text(markdown(provenance), encoding="utf-8")
 
 
 SOURCES = {

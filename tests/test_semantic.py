@@ -72,7 +72,7 @@ def test_without_the_extra_the_monitor_runs_on_keywords_and_check_says_why(tmp_p
 
     plain = run_without_extra(tmp_path, "check", "--config", str(make_config("", name="plain.toml")))
     assert plain.returncode == 0, plain.stderr
-    assert "2 classifiers (keywords, learned)" in plain.stdout
+    assert "2 classifiers (learned, keywords)" in plain.stdout
 
 
 def test_train_without_the_extra_says_what_to_install(tmp_path, make_config):
