@@ -52,7 +52,7 @@ from .models import (
     UpdateResult,
     Watchlist,
 )
-from .evaluation import InputError, read_stories
+from .evaluation import InputError, Scores, read_stories
 from .normalize import canonical_url, html_to_text
 from .polling import parse_retry_after
 from .query import KeywordMatcher, parse_query
@@ -79,5 +79,5 @@ __all__ = [
     # helpers for commands that plugins add through register_commands
     "config_options", "handle_errors", "load_cli_config", "open_cli_monitor",
     # reading labelled stories (JSON lines), for plugins that train
-    "InputError", "read_stories",
+    "InputError", "Scores", "read_stories",
 ]

@@ -175,9 +175,12 @@ class LearnedClassifier:
     def classify(self, stories: Sequence[Story], watchlists: Sequence[Watchlist]) -> Iterable[Match]:
         thresholds = {w.name: w.threshold for w in watchlists}
         docs = [(story.title, story.text) for story in stories]
-        for name, loaded in self.models(watchlists).items():
+        models = self.models(watchlists)
+        # Hashed n-grams are the same for every model: count them once per batch.
+        shared = next(iter(models.values())).model.featurizer.log_counts(docs) if models else None
+        for name, loaded in models.items():
             model = loaded.model
-            for story, (probability, query) in zip(stories, model.predict(docs)):
+            for story, (probability, query) in zip(stories, model.predict(docs, shared)):
                 # The score is the probability over the model's cutoff: a threshold of 1.0 is
                 # the cutoff that was best on held-out folds; raise it to be stricter.
                 score = probability / model.cutoff

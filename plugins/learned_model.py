@@ -33,7 +33,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils import murmurhash3_32
 
-from monitor import KeywordMatcher
+from monitor import KeywordMatcher, Scores
 
 # Bumped whenever the features or the file layout change: an older file is refused, not misread.
 FORMAT = 1
@@ -84,24 +84,10 @@ class Example:
 
 
 @dataclass
-class Figures:
-    """Precision, recall and F1 from counts."""
+class Figures(Scores):
+    """Precision, recall and F1 from counts (:class:`monitor.Scores` without a watchlist name)."""
 
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-
-    @property
-    def precision(self) -> float:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
-
-    @property
-    def recall(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
-
-    @property
-    def f1(self) -> float:
-        return 2 * self.tp / (2 * self.tp + self.fp + self.fn) if self.tp else 0.0
+    name: str = ""
 
     def add(self, predicted: bool, gold: bool) -> None:
         self.tp += predicted and gold
@@ -109,8 +95,9 @@ class Figures:
         self.fn += gold and not predicted
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "precision": round(self.precision, 4),
-                "recall": round(self.recall, 4), "f1": round(self.f1, 4)}
+        out = super().to_dict()
+        del out["watchlist"]
+        return out
 
     def describe(self) -> str:
         return (f"P={self.precision:.3f} R={self.recall:.3f} F1={self.f1:.3f} "
@@ -170,10 +157,16 @@ class Featurizer:
             out.append(found if found else (0.0, None))
         return out
 
-    def raw(self, docs: Sequence[tuple[str, str]], query: list[tuple[float, Any]] | None = None) -> Raw:
-        """The idf-free part of the features, computed once and reusable across folds."""
+    def log_counts(self, docs: Sequence[tuple[str, str]]) -> sp.csr_matrix:
+        """Sublinear term frequencies: the same for every model (hashing has no vocabulary), so shareable."""
         counts = self.counts(docs)
-        counts.data = np.log1p(counts.data)  # sublinear term frequency
+        counts.data = np.log1p(counts.data)
+        return counts
+
+    def raw(self, docs: Sequence[tuple[str, str]], query: list[tuple[float, Any]] | None = None,
+            log_counts: sp.csr_matrix | None = None) -> Raw:
+        """The idf-free part of the features, computed once and reusable across folds."""
+        counts = log_counts if log_counts is not None else self.log_counts(docs)
         query = query if query is not None else self.query_scores(docs)
         dense = np.array([[min(s, 4.0) / 4.0, float(s >= 1.0), float(s > 0)] for s, _ in query],
                          dtype=np.float64).reshape(-1, QUERY_FEATURES) * QUERY_SCALE
@@ -228,10 +221,14 @@ class LearnedModel:
         a, b = self.platt
         return 1.0 / (1.0 + np.exp(-(a * decisions + b)))
 
-    def predict(self, docs: Sequence[tuple[str, str]]) -> list[tuple[float, Any]]:
-        """Per story: the calibrated probability of being on topic, and the query's (score, evidence)."""
+    def predict(self, docs: Sequence[tuple[str, str]], log_counts: sp.csr_matrix | None = None
+                ) -> list[tuple[float, Any]]:
+        """Per story: the calibrated probability of being on topic, and the query's (score, evidence).
+
+        :param log_counts: :meth:`Featurizer.log_counts` of ``docs``, when several models share them.
+        """
         query = self.featurizer.query_scores(docs)
-        matrix = self.featurizer.transform(docs, query)
+        matrix = self.featurizer.weigh(self.featurizer.raw(docs, query, log_counts))
         probabilities = self.probabilities_of(self.decisions(matrix))
         return [(float(p), q) for p, q in zip(probabilities, query)]
 
