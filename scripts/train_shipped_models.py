@@ -111,7 +111,10 @@ def markdown(provenance: dict) -> str:
                   "| source | stories | on topic | in figures |", "|---|---:|---:|---|"]
         lines += [f"| {s} | {c['stories']} | {c['positives']} | {'yes' if c['scored'] else 'no (synthetic)'} |"
                   for s, c in entry["sources"].items()]
-        if entry.get("figures"):
+        if not entry.get("figures"):
+            lines += ["", "Held-out figures: not recorded by the run that wrote this model (it was stopped "
+                          "after the fit); docs/learned.md gives the figures measured so far."]
+        else:
             lines += ["", "Held-out figures (P / R / F1), beside the naive floor and the shipped query:", "",
                       "| view | stories | on topic | learned | floor | query |", "|---|---:|---:|---|---|---|"]
             for f in entry["figures"]:
