@@ -1,10 +1,11 @@
 """Story clusters: the same story reported by several outlets, found as stories arrive.
 
-A cluster is led by its FIRST story. A new story joins the cluster whose
-leader it resembles most, if the resemblance clears the threshold and the
-leader is at most ``window`` older; otherwise it leads a new cluster. Only
-the leader is compared, never the other members, so a cluster cannot drift
-by chaining (A like B, B like C, C a different event).
+A cluster is led by its FIRST story. A new story joins the cluster it
+resembles most, if the resemblance to the leader or to one of the next
+:data:`MEMBERS_COMPARED` members clears the threshold, the resemblance to
+the leader itself stays above ``leader_floor``, and the leader is at most
+``window`` older; otherwise it leads a new cluster. The floor bounds
+chaining: a cluster cannot drift (A like B, B like C, C a different event).
 
 Resemblance is a logistic score over a few measured signals (see
 docs/clustering.md for the figures and how they were fitted):
@@ -12,6 +13,7 @@ docs/clustering.md for the figures and how they were fitted):
 - the same canonical link (tracking parameters removed) is the same story;
 - TF-IDF cosine of the title and lead, with document frequencies counted over
   the stories in the window (so the weights follow the news of the day);
+- the same cosine scaled up for long texts (full articles, not excerpts);
 - TF-IDF cosine of the titles alone;
 - overlap of the names (capitalised words and numbers) of the two stories.
 
