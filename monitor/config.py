@@ -161,7 +161,7 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("window", "duration", "A story joins a cluster only if its first story is at most this much older.",
                 259200, positive=True),
         Setting("threshold", "number", "How sure (0 to 1) clustering must be that two reports are of one story; "
-                "higher merges less.", 0.6, positive=True, maximum=1),
+                "higher merges less.", 0.65, positive=True, maximum=1),
     ),
     "source": (
         Setting("url", "str", "http(s) URL, file: URL, or path (relative to the config file)."),
