@@ -23,7 +23,8 @@ from .errors import ConfigError, ConfigErrors, InvalidPluginError, PluginError
 from .models import Event, Match, Source, Story, UpdateResult, Watchlist
 from .plugins import load_plugins, make_plugin_manager, plugin_infos, unknown_plugin_names
 from .store import Store
-from .timeutil import utcnow
+from .timeutil import format_duration, utcnow
+from .wording import plural
 
 log = logging.getLogger("monitor")
 
@@ -202,19 +203,23 @@ class Monitor:
             self.dispatch()
         return results
 
-    def prune(self) -> int:
-        """Delete stories older than ``retention.max_age`` (see :meth:`Store.prune`); 0 when retention is off."""
+    def prune(self, *, dry_run: bool = False) -> int:
+        """Delete stories older than ``retention.max_age`` (see :meth:`Store.prune`); 0 when retention is off.
+
+        :param dry_run: only count what would be deleted.
+        """
         retention = self.config.retention
         if not retention.get("max_age"):
             return 0
         now = utcnow()
         matched = retention.get("matched_max_age")
-        deleted = self.store.prune(
-            now - timedelta(seconds=retention["max_age"]),
-            now - timedelta(seconds=matched) if matched else None,
-        )
+        cutoffs = (now - timedelta(seconds=retention["max_age"]), now - timedelta(seconds=matched) if matched else None)
+        if dry_run:
+            return self.store.count_prunable(*cutoffs)
+        deleted = self.store.prune(*cutoffs)
         if deleted:
-            log.info("pruned %d stories older than %s", deleted, timedelta(seconds=retention["max_age"]))
+            log.info("pruned %s first seen more than %s ago", plural(deleted, "story"),
+                     format_duration(retention["max_age"]))
         return deleted
 
     def dispatch(self) -> outbox.DispatchResult:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,13 @@ from .app import Monitor, disable_warnings
 from .config import Config, load_config
 from .errors import ConfigErrors, MonitorError
 from .logs import setup_logging
+from .output import json_line, output_options, typed_rows, write_rows
 from .plugins import load_plugins, make_plugin_manager
-from .safetext import json_safe, safe_line
+from .safetext import safe_line
 from .store import Store
-from .timeutil import format_duration
+from .timeutil import format_duration, from_iso, utcnow
 from .version import __version__
+from .wording import plural
 
 
 def echo(text: str = "", err: bool = False) -> None:
@@ -69,11 +72,6 @@ def _open(config: Config, **kwargs: Any) -> Monitor:
         raise click.ClickException(config.redact(str(exc))) from exc
 
 
-def json_line(data: dict) -> str:
-    """One JSON object on one line, non-ASCII kept readable and control or bidi characters escaped."""
-    return json_safe(json.dumps(data, ensure_ascii=False))
-
-
 def load_cli_config(config_path: str | None, db_path: str | None = None) -> Config:
     """The configuration for a command, or exit 2 printing every problem (for plugins' commands)."""
     return _load(config_path, db_path)
@@ -84,10 +82,56 @@ def open_cli_monitor(config: Config, **kwargs: Any) -> Monitor:
     return _open(config, **kwargs)
 
 
+def fail(message: str, code: int = 2) -> None:
+    """Print ``error: message`` on stderr and exit with ``code`` (2: the command was asked something impossible)."""
+    echo(f"error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def require_database(config: Config) -> None:
+    """Refuse (exit 2) a database file that does not exist: a read command must not create an empty one."""
+    path = config.db_path
+    if str(path) != ":memory:" and not path.exists():
+        fail(f"no database at {path}: nothing has been polled into it yet (run `monitor once` first), "
+             "or pass the right --db / monitor.db")
+
+
+def check_name(kind: str, name: str | None, known: Iterable[str], where: str) -> None:
+    """Refuse (exit 2) an unknown watchlist, channel or source name, listing the known ones."""
+    names = sorted(set(known))
+    if name is not None and name not in names:
+        fail(f"no {kind} named {name!r} ({where}: {', '.join(names) or 'none'})")
+
+
+class Since(click.ParamType):
+    """A moment: an ISO 8601 date or time (UTC unless it has an offset), or a duration back from now (``2h``, ``3d``)."""
+
+    name = "since"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        from .config import parse_duration
+
+        try:
+            return utcnow() - timedelta(seconds=parse_duration(value))
+        except ValueError:
+            pass
+        try:
+            moment = from_iso(value)
+        except ValueError:
+            moment = None
+        if moment is None:
+            self.fail(f"expected a duration back from now (\"2h\", \"3d\") or an ISO 8601 date or time "
+                      f"(\"2026-11-30\", \"2026-11-30T08:00:00+01:00\"), got {value!r}", param, ctx)
+        return moment
+
+
 @contextmanager
 def _store(config_path: str | None, db_path: str | None) -> Iterator[tuple[Config, Store]]:
     """The configuration and its database, opened for a read command and closed after."""
     config = _load(config_path, db_path)
+    require_database(config)
     store = Store(config.db_path, config.secrets)
     try:
         yield config, store
@@ -151,12 +195,12 @@ def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) ->
         dispatched = monitor.dispatch()
     errors = [r for r in results if r.error]
     click.echo(
-        f"Polled {len(results)} source{'s' if len(results) != 1 else ''}: "
-        f"{sum(r.new_stories for r in results)} new stories, "
+        f"Polled {plural(len(results), 'source')}: "
+        f"{plural(sum(r.new_stories for r in results), 'new story')}, "
         f"{sum(r.updated_stories for r in results)} updated, "
-        f"{sum(r.matches for r in results)} new matches, "
-        f"{sum(r.alerts_queued for r in results)} alerts queued, "
-        f"{len(errors)} error{'s' if len(errors) != 1 else ''}."
+        f"{plural(sum(r.matches for r in results), 'new match')}, "
+        f"{plural(sum(r.alerts_queued for r in results), 'alert')} queued, "
+        f"{plural(len(errors), 'error')}."
     )
     if dispatched.retrying or dispatched.failed:
         click.echo(f"Alerts: {dispatched.retrying} waiting to retry, {dispatched.failed} failed "
@@ -255,152 +299,238 @@ def _note_new_sources(db_path: Path, window: float, enabled: list) -> None:
 @cli.command()
 @config_options()
 @click.option("--watchlist", "-w", help="Only matches of this watchlist.")
+@click.option("--source", "-s", help="Only matches of stories from this source.")
+@click.option("--since", type=Since(), help="Only matches made since then: a duration back from now (2h, 3d) "
+              "or an ISO 8601 date or time.")
 @click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(min=1), help="How many.")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of text.")
+@output_options
 @handle_errors
-def matches(config_path: str | None, db_path: str | None, watchlist: str | None, limit: int, as_json: bool) -> None:
+def matches(config_path: str | None, db_path: str | None, watchlist: str | None, source: str | None,
+            since: datetime | None, limit: int, output_format: str | None) -> None:
     """List recent matches, newest first."""
-    with _store(config_path, db_path) as (_, store):
-        rows = store.matches(watchlist, limit)
-    for row in rows:
-        evidence = json.loads(row["evidence"] or "{}")
-        if as_json:
-            click.echo(json_line({**row, "evidence": evidence}))
-            continue
-        echo(f"{row['matched_at']}  [{row['watchlist']}] {row['title']}  (score {row['score']:.2f})")
-        if row["url"]:
-            echo(f"    {row['url']}")
-        if evidence.get("terms"):
-            echo(f"    matched: {', '.join(evidence['terms'])}")
-    if not rows and not as_json:
-        click.echo("No matches yet." if not watchlist else f"No matches for {watchlist} yet.")
+    with _store(config_path, db_path) as (config, store):
+        check_name("watchlist", watchlist, [*config.watchlists, *store.watchlist_names()], "watchlists")
+        check_name("source", source, [*config.sources, *(r["name"] for r in store.sources())], "sources")
+        rows = [{**row, "evidence": json.loads(row["evidence"] or "{}")}
+                for row in store.matches(watchlist, limit, since=since, source=source)]
+
+    def human(rows: Sequence[dict]) -> None:
+        for row in rows:
+            echo(f"{row['matched_at']}  [{row['watchlist']}] {row['title']}  (score {row['score']:.2f})")
+            if row["url"]:
+                echo(f"    {row['url']}")
+            if row["evidence"].get("terms"):
+                echo(f"    matched: {', '.join(row['evidence']['terms'])}")
+        if not rows:
+            scope = " ".join(part for part in (
+                f"for {watchlist}" if watchlist else "", f"from {source}" if source else "",
+                f"since {since.isoformat(timespec='seconds')}" if since else "") if part)
+            click.echo(f"No matches {scope} yet." if scope else "No matches yet.")
+
+    write_rows(rows, output_format, human)
 
 
 @cli.command()
 @config_options()
-@click.argument("query")
+@click.argument("query", required=False)
+@click.option("--watchlist", "-w", help="Show what this configured watchlist's query would match (at its threshold) "
+              "among the stored stories, instead of QUERY.")
+@click.option("--fts", "raw_fts", is_flag=True, help="QUERY is raw SQLite FTS5 syntax, ranked by FTS5.")
 @click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(min=1), help="How many.")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of text.")
+@output_options
 @handle_errors
-def search(config_path: str | None, db_path: str | None, query: str, limit: int, as_json: bool) -> None:
-    """Full-text search over stored stories (SQLite FTS5 syntax: words, "phrases", OR, NOT, prefix*)."""
-    with _store(config_path, db_path) as (_, store):
-        rows = store.search(query, limit)
-    for row in rows:
-        if as_json:
-            click.echo(json_line(row))
-            continue
-        echo(f"{row['published_at'] or '(no date)':25}  {row['title']}")
-        if row["url"]:
-            echo(f"    {row['url']}")
-        echo(f"    {row['snippet']}")
-    if not rows and not as_json:
-        click.echo("No stories match.")
+def search(config_path: str | None, db_path: str | None, query: str | None, watchlist: str | None, raw_fts: bool,
+           limit: int, output_format: str | None) -> None:
+    """Search stored stories with the watchlist query language (see README, Query language).
+
+    Words, "phrases", AND/OR/NOT/-, NEAR/n, prefix*, title: and text: work as
+    in watchlist queries; matched words are shown in [brackets], best score first.
+    """
+    from .errors import QuerySyntaxError
+    from .search import search as search_stories
+
+    if (query is None) == (watchlist is None):
+        fail("give a QUERY or --watchlist NAME (one of them)")
+    if raw_fts and watchlist:
+        fail("--fts searches a raw FTS5 QUERY; it does not apply to --watchlist")
+    with _store(config_path, db_path) as (config, store):
+        threshold = 0.0
+        if watchlist is not None:
+            check_name("watchlist", watchlist, config.watchlists, "configured watchlists")
+            query = config.watchlists[watchlist].query
+            threshold = config.watchlists[watchlist].threshold
+            if not query:
+                fail(f"watchlist {watchlist!r} has no query (it is matched by other classifiers only)")
+        assert query is not None
+        if raw_fts:
+            rows = store.search(query, limit)
+        else:
+            try:
+                rows = [f.to_dict() for f in search_stories(store, query, limit, threshold)]
+            except QuerySyntaxError as exc:
+                where = f"watchlists.{watchlist}.query" if watchlist else "query"
+                fail(f"{where}: {exc}")
+
+    def human(rows: Sequence[dict]) -> None:
+        for row in rows:
+            score = f"  (score {row['score']:.2f})" if "score" in row else ""
+            echo(f"{row['published_at'] or '(no date)':25}  {row['title']}{score}")
+            if row["url"]:
+                echo(f"    {row['url']}")
+            echo(f"    {row['snippet']}")
+        if not rows:
+            click.echo("No stories match.")
+
+    write_rows(rows, output_format, human)
 
 
 @cli.command()
 @config_options()
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@output_options
 @handle_errors
-def sources(config_path: str | None, db_path: str | None, as_json: bool) -> None:
+def sources(config_path: str | None, db_path: str | None, output_format: str | None) -> None:
     """Every source with its last fetch, HTTP status, error, next poll and why, effective URL and story count."""
     with _store(config_path, db_path) as (config, store):
         store.sync_sources(config.sources.values())
-        rows = [r for r in store.sources() if r["name"] in config.sources]
-    for row in rows:
-        if as_json:
-            click.echo(json_line(row))
-            continue
-        status = row["status"] + (f" (HTTP {row['http_status']})" if row["http_status"] else "")
-        echo(f"{row['name']}  {status}  stories: {row['stories_count']}  url: {row['url']}")
-        if row["effective_url"] and row["effective_url"] != row["url"]:
-            echo(f"    moved permanently to: {row['effective_url']} (polled there; update the config to silence this)")
-        if row["status"] == "gone":
-            next_poll = "never (gone)"
-        elif row["next_poll_at"]:
-            # Rows last polled before poll reasons were recorded have none.
-            next_poll = row["next_poll_at"] + (f" ({row['poll_reason']})" if row["poll_reason"] else "")
-        else:
-            next_poll = "at start"
-        echo(f"    last fetch: {row['last_fetch_at'] or 'never'}  next poll: {next_poll}"
-             f"  errors in a row: {row['error_count']}")
-        if row["last_error"]:
-            echo(f"    error: {row['last_error']}")
-        elif row["last_note"]:
-            echo(f"    note: {row['last_note']}")
+        rows = typed_rows((r for r in store.sources() if r["name"] in config.sources), booleans=("enabled",))
+
+    def human(rows: Sequence[dict]) -> None:
+        for row in rows:
+            status = row["status"] + (f" (HTTP {row['http_status']})" if row["http_status"] else "")
+            echo(f"{row['name']}  {status}  stories: {row['stories_count']}  url: {row['url']}")
+            if row["effective_url"] and row["effective_url"] != row["url"]:
+                echo(f"    moved permanently to: {row['effective_url']} (polled there; update the config to silence this)")
+            if row["status"] == "gone":
+                next_poll = "never (gone)"
+            elif row["next_poll_at"]:
+                # Rows last polled before poll reasons were recorded have none.
+                next_poll = row["next_poll_at"] + (f" ({row['poll_reason']})" if row["poll_reason"] else "")
+            else:
+                next_poll = "at start"
+            echo(f"    last fetch: {row['last_fetch_at'] or 'never'}  next poll: {next_poll}"
+                 f"  errors in a row: {row['error_count']}")
+            if row["last_error"]:
+                echo(f"    error: {row['last_error']}")
+            elif row["last_note"]:
+                echo(f"    note: {row['last_note']}")
+
+    write_rows(rows, output_format, human)
+
+
+# More stories than this are not deleted at a terminal without a yes.
+PRUNE_CONFIRM_OVER = 20
 
 
 @cli.command()
 @config_options()
+@click.option("--dry-run", is_flag=True, help="Say how many stories would be deleted; delete nothing.")
+@click.option("--yes", "-y", is_flag=True, help=f"Delete without asking, however many (needed to delete more than "
+              f"{PRUNE_CONFIRM_OVER} stories when not at a terminal).")
 @handle_errors
-def prune(config_path: str | None, db_path: str | None) -> None:
-    """Delete stories older than retention.max_age now (the daemon does it every retention.prune_interval)."""
+def prune(config_path: str | None, db_path: str | None, dry_run: bool, yes: bool) -> None:
+    """Delete stories older than retention.max_age now (the daemon does it every retention.prune_interval).
+
+    Asks first when more than 20 stories would go (--yes to skip); --dry-run only counts them.
+    """
     config = _load(config_path, db_path)
     if not config.retention.get("max_age"):
         click.echo("Nothing to do: retention.max_age is 0 (stories are kept forever).")
         return
+    require_database(config)
+    age = format_duration(config.retention["max_age"])
     _setup_logging(config)
     with _open(config, require_env=False) as monitor:
+        doomed = monitor.prune(dry_run=True)
+        if dry_run:
+            click.echo(f"Would prune {plural(doomed, 'story')} first seen more than {age} ago (nothing deleted: --dry-run).")
+            return
+        if doomed > PRUNE_CONFIRM_OVER and not yes:
+            question = f"Delete {plural(doomed, 'story')} first seen more than {age} ago?"
+            if not click.get_text_stream("stdin").isatty():
+                fail(f"{question[:-1]} refused without --yes when not at a terminal "
+                     "(`monitor prune --dry-run` shows what would go)")
+            if not click.confirm(question, default=False):
+                click.echo("Nothing deleted.")
+                return
         deleted = monitor.prune()
-    click.echo(f"Pruned {deleted} stor{'y' if deleted == 1 else 'ies'} first seen more than "
-               f"{format_duration(config.retention['max_age'])} ago.")
+    click.echo(f"Pruned {plural(deleted, 'story')} first seen more than {age} ago.")
+
+
+ALERT_STATUSES = ("pending", "sending", "sent", "failed")
 
 
 @cli.command()
 @config_options()
-@click.option("--status", type=click.Choice(["pending", "sending", "sent", "failed", "all"]), default="all", show_default=True)
+@click.option("--status", type=click.Choice([*ALERT_STATUSES, "all"]), default="all", show_default=True)
 @click.option("--limit", "-n", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--retry", is_flag=True, help="Requeue every failed alert (with --channel, only that channel's).")
 @click.option("--channel", help="Only this channel.")
+@output_options
 @handle_errors
-def alerts(config_path: str | None, db_path: str | None, status: str, limit: int, retry: bool, channel: str | None) -> None:
+def alerts(config_path: str | None, db_path: str | None, status: str, limit: int, retry: bool, channel: str | None,
+           output_format: str | None) -> None:
     """Show the alert outbox: pending, sent and failed deliveries with their last error."""
     config = _load(config_path, db_path)
+    require_database(config)
     if retry:
+        check_name("channel", channel, config.channels, "configured channels")
         _setup_logging(config)
         with _open(config) as monitor:
             from .outbox import requeue_failed
 
             count = requeue_failed(monitor, channel)
-            click.echo(f"Requeued {count} failed alert{'s' if count != 1 else ''}.")
+            click.echo(f"Requeued {plural(count, 'failed alert')}.")
             result = monitor.dispatch()
             click.echo(f"Sent {result.sent}, {result.retrying} waiting to retry, {result.failed} failed.")
         return
     store = Store(config.db_path, config.secrets)
     try:
+        check_name("channel", channel, [*config.channels, *store.outbox_channels()], "channels")
         rows = store.outbox(None if status == "all" else status, channel, limit)
+        counts = store.outbox_counts()
     finally:
         store.close()
-    for row in rows:
-        when = row["sent_at"] if row["status"] == "sent" else row["next_attempt_at"]
-        echo(f"#{row['id']}  {row['status']:7}  {row['channel']}  [{row['watchlist']}] {row['title']}"
-             f"  attempts: {row['attempts']}  {'sent' if row['status'] == 'sent' else 'next'}: {when}")
-        if row["last_error"]:
-            echo(f"    last error: {row['last_error']}")
-    if not rows:
-        click.echo("The outbox is empty.")
+
+    def human(rows: Sequence[dict]) -> None:
+        for row in rows:
+            when = row["sent_at"] if row["status"] == "sent" else row["next_attempt_at"]
+            echo(f"#{row['id']}  {row['status']:7}  {row['channel']}  [{row['watchlist']}] {row['title']}"
+                 f"  attempts: {row['attempts']}  {'sent' if row['status'] == 'sent' else 'next'}: {when}")
+            if row["last_error"]:
+                echo(f"    last error: {row['last_error']}")
+        if rows:
+            return
+        if not counts:
+            click.echo("The outbox is empty.")
+            return
+        held = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        what = " ".join(p for p in ("" if status == "all" else status, "alerts", f"on channel {channel}" if channel else "") if p)
+        click.echo(f"No {what} (the outbox holds {held}).")
+
+    write_rows(rows, output_format, human)
 
 
 @cli.command()
 @config_options(with_db=False)
-@click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+@output_options
 @handle_errors
-def plugins(config_path: str | None, as_json: bool) -> None:
+def plugins(config_path: str | None, output_format: str | None) -> None:
     """List the loaded plugins, where each came from and the hooks it implements."""
     config = _load(config_path, None)
     pm = make_plugin_manager()
     origins = load_plugins(pm, disable=config.disable_plugins, plugins_dir=config.plugins_dir, redact=config.redact)
     from .plugins import plugin_infos
 
-    infos = plugin_infos(pm, origins)
-    if as_json:
-        click.echo(json.dumps([{"name": i.name, "origin": i.origin, "hooks": list(i.hooks)} for i in infos], indent=2))
-        return
-    for info in infos:
-        click.echo(f"{info.name}  ({info.origin})")
-        click.echo(f"    hooks: {', '.join(info.hooks)}")
-    for name in config.disable_plugins:
-        click.echo(f"{name}  (disabled by monitor.disable_plugins)")
+    rows = [{"name": i.name, "origin": i.origin, "hooks": list(i.hooks)} for i in plugin_infos(pm, origins)]
+
+    def human(rows: Sequence[dict]) -> None:
+        for row in rows:
+            click.echo(f"{row['name']}  ({row['origin']})")
+            click.echo(f"    hooks: {', '.join(row['hooks'])}")
+        for name in config.disable_plugins:
+            click.echo(f"{name}  (disabled by monitor.disable_plugins)")
+
+    write_rows(rows, output_format, human)
 
 
 def _classifier_monitor(config_path: str | None, db_path: str | None) -> Monitor:

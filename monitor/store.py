@@ -246,11 +246,7 @@ class Store:
         that too. Returns the number of stories deleted.
         """
         now = to_iso(utcnow())
-        doomed = (
-            "SELECT id FROM stories WHERE (first_seen_at < ? AND id NOT IN (SELECT story_id FROM matches))"
-            + (" OR first_seen_at < ?" if matched_older_than else "")
-        )
-        params = [to_iso(older_than)] + ([to_iso(matched_older_than)] if matched_older_than else [])
+        doomed, params = _prunable(older_than, matched_older_than)
         with self.write() as db:
             db.execute(
                 f"INSERT OR IGNORE INTO pruned_stories (id, source, pruned_at) "
@@ -267,6 +263,11 @@ class Store:
                     "UPDATE sources SET stories_count = (SELECT count(*) FROM stories WHERE stories.source = sources.name)"
                 )
         return deleted
+
+    def count_prunable(self, older_than: datetime, matched_older_than: datetime | None = None) -> int:
+        """How many stories :meth:`prune` would delete with the same arguments (it deletes nothing)."""
+        doomed, params = _prunable(older_than, matched_older_than)
+        return self.query(f"SELECT count(*) AS n FROM ({doomed})", params)[0]["n"]
 
     def sources(self) -> list[dict[str, Any]]:
         """Every source row, by name."""
@@ -351,9 +352,18 @@ class Store:
         rows = self.query("SELECT * FROM stories WHERE id = ?", [story_id])
         return story_from_row(rows[0]) if rows else None
 
-    def matches(self, watchlist: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """Recent matches joined with their stories, newest first."""
-        where, params = ("WHERE m.watchlist = ?", [watchlist]) if watchlist else ("", [])
+    def matches(
+        self, watchlist: str | None = None, limit: int = 20, *, since: datetime | None = None, source: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Recent matches joined with their stories, newest first, optionally of one watchlist or source
+        and matched at or after ``since``."""
+        clauses, params = [], []
+        for clause, value in (("m.watchlist = ?", watchlist), ("s.source = ?", source),
+                              ("m.matched_at >= ?", to_iso(since) if since else None)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         return self.query(
             "SELECT m.id, m.watchlist, m.score, m.classifier, m.evidence, m.matched_at, "
             "s.id AS story_id, s.title, s.url, s.source, s.published_at "
@@ -361,6 +371,36 @@ class Store:
             "ORDER BY m.matched_at DESC, m.id DESC LIMIT ?",
             [*params, limit],
         )
+
+    def search_candidates(self, fts_query: str, batch: int = 500) -> Iterator[dict[str, Any]]:
+        """Every story the FTS5 query finds, with its text, in batches (for :mod:`monitor.search`)."""
+        last = 0
+        while True:
+            try:
+                rows = self.query(
+                    "SELECT s.rowid AS rowid, s.id, s.title, s.text, s.url, s.source, s.published_at "
+                    "FROM stories s WHERE s.rowid IN (SELECT rowid FROM stories_fts WHERE stories_fts MATCH ?) "
+                    "AND s.rowid > ? ORDER BY s.rowid LIMIT ?",
+                    [fts_query, last, batch],
+                )
+            except sqlite3.OperationalError as exc:  # pragma: no cover - the query is built from quoted words
+                raise StorageError(f"cannot search: {exc}") from exc
+            yield from rows
+            if len(rows) < batch:
+                return
+            last = rows[-1]["rowid"]
+
+    def watchlist_names(self) -> set[str]:
+        """Every watchlist that has matches stored (configured or not any more)."""
+        return {r["watchlist"] for r in self.query("SELECT DISTINCT watchlist FROM matches")}
+
+    def outbox_channels(self) -> set[str]:
+        """Every channel that has rows in the outbox."""
+        return {r["channel"] for r in self.query("SELECT DISTINCT channel FROM outbox")}
+
+    def outbox_counts(self) -> dict[str, int]:
+        """``{status: rows}`` of the outbox."""
+        return {r["status"]: r["n"] for r in self.query("SELECT status, count(*) AS n FROM outbox GROUP BY status")}
 
     def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
         """Full-text search over stored stories (SQLite FTS5 syntax), best first."""
@@ -373,7 +413,8 @@ class Store:
                 [query, limit],
             )
         except sqlite3.OperationalError as exc:
-            raise StorageError(f"cannot search for {query!r}: {exc}") from exc
+            raise StorageError(f"cannot search for {query!r}: {exc} (raw FTS5 syntax with --fts; without it, "
+                               "the watchlist query language)") from exc
 
     def outbox(self, status: str | None = None, channel: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Outbox rows with their watchlist and story title, newest first."""
@@ -395,6 +436,15 @@ class Store:
     def counts(self) -> dict[str, int]:
         """Row counts of the main tables."""
         return {t: self.db[t].count for t in ("sources", "stories", "matches", "outbox")}
+
+
+def _prunable(older_than: datetime, matched_older_than: datetime | None) -> tuple[str, list[str]]:
+    """The ids :meth:`Store.prune` deletes, as SQL and its parameters."""
+    sql = (
+        "SELECT id FROM stories WHERE (first_seen_at < ? AND id NOT IN (SELECT story_id FROM matches))"
+        + (" OR first_seen_at < ?" if matched_older_than else "")
+    )
+    return sql, [to_iso(older_than)] + ([to_iso(matched_older_than)] if matched_older_than else [])
 
 
 def never_polled(path: str | Path, names: Sequence[str]) -> list[str]:
