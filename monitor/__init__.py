@@ -55,7 +55,7 @@ from .models import (
 from .netpolicy import NetworkPolicy, RefusedAddress
 from .normalize import canonical_url, html_to_text
 from .polling import parse_retry_after
-from .query import KeywordMatcher, parse_query
+from .query import KeywordMatcher, parse_query, query_error_words
 from .safetext import json_safe, safe_line, safe_text
 from .rendering import (
     alert_subject,
@@ -74,7 +74,7 @@ __all__ = [
     "ParsedEntries", "PluginError", "QuerySyntaxError", "RenderedAlert", "Secret", "Snippet", "Source",
     "SourceError", "SourceFailed", "SourceUpdated", "StorageError", "Story", "UpdateResult",
     "Watchlist", "__version__", "alert_subject", "canonical_url", "hookimpl", "html_to_text",
-    "load_config", "parse_duration", "parse_query", "parse_retry_after", "render_plain",
+    "load_config", "parse_duration", "parse_query", "parse_retry_after", "query_error_words", "render_plain",
     "digest_subject", "group_by_watchlist", "post_alert", "render_digest_plain",
     "ChannelOption", "read_channel_options", "alert_http_client", "close_http_client",
     # text from the outside, made safe to print and log

@@ -7,7 +7,9 @@ context manager).
 
 from __future__ import annotations
 
+import difflib
 import logging
+import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +29,14 @@ from .timeutil import format_duration, utcnow
 from .wording import plural
 
 log = logging.getLogger("monitor")
+
+
+def url_scheme(url: str) -> str | None:
+    """The lower-case scheme of a URL (``scheme://...`` or ``file:...``), ``None`` for a plain path."""
+    m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):(//)?", url)
+    if not m or not (m.group(2) or m.group(1).lower() == "file"):
+        return None
+    return m.group(1).lower()
 
 
 def disable_warnings(config: Config) -> list[str]:
@@ -55,6 +65,8 @@ class Monitor:
         # Per-plugin resources (HTTP clients, models), keyed by plugin name:
         # plugins keep what they open here rather than in module globals.
         self.extensions: dict[str, Any] = {}
+        # Configuration problems found while opening with ``strict=False``.
+        self.problems: list[ConfigError] = []
         self._dispatch_lock = threading.Lock()
         self._closed = False
 
@@ -63,6 +75,7 @@ class Monitor:
     @classmethod
     def open(
         cls, config: Config, *, pm: pluggy.PluginManager | None = None, start: bool = True, require_env: bool = True,
+        strict: bool = True,
     ) -> "Monitor":
         """Load plugins, open and migrate the database, build registries and channels.
 
@@ -72,7 +85,11 @@ class Monitor:
             set (for what sends alerts). ``False`` builds only the channels whose
             variables are set; a plugin asking for a table with an unset one gets
             :class:`ConfigErrors` from :meth:`plugin_config`.
-        :raises ConfigErrors: channels or plugins refuse the configuration, or
+        :param strict: ``False`` keeps the problems of channels and sources in
+            :attr:`problems` instead of raising (``monitor check`` reports them
+            with everything else).
+        :raises ConfigErrors: channels or plugins refuse the configuration, a
+            source's URL scheme is read by no loaded plugin, or
             (``require_env``) a variable is not set.
         :raises InvalidPluginError: a plugin cannot be loaded.
         """
@@ -86,7 +103,10 @@ class Monitor:
         store = Store(config.db_path, config.secrets)
         monitor = cls(config, pm, store, origins)
         try:
-            monitor._build_registries()
+            problems = monitor._build_registries()
+            if problems and strict:
+                raise ConfigErrors(problems)
+            monitor.problems = problems
             store.sync_sources(config.sources.values())
             if start:
                 pm.hook.startup(monitor=monitor)
@@ -95,7 +115,7 @@ class Monitor:
             raise
         return monitor
 
-    def _build_registries(self) -> None:
+    def _build_registries(self) -> list[ConfigError]:
         def register_classifier(name: str, classifier: Any) -> None:
             if name in self.classifiers:
                 raise InvalidPluginError(f"two plugins register a classifier named {name!r}")
@@ -118,8 +138,10 @@ class Monitor:
                 continue
             if factory is None:
                 known = ", ".join(sorted(self.channel_types)) or "none"
+                close = difflib.get_close_matches(str(kind), sorted(self.channel_types), n=1)
                 errors.append(ConfigError(
-                    f"unknown channel type {kind!r} (types from loaded plugins: {known})",
+                    f"unknown channel type {kind!r} (types from loaded plugins: {known})"
+                    + (f"; did you mean {close[0]!r}?" if close else ""),
                     file=self.config.where, key=f"channels.{name}.type",
                 ))
                 continue
@@ -129,8 +151,29 @@ class Monitor:
                 exc.file = exc.file or self.config.where
                 exc.key = f"channels.{name}.{exc.key}" if exc.key else f"channels.{name}"
                 errors.append(exc)
-        if errors:
-            raise ConfigErrors(errors)
+        return errors + self._unreadable_sources()
+
+    def _unreadable_sources(self) -> list[ConfigError]:
+        """A problem for each source whose URL scheme no loaded plugin reads (``htp://``, ``feed://``)."""
+        errors = []
+        readable: dict[str, set[str]] = {}
+        for source in self.config.sources.values():
+            scheme = url_scheme(source.url)
+            if scheme is None:
+                continue  # a plain path
+            if source.kind not in readable:
+                found = self.pm.hook.source_url_schemes(kind=source.kind)
+                readable[source.kind] = {s.lower() for schemes in found for s in (schemes or ())}
+            known = readable[source.kind]
+            if scheme in known:
+                continue
+            close = difflib.get_close_matches(scheme, sorted(known), n=1)
+            errors.append(ConfigError(
+                f"no loaded plugin reads {scheme[:20]}: URLs for sources of kind {source.kind!r} (they read: "
+                f"{', '.join(sorted(known)) or 'none'}){f'; did you mean {close[0]}?' if close else ''}",
+                file=self.config.where, key=f"sources.{source.name}.url",
+            ))
+        return errors
 
     def close(self) -> None:
         """Call the ``shutdown`` hook and close the database. Safe to call twice."""
@@ -231,18 +274,23 @@ class Monitor:
         finally:
             self._dispatch_lock.release()
 
-    def check(self) -> list[str]:
+    def check(self) -> list[ConfigError]:
         """Problems found by compiling every watchlist with every classifier, and
         those plugins report through ``check_config`` (empty when all is well)."""
-        problems = []
+        problems: list[ConfigError] = []
         for name, classifier in self.classifiers.items():
             validate = getattr(classifier, "validate", None)
             if validate is None:
                 continue
             try:
-                problems.extend(validate(self.watchlists) or ())
+                problems.extend(as_config_error(p) for p in validate(self.watchlists) or ())
             except PluginError as exc:
-                problems.append(f"classifier {name}: {exc}")
+                problems.append(ConfigError(f"classifier {name}: {exc}", file=self.config.where))
         for found in self.pm.hook.check_config(monitor=self):
-            problems.extend(found or ())
+            problems.extend(as_config_error(p) for p in found or ())
         return problems
+
+
+def as_config_error(problem: ConfigError | str) -> ConfigError:
+    """A plugin's problem as a :class:`ConfigError` (plugins may still report plain strings)."""
+    return problem if isinstance(problem, ConfigError) else ConfigError(str(problem))

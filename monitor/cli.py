@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -216,54 +217,53 @@ def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) ->
 @click.option("--no-env", "no_env", is_flag=True,
               help="Check everything except that the ${VAR}s of channels and plugins are set "
                    "(on a machine without the senders' secrets).")
-def check(config_path: str | None, no_env: bool) -> None:
-    """Validate the configuration and plugins; print every problem with file and key.
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: only the problems, as a JSON array of {file, key, message, severity} (for editors and CI).")
+def check(config_path: str | None, no_env: bool, output_format: str) -> None:
+    """Validate the configuration and plugins; print every problem at once, with file and key.
 
     Then say what interval each source will actually get. Exits 0 when the
     configuration is usable, 1 when it is not.
     """
+    from .checking import check_configuration
+
+    result = check_configuration(config_path, require_env=not no_env)
     try:
-        config = load_config(config_path, db=":memory:")
-    except ConfigErrors as exc:
-        for error in exc.errors:
-            echo(f"error: {error}", err=True)
-        raise SystemExit(1) from None
-    try:
-        monitor = Monitor.open(config, require_env=not no_env)
-    except ConfigErrors as exc:
-        for error in exc.errors:
-            echo(f"error: {config.redact(str(error))}", err=True)
-        if config.env_errors() and not no_env:
-            echo("(`monitor check --no-env` checks the rest without them; only run, once and "
-                 "alerts --retry need them)", err=True)
-        raise SystemExit(1) from None
-    except MonitorError as exc:
-        echo(f"error: {config.redact(str(exc))}", err=True)
-        raise SystemExit(1) from None
-    with monitor:
-        for warning in disable_warnings(config):
-            echo(f"warning: {warning}", err=True)
-        problems = monitor.check()
-        for problem in problems:
-            echo(f"error: {config.redact(problem)}", err=True)
-        if problems:
+        if output_format == "json":
+            click.echo(json.dumps([p.to_dict() for p in result.problems], ensure_ascii=False, indent=2))
+        else:
+            for problem in result.problems:
+                echo(f"{problem.severity}: {problem}", err=True)
+            if result.config is not None and result.config.env_errors() and not no_env:
+                echo("(`monitor check --no-env` checks the rest without them; only run, once and "
+                     "alerts --retry need them)", err=True)
+        if result.errors:
             raise SystemExit(1)
-        enabled = [s for s in config.sources.values() if s.enabled]
-        click.echo(
-            f"OK: {config.where}: {len(enabled)} source{'s' if len(enabled) != 1 else ''}, "
-            f"{len(monitor.watchlists)} watchlists ({', '.join(w.name for w in monitor.watchlists)}), "
-            f"{len(monitor.channels)} channel{'s' if len(monitor.channels) != 1 else ''} "
-            f"({', '.join(monitor.channels)}), {len(monitor.classifiers)} classifier"
-            f"{'s' if len(monitor.classifiers) != 1 else ''} ({', '.join(monitor.classifiers)})."
-        )
-        for name, unset in monitor.unavailable_channels.items():
-            for error in unset:
-                click.echo(f"not checked (--no-env): channel {name}: {error}")
-        if not enabled:
-            click.echo("warning: no sources are configured; add [sources.NAME] tables (see README).")
-        _describe_polling(config, enabled)
-        # The check ran on a scratch database; what has been polled is in the real one.
-        _note_new_sources(load_config(config_path).db_path, config.alerts["new_source_window"], enabled)
+        if output_format == "text":
+            assert result.monitor is not None and result.config is not None
+            _describe_check(config_path, result.config, result.monitor)
+    finally:
+        if result.monitor is not None:
+            result.monitor.close()
+
+
+def _describe_check(config_path: str | None, config: Config, monitor: Monitor) -> None:
+    """What a configuration that passed ``check`` will do: counts, unchecked channels, polling, new sources."""
+    enabled = [s for s in config.sources.values() if s.enabled]
+    click.echo(
+        f"OK: {config.where}: {plural(len(enabled), 'source')}, "
+        f"{plural(len(monitor.watchlists), 'watchlist')} ({', '.join(w.name for w in monitor.watchlists)}), "
+        f"{plural(len(monitor.channels), 'channel')} ({', '.join(monitor.channels)}), "
+        f"{plural(len(monitor.classifiers), 'classifier')} ({', '.join(monitor.classifiers)})."
+    )
+    for name, unset in monitor.unavailable_channels.items():
+        for error in unset:
+            click.echo(f"not checked (--no-env): channel {name}: {error}")
+    if not enabled:
+        click.echo("warning: no sources are configured; add [sources.NAME] tables (see README).")
+    _describe_polling(config, enabled)
+    # The check ran on a scratch database; what has been polled is in the real one.
+    _note_new_sources(load_config(config_path).db_path, config.alerts["new_source_window"], enabled)
 
 
 def _describe_polling(config: Config, enabled: list) -> None:
@@ -433,10 +433,10 @@ def prune(config_path: str | None, db_path: str | None, dry_run: bool, yes: bool
     Asks first when more than 20 stories would go (--yes to skip); --dry-run only counts them.
     """
     config = _load(config_path, db_path)
+    require_database(config)
     if not config.retention.get("max_age"):
         click.echo("Nothing to do: retention.max_age is 0 (stories are kept forever).")
         return
-    require_database(config)
     age = format_duration(config.retention["max_age"])
     _setup_logging(config)
     with _open(config, require_env=False) as monitor:
@@ -445,11 +445,11 @@ def prune(config_path: str | None, db_path: str | None, dry_run: bool, yes: bool
             click.echo(f"Would prune {plural(doomed, 'story')} first seen more than {age} ago (nothing deleted: --dry-run).")
             return
         if doomed > PRUNE_CONFIRM_OVER and not yes:
-            question = f"Delete {plural(doomed, 'story')} first seen more than {age} ago?"
-            if not click.get_text_stream("stdin").isatty():
-                fail(f"{question[:-1]} refused without --yes when not at a terminal "
+            what = f"{plural(doomed, 'story')} first seen more than {age} ago"
+            if not sys.stdin.isatty():
+                fail(f"would delete {what}: refused without --yes when not at a terminal "
                      "(`monitor prune --dry-run` shows what would go)")
-            if not click.confirm(question, default=False):
+            if not click.confirm(f"Delete {what}?", default=False):
                 click.echo("Nothing deleted.")
                 return
         deleted = monitor.prune()

@@ -96,6 +96,7 @@ __all__ = [
     "make_snippet",
     "normalize_word",
     "parse_query",
+    "query_error_words",
     "terms_of",
     "tokenize",
 ]
@@ -437,6 +438,18 @@ def parse_query(text: str) -> Node:
             text,
         )
     return node
+
+
+def query_error_words(exc: QuerySyntaxError) -> str:
+    """The error on one line: what, the position, and for a query of several lines its line and column
+    and the text there."""
+    text = exc.query
+    if "\n" not in text.strip():
+        return str(exc)
+    line = text.count("\n", 0, exc.position) + 1
+    column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+    near = " ".join(text[exc.position : exc.position + 30].split())
+    return f"{exc} (line {line}, column {column}{f': {near}' if near else ''})"
 
 
 def _first_not(node: Node) -> int:

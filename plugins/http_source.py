@@ -200,6 +200,11 @@ def shutdown(monitor: Monitor) -> None:
         http.client.close()
 
 
+@hookimpl
+def source_url_schemes(kind: str) -> list[str] | None:
+    return ["http", "https"] if kind == "feed" else None
+
+
 @hookimpl(trylast=True)
 def fetch_source(source: Source, state: FetchState, monitor: Monitor) -> FetchResult | None:
     if source.kind != "feed" or not source.url.lower().startswith(("http://", "https://")):
