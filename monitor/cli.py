@@ -293,7 +293,7 @@ def _note_new_sources(db_path: Path, window: float, enabled: list) -> None:
                 f"{format_duration(window)} (alerts.new_source_window; undated entries do not alert)")
     else:
         what = "alerts on every entry already in the feed (alerts.new_source_window = 0)"
-    click.echo(f"New source{'s' if len(new) != 1 else ''} (never polled): {', '.join(new)}: the first poll {what}.")
+    click.echo(f"New source{'' if len(new) == 1 else 's'} (never polled): {', '.join(new)}: the first poll {what}.")
 
 
 @cli.command()
@@ -628,6 +628,10 @@ def eval_command(config_path: str | None, db_path: str | None, labels_file, show
     click.echo(f"{len(items)} labelled stories from {labels_file.name}\n")
     click.echo(f"{'watchlist':16} {'P':>6} {'R':>6} {'F1':>6} {'TP':>5} {'FP':>5} {'FN':>5}")
     for r in results.values():
+        if not r.labelled:
+            echo(f"{r.name:16} no story in {labels_file.name} is labelled {r.name}: nothing to score "
+                 f"({plural(r.fp, 'story', 'stories')} matched it)")
+            continue
         click.echo(f"{r.name:16} {r.precision:6.3f} {r.recall:6.3f} {r.f1:6.3f} {r.tp:5d} {r.fp:5d} {r.fn:5d}")
     for r in results.values():
         for label, ids in (("false positives", r.false_positives), ("false negatives", r.false_negatives)):

@@ -39,6 +39,7 @@ from monitor import (
     RefusedAddress,
     Source,
     hookimpl,
+    network_error_words,
     parse_retry_after,
     safe_line,
 )
@@ -261,6 +262,9 @@ def _next_url(current: httpx.URL, location: str | None, source: Source) -> httpx
     return target
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _remaining(deadline: float, source: Source, fetch: dict) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
@@ -291,9 +295,11 @@ def _get(
             body = _read_limited(response, int(fetch["max_bytes"]), source, fetch, deadline)
     except httpx.TimeoutException as exc:
         _remaining(deadline, source, fetch)  # says "deadline" when that is what ran out
-        raise FetchError(f"timed out ({type(exc).__name__}; fetch.timeout is {fetch['timeout']:g} s)", url=source.url) from exc
+        words = network_error_words(exc, url.host, url.port or _DEFAULT_PORTS.get(url.scheme), float(fetch["timeout"]))
+        raise FetchError(f"{words} (fetch.timeout)", url=source.url) from exc
     except httpx.HTTPError as exc:
-        raise FetchError(f"{type(exc).__name__}: {exc}", url=source.url) from exc
+        words = network_error_words(exc, url.host, url.port or _DEFAULT_PORTS.get(url.scheme))
+        raise FetchError(words, url=source.url) from exc
     except RefusedAddress as exc:  # from the network backend, at connect time
         raise _refused(exc, url, source) from None
     finally:
