@@ -461,8 +461,9 @@ ALERT_STATUSES = ("pending", "sending", "sent", "failed")
 
 @cli.command()
 @config_options()
-@click.option("--status", type=click.Choice([*ALERT_STATUSES, "all"]), default="all", show_default=True)
-@click.option("--limit", "-n", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--status", type=click.Choice([*ALERT_STATUSES, "all"]), default="all", show_default=True,
+              help="Only alerts in this state.")
+@click.option("--limit", "-n", default=50, show_default=True, type=click.IntRange(min=1), help="How many.")
 @click.option("--retry", is_flag=True, help="Requeue every failed alert (with --channel, only that channel's).")
 @click.option("--channel", help="Only this channel.")
 @output_options
