@@ -24,6 +24,7 @@ from .config import Config, channel_options
 from .errors import ConfigError, ConfigErrors, InvalidPluginError, PluginError
 from .models import Event, Match, Source, Story, UpdateResult, Watchlist
 from .plugins import load_plugins, make_plugin_manager, plugin_infos, unknown_plugin_names
+from .sender_lock import SenderLock
 from .store import Store
 from .timeutil import format_duration, utcnow
 from .wording import plural
@@ -68,6 +69,8 @@ class Monitor:
         # Configuration problems found while opening with ``strict=False``.
         self.problems: list[ConfigError] = []
         self._dispatch_lock = threading.Lock()
+        # Across processes: only the holder delivers (the daemon holds it for its life).
+        self.sender_lock = None if str(config.db_path) == ":memory:" else SenderLock(config.db_path)
         self._closed = False
 
     # -- construction -----------------------------------------------------------
@@ -247,9 +250,11 @@ class Monitor:
         return results
 
     def prune(self, *, dry_run: bool = False) -> int:
-        """Delete stories older than ``retention.max_age`` (see :meth:`Store.prune`); 0 when retention is off.
+        """Apply ``retention``: delete stories older than ``max_age`` (see :meth:`Store.prune`),
+        forget tombstones older than ``tombstone_max_age`` and give the freed space back to
+        the file system. Returns the stories deleted; 0 when retention is off.
 
-        :param dry_run: only count what would be deleted.
+        :param dry_run: only count the stories that would be deleted; change nothing.
         """
         retention = self.config.retention
         if not retention.get("max_age"):
@@ -260,17 +265,31 @@ class Monitor:
         if dry_run:
             return self.store.count_prunable(*cutoffs)
         deleted = self.store.prune(*cutoffs)
-        if deleted:
-            log.info("pruned %s first seen more than %s ago", plural(deleted, "story"),
-                     format_duration(retention["max_age"]))
+        expired = 0
+        if retention.get("tombstone_max_age"):
+            expired = self.store.expire_tombstones(now - timedelta(seconds=retention["tombstone_max_age"]))
+        if deleted or expired:
+            freed = self.store.reclaim_space()
+            log.info("pruned %s first seen more than %s ago, forgot %s; %s", plural(deleted, "story"),
+                     format_duration(retention["max_age"]), plural(expired, "pruned id"),
+                     f"the database shrank by {freed / 1e6:.1f} MB" if freed is not None else
+                     "the file keeps its size until it is converted to auto_vacuum (the m005 migration)")
         return deleted
 
     def dispatch(self) -> outbox.DispatchResult:
-        """Deliver the alerts that are due. Runs one dispatcher at a time; a second caller returns at once."""
+        """Deliver the alerts that are due. Runs one dispatcher at a time; a second caller returns at
+        once, and so does a process whose database another process delivers from (``held_by`` says who)."""
         if not self._dispatch_lock.acquire(blocking=False):
             return outbox.DispatchResult()
         try:
-            return outbox.dispatch_due(self)
+            lock = self.sender_lock
+            if lock is not None and not lock.try_acquire("command"):
+                return outbox.DispatchResult(held_by=lock.describe_holder())
+            try:
+                return outbox.dispatch_due(self)
+            finally:
+                if lock is not None:
+                    lock.release()
         finally:
             self._dispatch_lock.release()
 

@@ -16,8 +16,9 @@ import click
 
 from .app import Monitor, disable_warnings
 from .config import Config, load_config
-from .errors import ConfigErrors, MonitorError
+from .errors import ConfigErrors, MonitorError, StorageError
 from .logs import setup_logging
+from .outbox import DispatchResult
 from .output import json_line, output_options, typed_rows, write_rows
 from .plugins import load_plugins, make_plugin_manager
 from .safetext import safe_line
@@ -133,7 +134,9 @@ def _store(config_path: str | None, db_path: str | None) -> Iterator[tuple[Confi
     """The configuration and its database, opened for a read command and closed after."""
     config = _load(config_path, db_path)
     require_database(config)
-    store = Store(config.db_path, config.secrets)
+    store = Store.for_reading(config.db_path, config.secrets)
+    if store.warning:
+        echo(f"warning: {store.warning}", err=True)
     try:
         yield config, store
     finally:
@@ -190,10 +193,15 @@ def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) ->
     unknown = [name for name in only if name not in config.sources]
     if unknown:
         raise click.BadParameter(f"no source named {unknown[0]!r} (configured: {', '.join(config.sources) or 'none'})", param_hint="--source")
+    late_error = None
     with _open(config) as monitor:
         sources = [config.sources[name] for name in only] if only else None
         results = monitor.run_once(sources, deliver=False)
-        dispatched = monitor.dispatch()
+        try:
+            dispatched = monitor.dispatch()
+            monitor.prune()  # retention applies as in the daemon
+        except MonitorError as exc:
+            dispatched, late_error = DispatchResult(), str(exc)
     errors = [r for r in results if r.error]
     click.echo(
         f"Polled {plural(len(results), 'source')}: "
@@ -203,12 +211,16 @@ def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) ->
         f"{plural(sum(r.alerts_queued for r in results), 'alert')} queued, "
         f"{plural(len(errors), 'error')}."
     )
+    if dispatched.held_by:
+        click.echo(f"Alerts: not delivered by this command: {dispatched.held_by} delivers from this database.")
     if dispatched.retrying or dispatched.failed:
         click.echo(f"Alerts: {dispatched.retrying} waiting to retry, {dispatched.failed} failed "
                    "(see `monitor alerts`).")
     for result in errors:
         echo(f"  {result.source}: {result.error}", err=True)
-    if results and len(errors) == len(results):
+    if late_error:
+        echo(f"error: {late_error}", err=True)
+    if results and len(errors) == len(results) or late_error:
         raise SystemExit(1)
 
 
@@ -391,7 +403,10 @@ def search(config_path: str | None, db_path: str | None, query: str | None, watc
 def sources(config_path: str | None, db_path: str | None, output_format: str | None) -> None:
     """Every source with its last fetch, HTTP status, error, next poll and why, effective URL and story count."""
     with _store(config_path, db_path) as (config, store):
-        store.sync_sources(config.sources.values())
+        try:
+            store.sync_sources(config.sources.values())
+        except StorageError:
+            pass  # a read-only or damaged file: list what it holds
         rows = typed_rows((r for r in store.sources() if r["name"] in config.sources), booleans=("enabled",))
 
     def human(rows: Sequence[dict]) -> None:
@@ -428,9 +443,12 @@ PRUNE_CONFIRM_OVER = 20
               f"{PRUNE_CONFIRM_OVER} stories when not at a terminal).")
 @handle_errors
 def prune(config_path: str | None, db_path: str | None, dry_run: bool, yes: bool) -> None:
-    """Delete stories older than retention.max_age now (the daemon does it every retention.prune_interval).
+    """Apply retention now: delete stories older than retention.max_age (matched ones after
+    retention.matched_max_age), forget tombstones older than retention.tombstone_max_age and give
+    the space back; prints the file size before and after.
 
-    Asks first when more than 20 stories would go (--yes to skip); --dry-run only counts them.
+    The daemon prunes every retention.prune_interval, `monitor once` on every run. Asks first
+    when more than 20 stories would go (--yes to skip); --dry-run only counts them.
     """
     config = _load(config_path, db_path)
     require_database(config)
@@ -452,8 +470,15 @@ def prune(config_path: str | None, db_path: str | None, dry_run: bool, yes: bool
             if not click.confirm(f"Delete {what}?", default=False):
                 click.echo("Nothing deleted.")
                 return
+        before = monitor.store.file_size()
         deleted = monitor.prune()
-    click.echo(f"Pruned {plural(deleted, 'story')} first seen more than {age} ago.")
+        after = monitor.store.file_size()
+    click.echo(f"Pruned {plural(deleted, 'story')} first seen more than {age} ago. "
+               f"Database file: {_size(before)} before, {_size(after)} after.")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 ALERT_STATUSES = ("pending", "sending", "sent", "failed")
@@ -482,15 +507,15 @@ def alerts(config_path: str | None, db_path: str | None, status: str, limit: int
             count = requeue_failed(monitor, channel)
             click.echo(f"Requeued {plural(count, 'failed alert')}.")
             result = monitor.dispatch()
-            click.echo(f"Sent {result.sent}, {result.retrying} waiting to retry, {result.failed} failed.")
+            if result.held_by:
+                click.echo(f"Not sent by this command: {result.held_by} delivers from this database.")
+            else:
+                click.echo(f"Sent {result.sent}, {result.retrying} waiting to retry, {result.failed} failed.")
         return
-    store = Store(config.db_path, config.secrets)
-    try:
+    with _store(config_path, db_path) as (_, store):
         check_name("channel", channel, [*config.channels, *store.outbox_channels()], "channels")
         rows = store.outbox(None if status == "all" else status, channel, limit)
         counts = store.outbox_counts()
-    finally:
-        store.close()
 
     def human(rows: Sequence[dict]) -> None:
         for row in rows:

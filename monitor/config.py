@@ -111,7 +111,8 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
     ),
     "alerts": (
         Setting("max_attempts", "int", "Delivery attempts before an alert is marked failed.", 8, minimum=1, maximum=1000),
-        Setting("claim_timeout", "duration", "An alert left 'sending' this long (a crashed run) is sent again.", 600,
+        Setting("claim_timeout", "duration", "Unused since the sender lock: an alert left 'sending' by a process "
+                "that died is sent again by the next process that delivers (kept so older files load).", 600,
                 positive=True),
         Setting("backoff", "duration", "Wait before the first retry; doubles each attempt (with jitter).", 30),
         Setting("backoff_max", "duration", "Longest wait between two attempts.", 3600),
@@ -121,7 +122,11 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
     "retention": (
         Setting("max_age", "duration", "Prune stories first seen longer ago than this; 0 keeps them forever.", 0),
         Setting("matched_max_age", "duration", "Prune matched stories (with their matches and alerts) after this; 0 keeps them.", 0),
-        Setting("prune_interval", "duration", "How often the daemon prunes.", 3600, positive=True),
+        Setting("prune_interval", "duration", "How often the daemon prunes (`monitor once` prunes on every run).", 3600,
+                positive=True),
+        Setting("tombstone_max_age", "duration", "Forget a pruned story's id after this (a feed still listing it "
+                "then brings it back as new); longer than max_age and matched_max_age; 0 keeps ids forever.",
+                400 * 86400),
     ),
     "source": (
         Setting("url", "str", "http(s) URL, file: URL, or path (relative to the config file)."),
@@ -495,6 +500,10 @@ class _Validator:
         alerts = self.section("alerts", data.get("alerts", {}), SETTINGS["alerts"])
         retention = self.section("retention", data.get("retention", {}), SETTINGS["retention"])
         # Ranges of single values are in SETTINGS; what is left relates two values or names a set.
+        kept = max(retention["max_age"] or 0, retention["matched_max_age"] or 0)
+        if retention["max_age"] and retention["tombstone_max_age"] and retention["tombstone_max_age"] <= kept:
+            self.error("retention.tombstone_max_age", "must be longer than retention.max_age and matched_max_age "
+                       "(a pruned id forgotten while its feed still lists the story brings it back as new)")
         if schedule["max_interval"] < schedule["min_interval"]:
             self.error("schedule.max_interval", "must be at least schedule.min_interval")
         self.network_policy(fetch)

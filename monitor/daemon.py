@@ -3,65 +3,53 @@
 Signal handlers only set a flag; the main thread waits on it and then stops
 in a fixed order: the scheduler (waiting for in-flight polls, each bounded by
 fetch timeouts and written in one transaction), a last outbox run, the
-``shutdown`` hook, the database. A lock file keeps a second daemon off the
-same database.
+``shutdown`` hook, the database. The database's sender lock
+(:mod:`monitor.sender_lock`), held for the daemon's life, keeps a second
+daemon off the same database and keeps ``monitor once`` from delivering
+beside it. A damaged database stops the daemon (nothing more is written).
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import signal
 import threading
-from pathlib import Path
 from types import FrameType
-from typing import IO
 
 from .errors import StorageError
 from .outbox import recover_interrupted
 from .scheduler import build_scheduler
+from .sender_lock import DAEMON, SenderLock
 
 log = logging.getLogger("monitor.daemon")
 
 
-class DaemonLock:
-    """An exclusive ``flock`` on ``<db>.lock``, released when the process ends, even by SIGKILL."""
+def take_sender_lock(lock: SenderLock, stop: threading.Event) -> bool:
+    """Hold the database's sender lock for the daemon's life; ``False`` if stopped while waiting.
 
-    def __init__(self, db_path: Path):
-        self.path = Path(f"{db_path}.lock")
-        self._fh: IO[str] | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            fh.close()
+    A command such as ``monitor once`` holds it only while it delivers: wait
+    for it. Another daemon holds it for good: refuse.
+    """
+    waiting = False
+    while not lock.try_acquire(DAEMON):
+        pid, role = lock.holder()
+        if role == DAEMON:
             raise StorageError(
-                f"{self.path}: another monitor daemon (pid {holder}) is already running on this database; "
-                "stop it first, or give this one its own --db"
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._fh = fh
-
-    def release(self) -> None:
-        if self._fh is not None:
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
+                f"{lock.path}: another monitor daemon (pid {pid or 'unknown'}) is already running on this database "
+                f"({lock.db_path}); stop it first, or give this one its own --db"
+            )
+        if not waiting:
+            log.info("waiting for %s to finish delivering alerts from %s", lock.describe_holder(), lock.db_path)
+            waiting = True
+        if stop.wait(0.2):
+            return False
+    return True
 
 
 def run_daemon(monitor) -> int:
     """Run until SIGINT or SIGTERM; returns the process exit code."""
-    lock = DaemonLock(monitor.config.db_path)
-    lock.acquire()
+    lock = monitor.sender_lock
     stop = threading.Event()
     received: list[str] = []
 
@@ -75,11 +63,14 @@ def run_daemon(monitor) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    # Under the lock no other daemon runs on this database, so every row still
-    # 'sending' was left by a run that died mid-send: queue it again.
-    recover_interrupted(monitor)
-    scheduler = build_scheduler(monitor)
+    scheduler = None
     try:
+        if lock is not None and not take_sender_lock(lock, stop):
+            return 0
+        # Under the lock no other process sends from this database, so every row
+        # still 'sending' was left by a run that died mid-send: queue it again.
+        recover_interrupted(monitor)
+        scheduler = build_scheduler(monitor)
         sources = [s.name for s in monitor.config.sources.values() if s.enabled]
         log.info(
             "news-monitor started (pid %d): %d sources (%s), %d watchlists, channels: %s; database %s",
@@ -88,15 +79,25 @@ def run_daemon(monitor) -> int:
         )
         scheduler.start()
         while not stop.wait(timeout=1.0):
-            pass
+            if monitor.store.damaged:
+                break
+        if monitor.store.damaged:
+            # Writing on would spread the damage: stop, saying how to recover.
+            log.error("stopping: %s", monitor.store.damaged)
+            scheduler.shutdown(wait=True)
+            return 1
         log.info("received %s: stopping (waiting for polls in progress)", received[0] if received else "stop")
         scheduler.shutdown(wait=True)
-        monitor.dispatch()
+        try:
+            monitor.dispatch()
+        except StorageError as exc:
+            log.error("last delivery run: %s", exc)
         log.info("news-monitor stopped")
         return 0
     finally:
-        if scheduler.running:
+        if scheduler is not None and scheduler.running:
             scheduler.shutdown(wait=False)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        lock.release()
+        if lock is not None:
+            lock.release()

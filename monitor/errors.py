@@ -78,6 +78,22 @@ class StorageError(MonitorError):
     """The database cannot be opened, locked or written."""
 
 
+class DatabaseFullError(StorageError):
+    """The disk (or the database's size limit) is full: the write was rolled back, nothing stored is lost."""
+
+
+class DatabaseReadOnlyError(StorageError):
+    """The database file or its folder cannot be written (permissions, a read-only mount)."""
+
+
+class DatabaseDamagedError(StorageError):
+    """The database file is damaged: news-monitor refuses to write to it."""
+
+
+class SchemaTooNewError(StorageError):
+    """The database was written by a newer news-monitor than this one."""
+
+
 class PluginError(MonitorError):
     """Base class of plugin problems."""
 

@@ -1,11 +1,60 @@
-"""The database schema, one migration per change, applied in order on open."""
+"""The database schema, one migration per change, applied in order on open.
+
+The schema version is the number of the newest migration (``m005_...`` is
+version 5); it is also written to ``PRAGMA user_version`` so that any tool can
+read it. A database holding a migration this program does not know, or a
+higher ``user_version``, was written by a newer news-monitor and is refused
+before anything touches it.
+"""
 
 from __future__ import annotations
+
+import re
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 migrations = Migrations("news_monitor")
+
+_NUMBER = re.compile(r"m(\d+)_")
+
+
+def _number(name: str) -> int:
+    match = _NUMBER.match(name)
+    return int(match.group(1)) if match else 0
+
+
+def known_version() -> tuple[int, str]:
+    """``(version, migration name)`` of the newest schema this program knows."""
+    newest = max((m.name for m in migrations._migrations), key=_number)
+    return _number(newest), newest
+
+
+def stored_version(db: Database) -> tuple[int, list[str]]:
+    """``(version, unknown migration names)`` of the database; reads only."""
+    known = {m.name for m in migrations._migrations}
+    unknown = [m.name for m in migrations.applied(db) if m.name not in known]
+    version = max([db.execute("PRAGMA user_version").fetchone()[0], *(_number(n) for n in unknown)])
+    return version, unknown
+
+
+def is_newer_than_known(db: Database) -> str | None:
+    """A sentence naming both versions when the database is newer than this program, else ``None``."""
+    version, unknown = stored_version(db)
+    mine, newest = known_version()
+    if not unknown and version <= mine:
+        return None
+    theirs = f"version {version}" + (f" ({', '.join(unknown)})" if unknown else "")
+    return (f"the database schema is {theirs}, newer than this news-monitor knows (version {mine}, {newest}): "
+            "it was written by a newer release; upgrade news-monitor, or use another database")
+
+
+def apply(db: Database) -> None:
+    """Apply pending migrations and record the schema version in ``user_version``."""
+    migrations.apply(db)
+    mine, _ = known_version()
+    if db.execute("PRAGMA user_version").fetchone()[0] != mine:
+        db.execute(f"PRAGMA user_version = {mine}")
 
 
 @migrations()
@@ -102,6 +151,17 @@ def m004_semantic_models(db: Database) -> None:
         pk="watchlist",
         not_null={"embedder", "dim", "weights", "bias", "cutoff"},
     )
+
+
+@migrations(transactional=False)
+def m005_incremental_vacuum(db: Database) -> None:
+    # Pruning frees pages; only with auto_vacuum do they go back to the file
+    # system (``PRAGMA incremental_vacuum`` after each prune). New databases
+    # are created with it; an existing one needs one VACUUM to switch, which
+    # rewrites the file once (it needs as much free disk as the file's size).
+    if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+        db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        db.execute("VACUUM")
 
 
 @migrations()

@@ -4,12 +4,17 @@ Rows are written in the same transaction as their match (see
 :meth:`monitor.store.Store.save_update`), so an alert is never lost between
 classification and delivery. A row goes ``pending`` -> ``sending`` (claimed,
 one committed update) -> its channel is called -> ``sent`` (one committed
-update). A crash leaves at most the rows being sent at that moment in
-``sending``; they are put back to ``pending`` when the daemon starts again
-(:func:`recover_interrupted`) and sent again. That is the one window in which
-a duplicate is possible: the channel accepted the message but the process died
-before the row was marked sent. Webhook receivers can drop such a duplicate by
-its idempotency key (the outbox row id).
+update). Only the process holding the database's sender lock
+(:mod:`monitor.sender_lock`) dispatches, so a row found ``sending`` when a
+dispatcher run starts was left by a process that died mid-send: it is put
+back to ``pending`` (:func:`recover_interrupted`) and sent again. That is the
+one window in which a duplicate is possible: the channel accepted the message
+but the process died before the row was marked sent. Webhook receivers can
+drop such a duplicate by its idempotency key (the outbox row id).
+
+Stored times are not trusted blindly: a retry time or digest time written by
+a clock that was ahead (or has been put back since) is pulled in, so one
+wrong clock reading cannot park an alert for a year.
 
 Per channel, the core applies two settings of its ``[channels.NAME]`` table:
 ``rate_limit`` (excess rows wait, with a later ``next_attempt_at``) and
@@ -34,7 +39,7 @@ from .polling import RETRY_AFTER_CAP
 from .rendering import render_digest_plain, render_plain
 from .safetext import MESSAGE_MAX, safe_line
 from .store import match_from_row, story_from_row
-from .timeutil import from_iso
+from .timeutil import CLOCK_SLACK, from_iso
 
 if TYPE_CHECKING:
     from .app import Monitor
@@ -62,6 +67,7 @@ class DispatchResult:
     retrying: int = 0
     failed: int = 0
     deferred: int = 0
+    held_by: str | None = None  # set when another process holds the sender lock: nothing was tried
 
 
 class _Tally:
@@ -83,10 +89,14 @@ def _iso(moment: datetime) -> str:
 
 
 def dispatch_due(monitor: Monitor, limit: int = BATCH) -> DispatchResult:
-    """Send every pending alert whose time has come, oldest first, channel by channel."""
+    """Send every pending alert whose time has come, oldest first, channel by channel.
+
+    Call it holding the sender lock (:meth:`monitor.app.Monitor.dispatch` does).
+    """
     tally = _Tally()
-    recover_interrupted(monitor, older_than=monitor.config.alerts["claim_timeout"])
+    recover_interrupted(monitor)
     now = _now()
+    _pull_in_future_retries(monitor, now)
     channels = [r["channel"] for r in monitor.store.query(
         "SELECT DISTINCT channel FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY channel",
         [_iso(now)],
@@ -100,6 +110,30 @@ def dispatch_due(monitor: Monitor, limit: int = BATCH) -> DispatchResult:
         else:
             _dispatch_each(monitor, name, limit, tally)
     return tally.result()
+
+
+def longest_retry_wait(monitor: Monitor) -> float:
+    """The longest wait this module ever gives a pending row: backoff with jitter,
+    a receiver's ``Retry-After`` (capped) or a rate-limit period."""
+    periods = [parse_rate_limit(t["rate_limit"])[1] for t in monitor.config.channels.values() if t.get("rate_limit")]
+    return max([monitor.config.alerts["backoff_max"] * 1.25, RETRY_AFTER_CAP, *periods])
+
+
+def _pull_in_future_retries(monitor: Monitor, now: datetime) -> None:
+    """Bring back pending rows scheduled by a clock that was ahead (see :func:`monitor.timeutil.trusted_future`)."""
+    latest = _iso(now + timedelta(seconds=longest_retry_wait(monitor)))
+    written_after = _iso(now + CLOCK_SLACK)
+    where = "status = 'pending' AND (next_attempt_at > ? OR updated_at > ?)"
+    # Read first: the common case writes nothing (and works on a full disk).
+    if not monitor.store.query(f"SELECT 1 FROM outbox WHERE {where} LIMIT 1", [latest, written_after]):
+        return
+    with monitor.store.write() as db:
+        count = db.execute(
+            f"UPDATE outbox SET next_attempt_at = CASE WHEN updated_at > ? THEN ? ELSE ? END, updated_at = ? "
+            f"WHERE {where}",
+            [written_after, _iso(now), latest, _iso(now), latest, written_after],
+        ).rowcount
+    log.warning("%d alert(s) were scheduled by a clock that was ahead of the current time; rescheduled", count)
 
 
 def _dispatch_each(monitor: Monitor, channel: str, limit: int, tally: _Tally) -> None:
@@ -161,8 +195,13 @@ def _dispatch_digest(monitor: Monitor, channel_name: str, spec: str, tally: _Tal
         # First sight of this channel (or a new timetable): the period starts now.
         _set_next_digest(monitor, channel_name, spec, schedule.next_after(now))
         return
+    next_digest = from_iso(state[0]["next_digest_at"]) or now
+    if next_digest > schedule.next_after(now):
+        # Set by a clock that was ahead: no timetable is further away than its next time from now.
+        next_digest = schedule.next_after(now)
+        _set_next_digest(monitor, channel_name, spec, next_digest)
     rows = monitor.store.query(_ROWS_SQL, [channel_name, _iso(now), DIGEST_BATCH])
-    due_by_schedule = now >= (from_iso(state[0]["next_digest_at"]) or now)
+    due_by_schedule = now >= next_digest
     retrying = any(r["attempts"] > 0 for r in rows)  # a failed digest retries on its backoff
     if not rows or not (due_by_schedule or retrying):
         return
@@ -214,8 +253,8 @@ def _throttled_until(monitor: Monitor, channel: str) -> datetime | None:
     recent = monitor.store.query(
         "SELECT COALESCE(digest_id, id) AS message, MIN(COALESCE(sent_at, claimed_at)) AS at FROM outbox "
         "WHERE channel = ? AND status IN ('sent', 'sending') AND COALESCE(sent_at, claimed_at) > ? "
-        "GROUP BY message ORDER BY at",
-        [channel, _iso(now - timedelta(seconds=period))],
+        "AND COALESCE(sent_at, claimed_at) <= ? GROUP BY message ORDER BY at",  # none sent in the future
+        [channel, _iso(now - timedelta(seconds=period)), _iso(now + CLOCK_SLACK)],
     )
     if len(recent) < count:
         return None
@@ -286,7 +325,7 @@ def _retry_or_fail(monitor: Monitor, alerts: Sequence[Alert], error: str, *, per
     delay = min(settings["backoff"] * 2 ** (attempts - 1), settings["backoff_max"])
     delay = delay * random.uniform(0.75, 1.25)
     if retry_after is not None:
-        # A receiver's Retry-After is obeyed up to a week: "1e300" must not overflow the clock.
+        # A receiver's Retry-After is obeyed up to 6 h: "1e300" must not overflow the clock.
         delay = max(delay, min(retry_after, RETRY_AFTER_CAP))
     ids = [a.id for a in alerts]
     _update_rows(monitor, ids, status="pending", last_error=error,
@@ -307,23 +346,21 @@ def _give_up(monitor: Monitor, alerts: Sequence[Alert], error: str) -> str:
     return "failed"
 
 
-def recover_interrupted(monitor: Monitor, older_than: float | None = None) -> int:
+def recover_interrupted(monitor: Monitor) -> int:
     """Put rows left ``sending`` by a run that died mid-send back in the queue; returns how many.
 
-    :param older_than: only rows claimed at least this many seconds ago
-        (``None``: all, which is right only when no other dispatcher runs,
-        as at daemon start-up under its lock).
+    Right only for the holder of the sender lock between two dispatcher runs:
+    then no live process is sending any row.
     """
     now = _now()
-    where, params = "", []
-    if older_than is not None:
-        where, params = "AND claimed_at <= ?", [_iso(now - timedelta(seconds=older_than))]
+    if not monitor.store.query("SELECT 1 FROM outbox WHERE status = 'sending' LIMIT 1"):
+        return 0
     with monitor.store.write() as db:
         cursor = db.execute(
             "UPDATE outbox SET status = 'pending', next_attempt_at = ?, updated_at = ?, "
             "last_error = 'interrupted while sending (the process stopped); sent again, the receiver may see it twice' "
-            f"WHERE status = 'sending' {where}",
-            [_iso(now), _iso(now), *params],
+            "WHERE status = 'sending'",
+            [_iso(now), _iso(now)],
         )
         count = cursor.rowcount
     if count:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .errors import FetchError, ParseError, SourceError
+from .errors import FetchError, ParseError, SourceError, StorageError
 from .models import FetchResult, FetchState, MatchFound, Source, SourceFailed, SourceUpdated, Story, UpdateResult
 from .normalize import default_story_key, normalize_entry
 from .polling import (GONE, WEEK, NextPoll, Plan, next_poll_after_failure, next_poll_after_success, planned_interval,
@@ -33,7 +33,32 @@ log = logging.getLogger("monitor.pipeline")
 
 
 def update_source(monitor: Monitor, source: Source) -> UpdateResult:
-    """Poll ``source`` once and store what is new. Never raises for source problems."""
+    """Poll ``source`` once and store what is new. Never raises for source or database problems.
+
+    When the database refuses the write (a full disk, a read-only or damaged
+    file) nothing of the poll is kept, not even its ETag or body hash, so the
+    next poll fetches and stores the same stories; the failure is recorded on
+    the source's row as soon as the database takes a write again.
+    """
+    try:
+        return _update_source(monitor, source)
+    except StorageError as exc:
+        return _not_stored(monitor, source, exc)
+
+
+def _not_stored(monitor: Monitor, source: Source, exc: StorageError) -> UpdateResult:
+    message = f"not stored: {exc}"
+    log.error("%s: %s", source.name, message)
+    outcome = SourceOutcome(status="error", error=message, next_poll_at=utcnow() + timedelta(seconds=source.interval))
+    try:
+        monitor.store.record_failure(source, outcome)
+    except StorageError:
+        pass  # kept by the store until a write succeeds
+    monitor.emit(SourceFailed(source=source.name, url=source.url, error=message))
+    return UpdateResult(source=source.name, error=message)
+
+
+def _update_source(monitor: Monitor, source: Source) -> UpdateResult:
     row = monitor.store.source_row(source.name)
     if row is not None and row["status"] == "gone" and row["url"] == monitor.store.stored_url(source):
         message = f"not polled: the feed is gone (HTTP 410, {row['last_fetch_at']}); change its url to poll it again"

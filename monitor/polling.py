@@ -176,6 +176,14 @@ def next_poll_after_success(
     return NextPoll(now + timedelta(seconds=chosen.seconds + jitter_for(chosen.seconds, jitter)), chosen)
 
 
+def longest_wait(source: Source, schedule: Mapping[str, Any]) -> float:
+    """The longest time this module ever schedules between two polls of ``source``
+    (a stored next poll further away than this was written by a clock in the future)."""
+    longest = max(adaptive_bounds(source, schedule)[1], source.interval, float(schedule["max_interval"]),
+                  RETRY_AFTER_CAP, MAX_AGE_CAP)
+    return longest + min(float(schedule.get("jitter", 0)), longest * JITTER_SHARE)
+
+
 def next_poll_after_failure(
     source: Source,
     error_count: int,

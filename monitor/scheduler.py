@@ -28,8 +28,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import parse_duration
+from .errors import StorageError
 from .models import Source
-from .timeutil import from_iso, utcnow
+from .polling import longest_wait
+from .timeutil import from_iso, trusted_future, utcnow
 
 if TYPE_CHECKING:
     from .app import Monitor
@@ -159,23 +161,43 @@ def _add_housekeeping(scheduler: BackgroundScheduler, func: Any, trigger: BaseTr
                       **kwargs: Any) -> None:
     """A job on the single-thread ``outbox`` executor: one run at a time, late runs
     coalesced and never skipped (a delivery or prune that is late is still due)."""
-    scheduler.add_job(func, trigger, id=job_id, name=name, executor="outbox", max_instances=1,
+    scheduler.add_job(_logging_errors(func), trigger, id=job_id, name=name, executor="outbox", max_instances=1,
                       coalesce=True, misfire_grace_time=None, **kwargs)
 
 
 def poll_if_due(monitor: Monitor, source: Source) -> None:
-    """Poll ``source`` when it is due, then deliver what it queued."""
-    row = monitor.store.source_row(source.name)
+    """The job of one source: poll when it is due, then deliver what it queued."""
+    try:
+        row = monitor.store.source_row(source.name)
+    except StorageError as exc:
+        log.error("%s: not polled: %s", source.name, exc)
+        return
     if row is not None:
         if row["status"] == "gone" and row["url"] == monitor.store.stored_url(source):
             return
+        now = utcnow()
         due = from_iso(row["next_poll_at"])
-        if due is not None and due > utcnow():
+        if due is not None:
+            due = trusted_future(due, now, longest_wait(source, monitor.config.schedule), from_iso(row["last_fetch_at"]))
+        if due is not None and due > now:
             log.debug("%s: not due until %s", source.name, due.isoformat())
             return
     result = monitor.update_source(source)
     if result.alerts_queued:
-        monitor.dispatch()
+        _logging_errors(monitor.dispatch)()
+
+
+def _logging_errors(func: Any) -> Any:
+    """``func`` with a database error logged as one line instead of a job traceback (the next run tries again)."""
+
+    def run() -> Any:
+        try:
+            return func()
+        except StorageError as exc:
+            log.error("%s: %s", getattr(func, "__name__", "job"), exc)
+            return None
+
+    return run
 
 
 def poll_and_rearm(scheduler: MonitorScheduler, monitor: Monitor, source: Source) -> None:

@@ -20,8 +20,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from .errors import StorageError
-from .migrations import migrations
+from .errors import DatabaseDamagedError, DatabaseFullError, DatabaseReadOnlyError, SchemaTooNewError, StorageError
+from .migrations import apply as apply_migrations
+from .migrations import is_newer_than_known
 from .models import Evidence, FetchState, Match, Source, Story, Watchlist
 from .secrets import Secrets
 from .timeutil import from_iso, to_iso, utcnow
@@ -70,27 +71,82 @@ class Store:
     :param secrets: the configuration's environment values; source URLs are
         stored with them redacted (``${VAR}``), and rows written before that
         are redacted on open.
+    :param read_only: open the file read-only (no migrations, every write
+        refused): how read commands still read a damaged or read-only database.
     """
 
-    def __init__(self, path: str | Path, secrets: Secrets | None = None):
+    def __init__(self, path: str | Path, secrets: Secrets | None = None, *, read_only: bool = False):
         self.path = Path(path)
         self.secrets = secrets or Secrets()
+        self.read_only = read_only
+        # Set once the file is known to be damaged: from then on every write is refused.
+        self.damaged: str | None = None
+        self.warning: str | None = None  # what a read command should say before its output
+        # Failed polls that could not be recorded (the database refused the write): recorded by the next write.
+        self._deferred: dict[str, tuple[Source, SourceOutcome]] = {}
+        self._lock = threading.RLock()
+        memory = str(path) == ":memory:"
         try:
-            if str(path) != ":memory:":
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(path), check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+            if read_only:
+                conn = _open_read_only(self.path)
+            else:
+                if not memory:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(str(path), check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
             self.db = Database(conn, execute_plugins=False)
             self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            if str(path) != ":memory:":
-                self.db.enable_wal()
-            self.db.execute("PRAGMA synchronous = NORMAL")
-            self.db.execute("PRAGMA foreign_keys = ON")
-            self._lock = threading.RLock()
-            with self._lock:
-                migrations.apply(self.db)
-            self._redact_stored()
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise self._failure(exc, "open the database") from exc
+        try:
+            self._check_before_use()
+            if not read_only:
+                if not memory:
+                    if not self.db.table_names():
+                        # Must precede the first table: SQLite fixes it when the file is created.
+                        self.db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                    self.db.enable_wal()
+                self.db.execute("PRAGMA synchronous = NORMAL")
+                self.db.execute("PRAGMA foreign_keys = ON")
+                with self._lock:
+                    apply_migrations(self.db)
+                self._redact_stored()
+        except StorageError:
+            self.db.close()
+            raise
         except sqlite3.DatabaseError as exc:
-            raise StorageError(f"{path}: cannot open the database: {exc}") from exc
+            self.db.close()
+            raise self._failure(exc, "open the database") from exc
+
+    def _check_before_use(self) -> None:
+        """Refuse a newer schema; refuse to write to a file that fails ``quick_check``."""
+        problems = [r[0] for r in self.db.execute("PRAGMA quick_check(3)").fetchall()]
+        if problems != ["ok"]:
+            self.damaged = _damaged_message(self.path, "quick_check: " + " ".join(" ".join(problems).split()))
+            if not self.read_only:
+                raise DatabaseDamagedError(self.damaged)
+        newer = is_newer_than_known(self.db)
+        if newer:
+            raise SchemaTooNewError(f"{self.path}: {newer}")
+
+    @classmethod
+    def for_reading(cls, path: str | Path, secrets: Secrets | None = None) -> "Store":
+        """The database for a read command: opened as usual (migrating it), or, when the
+        file is damaged or cannot be written, opened read-only with ``warning`` set."""
+        try:
+            return cls(path, secrets)
+        except (DatabaseDamagedError, DatabaseReadOnlyError) as exc:
+            if not Path(path).is_file():
+                raise
+            store = cls(path, secrets, read_only=True)
+            store.warning = f"{exc} (reading what can be read)"
+            return store
+
+    def _failure(self, exc: BaseException, doing: str) -> StorageError:
+        """One sentence for a database error, naming the file; remembers damage."""
+        error = storage_error(self.path, exc, doing)
+        if isinstance(error, DatabaseDamagedError):
+            self.damaged = str(error)
+        return error
 
     def _redact_stored(self) -> None:
         """Redact environment values from rows written before they were redacted on the way in."""
@@ -125,25 +181,44 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Database]:
-        """A write transaction, taken immediately so concurrent writers wait instead of failing."""
+        """A write transaction, taken immediately so concurrent writers wait instead of failing.
+
+        :raises StorageError: (one of its subclasses for a full disk, a
+            read-only or a damaged file) the transaction was rolled back.
+        """
         with self._lock:
+            if self.damaged:
+                raise DatabaseDamagedError(self.damaged)
+            if self.read_only:
+                raise DatabaseReadOnlyError(f"{self.path}: opened read-only: this command cannot write")
             try:
                 self.db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StorageError(f"{self.path}: cannot start a write: {exc}") from exc
+            except sqlite3.DatabaseError as exc:
+                raise self._failure(exc, "start a write") from exc
             try:
                 yield self.db
-            except BaseException:
-                if self.db.conn.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise
-            else:
                 self.db.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                self._rollback()
+                raise self._failure(exc, "write") from exc
+            except BaseException:
+                self._rollback()
+                raise
+
+    def _rollback(self) -> None:
+        if self.db.conn.in_transaction:
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.DatabaseError:
+                pass  # SQLite already rolled back (a full disk or an I/O error does that)
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         """Rows of a read-only query, as dicts."""
         with self._lock:
-            return list(self.db.query(sql, params))
+            try:
+                return list(self.db.query(sql, params))
+            except sqlite3.DatabaseError as exc:
+                raise self._failure(exc, "read") from exc
 
     # -- sources ----------------------------------------------------------------
 
@@ -214,7 +289,34 @@ class Store:
     def record_poll(self, source: Source, outcome: SourceOutcome) -> None:
         """Record a poll that stored no stories (not modified, or failed)."""
         with self.write() as db:
+            recorded = self._record_deferred(db, but=source.name)
             self.record_outcome(db, source, outcome)
+        self._forget_deferred(recorded)
+
+    def record_failure(self, source: Source, outcome: SourceOutcome) -> None:
+        """Record a failed poll now, or, if the database refuses the write, with the next write."""
+        try:
+            self.record_poll(source, outcome)
+        except StorageError:
+            with self._lock:
+                self._deferred[source.name] = (source, outcome)
+            raise
+
+    def _record_deferred(self, db: Database, but: str) -> dict[str, tuple[Source, SourceOutcome]]:
+        """Inside a write: record the failures that could not be written when they happened.
+        Pass what it returns to :meth:`_forget_deferred` once the write has committed."""
+        with self._lock:
+            waiting = dict(self._deferred)
+        for name, (source, outcome) in waiting.items():
+            if name != but:  # this write records a newer outcome of that source
+                self.record_outcome(db, source, outcome)
+        return waiting
+
+    def _forget_deferred(self, recorded: dict[str, tuple[Source, SourceOutcome]]) -> None:
+        with self._lock:
+            for name, entry in recorded.items():
+                if self._deferred.get(name) is entry:
+                    del self._deferred[name]
 
     def source_row(self, name: str) -> dict[str, Any] | None:
         """One source's row, or ``None``."""
@@ -262,12 +364,45 @@ class Store:
                 db.execute(
                     "UPDATE sources SET stories_count = (SELECT count(*) FROM stories WHERE stories.source = sources.name)"
                 )
+                # A deleted row leaves a marker in the full-text index until its segments are
+                # merged: without this, an emptied index keeps most of its size.
+                db.execute("INSERT INTO stories_fts(stories_fts) VALUES ('optimize')")
         return deleted
 
     def count_prunable(self, older_than: datetime, matched_older_than: datetime | None = None) -> int:
         """How many stories :meth:`prune` would delete with the same arguments (it deletes nothing)."""
         doomed, params = _prunable(older_than, matched_older_than)
         return self.query(f"SELECT count(*) AS n FROM ({doomed})", params)[0]["n"]
+
+    def expire_tombstones(self, older_than: datetime) -> int:
+        """Forget pruned ids recorded before ``older_than``; returns how many."""
+        with self.write() as db:
+            return db.execute("DELETE FROM pruned_stories WHERE pruned_at < ?", [to_iso(older_than)]).rowcount
+
+    def reclaim_space(self) -> int | None:
+        """Give the pages freed by deletions back to the file system; returns the bytes the
+        database (with its WAL) shrank by, or ``None`` when the file was created without
+        ``auto_vacuum`` (the m005 migration converts it on the next open that can write)."""
+        if str(self.path) == ":memory:":
+            return 0
+        with self._lock:
+            if self.damaged:
+                raise DatabaseDamagedError(self.damaged)
+            try:
+                if self.db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+                    return None
+                before = self.file_size()
+                # executescript steps the pragma to the end; execute() would free one page only.
+                self.db.conn.executescript("PRAGMA incremental_vacuum;")
+                # The freed pages went through the WAL: copy them back and truncate both files.
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise self._failure(exc, "give the pruned space back") from exc
+            return before - self.file_size()
+
+    def file_size(self) -> int:
+        """Bytes of the database file and its WAL."""
+        return sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
 
     def sources(self) -> list[dict[str, Any]]:
         """Every source row, by name."""
@@ -305,6 +440,7 @@ class Store:
         """
         now = to_iso(utcnow())
         with self.write() as db:
+            recorded = self._record_deferred(db, but=source.name)
             # Another poll (another source linking the same story, or another
             # process) may have stored some of these since we looked: decide
             # new-or-changed again inside the write transaction.
@@ -345,6 +481,7 @@ class Store:
                     "UPDATE sources SET stories_count = (SELECT count(*) FROM stories WHERE source = ?) WHERE name = ?",
                     [source.name, source.name],
                 )
+        self._forget_deferred(recorded)
         return SavedUpdate(len(new), len(changed), len(new_ids), queued, tuple(new_ids))
 
     def story(self, story_id: str) -> Story | None:
@@ -404,17 +541,20 @@ class Store:
 
     def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
         """Full-text search over stored stories (SQLite FTS5 syntax), best first."""
-        try:
-            return self.query(
-                "SELECT s.id, s.title, s.url, s.source, s.published_at, "
-                "snippet(stories_fts, 1, '[', ']', '…', 16) AS snippet "
-                "FROM stories_fts JOIN stories s ON s.rowid = stories_fts.rowid "
-                "WHERE stories_fts MATCH ? ORDER BY rank LIMIT ?",
-                [query, limit],
-            )
-        except sqlite3.OperationalError as exc:
-            raise StorageError(f"cannot search for {query!r}: {exc} (raw FTS5 syntax with --fts; without it, "
-                               "the watchlist query language)") from exc
+        sql = ("SELECT s.id, s.title, s.url, s.source, s.published_at, "
+               "snippet(stories_fts, 1, '[', ']', '…', 16) AS snippet "
+               "FROM stories_fts JOIN stories s ON s.rowid = stories_fts.rowid "
+               "WHERE stories_fts MATCH ? ORDER BY rank LIMIT ?")
+        with self._lock:
+            try:
+                return list(self.db.query(sql, [query, limit]))
+            except sqlite3.OperationalError as exc:
+                if not getattr(exc, "sqlite_errorname", "").startswith("SQLITE_ERROR"):
+                    raise self._failure(exc, "search") from exc
+                raise StorageError(f"cannot search for {query!r}: {exc} (raw FTS5 syntax with --fts; without it, "
+                                   "the watchlist query language)") from exc
+            except sqlite3.DatabaseError as exc:
+                raise self._failure(exc, "search") from exc
 
     def outbox(self, status: str | None = None, channel: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Outbox rows with their watchlist and story title, newest first."""
@@ -445,6 +585,47 @@ def _prunable(older_than: datetime, matched_older_than: datetime | None) -> tupl
         + (" OR first_seen_at < ?" if matched_older_than else "")
     )
     return sql, [to_iso(older_than)] + ([to_iso(matched_older_than)] if matched_older_than else [])
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write. A WAL database needs its ``-shm`` file even to be
+    read; when that cannot be created (a folder we may not write), the file is read as
+    immutable, which is right as long as nothing writes it meanwhile."""
+    uri = path.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        if not getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
+            raise
+        conn.close()
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)
+
+
+def _damaged_message(path: Path, detail: str) -> str:
+    return (f"{path}: the database file is damaged ({detail}); news-monitor will not write to it. "
+            f"Recover what it holds with `sqlite3 {path} .recover | sqlite3 fixed.db` and use fixed.db "
+            "(monitor.db or --db); read commands still read the damaged file")
+
+
+def storage_error(path: Path, exc: BaseException, doing: str) -> StorageError:
+    """The :class:`StorageError` that says in one line what ``exc`` means for the file at ``path``."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    if name.startswith("SQLITE_FULL") or "disk is full" in text:
+        return DatabaseFullError(
+            f"{path}: the disk is full (or the database reached its size limit): could not {doing}; "
+            "the write was undone and nothing stored before is lost; free some space and it carries on"
+        )
+    if name.startswith("SQLITE_READONLY") or "readonly database" in text or isinstance(exc, PermissionError):
+        return DatabaseReadOnlyError(
+            f"{path}: the database cannot be written (read-only file, folder or mount): could not {doing}; "
+            "make the file and its folder writable for the user running news-monitor"
+        )
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text:
+        return DatabaseDamagedError(_damaged_message(path, text))
+    return StorageError(f"{path}: could not {doing}: {text}")
 
 
 def never_polled(path: str | Path, names: Sequence[str]) -> list[str]:

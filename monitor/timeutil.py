@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 
 def utcnow() -> datetime:
@@ -38,3 +38,18 @@ def format_duration(seconds: float) -> str:
     if seconds >= 120:
         return f"{seconds / 60:.1f}m"
     return f"{seconds:.3g}s"
+# A clock stepped back by less than this (NTP corrections) is not treated as a jump.
+CLOCK_SLACK = timedelta(seconds=60)
+
+
+def trusted_future(when: datetime, now: datetime, longest: float, written_at: datetime | None = None) -> datetime:
+    """A stored time-to-act-at (next poll, retry, digest) as far as it can be trusted.
+
+    A value written "in the future" (``written_at`` after ``now``: the clock
+    was ahead then, or has been put back since) is pulled in to ``now``; any
+    value is at most ``longest`` seconds away, the longest wait the code ever
+    chooses.
+    """
+    if written_at is not None and written_at > now + CLOCK_SLACK:
+        return now
+    return min(when, now + timedelta(seconds=longest))

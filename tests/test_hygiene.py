@@ -258,7 +258,7 @@ def test_what_check_accepts_at_the_limits_runs(feed_server, make_config, cli_run
         '[fetch]\ntimeout = "3650d"\ndeadline = "3650d"\nmax_redirects = 100\n'
         '[alerts]\nmax_attempts = 1000\nclaim_timeout = "3650d"\nbackoff = "3650d"\nbackoff_max = "3650d"\n'
         "new_source_window = \"3650d\"\n"
-        '[retention]\nmax_age = "3650d"\nmatched_max_age = "3650d"\nprune_interval = "3650d"\n'
+        '[retention]\nmax_age = "3650d"\nmatched_max_age = "3650d"\nprune_interval = "3650d"\ntombstone_max_age = 0\n'
         f'[sources.wire]\nurl = "{feed}"\ninterval = "3650d"\n'
         f'[channels.hook]\ntype = "webhook"\nurl = "{hook}"\ntimeout = "3650d"\nrate_limit = "1000/3650d"\n'
         '[watchlists.north_korea]\nchannels = ["hook"]\nthreshold = 1e300\n'
