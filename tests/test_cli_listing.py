@@ -195,3 +195,15 @@ def test_counts_are_in_the_right_number(feed_server, make_config, cli_run):
     path = make_config(f'[alerts]\nnew_source_window = 0\n[sources.one]\nurl = "{url}"\n')
     out = cli_run("once", "--config", path).output
     assert "Polled 1 source: 1 new story, 0 updated, 1 new match, 1 alert queued, 0 errors." in out
+
+
+def test_the_first_poll_says_undated_entries_are_undated(feed_server, make_config, cli_run):
+    items = [{"title": f"Undated {i}", "guid": f"u{i}", "description": "No date here."} for i in range(2)]
+    items.append({"title": "Old", "guid": "old", "description": "Long ago.",
+                  "pubDate": format_datetime(datetime(2019, 5, 27, 9, 0, tzinfo=timezone.utc))})
+    url = feed_server.serve("/undated.xml", rss(items))
+    path = make_config(f'[sources.new]\nurl = "{url}"\n')
+    out = cli_run("once", "--config", path).output
+    assert ("new: 3 entries, 3 new, 0 updated, 0 new matches (1 entry published more than 24h ago and "
+            "2 undated entries stored without alerts: first poll of a new source") in out, out
+    assert "older entries" not in out
