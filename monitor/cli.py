@@ -21,7 +21,7 @@ from .logs import setup_logging
 from .outbox import DispatchResult
 from .output import json_line, output_options, typed_rows, write_rows
 from .plugins import load_plugins, make_plugin_manager
-from .safetext import safe_line
+from .safetext import json_safe, safe_line
 from .store import Store
 from .timeutil import format_duration, from_iso, utcnow
 from .version import __version__
@@ -242,7 +242,7 @@ def check(config_path: str | None, no_env: bool, output_format: str) -> None:
     result = check_configuration(config_path, require_env=not no_env)
     try:
         if output_format == "json":
-            click.echo(json.dumps([p.to_dict() for p in result.problems], ensure_ascii=False, indent=2))
+            click.echo(json_safe(json.dumps([p.to_dict() for p in result.problems], ensure_ascii=False, indent=2)))
         else:
             for problem in result.problems:
                 echo(f"{problem.severity}: {problem}", err=True)
