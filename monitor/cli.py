@@ -396,12 +396,18 @@ def search(config_path: str | None, db_path: str | None, query: str | None, watc
     write_rows(rows, output_format, human)
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @config_options()
 @output_options
+@click.pass_context
 @handle_errors
-def sources(config_path: str | None, db_path: str | None, output_format: str | None) -> None:
-    """Every source with its last fetch, HTTP status, error, next poll and why, effective URL and story count."""
+def sources(ctx: click.Context, config_path: str | None, db_path: str | None, output_format: str | None) -> None:
+    """Every source with its last fetch, HTTP status, error, next poll and why, effective URL and story count.
+
+    The subcommands add, import, export and remove manage the sources of the configuration file.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     with _store(config_path, db_path) as (config, store):
         try:
             store.sync_sources(config.sources.values())
@@ -665,6 +671,11 @@ def eval_command(config_path: str | None, db_path: str | None, labels_file, show
                 click.echo(f"\n{r.name}: {label} ({len(ids)})")
                 for sid in ids[:show]:
                     echo(f"  {sid}: {titles[sid]}")
+
+
+from .sources_cli import add_source_commands  # noqa: E402  (they use the helpers above)
+
+add_source_commands(sources)
 
 
 def _register_plugin_commands() -> None:

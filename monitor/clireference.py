@@ -39,9 +39,16 @@ def command_markdown(name: str, command: click.Command, parent: click.Context) -
 
 
 def cli_markdown(group: click.Group) -> str:
-    """Every command of ``group`` (``monitor``), by name."""
+    """Every command of ``group`` (``monitor``), by name; a command group's subcommands follow it."""
     ctx = click.Context(group, info_name="monitor")
-    parts = [command_markdown(name, group.commands[name], ctx) for name in sorted(group.commands)]
+    parts = []
+    for name in sorted(group.commands):
+        command = group.commands[name]
+        parts.append(command_markdown(name, command, ctx))
+        if isinstance(command, click.Group):
+            sub_ctx = click.Context(command, info_name=name, parent=ctx)
+            parts.extend(command_markdown(f"{name} {sub}", command.commands[sub], sub_ctx)
+                         for sub in sorted(command.commands))
     return "\n".join(parts).rstrip() + "\n"
 
 

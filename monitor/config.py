@@ -134,6 +134,7 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("interval", "duration", "Time between polls; defaults to schedule.interval.", positive=True),
         Setting("adaptive_max", "duration", "As schedule.adaptive_max, for this source; 0: never longer than its interval."),
         Setting("enabled", "bool", "false keeps the source configured but unpolled.", True),
+        Setting("category", "str", "A folder such as \"News/Tech\", kept by OPML import and export."),
         Setting("options", "table", "Free-form settings for the plugin that reads this source."),
     ),
     "watchlist": (
@@ -189,6 +190,17 @@ class Config:
     def where(self) -> str:
         """How errors name this configuration's file."""
         return str(self.file) if self.file else BUILTIN
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in the configuration start from: the config file's (else the working directory)."""
+        return self.file.parent if self.file else Path.cwd()
+
+    def resolve_path(self, value: str | os.PathLike[str]) -> Path:
+        """A path given in the configuration (a plugin's option, say): ``~`` expanded, a relative one
+        taken from the config file's folder, as ``plugins_dir`` and source paths are."""
+        path = Path(os.path.expanduser(value))
+        return path if path.is_absolute() else self.base_dir / path
 
     def env_errors(self, key: str = "") -> list[ConfigError]:
         """The unset ``${VAR}`` references at or under the dotted ``key`` (all of them when empty)."""
@@ -630,6 +642,7 @@ class _Validator:
                 enabled=opts["enabled"],
                 options=opts["options"] or {},
                 adaptive_max=opts["adaptive_max"],
+                category=opts["category"],
             )
         return out
 

@@ -12,12 +12,17 @@ them can pass for a record either.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 
 from .safetext import safe_line, safe_text
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Under systemd the journal stamps every line itself; a second time would only add noise.
+JOURNAL_FORMAT = "%(levelname)s %(name)s: %(message)s"
+# sd-daemon(3) priority prefixes: the journal files each line under its level.
+_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 TRACE_INDENT = "    "
 
 
@@ -51,10 +56,42 @@ class SafeFormatter(logging.Formatter):
         return "\n".join(TRACE_INDENT + line for line in lines)
 
 
+class JournalFormatter(SafeFormatter):
+    """A :class:`SafeFormatter` for stderr connected to the systemd journal: no timestamp, and a
+    ``<N>`` priority prefix so ``journalctl -p warning`` finds the warnings."""
+
+    def __init__(self, redact: Callable[[str], str] | None = None):
+        super().__init__(JOURNAL_FORMAT, redact)
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{_PRIORITY.get(record.levelno, 6)}>"
+        # A traceback's lines are each a journal entry of their own: each gets the prefix.
+        return "\n".join(prefix + line for line in super().format(record).split("\n"))
+
+
+def logging_to_journal(stream: object = None) -> bool:
+    """Whether ``stream`` (stderr) is the journal's: systemd sets JOURNAL_STREAM to its device and inode.
+
+    Compared with the stream itself, so a program started from a service with its
+    stderr sent elsewhere (a file, a pipe) keeps timestamps.
+    """
+    value = os.environ.get("JOURNAL_STREAM", "")
+    device, _, inode = value.partition(":")
+    try:
+        stat = os.fstat((stream or sys.stderr).fileno())  # type: ignore[attr-defined]
+        return (stat.st_dev, stat.st_ino) == (int(device), int(inode))
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
 def setup_logging(level: str, redact: Callable[[str], str] | None = None) -> None:
-    """Log to stderr at ``level`` through a :class:`SafeFormatter`, replacing any handler set before."""
+    """Log to stderr at ``level`` through a :class:`SafeFormatter`, replacing any handler set before.
+
+    When stderr is the systemd journal (see :func:`logging_to_journal`) lines carry no
+    timestamp and a priority prefix instead.
+    """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(SafeFormatter(LOG_FORMAT, redact))
+    handler.setFormatter(JournalFormatter(redact) if logging_to_journal() else SafeFormatter(LOG_FORMAT, redact))
     logging.basicConfig(level=getattr(logging, level), handlers=[handler], force=True)
     # httpx logs every request URL at INFO; alert webhook URLs are secrets.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, getattr(logging, level)))

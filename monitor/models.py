@@ -24,6 +24,7 @@ class Source:
     :param adaptive_max: how long adaptive polling may stretch the interval of
         a quiet feed (``None``: as ``schedule.adaptive_max``; 0: never longer
         than ``interval``).
+    :param category: a folder such as ``"News/Tech"`` (OPML import and export keep it); nothing else reads it.
     """
 
     name: str
@@ -33,6 +34,7 @@ class Source:
     enabled: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
     adaptive_max: float | None = None
+    category: str | None = None
 
 @dataclass(frozen=True)
 class FetchState:
@@ -108,7 +110,15 @@ class Story:
 
     :param id: the dedupe key (see the ``story_key`` hook).
     :param source: the name of the source it came from.
+    :param title: the headline as one line of plain text (the text's opening when the feed gave none).
     :param text: the body as plain text (the content, else the summary).
+    :param url: the link to the story as the feed gave it.
+    :param summary: the feed's summary as plain text.
+    :param guid: the feed's id for the entry, if any.
+    :param published: when it was published (else updated), UTC; ``None`` when missing or implausible.
+    :param fetched: when this poll read it, UTC.
+    :param author: the author as the feed names them.
+    :param language: a language code, if the feed or a plugin gave one.
     :param content_hash: SHA-256 of title and text, for change detection.
     """
 
@@ -133,7 +143,11 @@ class Story:
 class Watchlist:
     """A named topic to watch for.
 
-    :param query: the keyword query (see README, "Query language"), if any.
+    :param name: the key under ``[watchlists]``.
+    :param query: the keyword query (see README, "Query language"), or ``None``: a watchlist
+        may be defined for classifier plugins alone, by its description and options.
+    :param description: what the topic is, in words (semantic classifiers read it).
+    :param enabled: ``False`` keeps it configured but unmatched (disabled watchlists never reach classifiers).
     :param threshold: the score a match must reach to count.
     :param channels: names of the alert channels this watchlist notifies.
     :param options: other keys of the watchlist's table, for classifier plugins.
@@ -177,7 +191,13 @@ class Snippet:
 
 @dataclass(frozen=True)
 class Evidence:
-    """Why a classifier matched: the distinct terms, where they hit, a snippet."""
+    """Why a classifier matched: the distinct terms, where they hit, a snippet.
+
+    :param terms: the distinct terms that matched, strongest first.
+    :param hits: every place they matched, with character offsets.
+    :param snippet: an excerpt around the hits, for alerts.
+    :param note: a sentence from the classifier (for example why a score was lowered).
+    """
 
     terms: tuple[str, ...] = ()
     hits: tuple[Hit, ...] = ()
@@ -209,7 +229,14 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Match:
-    """A story matched a watchlist, with a score and the evidence."""
+    """A story matched a watchlist, with a score and the evidence.
+
+    :param story_id: the :attr:`Story.id` matched.
+    :param watchlist: the watchlist's name.
+    :param score: how strongly; the core drops matches below the watchlist's ``threshold``.
+    :param classifier: the name the classifier was registered under.
+    :param evidence: why, for alerts and ``monitor matches``.
+    """
 
     story_id: str
     watchlist: str
@@ -219,7 +246,15 @@ class Match:
 
 @dataclass(frozen=True)
 class Alert:
-    """A match on its way to one channel (one row of the outbox)."""
+    """A match on its way to one channel (one row of the outbox).
+
+    :param id: the outbox row's id (``monitor alerts`` shows it as ``#id``).
+    :param channel: the name of the ``[channels.NAME]`` it goes to.
+    :param match: the match being alerted.
+    :param story: the matched story, as stored.
+    :param watchlist: the watchlist matched, as configured now.
+    :param attempts: delivery attempts made before this one.
+    """
 
     id: int
     channel: str
@@ -230,7 +265,14 @@ class Alert:
 
 @dataclass(frozen=True)
 class RenderedAlert:
-    """An alert rendered for a channel. ``html`` and ``blocks`` are optional richer forms."""
+    """An alert rendered for a channel (by the ``render_alert`` hook, else as plain text).
+
+    :param subject: one line: an e-mail subject, a notification title.
+    :param text: the plain-text body; every channel can send it.
+    :param html: an HTML body, for channels that can show one (e-mail).
+    :param blocks: Slack Block Kit blocks, for channels that take them.
+    :param data: anything else a renderer hands its own channel type.
+    """
 
     subject: str
     text: str

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import ftfy
+
 from .models import EntryData, Source, Story
 
 # Publishers' clocks drift; only dates further ahead than this are distrusted.
@@ -29,6 +31,10 @@ _TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid|ocid|cmpid|
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
+_FTFY_CONFIG = ftfy.TextFixerConfig(
+    unescape_html=False, remove_terminal_escapes=False, uncurl_quotes=False, fix_latin_ligatures=False,
+    fix_character_width=False, fix_line_breaks=False, fix_c1_controls=False, normalization=None, explain=False,
+)
 
 
 class _TextExtractor(HTMLParser):
@@ -69,8 +75,23 @@ def html_to_text(value: str | None) -> str:
     return tidy_text(value)
 
 
+def repair_mojibake(value: str) -> str:
+    """``value`` with text mis-decoded upstream put right: ``â€œcomfort womenâ€`` becomes ``“comfort women”``.
+
+    Publishers often decode UTF-8 as Windows-1252 (or Latin-1) before
+    writing their feed; ftfy recognises and reverses exactly that. Only its
+    encoding repairs run: quotes, ligatures and full-width forms are left as
+    the publisher wrote them. C1 control characters, which never stand for
+    themselves in a feed, become the Windows-1252 characters they were.
+    """
+    if value.isascii():  # mojibake is never ASCII; most text is
+        return value
+    return ftfy.fix_text(value, _FTFY_CONFIG)
+
+
 def tidy_text(value: str) -> str:
-    """Normalise Unicode (NFC), drop control characters, collapse spaces and blank lines."""
+    """Repair mojibake, normalise Unicode (NFC), drop control characters, collapse spaces and blank lines."""
+    value = repair_mojibake(value)
     value = unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n")
     value = _CONTROL.sub("", value)
     lines = [_SPACES.sub(" ", line).strip() for line in value.split("\n")]

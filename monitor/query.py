@@ -2,7 +2,8 @@
 
 Query language
 --------------
-Matching is case-insensitive and on whole words, over a story's title and text.
+Matching is case-insensitive and on whole words (CJK: substrings, see
+Normalisation), over a story's title and text.
 
 ==========================  ==================================================
 ``trade``                   the word *trade* (not *trader*, not *tradesman*)
@@ -30,6 +31,13 @@ So a hyphen or an apostrophe is the same as a space: ``"kim jong-un"`` matches
 *Kim Jong Un*, *Kim Jong-un* and *KIM JONG‐UN*; ``japan`` matches *Japan's*
 (and *Japan’s*); ``"japan's"`` is the phrase *japan s*. Query text is split
 the same way, so a word such as ``jong-un`` is a two-word phrase.
+
+Chinese, Japanese and Korean have no spaces between words (Korean puts its
+particles on the noun: *북한이*). Each Han, kana or Hangul character is a word
+of its own, in the text and in the query alike, so ``北朝鮮`` is the phrase
+北 朝 鮮 and matches inside *北朝鮮が弾道ミサイルを発射*; ``북한`` matches
+*북한이*. For ``NEAR/k`` each such character counts as a word; for the lead
+and aside rules, as half of one.
 
 Scoring
 -------
@@ -97,6 +105,7 @@ __all__ = [
     "normalize_word",
     "parse_query",
     "query_error_words",
+    "split_cjk",
     "terms_of",
     "tokenize",
 ]
@@ -106,19 +115,34 @@ SNIPPET_WIDTH = 240
 LEAD_WORDS = 60
 DEEP_WEIGHT = 0.5
 ASIDE_WORDS = 150
+# Chinese words average about two characters; Japanese ones, with their kana, more.
+CJK_CHAR_WORDS = 0.5
 
 # ---------------------------------------------------------------------------
 # Normalisation
 
 
+# Scripts written without spaces between words: Han (Chinese characters, kanji),
+# Japanese kana and Korean Hangul (spaced, but particles stick to the noun).
+# Each of their characters is a word of its own, so a query phrase of them
+# matches as a substring: 北朝鮮 is the phrase 北 朝 鮮 inside 北朝鮮が発射.
+_CJK_CHARS = (
+    "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
+)
+_CJK_RE = re.compile(f"[{_CJK_CHARS}]")
+_ASCII_WORD_RE = re.compile(r"[^\W_]+")
 # Combining marks are included so that decomposed accents stay inside a word.
-_WORD_RE = re.compile(r"(?:[^\W_]|[\u0300-\u036f])+")
+_WORD_RE = re.compile(f"[{_CJK_CHARS}]|(?:(?![{_CJK_CHARS}])[^\\W_]|[\u0300-\u036f])+")
 
 
 def normalize_word(word: str) -> str:
     """Fold one word: NFKD, drop accents and anything not a letter or digit, casefold."""
     if word.isascii():
         return word.lower() if word.isalnum() else "".join(c for c in word if c.isalnum()).lower()
+    if len(word) == 1 and _CJK_RE.match(word):
+        # NFKC, not NFKD: dropping a kana's voicing mark would make ガス (gas) カス (dregs).
+        return unicodedata.normalize("NFKC", word)
     decomposed = unicodedata.normalize("NFKD", word)
     folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     # NFKD/casefold can themselves produce marks or punctuation (e.g. "½").
@@ -131,13 +155,28 @@ def tokenize(text: str) -> list[tuple[str, int, int]]:
     if text.isascii():
         # The common case, and the hot path: ASCII lower-casing keeps every
         # offset, and an ASCII word of letters and digits is already folded.
-        return [(m.group(), m.start(), m.end()) for m in _WORD_RE.finditer(text.lower())]
+        return [(m.group(), m.start(), m.end()) for m in _ASCII_WORD_RE.finditer(text.lower())]
     out = []
     for m in _WORD_RE.finditer(text):
         norm = normalize_word(m.group())
         if norm:
             out.append((norm, m.start(), m.end()))
     return out
+
+
+def split_cjk(query: str) -> tuple[str, list[str]]:
+    """``(rest, runs)``: the runs of CJK characters in a full-text search, and the query without them.
+
+    SQLite's FTS5 tokenizer takes a whole run of Han, kana or Hangul as one
+    token, so a search for ``北朝鮮`` would find only the exact run; the store
+    matches each run as a substring instead, and the rest with FTS5.
+    """
+    runs = [m.group() for m in re.finditer(f"[{_CJK_CHARS}]+", query)]
+    if not runs:
+        return query, []
+    rest = re.sub(f'"?[{_CJK_CHARS}]+"?', " ", query)
+    rest = re.sub(r"^\s*((AND|OR|NOT)\s+)+|(\s+(AND|OR|NOT))+\s*$", " ", rest)
+    return " ".join(rest.split()), runs
 
 
 # ---------------------------------------------------------------------------
@@ -408,7 +447,7 @@ def _make_term(tok: _Tok, query: str) -> Term:
     if value.strip() == "*" or (tok.kind == "WORD" and value == "*"):
         raise QuerySyntaxError("a bare * matches everything; put it after a word, e.g. abduct*", tok.pos, query)
     words: list[tuple[str, bool]] = []
-    for m in re.finditer(r"(?:[^\W_]|[\u0300-\u036f])+(\*)?|\*", value):
+    for m in re.finditer(f"(?:{_WORD_RE.pattern})" + r"(\*)?|\*", value):
         if m.group() == "*":
             raise QuerySyntaxError("* must follow a word", tok.pos, query)
         norm = normalize_word(m.group().rstrip("*"))
@@ -618,20 +657,29 @@ class KeywordMatcher:
         occ = _Occurrences(atoms)
         candidates = set().union(*(self._by_atom[a] for a in atoms))
         sources = {"title": title or "", "text": text or ""}
-        long_text = 0 < self.aside_words < len(spans["text"])
+        if (text or "").isascii():  # the common case: a token is a word
+            place_weight = self._place_weight
+            long_text = 0 < self.aside_words < len(spans["text"])
+        else:
+            at_word = _word_positions(spans["text"])
+            long_text = 0 < self.aside_words < (at_word[-1] + 1 if at_word else 0)
+
+            def place_weight(fld: str, index: float) -> float:
+                return self._place_weight(fld, at_word[int(index)] if fld == "text" else index)
+
         results = {}
         for name in sorted(candidates):
             compiled = self.queries[name]
             support = _evaluate(compiled.node, occ)
             if support:
-                hits = _hits(support, spans, self._place_weight)
+                hits = _hits(support, spans, place_weight)
                 score = _score(hits, compiled.title_weight)
                 if long_text and _is_aside(support):
                     score = round(score * self.deep_weight, 6)
                 results[name] = (score, _evidence(hits, sources, compiled.title_weight))
         return results
 
-    def _place_weight(self, fld: str, index: int) -> float:
+    def _place_weight(self, fld: str, index: float) -> float:
         """How much a hit at word ``index`` of ``fld`` counts (before ``title_weight``)."""
         if fld == "title" or index < self.lead_words:
             return 1.0
@@ -654,6 +702,20 @@ class KeywordMatcher:
             for end, (atom, length) in self._automaton.iter("".join(parts)):
                 atoms[atom][fld].add(starts[end - length + 1])
         return atoms
+
+
+def _word_positions(words: list[tuple[str, int, int]]) -> list[float]:
+    """How many words precede each token, for the lead and aside rules.
+
+    A CJK character is a token of its own but only part of a word: counted as
+    :data:`CJK_CHAR_WORDS` of one, a Japanese or Chinese text's lead and
+    length come out about as long as an English one's.
+    """
+    out, at = [], 0.0
+    for word, _, _ in words:
+        out.append(at)
+        at += CJK_CHAR_WORDS if _CJK_RE.match(word) else 1.0
+    return out
 
 
 def _is_aside(support: list[_Occ]) -> bool:

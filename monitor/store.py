@@ -24,6 +24,7 @@ from .errors import DatabaseDamagedError, DatabaseFullError, DatabaseReadOnlyErr
 from .migrations import apply as apply_migrations
 from .migrations import is_newer_than_known
 from .models import Evidence, FetchState, Match, Source, Story, Watchlist
+from .query import split_cjk
 from .secrets import Secrets
 from .timeutil import from_iso, to_iso, utcnow
 
@@ -540,14 +541,26 @@ class Store:
         return {r["status"]: r["n"] for r in self.query("SELECT status, count(*) AS n FROM outbox GROUP BY status")}
 
     def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
-        """Full-text search over stored stories (SQLite FTS5 syntax), best first."""
+        """Full-text search over stored stories (SQLite FTS5 syntax), best first.
+
+        Runs of Chinese, Japanese or Korean characters are each required as a
+        substring of the title or text (FTS5 cannot split them into words);
+        the rest of the query is FTS5 as usual.
+        """
+        rest, runs = split_cjk(query)
+        if runs:
+            return self._search_cjk(query, rest, runs, limit)
         sql = ("SELECT s.id, s.title, s.url, s.source, s.published_at, "
                "snippet(stories_fts, 1, '[', ']', '…', 16) AS snippet "
                "FROM stories_fts JOIN stories s ON s.rowid = stories_fts.rowid "
                "WHERE stories_fts MATCH ? ORDER BY rank LIMIT ?")
+        return self._search_rows(sql, [query, limit], query)
+
+    def _search_rows(self, sql: str, params: list[Any], query: str) -> list[dict[str, Any]]:
+        """Run a search; a query FTS5 refuses is the user's error, anything else the database's."""
         with self._lock:
             try:
-                return list(self.db.query(sql, [query, limit]))
+                return list(self.db.query(sql, params))
             except sqlite3.OperationalError as exc:
                 if not getattr(exc, "sqlite_errorname", "").startswith("SQLITE_ERROR"):
                     raise self._failure(exc, "search") from exc
@@ -555,6 +568,20 @@ class Store:
                                    "the watchlist query language)") from exc
             except sqlite3.DatabaseError as exc:
                 raise self._failure(exc, "search") from exc
+
+    def _search_cjk(self, query: str, rest: str, runs: list[str], limit: int) -> list[dict[str, Any]]:
+        """Stories holding every CJK run (and matching ``rest`` in FTS5, if any), newest first."""
+        clauses = ["instr(s.title || char(10) || s.text, ?) > 0" for _ in runs]
+        params: list[Any] = list(runs)
+        if rest:
+            clauses.append("s.rowid IN (SELECT rowid FROM stories_fts WHERE stories_fts MATCH ?)")
+            params.append(rest)
+        sql = ("SELECT s.id, s.title, s.url, s.source, s.published_at, s.text FROM stories s "
+               f"WHERE {' AND '.join(clauses)} ORDER BY s.published_at DESC, s.rowid DESC LIMIT ?")
+        rows = self._search_rows(sql, [*params, limit], query)
+        for row in rows:
+            row["snippet"] = _cjk_snippet(row.pop("text") or row["title"], runs[0])
+        return rows
 
     def outbox(self, status: str | None = None, channel: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Outbox rows with their watchlist and story title, newest first."""
@@ -674,3 +701,12 @@ def match_from_row(row: dict[str, Any]) -> Match:
         story_id=row["story_id"], watchlist=row["watchlist"], score=row["score"],
         classifier=row["classifier"] or "", evidence=Evidence.from_dict(json.loads(row["evidence"] or "{}")),
     )
+
+
+def _cjk_snippet(text: str, run: str, around: int = 24) -> str:
+    """The text around the first ``run``, marked ``[...]`` as FTS5's snippet() marks its hits."""
+    at = text.find(run)
+    if at < 0:  # the run is in the title only
+        return text[: 2 * around]
+    start, end = max(0, at - around), at + len(run) + around
+    return ("…" if start else "") + text[start:at] + "[" + run + "]" + text[at + len(run):end] + ("…" if end < len(text) else "")

@@ -169,10 +169,6 @@ def read_labelled(path: Path) -> list[tuple[str, list[str] | None]]:
     return rows
 
 
-def _base_dir(monitor: Monitor) -> Path:
-    return monitor.config.file.parent if monitor.config.file else Path.cwd()
-
-
 def plugin_settings(monitor: Monitor, problems: list[PluginConfigError] | None = None) -> dict[str, int]:
     """``[plugins.semantic]`` over the defaults; bad keys keep their default and go to ``problems``."""
     out = dict(PLUGIN_DEFAULTS)
@@ -259,7 +255,7 @@ class SemanticClassifier:
         problems: list[str] = []
         for watchlist in watchlists:
             if wants_semantic(watchlist) or "examples" in watchlist.options:
-                read_settings(watchlist, _base_dir(self.monitor), problems, self.monitor.config.where)
+                read_settings(watchlist, self.monitor.config.base_dir, problems, self.monitor.config.where)
         return problems
 
     def classify(self, stories: Sequence[Story], watchlists: Sequence[Watchlist]) -> Iterable[Match]:
@@ -286,7 +282,7 @@ class SemanticClassifier:
         with state.lock:
             cached = state.settings.get(key)
         if cached is None:
-            cached = read_settings(watchlist, _base_dir(self.monitor))
+            cached = read_settings(watchlist, self.monitor.config.base_dir)
             with state.lock:
                 state.settings[key] = cached
         return cached

@@ -2,34 +2,42 @@
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
-import re
 import socket
 import subprocess
 import sys
-import threading
 import time
+import tomllib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from email.utils import format_datetime
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import pytest
 from click.testing import CliRunner, Result
 
 from faults import FaultServer
 from monitor import Monitor, load_config
+from monitor.plugins import LOAD_ENV
+from monitor.testing import FeedServer, Response, rss, write_config  # noqa: F401  (tests import Response from here)
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
 DATA = Path(__file__).resolve().parent / "data"
 SHARED = ROOT.parent / "shared"
 CORPORA = SHARED / "corpora"
+
+
+# -- only our own plugins ------------------------------------------------------
+
+# A third-party plugin installed in the same environment (another classifier,
+# a channel) would otherwise load into every monitor the tests open and change
+# what they see. The suite loads the entry points this project declares and no
+# others; set for the whole process, so `monitor` subprocesses inherit it.
+# A test that wants the foreign ones deletes it (monkeypatch.delenv(LOAD_ENV)).
+OWN_PLUGINS = tuple(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["news_monitor"])
+os.environ[LOAD_ENV] = ",".join(OWN_PLUGINS)
 
 
 def shared_corpus(*parts: str) -> Path:
@@ -88,100 +96,6 @@ def outside_connects() -> list[str]:
 # -- a real HTTP server ---------------------------------------------------------
 
 
-@dataclass
-class Response:
-    """What the server answers on one path. ``body`` may be a callable for dynamic answers."""
-
-    body: bytes | Callable[[BaseHTTPRequestHandler], bytes] = b""
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/rss+xml"})
-    etag: bool = True  # answer If-None-Match with 304 when the body is unchanged
-    reason: str | None = None  # the status line's reason phrase, if not the standard one
-
-
-@dataclass
-class RequestRecord:
-    path: str
-    method: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-
-class FeedServer:
-    """A ThreadingHTTPServer on 127.0.0.1 serving registered responses and recording requests."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, Response | list[Response]] = {}
-        self.requests: list[RequestRecord] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                server.requests.append(RequestRecord(self.path, self.command, dict(self.headers), body, time.monotonic()))
-                route = server.routes.get(self.path.split("?")[0])
-                if isinstance(route, list):  # a sequence of answers, the last one repeating
-                    route = route.pop(0) if len(route) > 1 else route[0]
-                if route is None:
-                    self._send(404, {"Content-Type": "text/plain"}, b"not found")
-                    return
-                payload = route.body(self) if callable(route.body) else route.body
-                headers = dict(route.headers)
-                if route.etag and route.status == 200:
-                    tag = '"' + hashlib.sha256(payload).hexdigest()[:16] + '"'
-                    headers["ETag"] = tag
-                    if self.headers.get("If-None-Match") == tag:
-                        self._send(304, {"ETag": tag}, b"")
-                        return
-                self._send(route.status, headers, payload, route.reason)
-
-            def _send(self, status: int, headers: dict[str, str], payload: bytes, reason: str | None = None) -> None:
-                self.send_response(status, reason)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-
-            do_GET = do_POST = do_HEAD = _handle
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def base(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def url(self, path: str) -> str:
-        return self.base + path
-
-    def serve(self, path: str, body: bytes | Callable, **kwargs: object) -> str:
-        """Serve ``body`` at ``path``; returns the full URL."""
-        self.routes[path] = Response(body=body, **kwargs)  # type: ignore[arg-type]
-        return self.url(path)
-
-    def hits(self, path: str) -> list[RequestRecord]:
-        return [r for r in self.requests if r.path.split("?")[0] == path]
-
-    def start(self) -> "FeedServer":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def fault_server() -> Iterator[FaultServer]:
     """A loopback server whose paths answer with the faults of tests/faults.py."""
@@ -193,12 +107,9 @@ def fault_server() -> Iterator[FaultServer]:
 
 
 @pytest.fixture
-def feed_server() -> Iterator[FeedServer]:
-    server = FeedServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def feed_server(monitor_feed_server: FeedServer) -> FeedServer:
+    """The loopback feed server of monitor.testing, under the name the suite uses."""
+    return monitor_feed_server
 
 
 # -- feeds built from the seed articles ----------------------------------------
@@ -213,16 +124,6 @@ def seed_articles() -> list[tuple[str, str, str]]:
     return out
 
 
-def rss(items: list[dict[str, str]], title: str = "Test feed") -> bytes:
-    """RSS 2.0 bytes; each item may have title, link, guid, description, pubDate."""
-    parts = [f'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel><title>{escape(title)}</title>'
-             "<link>http://127.0.0.1/</link><description>test</description>"]
-    for item in items:
-        parts.append("<item>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in item.items()) + "</item>")
-    parts.append("</channel></rss>")
-    return "".join(parts).encode("utf-8")
-
-
 def seed_rss(base: str = "http://news.test") -> bytes:
     """An RSS feed whose two items are the seed articles."""
     when = format_datetime(datetime(2019, 5, 27, 9, 0, tzinfo=timezone.utc))
@@ -235,21 +136,6 @@ def seed_rss(base: str = "http://news.test") -> bytes:
 # -- configuration and the CLI ---------------------------------------------------
 
 
-def allow_private_networks(text: str) -> str:
-    """``text`` with ``[fetch] allow_private_networks = true``, unless it sets the network policy itself.
-
-    Every test server listens on 127.0.0.1, which the default policy refuses;
-    the tests of the policy (tests/test_network_policy.py) write their own.
-    """
-    if "allow_private_networks" in text or "allow_networks" in text:
-        return text
-    line = "allow_private_networks = true\n"
-    fetch = re.search(r"^\[fetch\][^\n]*\n", text, re.M)
-    if fetch:
-        return text[:fetch.end()] + line + text[fetch.end():]
-    return text + ("" if text.endswith("\n") or not text else "\n") + "\n[fetch]\n" + line
-
-
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[[str], Path]:
     """Write a TOML config into the test's folder; its database is ``tmp_path/monitor.db``.
@@ -258,17 +144,7 @@ def make_config(tmp_path: Path) -> Callable[[str], Path]:
     """
 
     def write(text: str, name: str = "monitor.toml") -> Path:
-        path = tmp_path / name
-        text = allow_private_networks(text)
-        db_line = f'db = "{tmp_path / "monitor.db"}"\n'
-        if "db =" in text:
-            body = text
-        elif "[monitor]\n" in text:
-            body = text.replace("[monitor]\n", "[monitor]\n" + db_line, 1)
-        else:
-            body = "[monitor]\n" + db_line + text
-        path.write_text(body, encoding="utf-8")
-        return path
+        return write_config(tmp_path, text, name)
 
     return write
 
