@@ -40,6 +40,20 @@ def url_scheme(url: str) -> str | None:
     return m.group(1).lower()
 
 
+def unread_scheme(pm: pluggy.PluginManager, url: str, kind: str) -> str | None:
+    """Why no plugin of ``pm`` would read ``url`` for a source of ``kind`` (see the
+    ``source_url_schemes`` hook), or ``None`` when one would or ``url`` is a plain path."""
+    scheme = url_scheme(url)
+    if scheme is None:
+        return None
+    known = {s.lower() for schemes in pm.hook.source_url_schemes(kind=kind) for s in (schemes or ())}
+    if scheme in known:
+        return None
+    close = difflib.get_close_matches(scheme, sorted(known), n=1)
+    return (f"no loaded plugin reads {scheme[:20]}: URLs for sources of kind {kind!r} (they read: "
+            f"{', '.join(sorted(known)) or 'none'}){f'; did you mean {close[0]}?' if close else ''}")
+
+
 def disable_warnings(config: Config) -> list[str]:
     """One sentence per name in ``monitor.disable_plugins`` that matches no installed plugin."""
     return [
@@ -158,25 +172,11 @@ class Monitor:
 
     def _unreadable_sources(self) -> list[ConfigError]:
         """A problem for each source whose URL scheme no loaded plugin reads (``htp://``, ``feed://``)."""
-        errors = []
-        readable: dict[str, set[str]] = {}
-        for source in self.config.sources.values():
-            scheme = url_scheme(source.url)
-            if scheme is None:
-                continue  # a plain path
-            if source.kind not in readable:
-                found = self.pm.hook.source_url_schemes(kind=source.kind)
-                readable[source.kind] = {s.lower() for schemes in found for s in (schemes or ())}
-            known = readable[source.kind]
-            if scheme in known:
-                continue
-            close = difflib.get_close_matches(scheme, sorted(known), n=1)
-            errors.append(ConfigError(
-                f"no loaded plugin reads {scheme[:20]}: URLs for sources of kind {source.kind!r} (they read: "
-                f"{', '.join(sorted(known)) or 'none'}){f'; did you mean {close[0]}?' if close else ''}",
-                file=self.config.where, key=f"sources.{source.name}.url",
-            ))
-        return errors
+        return [
+            ConfigError(problem, file=self.config.where, key=f"sources.{source.name}.url")
+            for source in self.config.sources.values()
+            if (problem := unread_scheme(self.pm, source.url, source.kind))
+        ]
 
     def close(self) -> None:
         """Call the ``shutdown`` hook and close the database. Safe to call twice."""
@@ -293,9 +293,13 @@ class Monitor:
         finally:
             self._dispatch_lock.release()
 
-    def check(self) -> list[ConfigError]:
+    def check(self) -> list[str]:
         """Problems found by compiling every watchlist with every classifier, and
-        those plugins report through ``check_config`` (empty when all is well)."""
+        those plugins report through ``check_config``, one line each (empty when all is well)."""
+        return [str(problem) for problem in self.check_errors()]
+
+    def check_errors(self) -> list[ConfigError]:
+        """:meth:`check`'s problems as :class:`ConfigError`, with their file and key where known."""
         problems: list[ConfigError] = []
         for name, classifier in self.classifiers.items():
             validate = getattr(classifier, "validate", None)

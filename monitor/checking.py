@@ -99,7 +99,7 @@ def check_configuration(path: str | os.PathLike[str] | None, *, require_env: boo
         result.problems += _problems(exc.errors, config)
     except MonitorError as exc:
         result.problems += _problems([exc if isinstance(exc, ConfigError) else ConfigError(str(exc))], config)
-    result.problems += _problems(monitor.check(), config)
+    result.problems += _problems(monitor.check_errors(), config)
     return result
 
 

@@ -105,6 +105,7 @@ __all__ = [
     "normalize_word",
     "parse_query",
     "query_error_words",
+    "is_cjk",
     "split_cjk",
     "terms_of",
     "tokenize",
@@ -134,6 +135,11 @@ _CJK_RE = re.compile(f"[{_CJK_CHARS}]")
 _ASCII_WORD_RE = re.compile(r"[^\W_]+")
 # Combining marks are included so that decomposed accents stay inside a word.
 _WORD_RE = re.compile(f"[{_CJK_CHARS}]|(?:(?![{_CJK_CHARS}])[^\\W_]|[\u0300-\u036f])+")
+
+
+def is_cjk(word: str) -> bool:
+    """Whether a (normalised) word is one Chinese, Japanese or Korean character."""
+    return len(word) == 1 and _CJK_RE.match(word) is not None
 
 
 def normalize_word(word: str) -> str:

@@ -10,7 +10,9 @@ Why a superset: FTS5 indexes Porter stems, and a stem can be shorter than a
 prefix the user typed (*university* is indexed as *univers*, so ``universit*``
 would find nothing in FTS5). A prefix therefore asks FTS5 for its first three
 letters only (or the whole word), and a phrase for all its words anywhere;
-the matcher puts back the precision.
+the matcher puts back the precision. A term in Chinese, Japanese or Korean
+is looked for as a substring: FTS5 indexes a whole run of those characters
+as one token.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .query import And, KeywordMatcher, Near, Node, Not, Or, Term, parse_query
+from .query import And, KeywordMatcher, Near, Node, Not, Or, Term, is_cjk, parse_query
 from .store import Store
 
 # Letters of a prefix sent to FTS5 (see the module docstring).
@@ -56,13 +58,29 @@ def positive_terms(node: Node) -> list[Term]:
     return []
 
 
-def fts_candidate_query(node: Node) -> str:
-    """An FTS5 query finding every story that could match ``node``: its positive terms OR-ed.
+@dataclass(frozen=True)
+class Candidates:
+    """How to find every story a query could match: an FTS5 query OR any group of substrings.
 
-    Every word is quoted, so nothing in the user's text is FTS5 syntax.
+    Runs of Chinese, Japanese or Korean characters are one token to FTS5 (it
+    cannot split them into words), so a term written in them is looked for as
+    a substring instead; ``substrings`` holds one group per such term, each
+    substring of a group required.
     """
-    alternatives = []
+
+    fts: str | None
+    substrings: tuple[tuple[str, ...], ...] = ()
+
+
+def candidates(node: Node) -> Candidates:
+    """The candidate search for ``node``: its positive terms OR-ed. Every FTS5 word is quoted, so
+    nothing in the user's text is FTS5 syntax."""
+    alternatives: list[str] = []
+    substrings: list[tuple[str, ...]] = []
     for term in positive_terms(node):
+        if any(is_cjk(word) for word, _ in term.words):
+            substrings.append(tuple(_cjk_runs(term)))
+            continue
         words = []
         for word, is_prefix in term.words:
             if is_prefix and len(word) > FTS_PREFIX_LETTERS:
@@ -70,7 +88,19 @@ def fts_candidate_query(node: Node) -> str:
             else:
                 words.append(f'"{word}"' + ("*" if is_prefix else ""))
         alternatives.append("(" + " AND ".join(words) + ")")
-    return " OR ".join(dict.fromkeys(alternatives))
+    return Candidates(" OR ".join(dict.fromkeys(alternatives)) or None, tuple(dict.fromkeys(substrings)))
+
+
+def _cjk_runs(term: Term) -> list[str]:
+    """The runs of adjacent CJK characters in a term (its other words are left to the matcher)."""
+    runs, current = [], ""
+    for word, _ in term.words:
+        if is_cjk(word):
+            current += word
+        elif current:
+            runs.append(current)
+            current = ""
+    return runs + ([current] if current else [])
 
 
 def search(store: Store, query: str, limit: int, threshold: float = 0.0) -> list[Found]:
@@ -81,7 +111,8 @@ def search(store: Store, query: str, limit: int, threshold: float = 0.0) -> list
     node = parse_query(query)
     matcher = KeywordMatcher({_QUERY: query})
     found = []
-    for row in store.search_candidates(fts_candidate_query(node)):
+    found_by = candidates(node)
+    for row in store.search_candidates(found_by.fts, found_by.substrings):
         result = matcher.match(row["title"] or "", row["text"] or "").get(_QUERY)
         if result is None or result[0] < threshold:
             continue

@@ -510,19 +510,27 @@ class Store:
             [*params, limit],
         )
 
-    def search_candidates(self, fts_query: str, batch: int = 500) -> Iterator[dict[str, Any]]:
-        """Every story the FTS5 query finds, with its text, in batches (for :mod:`monitor.search`)."""
+    def search_candidates(self, fts_query: str | None, substrings: Sequence[Sequence[str]] = (),
+                          batch: int = 500) -> Iterator[dict[str, Any]]:
+        """Every story the FTS5 query finds, or whose title or text holds every substring of any group,
+        with its text, in batches (for :mod:`monitor.search`)."""
+        found = []
+        params: list[Any] = []
+        if fts_query:
+            found.append("s.rowid IN (SELECT rowid FROM stories_fts WHERE stories_fts MATCH ?)")
+            params.append(fts_query)
+        for group in substrings:
+            found.append("(" + " AND ".join("instr(s.title || char(10) || s.text, ?) > 0" for _ in group) + ")")
+            params.extend(group)
+        if not found:
+            return
         last = 0
         while True:
-            try:
-                rows = self.query(
-                    "SELECT s.rowid AS rowid, s.id, s.title, s.text, s.url, s.source, s.published_at "
-                    "FROM stories s WHERE s.rowid IN (SELECT rowid FROM stories_fts WHERE stories_fts MATCH ?) "
-                    "AND s.rowid > ? ORDER BY s.rowid LIMIT ?",
-                    [fts_query, last, batch],
-                )
-            except sqlite3.OperationalError as exc:  # pragma: no cover - the query is built from quoted words
-                raise StorageError(f"cannot search: {exc}") from exc
+            rows = self._search_rows(
+                "SELECT s.rowid AS rowid, s.id, s.title, s.text, s.url, s.source, s.published_at "
+                f"FROM stories s WHERE ({' OR '.join(found)}) AND s.rowid > ? ORDER BY s.rowid LIMIT ?",
+                [*params, last, batch], fts_query or "",
+            )
             yield from rows
             if len(rows) < batch:
                 return
