@@ -29,7 +29,9 @@ from .errors import (
     SourceError,
     StorageError,
 )
+from .budget import PollInterrupted
 from .hookspecs import hookimpl
+from .limits import EntryLimits, NewestEntries, cut_entry, cut_note, cut_text
 from .models import (
     Alert,
     AlertFailed,
@@ -70,7 +72,7 @@ from .version import USER_AGENT, __version__
 
 __all__ = [
     "USER_AGENT", "Alert", "AlertFailed", "AlertSent", "ClassifierError", "ClassifierFailed",
-    "Config", "ConfigError", "ConfigErrors", "DeliveryError", "EntryData", "Event", "Evidence",
+    "Config", "ConfigError", "EntryLimits", "PollInterrupted", "NewestEntries", "cut_entry", "cut_note", "cut_text", "ConfigErrors", "DeliveryError", "EntryData", "Event", "Evidence",
     "FetchError", "FetchResult", "FetchState", "Hit", "InvalidPluginError", "KeywordMatcher",
     "Match", "MatchFound", "Monitor", "MonitorError", "NetworkPolicy", "RefusedAddress", "ParseError", "PluginConfigError",
     "ParsedEntries", "PluginError", "QuerySyntaxError", "RenderedAlert", "Secret", "Snippet", "Source",

@@ -22,6 +22,7 @@ from . import classify as classify_mod
 from . import outbox, pipeline
 from .config import Config, channel_options
 from .errors import ConfigError, ConfigErrors, InvalidPluginError, PluginError
+from .limits import EntryLimits
 from .models import Event, Match, Source, Story, UpdateResult, Watchlist
 from .plugins import load_plugins, make_plugin_manager, plugin_infos, unknown_plugin_names
 from .sender_lock import SenderLock
@@ -86,6 +87,9 @@ class Monitor:
         # Across processes: only the holder delivers (the daemon holds it for its life).
         self.sender_lock = None if str(config.db_path) == ":memory:" else SenderLock(config.db_path)
         self._closed = False
+        # Set when the daemon is asked to stop: polls in progress end at their
+        # next check instead of running to completion (see monitor.budget).
+        self.stopping = threading.Event()
 
     # -- construction -----------------------------------------------------------
 
@@ -111,7 +115,10 @@ class Monitor:
         :raises InvalidPluginError: a plugin cannot be loaded.
         """
         if require_env:
-            config.require_env()
+            # Only what sends needs these; [web]'s are for `monitor serve` and the metrics server.
+            unset = config.env_errors("channels") + config.env_errors("plugins")
+            if unset:
+                raise ConfigErrors(unset)
         origins: dict[str, str] = {}
         if pm is None:
             pm = make_plugin_manager()
@@ -212,6 +219,12 @@ class Monitor:
     def watchlists(self) -> list[Watchlist]:
         """The enabled watchlists."""
         return [w for w in self.config.watchlists.values() if w.enabled]
+
+    @property
+    def entry_limits(self) -> EntryLimits:
+        """What one poll may read (``fetch.max_entries``, ``fetch.max_entry_bytes``)."""
+        fetch = self.config.fetch
+        return EntryLimits(int(fetch["max_entries"]), int(fetch["max_entry_bytes"]))
 
     def plugins(self) -> list:
         """Every loaded plugin with its hooks (see :class:`monitor.plugins.PluginInfo`)."""

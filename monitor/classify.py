@@ -36,6 +36,7 @@ def classify(monitor: Monitor, stories: Sequence[Story], watchlists: Sequence[Wa
     """
     if not stories or not watchlists:
         return []
+    stories, cut = _cut_for_classifiers(stories, int(monitor.config.classify["max_text_chars"]))
     by_name = {w.name: w for w in watchlists}
     wanted = {s.id for s in stories}
     found_by: dict[str, list[Match]] = {}
@@ -64,7 +65,32 @@ def classify(monitor: Monitor, stories: Sequence[Story], watchlists: Sequence[Wa
                 continue
             key = (match.story_id, match.watchlist)
             best[key] = _better(best.get(key), match)
-    return list(best.values())
+    return [_mark_cut(m, cut[m.story_id]) if m.story_id in cut else m for m in best.values()]
+
+
+def _cut_for_classifiers(stories: Sequence[Story], limit: int) -> tuple[list[Story], dict[str, str]]:
+    """Stories whose title and text are each cut to ``limit`` characters, and a note for each one cut.
+
+    Classifiers are linear in the text they scan, but a plugin's cost per
+    character may be high; the cap keeps one huge story from holding a poll.
+    The stored story keeps its whole text; hit offsets stay valid, as the
+    cut keeps the beginning.
+    """
+    out, cut = [], {}
+    for story in stories:
+        if len(story.title) > limit or len(story.text) > limit:
+            longest = max(len(story.title), len(story.text))
+            cut[story.id] = (f"only the first {limit} of {longest} characters were classified "
+                             "(classify.max_text_chars)")
+            story = replace(story, title=story.title[:limit], text=story.text[:limit])
+        out.append(story)
+    return out, cut
+
+
+def _mark_cut(match: Match, note: str) -> Match:
+    old = match.evidence.note
+    evidence = replace(match.evidence, truncated=True, note=f"{old}; {note}" if old else note)
+    return replace(match, evidence=evidence)
 
 
 def _replaced_by(classifier: object, watchlists: Sequence[Watchlist]) -> set[tuple[str, str]]:

@@ -181,6 +181,27 @@ def run(config_path: str | None, db_path: str | None) -> None:
 
 @cli.command()
 @config_options()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs [web] token or username and password.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port, printed at start).")
+@handle_errors
+def serve(config_path: str | None, db_path: str | None, host: str, port: int) -> None:
+    """Serve the web UI, its JSON API (/api/), /metrics, /healthz and /readyz."""
+    from .web.server import serve as run_server
+
+    config = _load(config_path, db_path)
+    _setup_logging(config)
+    try:
+        run_server(config, host, port, announce=lambda line: click.echo(line))
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            echo(f"error: {config.redact(str(error))}", err=True)
+        raise SystemExit(2) from None
+
+
+@cli.command()
+@config_options()
 @click.option("--source", "-s", "only", multiple=True, help="Poll only this source (repeatable).")
 @handle_errors
 def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) -> None:
@@ -271,6 +292,8 @@ def _describe_check(config_path: str | None, config: Config, monitor: Monitor) -
     for name, unset in monitor.unavailable_channels.items():
         for error in unset:
             click.echo(f"not checked (--no-env): channel {name}: {error}")
+    for error in config.env_errors("web"):
+        echo(f"warning: {error} (only monitor serve and the [metrics] server need it)", err=True)
     if not enabled:
         click.echo("warning: no sources are configured; add [sources.NAME] tables (see README).")
     _describe_polling(config, enabled)
@@ -333,6 +356,8 @@ def matches(config_path: str | None, db_path: str | None, watchlist: str | None,
                 echo(f"    {row['url']}")
             if row["evidence"].get("terms"):
                 echo(f"    matched: {', '.join(row['evidence']['terms'])}")
+            if row["evidence"].get("truncated"):
+                echo(f"    note: {row['evidence'].get('note') or 'the story was cut before classifying'}")
         if not rows:
             scope = " ".join(part for part in (
                 f"for {watchlist}" if watchlist else "", f"from {source}" if source else "",

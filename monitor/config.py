@@ -108,6 +108,20 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
                 "connect to all the same (\"10.1.0.0/16\", \"feeds.internal.example\").", []),
         Setting("proxy", "str", "An http:// or https:// proxy every feed request goes through; the network "
                 "policy still applies to each feed's own address."),
+        Setting("max_entries", "int", "Entries read per poll of one source: the newest by date (undated ones: "
+                "the first in the feed); the rest are dropped and the source's note says so.", 1000,
+                minimum=1, maximum=10_000_000),
+        Setting("max_entry_bytes", "int", "Longest title, summary or content of one entry, in bytes of UTF-8; "
+                "longer ones are cut and the source's note says so.", 1_000_000,
+                minimum=1000, maximum=10_000_000_000),
+        Setting("work_deadline", "duration", "Wall-clock limit on what one poll does with the fetched body "
+                "(parse, normalise, classify); past it the poll ends with an error and stores nothing.", 120,
+                positive=True),
+    ),
+    "classify": (
+        Setting("max_text_chars", "int", "Characters of a story's title and of its text a classifier scans; "
+                "a match in a longer story says in its evidence that the text was cut.", 200_000,
+                minimum=1000, maximum=1_000_000_000),
     ),
     "alerts": (
         Setting("max_attempts", "int", "Delivery attempts before an alert is marked failed.", 8, minimum=1, maximum=1000),
@@ -127,6 +141,17 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("tombstone_max_age", "duration", "Forget a pruned story's id after this (a feed still listing it "
                 "then brings it back as new); longer than max_age and matched_max_age; 0 keeps ids forever.",
                 400 * 86400),
+    ),
+    "web": (
+        Setting("token", "str", "Bearer token `monitor serve` requires when it listens beyond 127.0.0.1 "
+                "(use \"${VAR}\"); browsers may send it as the basic-auth password."),
+        Setting("username", "str", "Basic-auth user name `monitor serve` requires beyond 127.0.0.1 (with password)."),
+        Setting("password", "str", "Basic-auth password (use \"${VAR}\")."),
+    ),
+    "metrics": (
+        Setting("port", "int", "`monitor run` serves Prometheus /metrics, /healthz and /readyz on this port; "
+                "0 (the default): no server.", 0, maximum=65535),
+        Setting("host", "str", "Address that metrics server binds.", "127.0.0.1"),
     ),
     "source": (
         Setting("url", "str", "http(s) URL, file: URL, or path (relative to the config file)."),
@@ -154,7 +179,8 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
     ),
 }
 
-TOP_LEVEL = ("monitor", "schedule", "fetch", "alerts", "retention", "sources", "watchlists", "channels", "plugins")
+TOP_LEVEL = ("monitor", "schedule", "fetch", "classify", "alerts", "retention", "web", "metrics", "sources",
+             "watchlists", "channels", "plugins")
 
 
 class Secret(str):
@@ -182,6 +208,9 @@ class Config:
     plugins: Mapping[str, Mapping[str, Any]]
     secrets: Secrets = field(default_factory=Secrets)
     retention: Mapping[str, Any] = field(default_factory=dict)
+    classify: Mapping[str, Any] = field(default_factory=lambda: {s.name: s.default for s in SETTINGS["classify"]})
+    web: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
     # ``${VAR}`` references in channel and plugin tables whose variable is not
     # set: only what uses those tables needs them (see :meth:`require_env`).
     unset_env: tuple[ConfigError, ...] = ()
@@ -467,7 +496,7 @@ class _Validator:
         self.error(key, f"must be {setting.range_words()}, got {shown}")
         return setting.default
 
-    def section(self, key: str, table: Any, settings: tuple[Setting, ...]) -> dict[str, Any]:
+    def section(self, key: str, table: Any, settings: tuple[Setting, ...], *, deferred: bool = False) -> dict[str, Any]:
         """Validate one fixed-shape table: unknown keys are errors, defaults filled in."""
         out: dict[str, Any] = {s.name: copy.deepcopy(s.default) for s in settings}
         if not isinstance(table, dict):
@@ -479,7 +508,7 @@ class _Validator:
             if name not in known:
                 self.error(dotted, f"unknown key (known keys: {', '.join(sorted(known))})")
                 continue
-            out[name] = self.convert(dotted, known[name], self.interpolate(dotted, value))
+            out[name] = self.convert(dotted, known[name], self.interpolate(dotted, value, deferred=deferred))
         return out
 
     def path(self, value: str | None) -> Path | None:
@@ -511,6 +540,10 @@ class _Validator:
         fetch = self.section("fetch", data.get("fetch", {}), SETTINGS["fetch"])
         alerts = self.section("alerts", data.get("alerts", {}), SETTINGS["alerts"])
         retention = self.section("retention", data.get("retention", {}), SETTINGS["retention"])
+        classify = self.section("classify", data.get("classify", {}), SETTINGS["classify"])
+        # The web credentials are needed only by `monitor serve` (Config.require_env("web")).
+        web = self.section("web", data.get("web", {}), SETTINGS["web"], deferred=True)
+        metrics = self.section("metrics", data.get("metrics", {}), SETTINGS["metrics"])
         # Ranges of single values are in SETTINGS; what is left relates two values or names a set.
         kept = max(retention["max_age"] or 0, retention["matched_max_age"] or 0)
         if retention["max_age"] and retention["tombstone_max_age"] and retention["tombstone_max_age"] <= kept:
@@ -547,6 +580,9 @@ class _Validator:
             plugins=plugins,
             secrets=Secrets(dict(self.secrets)),
             retention=retention,
+            classify=classify,
+            web=web,
+            metrics=metrics,
             unset_env=tuple(self.unset_env),
         )
 
@@ -706,7 +742,10 @@ _SECTION_TITLES = {
     "monitor": "`[monitor]`",
     "schedule": "`[schedule]`",
     "fetch": "`[fetch]`",
+    "classify": "`[classify]`",
     "alerts": "`[alerts]`",
+    "web": "`[web]`",
+    "metrics": "`[metrics]`",
     "source": "`[sources.NAME]`",
     "watchlist": "`[watchlists.NAME]`",
     "channel": "`[channels.NAME]`",

@@ -16,11 +16,16 @@ import os
 import signal
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from .errors import StorageError
+from .errors import ConfigError, StorageError
 from .outbox import recover_interrupted
 from .scheduler import build_scheduler
 from .sender_lock import DAEMON, SenderLock
+
+if TYPE_CHECKING:
+    from .app import Monitor
+    from .metrics_server import MetricsServer
 
 log = logging.getLogger("monitor.daemon")
 
@@ -50,7 +55,9 @@ def take_sender_lock(lock: SenderLock, stop: threading.Event) -> bool:
 def run_daemon(monitor) -> int:
     """Run until SIGINT or SIGTERM; returns the process exit code."""
     lock = monitor.sender_lock
-    stop = threading.Event()
+    # The monitor's own flag: polls in progress see it and end at their next
+    # check (monitor.budget), so the first signal stops the daemon promptly.
+    stop = monitor.stopping
     received: list[str] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -62,6 +69,7 @@ def run_daemon(monitor) -> int:
         received.append(signal.Signals(signum).name)
         stop.set()
 
+    metrics = start_metrics(monitor)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     scheduler = None
     try:
@@ -99,5 +107,25 @@ def run_daemon(monitor) -> int:
             scheduler.shutdown(wait=False)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if metrics is not None:
+            metrics.stop()
         if lock is not None:
             lock.release()
+
+
+def start_metrics(monitor: Monitor) -> MetricsServer | None:
+    """Start the ``[metrics]`` server and count this process's events into it; ``None`` when no port is set."""
+    settings = monitor.config.metrics
+    if not settings.get("port"):
+        return None
+    from .metrics import make_registry
+    from .metrics_server import MetricsServer
+
+    registry, events = make_registry(monitor.config.db_path)
+    try:
+        server = MetricsServer(monitor.config, registry, settings["host"], settings["port"])
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {settings['host']}:{settings['port']}: {exc.strerror or exc}",
+                          file=monitor.config.where, key="metrics.port") from None
+    monitor.pm.register(events, name="metrics")
+    return server.start()

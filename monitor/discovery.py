@@ -152,7 +152,7 @@ def _fetch(monitor: Monitor, url: str) -> FetchResult:
 
 def _read(monitor: Monitor, fetched: FetchResult) -> FoundFeed:
     probe = Source(name="new-source", url=fetched.url)
-    entries = monitor.pm.hook.parse_feed(source=probe, fetched=fetched)
+    entries = monitor.pm.hook.parse_feed(source=probe, fetched=fetched, limits=monitor.entry_limits)
     if entries is None:
         raise ParseError(f"not a feed any loaded parser can read ({fetched.media_type or 'unknown media type'})",
                          url=fetched.url)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import click
 
     from .app import Monitor
+    from .limits import EntryLimits
     from .models import Alert, EntryData, Event, FetchResult, FetchState, RenderedAlert, Source, Story
 
 PROJECT = "news_monitor"
@@ -180,7 +181,7 @@ def source_url_schemes(kind: str) -> list[str] | None:
 
 
 @hookspec(firstresult=True)
-def parse_feed(source: Source, fetched: FetchResult) -> list[EntryData] | None:
+def parse_feed(source: Source, fetched: FetchResult, limits: EntryLimits) -> list[EntryData] | None:
     """Called with fetched bytes, to turn them into entries.
 
     Raise :class:`monitor.ParseError` when the bytes are meant for you but are
@@ -190,6 +191,12 @@ def parse_feed(source: Source, fetched: FetchResult) -> list[EntryData] | None:
 
     :param source: the :class:`Source` the bytes came from.
     :param fetched: the :class:`FetchResult`; look at ``media_type`` and ``content``.
+    :param limits: the :class:`EntryLimits` of this poll (``fetch.max_entries``,
+        ``fetch.max_entry_bytes``). The core keeps only the newest
+        ``max_entries`` of what you return and cuts longer fields, whatever
+        you do; a parser that can stop early (see :class:`monitor.NewestEntries`)
+        saves the memory of building what would be dropped. Say what you
+        dropped in the notes.
     :returns: a list of :class:`EntryData`, or ``None`` for "not my format".
         Return a :class:`ParsedEntries` (a list with ``notes``) to tell the
         user about damage you read around (``monitor sources`` shows the notes).

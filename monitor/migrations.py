@@ -172,3 +172,20 @@ def m006_poll_reason(db: Database) -> None:
     # interval governs, not only the adaptive one.
     db["sources"].add_column("poll_basis", str)
     db["sources"].add_column("poll_reason", str)
+
+
+@migrations()
+def m012_feedback(db: Database) -> None:
+    # What a reader said about the classifier's decisions: a match was right
+    # or wrong, or a story should have matched a watchlist ("missed"). One
+    # verdict per story and watchlist: saying it again replaces it.
+    db["feedback"].create(
+        {
+            "id": int, "story_id": str, "watchlist": str, "verdict": str,
+            "note": str, "origin": str, "created_at": str,
+        },
+        pk="id",
+        not_null={"story_id", "watchlist", "verdict", "created_at"},
+    )
+    db["feedback"].create_index(["story_id", "watchlist"], unique=True)
+    db["feedback"].create_index(["watchlist", "created_at"])

@@ -197,12 +197,15 @@ class Evidence:
     :param hits: every place they matched, with character offsets.
     :param snippet: an excerpt around the hits, for alerts.
     :param note: a sentence from the classifier (for example why a score was lowered).
+    :param truncated: the story was longer than ``classify.max_text_chars``
+        and the classifier saw only its beginning (``note`` says how much).
     """
 
     terms: tuple[str, ...] = ()
     hits: tuple[Hit, ...] = ()
     snippet: Snippet = field(default_factory=lambda: Snippet(""))
     note: str = ""
+    truncated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form, as stored in ``matches.evidence``."""
@@ -212,6 +215,7 @@ class Evidence:
             "snippet": self.snippet.text,
             "highlights": [list(h) for h in self.snippet.highlights],
             "note": self.note,
+            "truncated": self.truncated,
         }
 
     @classmethod
@@ -225,6 +229,7 @@ class Evidence:
                 tuple(tuple(h) for h in data.get("highlights", ())),  # type: ignore[misc]
             ),
             note=data.get("note", ""),
+            truncated=bool(data.get("truncated", False)),
         )
 
 @dataclass(frozen=True)

@@ -370,12 +370,4 @@ def recover_interrupted(monitor: Monitor) -> int:
 
 def requeue_failed(monitor: Monitor, channel: str | None = None) -> int:
     """Put failed alerts back in the queue (``monitor alerts --retry``); returns how many."""
-    now = _iso(_now())
-    where, params = ("AND channel = ?", [channel]) if channel else ("", [])
-    with monitor.store.write() as db:
-        cursor = db.execute(
-            f"UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ? "
-            f"WHERE status = 'failed' {where}",
-            [now, now, *params],
-        )
-        return cursor.rowcount
+    return monitor.store.requeue_failed(channel=channel)

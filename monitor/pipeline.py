@@ -14,8 +14,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from .budget import PollBudget, PollInterrupted
 from .errors import FetchError, ParseError, SourceError, StorageError
-from .models import FetchResult, FetchState, MatchFound, Source, SourceFailed, SourceUpdated, Story, UpdateResult
+from .limits import bound_entries
+from .models import FetchResult, FetchState, Match, MatchFound, Source, SourceFailed, SourceUpdated, Story, UpdateResult
 from .normalize import default_story_key, normalize_entry
 from .polling import (GONE, WEEK, NextPoll, Plan, next_poll_after_failure, next_poll_after_success, planned_interval,
                       quiet_on_first_poll)
@@ -79,23 +81,33 @@ def _update_source(monitor: Monitor, source: Source) -> UpdateResult:
             result = UpdateResult(source=source.name, not_modified=True, status=fetched.status)
             monitor.emit(SourceUpdated(result))
             return result
+        budget = PollBudget(float(monitor.config.fetch["work_deadline"]), monitor.stopping, target.url)
         entries = _parse(monitor, source, fetched)
+        budget.check("parsing")
+        notes = [safe_line(str(note), MESSAGE_MAX) for note in getattr(entries, "notes", ())]
+        entries, limit_notes = bound_entries(entries, monitor.entry_limits)
+        notes += limit_notes
+        stories = _stories(monitor, source, entries, now, notes, budget)
+        del entries  # the raw entries can be large; the stories are all that is needed now
+        known = monitor.store.known_hashes([s.id for s in stories])
+        fresh = [s for s in stories if s.id not in known]
+        # A pruned story still in its feed is old news, not new.
+        pruned = monitor.store.pruned_ids([s.id for s in fresh]) if fresh else set()
+        new = [s for s in fresh if s.id not in pruned]
+        changed = [s for s in stories if s.id in known and known[s.id] != s.content_hash]
+        quiet = _quiet(monitor, source, state, new, now)
+        matches = _classify(monitor, new + changed, budget)
+    except PollInterrupted as exc:
+        log.info("%s: %s", source.name, exc.message)
+        return UpdateResult(source=source.name, error=exc.message)
     except SourceError as exc:
         return _failed(monitor, source, state, now, exc)
+    except StorageError:
+        raise  # update_source records it: nothing of this poll is kept
     except Exception as exc:  # a plugin bug must not take the daemon down
         log.exception("%s: unexpected error while reading %s", source.name, monitor.config.redact(target.url))
         return _failed(monitor, source, state, now, SourceError(f"internal error: {type(exc).__name__}: {exc}", url=target.url))
 
-    notes = [safe_line(str(note), MESSAGE_MAX) for note in getattr(entries, "notes", ())]
-    stories = _stories(monitor, source, entries, now, notes)
-    known = monitor.store.known_hashes([s.id for s in stories])
-    fresh = [s for s in stories if s.id not in known]
-    # A pruned story still in its feed is old news, not new.
-    pruned = monitor.store.pruned_ids([s.id for s in fresh]) if fresh else set()
-    new = [s for s in fresh if s.id not in pruned]
-    changed = [s for s in stories if s.id in known and known[s.id] != s.content_hash]
-    quiet = _quiet(monitor, source, state, new, now)
-    matches = monitor.classify(new + changed)
     plan = _plan(monitor, source, now, new=new)
     outcome = _ok_outcome(monitor, fetched, body_hash, now, plan, moved, status="ok",
                           note=safe_line("; ".join(notes), MESSAGE_MAX) or None)
@@ -171,20 +183,36 @@ def _fetch(monitor: Monitor, source: Source, state: FetchState) -> FetchResult:
 
 
 def _parse(monitor: Monitor, source: Source, fetched: FetchResult) -> list:
-    entries = monitor.pm.hook.parse_feed(source=source, fetched=fetched)
+    entries = monitor.pm.hook.parse_feed(source=source, fetched=fetched, limits=monitor.entry_limits)
     if entries is None:
         kind = fetched.media_type or "unknown media type"
         raise ParseError(f"not a feed any loaded parser can read ({kind})", url=fetched.url)
     return entries
 
 
-def _stories(monitor: Monitor, source: Source, entries: list, now: datetime, notes: list[str]) -> list[Story]:
+# Stories classified between two budget checks: small enough that a stop
+# request is heeded within a second or two, large enough to keep batching.
+CLASSIFY_CHUNK = 50
+
+
+def _classify(monitor: Monitor, stories: list[Story], budget: PollBudget) -> list[Match]:
+    matches: list[Match] = []
+    for start in range(0, len(stories), CLASSIFY_CHUNK):
+        budget.check("classifying")
+        matches.extend(monitor.classify(stories[start:start + CLASSIFY_CHUNK]))
+    return matches
+
+
+def _stories(
+    monitor: Monitor, source: Source, entries: list, now: datetime, notes: list[str], budget: PollBudget
+) -> list[Story]:
     """Normalise, filter, enrich and key every entry; one bad entry costs only itself."""
     hook = monitor.pm.hook
     seen: set[str] = set()
     stories = []
     skipped = duplicates = 0
     for index, entry in enumerate(entries):
+        budget.check("reading entries")
         try:
             story = normalize_entry(entry, source, now)
             if hook.skip_story(story=story, source=source):

@@ -80,6 +80,7 @@ watchlists; only the queries that had a term hit are then evaluated.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 import re
@@ -549,9 +550,21 @@ class _Occurrences:
         for fld, starts in self.atoms.get(first, {}).items():
             if term.field not in (None, fld):
                 continue
-            for i in sorted(starts):
-                if all(i + k + 1 in self.atoms.get(word, {}).get(fld, ()) for k, word in enumerate(rest)):
-                    found.append((fld, i, i + len(term.words), (term,)))
+            # Narrow the candidate starts word by word, walking the smaller
+            # set each time: a phrase whose later word is rare costs little
+            # however often its first word occurs.
+            positions = set(starts)
+            for k, word in enumerate(rest, 1):
+                following = self.atoms.get(word, {}).get(fld)
+                if not following:
+                    positions = set()
+                elif len(following) < len(positions):
+                    positions = {q - k for q in following if q - k in positions}
+                else:
+                    positions = {p for p in positions if p + k in following}
+                if not positions:
+                    break
+            found.extend((fld, i, i + len(term.words), (term,)) for i in sorted(positions))
         return found
 
 
@@ -584,11 +597,26 @@ def _evaluate_near(node: Near, occ: _Occurrences) -> list[_Occ] | None:
     right = _evaluate(node.right, occ)
     if not left or not right:
         return None
+    # Pairing every left with every right is quadratic in the text's length
+    # (a long text repeating both terms took minutes); only the right
+    # occurrences whose start lies in a window around each left one can pair.
+    by_field: dict[str, list[_Occ]] = defaultdict(list)
+    for o in right:
+        by_field[o[0]].append(o)
+    starts: dict[str, list[int]] = {}
+    longest: dict[str, int] = {}
+    for fld, group in by_field.items():
+        group.sort(key=lambda o: o[1])
+        starts[fld] = [o[1] for o in group]
+        longest[fld] = max(o[2] - o[1] for o in group)
     out: list[_Occ] = []
     for lf, ls, le, lt in left:
-        for rf, rs, re_, rt in right:
-            if lf != rf:
-                continue
+        group = by_field.get(lf)
+        if not group:
+            continue
+        lo = bisect.bisect_left(starts[lf], ls - node.distance - longest[lf])
+        hi = bisect.bisect_right(starts[lf], le + node.distance)
+        for _, rs, re_, rt in group[lo:hi]:
             gap = rs - le if rs >= le else ls - re_
             if max(ls, rs) < min(le, re_) or gap > node.distance:
                 continue  # overlapping spans are one mention, not two near each other
@@ -818,9 +846,14 @@ def make_snippet(source: str, hits: list[Hit], width: int = SNIPPET_WIDTH) -> Sn
 
 
 def _best_window(hits: list[Hit], width: int) -> tuple[int, int]:
+    # Hits are sorted by start and a hit ends after it starts, so none beyond
+    # ``first.start + width`` fits the window: looking only that far keeps
+    # this linear in the number of hits (it was quadratic).
+    starts = [h.start for h in hits]
     best: tuple[int, int, int, int] | None = None
     for i, first in enumerate(hits):
-        inside = [h for h in hits[i:] if h.end - first.start <= width] or [first]
+        stop = bisect.bisect_right(starts, first.start + width, lo=i)
+        inside = [h for h in hits[i:stop] if h.end - first.start <= width] or [first]
         key = (len({h.term for h in inside}), len(inside))
         if best is None or key > best[:2]:
             best = (*key, first.start, max(h.end for h in inside))

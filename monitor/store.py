@@ -608,6 +608,25 @@ class Store:
             [*params, limit],
         )
 
+    def requeue_failed(self, channel: str | None = None, alert_id: int | None = None) -> int:
+        """Put failed outbox rows (of ``channel``, or only row ``alert_id``) back in the queue, due now,
+        their attempts reset; returns how many."""
+        now = to_iso(utcnow())
+        clauses, params = [], []
+        if channel:
+            clauses.append("AND channel = ?")
+            params.append(channel)
+        if alert_id is not None:
+            clauses.append("AND id = ?")
+            params.append(alert_id)
+        with self.write() as db:
+            cursor = db.execute(
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ? "
+                f"WHERE status = 'failed' {' '.join(clauses)}",
+                [now, now, *params],
+            )
+            return cursor.rowcount
+
     def counts(self) -> dict[str, int]:
         """Row counts of the main tables."""
         return {t: self.db[t].count for t in ("sources", "stories", "matches", "outbox")}

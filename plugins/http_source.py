@@ -36,6 +36,7 @@ from monitor import (
     FetchState,
     Monitor,
     NetworkPolicy,
+    PollInterrupted,
     RefusedAddress,
     Source,
     hookimpl,
@@ -54,7 +55,8 @@ __all__ = ["fetch_source", "parse_retry_after", "shutdown"]
 
 
 # The deadline of the fetch running on this thread (a monotonic time), read by
-# the network streams below: every socket read and write is bounded by it.
+# the network streams below: every socket read and write is bounded by it;
+# and the monitor's stop flag (``stopping``), checked between reads.
 _deadline = threading.local()
 
 
@@ -225,6 +227,7 @@ def fetch_source(source: Source, state: FetchState, monitor: Monitor) -> FetchRe
     moved: str | None = None
     permanent_so_far = True
     _deadline.at = deadline
+    _deadline.stopping = monitor.stopping
     try:
         for _hop in range(int(fetch["max_redirects"]) + 1):
             result = _get(http, url, headers, source, fetch, deadline)
@@ -236,7 +239,7 @@ def fetch_source(source: Source, state: FetchState, monitor: Monitor) -> FetchRe
             if permanent_so_far:
                 moved = str(url)
     finally:
-        _deadline.at = None
+        _deadline.at = _deadline.stopping = None
     raise FetchError(f"too many redirects (more than fetch.max_redirects = {fetch['max_redirects']})", url=source.url)
 
 
@@ -266,6 +269,10 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _remaining(deadline: float, source: Source, fetch: dict) -> float:
+    # Checked between reads: a slow server must not hold up a daemon asked to stop.
+    stopping = getattr(_deadline, "stopping", None)
+    if stopping is not None and stopping.is_set():
+        raise PollInterrupted("interrupted while fetching: the monitor is stopping", url=source.url)
     left = deadline - time.monotonic()
     if left <= 0:
         raise FetchError(f"gave up after fetch.deadline ({fetch['deadline']:g} s): the server is too slow", url=source.url)

@@ -1,23 +1,34 @@
-"""Parse JSON Feed 1.0 and 1.1 (feedparser does not read JSON Feed)."""
+"""Parse JSON Feed 1.0 and 1.1 (feedparser does not read JSON Feed).
+
+The ``items`` array is decoded one item at a time and only the newest
+``fetch.max_entries`` are kept, so a feed of 700,000 tiny items never
+becomes 700,000 dictionaries at once.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
-from monitor import EntryData, FetchResult, ParseError, Source, hookimpl
+from monitor import EntryData, EntryLimits, FetchResult, NewestEntries, ParsedEntries, ParseError, Source, hookimpl
 
 _TYPES = ("application/feed+json", "application/json", "text/json")
+_DECODER = json.JSONDecoder()
+_WS = re.compile(r"[ \t\n\r]*")
 
 
 @hookimpl(trylast=True)
-def parse_feed(source: Source, fetched: FetchResult) -> list[EntryData] | None:
+def parse_feed(source: Source, fetched: FetchResult, limits: EntryLimits) -> list[EntryData] | None:
     content = fetched.content or b""
     if fetched.media_type not in _TYPES and not content.lstrip()[:1] == b"{":
         return None
+    newest: NewestEntries[dict[str, Any]] = NewestEntries(limits.max_entries)
     try:
-        data = json.loads(content.decode("utf-8-sig"))
+        data = _read(content.decode("utf-8-sig"), newest)
+    except RecursionError:
+        raise ParseError("invalid JSON: nested too deeply", url=fetched.url) from None
     except (UnicodeDecodeError, ValueError) as exc:
         if fetched.media_type in _TYPES:
             raise ParseError(f"invalid JSON: {exc}", url=fetched.url) from exc
@@ -26,11 +37,84 @@ def parse_feed(source: Source, fetched: FetchResult) -> list[EntryData] | None:
         if fetched.media_type == "application/feed+json":
             raise ParseError("JSON without a JSON Feed version", url=fetched.url)
         return None
-    items = data.get("items")
-    if not isinstance(items, list):
+    if data.get("items") is not _STREAMED:
         raise ParseError("JSON Feed without an items list", url=fetched.url)
     language = data.get("language") if isinstance(data.get("language"), str) else None
-    return [_entry(item, language) for item in items if isinstance(item, dict)]
+    notes = [n for n in (newest.note(),) if n]
+    return ParsedEntries([_entry(item, language) for item in newest.kept()], notes=notes)
+
+
+_STREAMED = object()  # stands for the items array, whose items went to a NewestEntries
+
+
+def _read(text: str, newest: NewestEntries[dict[str, Any]]) -> Any:
+    """Decode a JSON document; if it is an object, its ``items`` array goes item by item to ``newest``.
+
+    Raises ``ValueError`` (as ``json.loads`` would) on anything that is not JSON.
+    """
+    try:
+        return _read_object(text, newest)
+    except IndexError:
+        raise ValueError("unexpected end of the document") from None
+
+
+def _skip(text: str, idx: int) -> int:
+    return _WS.match(text, idx).end()  # type: ignore[union-attr]  # matches the empty string at worst
+
+
+def _read_object(text: str, newest: NewestEntries[dict[str, Any]]) -> Any:
+    idx = _skip(text, 0)
+    if text[idx:idx + 1] != "{":
+        value, end = _DECODER.raw_decode(text, idx)
+        if _skip(text, end) != len(text):
+            raise ValueError(f"extra data at character {end}")
+        return value
+    data: dict[str, Any] = {}
+    idx = _skip(text, idx + 1)
+    if text[idx] == "}":
+        idx += 1
+    else:
+        while True:
+            if text[idx] != '"':
+                raise ValueError(f"expected a key at character {idx}")
+            key, idx = json.decoder.scanstring(text, idx + 1)
+            idx = _skip(text, idx)
+            if text[idx] != ":":
+                raise ValueError(f"expected ':' at character {idx}")
+            idx = _skip(text, idx + 1)
+            if key == "items" and text[idx] == "[":
+                idx = _read_items(text, idx, newest)
+                data[key] = _STREAMED
+            else:
+                data[key], idx = _DECODER.raw_decode(text, idx)
+            idx = _skip(text, idx)
+            sep, idx = text[idx], idx + 1
+            if sep == "}":
+                break
+            if sep != ",":
+                raise ValueError(f"expected ',' or '}}' at character {idx - 1}")
+            idx = _skip(text, idx)
+    if _skip(text, idx) != len(text):
+        raise ValueError(f"extra data at character {idx}")
+    return data
+
+
+def _read_items(text: str, idx: int, newest: NewestEntries[dict[str, Any]]) -> int:
+    """Decode the array at ``idx`` one element at a time; the index after it."""
+    idx = _skip(text, idx + 1)
+    if text[idx] == "]":
+        return idx + 1
+    while True:
+        item, idx = _DECODER.raw_decode(text, idx)
+        if isinstance(item, dict):
+            newest.offer(_time(item.get("date_published")) or _time(item.get("date_modified")), item)
+        idx = _skip(text, idx)
+        sep, idx = text[idx], idx + 1
+        if sep == "]":
+            return idx
+        if sep != ",":
+            raise ValueError(f"expected ',' or ']' at character {idx - 1}")
+        idx = _skip(text, idx)
 
 
 def _str(value: Any) -> str | None:

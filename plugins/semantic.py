@@ -18,6 +18,7 @@ See docs/semantic.md.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -384,8 +385,7 @@ def combine(story_id: str, watchlist: Watchlist, settings: SemanticSettings, key
 
 
 def _note(evidence: Evidence, note: str) -> Evidence:
-    return Evidence(terms=evidence.terms, hits=evidence.hits, snippet=evidence.snippet,
-                    note=f"{evidence.note}; {note}" if evidence.note else note)
+    return dataclasses.replace(evidence, note=f"{evidence.note}; {note}" if evidence.note else note)
 
 
 # -- hooks ------------------------------------------------------------------------

@@ -60,7 +60,12 @@ def test_each_broken_feed_is_handled_and_its_status_says_what_happened(monitor):
     # Entity expansion is not performed: the title keeps the reference, nothing exploded.
     laugh = monitor.store.query("SELECT title, length(text) AS n FROM stories WHERE source = 'laughs'")[0]
     assert laugh["n"] < 1000
-    assert rows["huge"]["stories_count"] == 1 and rows["many"]["stories_count"] == 2000
+    assert rows["huge"]["stories_count"] == 1
+    # fetch.max_entries (1000): undated entries are kept in feed order, and the note says so.
+    assert rows["many"]["stories_count"] == 1000
+    assert "2000 entries: read the newest 1000 (fetch.max_entries)" in rows["many"]["last_note"]
+    kept = {r["title"] for r in monitor.store.query("SELECT title FROM stories WHERE source = 'many'")}
+    assert "Entry 0" in kept and "Entry 999" in kept and "Entry 1000" not in kept
 
 
 def test_entity_expansion_attacks_neither_hang_nor_eat_memory(monitor):
@@ -80,4 +85,4 @@ def test_bytes_that_crash_feedparser_are_a_parse_error_not_a_crash(monitor):
     fetched = FetchResult(url=source.url, content=body, media_type="application/rss+xml",
                           headers={"content-type": "application/rss+xml"})
     with pytest.raises(ParseError, match="feedparser failed: UnicodeDecodeError"):
-        monitor.pm.hook.parse_feed(source=source, fetched=fetched)
+        monitor.pm.hook.parse_feed(source=source, fetched=fetched, limits=monitor.entry_limits)

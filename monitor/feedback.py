@@ -1,0 +1,83 @@
+"""Readers' verdicts on the classifier's decisions, kept beside the matches.
+
+A verdict is about one story and one watchlist: ``right`` or ``wrong`` for a
+stored match, ``missed`` for a story that should have matched. Saying it again
+replaces the earlier verdict. The web UI writes here; a learned classifier
+can read it back as labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import MonitorError
+from .store import Store
+from .timeutil import to_iso, utcnow
+
+VERDICTS = ("right", "wrong", "missed")
+
+
+class FeedbackError(MonitorError):
+    """A verdict that cannot be stored (unknown story, watchlist or verdict)."""
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One verdict on one story for one watchlist."""
+
+    story_id: str
+    watchlist: str
+    verdict: str
+    note: str = ""
+    origin: str = "web"
+
+
+def record_feedback(store: Store, feedback: Feedback, watchlists: tuple[str, ...] | list[str]) -> int:
+    """Store ``feedback`` (replacing an earlier verdict on the same story and watchlist); returns its row id.
+
+    :param watchlists: the configured watchlist names; a verdict on any other is refused.
+    :raises FeedbackError: the verdict, story or watchlist is unknown, or ``right``/``wrong``
+        is given for a story that has no match for that watchlist.
+    """
+    if feedback.verdict not in VERDICTS:
+        raise FeedbackError(f"unknown verdict {feedback.verdict!r} (expected one of {', '.join(VERDICTS)})")
+    if feedback.watchlist not in watchlists:
+        raise FeedbackError(f"no watchlist named {feedback.watchlist!r}")
+    if not store.query("SELECT 1 FROM stories WHERE id = ?", [feedback.story_id]):
+        raise FeedbackError(f"no stored story with id {feedback.story_id!r}")
+    matched = bool(store.query("SELECT 1 FROM matches WHERE story_id = ? AND watchlist = ?",
+                               [feedback.story_id, feedback.watchlist]))
+    if feedback.verdict in ("right", "wrong") and not matched:
+        raise FeedbackError(f"story {feedback.story_id!r} has no match for {feedback.watchlist!r} to call "
+                            f"{feedback.verdict} (say 'missed' if it should have matched)")
+    with store.write() as db:
+        cursor = db.execute(
+            "INSERT INTO feedback (story_id, watchlist, verdict, note, origin, created_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(story_id, watchlist) DO UPDATE SET verdict = excluded.verdict, note = excluded.note, "
+            "origin = excluded.origin, created_at = excluded.created_at",
+            [feedback.story_id, feedback.watchlist, feedback.verdict, feedback.note, feedback.origin,
+             to_iso(utcnow())],
+        )
+        row_id = cursor.lastrowid
+    rows = store.query("SELECT id FROM feedback WHERE story_id = ? AND watchlist = ?",
+                       [feedback.story_id, feedback.watchlist])
+    return rows[0]["id"] if rows else int(row_id or 0)
+
+
+def feedback_rows(store: Store, *, story_id: str | None = None, watchlist: str | None = None,
+                  limit: int = 100) -> list[dict[str, Any]]:
+    """Stored verdicts with their story's title, newest first."""
+    clauses, params = [], []
+    if story_id:
+        clauses.append("f.story_id = ?")
+        params.append(story_id)
+    if watchlist:
+        clauses.append("f.watchlist = ?")
+        params.append(watchlist)
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    return store.query(
+        "SELECT f.id, f.story_id, f.watchlist, f.verdict, f.note, f.origin, f.created_at, s.title "
+        f"FROM feedback f LEFT JOIN stories s ON s.id = f.story_id {where} ORDER BY f.created_at DESC, f.id DESC LIMIT ?",
+        [*params, limit],
+    )

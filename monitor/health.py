@@ -1,0 +1,74 @@
+"""Readiness: is the database reachable, its schema current, and polling alive?
+
+Read through a read-only connection of its own, so a probe never takes a
+lock the daemon needs and never creates a missing database.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from .config import Config
+from .migrations import migrations
+from .timeutil import from_iso, utcnow
+
+BUSY_TIMEOUT_S = 5.0
+# Polling is "recent" when the newest poll is within this many of the longest source interval.
+CYCLES_ALLOWED = 2
+MIN_WINDOW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """The result of the checks: ``ready`` only when every check passed; ``checks`` says each one in words."""
+
+    ready: bool
+    checks: dict[str, str] = field(default_factory=dict)
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the database at ``path``.
+
+    :raises sqlite3.OperationalError: the file is missing or unreadable.
+    """
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
+                           check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def poll_window(config: Config) -> timedelta:
+    """How long ago the newest poll may be for polling to count as alive."""
+    intervals = [s.interval for s in config.sources.values() if s.enabled] or [config.schedule["interval"]]
+    return max(MIN_WINDOW, timedelta(seconds=CYCLES_ALLOWED * max(intervals)))
+
+
+def readiness(config: Config, now: datetime | None = None) -> Readiness:
+    """Check the database of ``config``: reachable, migrations applied, a poll within :func:`poll_window`."""
+    now = now or utcnow()
+    checks: dict[str, str] = {}
+    try:
+        with closing(connect_read_only(config.db_path)) as conn:
+            conn.execute("SELECT 1 FROM sources LIMIT 1").fetchall()
+            checks["database"] = "ok"
+            pending = [m.name for m in migrations.pending(Database(conn))]
+            checks["migrations"] = "ok" if not pending else f"not applied: {', '.join(pending)}"
+            newest = conn.execute("SELECT max(last_fetch_at) FROM sources").fetchone()[0]
+    except sqlite3.Error as exc:
+        checks["database"] = f"cannot read {config.db_path}: {exc}"
+        return Readiness(False, checks)
+    last = from_iso(newest)
+    window = poll_window(config)
+    if last is None:
+        checks["polling"] = "no source has been polled yet"
+    elif now - last > window:
+        checks["polling"] = f"the newest poll was at {newest}, more than {window} ago"
+    else:
+        checks["polling"] = "ok"
+    return Readiness(all(v == "ok" for v in checks.values()), checks)
