@@ -80,8 +80,13 @@ def check_configuration(path: str | os.PathLike[str] | None, *, require_env: boo
          for name in unknown_plugin_names(config.disable_plugins, config.plugins_dir)),
         config, WARNING,
     )
-    if require_env:
-        result.problems += _problems(config.env_errors(), config)
+    if require_env:  # what sends needs these (as Monitor.open asks)
+        result.problems += _problems(config.env_errors("channels") + config.env_errors("plugins"), config)
+    result.problems += _problems(
+        (ConfigError(f"{e.message} (only monitor serve and the [metrics] server need it)", file=e.file, key=e.key)
+         for e in config.env_errors("web")),
+        config, WARNING,
+    )
     try:
         monitor = Monitor.open(config, require_env=False, strict=False, start=False)
     except ConfigErrors as exc:

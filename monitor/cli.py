@@ -267,7 +267,8 @@ def check(config_path: str | None, no_env: bool, output_format: str) -> None:
         else:
             for problem in result.problems:
                 echo(f"{problem.severity}: {problem}", err=True)
-            if result.config is not None and result.config.env_errors() and not no_env:
+            unset = result.config and result.config.env_errors("channels") + result.config.env_errors("plugins")
+            if unset and not no_env:
                 echo("(`monitor check --no-env` checks the rest without them; only run, once and "
                      "alerts --retry need them)", err=True)
         if result.errors:
@@ -292,8 +293,6 @@ def _describe_check(config_path: str | None, config: Config, monitor: Monitor) -
     for name, unset in monitor.unavailable_channels.items():
         for error in unset:
             click.echo(f"not checked (--no-env): channel {name}: {error}")
-    for error in config.env_errors("web"):
-        echo(f"warning: {error} (only monitor serve and the [metrics] server need it)", err=True)
     if not enabled:
         click.echo("warning: no sources are configured; add [sources.NAME] tables (see README).")
     _describe_polling(config, enabled)
