@@ -47,6 +47,7 @@ from .models import (
     MatchFound,
     ParsedEntries,
     RenderedAlert,
+    Reported,
     Snippet,
     Source,
     SourceFailed,
@@ -63,6 +64,7 @@ from .query import KeywordMatcher, parse_query, query_error_words
 from .safetext import json_safe, safe_line, safe_text
 from .rendering import (
     alert_subject,
+    also_reported_line,
     digest_subject,
     group_by_watchlist,
     render_digest_plain,
@@ -80,6 +82,7 @@ __all__ = [
     "Watchlist", "__version__", "alert_subject", "canonical_url", "hookimpl", "html_to_text",
     "load_config", "parse_duration", "parse_query", "parse_retry_after", "query_error_words", "render_plain",
     "digest_subject", "group_by_watchlist", "post_alert", "render_digest_plain",
+    "Reported", "also_reported_line",
     "ChannelOption", "read_channel_options", "alert_http_client", "close_http_client", "network_error_words",
     "receiver_body_line",
     # text from the outside, made safe to print and log

@@ -20,6 +20,7 @@ import pluggy
 
 from . import classify as classify_mod
 from . import outbox, pipeline
+from .cluster_stage import StoryClusters, settings_from_config
 from .config import Config, channel_options
 from .errors import ConfigError, ConfigErrors, InvalidPluginError, PluginError
 from .limits import EntryLimits
@@ -83,6 +84,8 @@ class Monitor:
         self.extensions: dict[str, Any] = {}
         # Configuration problems found while opening with ``strict=False``.
         self.problems: list[ConfigError] = []
+        # The cluster stage's index of the window, read back from the database on first use.
+        self.clusters = StoryClusters(store, settings_from_config(config.clustering))
         self._dispatch_lock = threading.Lock()
         # Across processes: only the holder delivers (the daemon holds it for its life).
         self.sender_lock = None if str(config.db_path) == ":memory:" else SenderLock(config.db_path)
@@ -244,7 +247,7 @@ class Monitor:
         return classify_mod.classify(self, stories, self.watchlists if watchlists is None else watchlists)
 
     def update_source(self, source: Source | str) -> UpdateResult:
-        """Poll one source now: fetch, parse, normalise, classify, store, queue alerts."""
+        """Poll one source now: fetch, parse, normalise, classify, cluster, store, queue alerts."""
         if isinstance(source, str):
             source = self.config.sources[source]
         return pipeline.update_source(self, source)

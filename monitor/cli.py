@@ -337,26 +337,45 @@ def _note_new_sources(db_path: Path, window: float, enabled: list) -> None:
 @click.option("--since", type=Since(), help="Only matches made since then: a duration back from now (2h, 3d) "
               "or an ISO 8601 date or time.")
 @click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(min=1), help="How many.")
+@click.option("--all", "show_all", is_flag=True, help="Every matched story of each cluster, not only its first.")
 @output_options
 @handle_errors
 def matches(config_path: str | None, db_path: str | None, watchlist: str | None, source: str | None,
-            since: datetime | None, limit: int, output_format: str | None) -> None:
-    """List recent matches, newest first."""
+            since: datetime | None, limit: int, show_all: bool, output_format: str | None) -> None:
+    """List recent matches, newest first: one line per story cluster (the same story from several sources)."""
     with _store(config_path, db_path) as (config, store):
         check_name("watchlist", watchlist, [*config.watchlists, *store.watchlist_names()], "watchlists")
         check_name("source", source, [*config.sources, *(r["name"] for r in store.sources())], "sources")
-        rows = [{**row, "evidence": json.loads(row["evidence"] or "{}")}
-                for row in store.matches(watchlist, limit, since=since, source=source)]
+        found = store.matches_by_cluster(watchlist, limit, since=since, source=source)
+        members = {(r["watchlist"], r["cluster"]): store.cluster_matches(r["watchlist"], r["cluster"]) for r in found}
+    rows = []
+    for row in found:
+        group = members[(row["watchlist"], row["cluster"])]
+        shown = {k: v for k, v in row.items() if k not in ("source_names", "last_matched", "stories", "sources")}
+        data = {**shown, "evidence": json.loads(row["evidence"] or "{}"),
+                "cluster_sources": sorted({m["source"] for m in group}), "cluster_stories": row["stories"]}
+        if show_all:
+            data["members"] = group
+        rows.append(data)
 
     def human(rows: Sequence[dict]) -> None:
         for row in rows:
-            echo(f"{row['matched_at']}  [{row['watchlist']}] {row['title']}  (score {row['score']:.2f})")
+            evidence = row["evidence"]
+            others = len(row["cluster_sources"]) - 1
+            also = f"  +{plural(others, 'source')}" if others > 0 else ""
+            echo(f"{row['matched_at']}  [{row['watchlist']}] {row['title']}  (score {row['score']:.2f}){also}")
             if row["url"]:
                 echo(f"    {row['url']}")
-            if row["evidence"].get("terms"):
-                echo(f"    matched: {', '.join(row['evidence']['terms'])}")
-            if row["evidence"].get("truncated"):
-                echo(f"    note: {row['evidence'].get('note') or 'the story was cut before classifying'}")
+            if evidence.get("terms"):
+                echo(f"    matched: {', '.join(evidence['terms'])}")
+            if evidence.get("truncated"):
+                echo(f"    note: {evidence.get('note') or 'the story was cut before classifying'}")
+            if others > 0 and not show_all:
+                echo(f"    also reported by: {', '.join(s for s in row['cluster_sources'] if s != row['source'])}")
+            if show_all:
+                for member in row["members"]:
+                    if member["story_id"] != row["story_id"]:
+                        echo(f"    + {member['source']}: {member['title']}" + (f"  {member['url']}" if member["url"] else ""))
         if not rows:
             scope = " ".join(part for part in (
                 f"for {watchlist}" if watchlist else "", f"from {source}" if source else "",
@@ -700,6 +719,77 @@ def eval_command(config_path: str | None, db_path: str | None, labels_file, show
 from .sources_cli import add_source_commands  # noqa: E402  (they use the helpers above)
 
 add_source_commands(sources)
+
+
+@cli.command(name="cluster")
+@config_options(with_db=False)
+@click.argument("input_file", type=click.File("r", encoding="utf-8"), default="-")
+@handle_errors
+def cluster_command(config_path: str | None, input_file) -> None:
+    """Group stories given as JSON lines (file or stdin) into story clusters, as the daemon does.
+
+    Each input line is {"id", "title", "summary" or "text", "published"?, "source"?},
+    read in order as if they arrived so. Each output line is {"id", "cluster"}:
+    the cluster is the id of its first story. Bad lines are reported on stderr
+    with their line number and the command exits 1 after clustering the rest.
+    """
+    from .cluster_stage import assign_stories, settings_from_config
+    from .clustering import ClusterIndex
+    from .evaluation import InputError, read_stories
+
+    config = _load(config_path, ":memory:")
+    index = ClusterIndex(settings_from_config(config.clustering))
+    errors = 0
+    for item in read_stories(input_file):
+        if isinstance(item, InputError):
+            click.echo(f"error: {input_file.name}: {item}", err=True)
+            errors += 1
+            continue
+        [story] = assign_stories(index, [item.story])
+        click.echo(json_line({"id": story.id, "cluster": story.cluster}))
+    if errors:
+        raise SystemExit(1)
+
+
+@cli.command()
+@config_options()
+@click.option("--watchlist", "-w", "names", multiple=True, help="Only this watchlist (repeatable; default: all enabled).")
+@click.option("--since", help="Only stories published (or first seen) this recently: \"7d\", \"12h\".")
+@click.option("--alert", is_flag=True, help="Queue alerts for the new matches (one per story cluster), not only store them.")
+@handle_errors
+def reclassify(config_path: str | None, db_path: str | None, names: tuple[str, ...], since: str | None,
+               alert: bool) -> None:
+    """Run the watchlists over stored stories and store the new matches (backfill).
+
+    Without --alert nothing is sent. A second run adds nothing. Progress goes to stderr.
+    """
+    from .backfill import BackfillResult, reclassify as run_backfill
+    from .config import parse_duration
+
+    config = _load(config_path, db_path)
+    seconds = None
+    if since is not None:
+        try:
+            seconds = parse_duration(since)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from None
+    unknown = [n for n in names if n not in config.watchlists]
+    if unknown:
+        raise click.BadParameter(f"no watchlist named {unknown[0]!r} (configured: {', '.join(config.watchlists)})",
+                                 param_hint="--watchlist")
+    _setup_logging(config, "WARNING")
+
+    def progress(done: BackfillResult) -> None:
+        click.echo(f"reclassify: {done.stories} stories read, {done.clustered} clustered, "
+                   f"{done.matches} new matches, {done.alerts_queued} alerts queued", err=True)
+
+    with _open(config, require_env=alert) as monitor:  # only --alert needs the channels' secrets
+        chosen = [config.watchlists[n] for n in names] if names else monitor.watchlists
+        done = run_backfill(monitor, chosen, since=seconds, alert=alert, progress=progress)
+        dispatched = monitor.dispatch() if alert and done.alerts_queued else None
+    click.echo(f"Reclassified {plural(done.stories, 'story')} against "
+               f"{', '.join(w.name for w in chosen) or 'no watchlists'}: {plural(done.matches, 'new match')}, "
+               f"{plural(done.alerts_queued, 'alert')} queued" + (f", {dispatched.sent} sent" if dispatched else "") + ".")
 
 
 def _register_plugin_commands() -> None:

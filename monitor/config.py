@@ -153,6 +153,14 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
                 "0 (the default): no server.", 0, maximum=65535),
         Setting("host", "str", "Address that metrics server binds.", "127.0.0.1"),
     ),
+    "clustering": (
+        Setting("enabled", "bool", "Group the same story from several sources into one cluster: one alert per "
+                "cluster, watchlist and channel.", True),
+        Setting("window", "duration", "A story joins a cluster only if its first story is at most this much older.",
+                259200, positive=True),
+        Setting("threshold", "number", "How sure (0 to 1) clustering must be that two reports are of one story; "
+                "higher merges less.", 0.6, positive=True, maximum=1),
+    ),
     "source": (
         Setting("url", "str", "http(s) URL, file: URL, or path (relative to the config file)."),
         Setting("kind", "str", "feed (RSS, Atom, JSON Feed) or directory (one .txt article per file).", "feed"),
@@ -179,8 +187,8 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
     ),
 }
 
-TOP_LEVEL = ("monitor", "schedule", "fetch", "classify", "alerts", "retention", "web", "metrics", "sources",
-             "watchlists", "channels", "plugins")
+TOP_LEVEL = ("monitor", "schedule", "fetch", "classify", "alerts", "retention", "clustering", "web", "metrics",
+             "sources", "watchlists", "channels", "plugins")
 
 
 class Secret(str):
@@ -209,6 +217,7 @@ class Config:
     secrets: Secrets = field(default_factory=Secrets)
     retention: Mapping[str, Any] = field(default_factory=dict)
     classify: Mapping[str, Any] = field(default_factory=lambda: {s.name: s.default for s in SETTINGS["classify"]})
+    clustering: Mapping[str, Any] = field(default_factory=dict)
     web: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
     # ``${VAR}`` references in channel and plugin tables whose variable is not
@@ -541,6 +550,7 @@ class _Validator:
         alerts = self.section("alerts", data.get("alerts", {}), SETTINGS["alerts"])
         retention = self.section("retention", data.get("retention", {}), SETTINGS["retention"])
         classify = self.section("classify", data.get("classify", {}), SETTINGS["classify"])
+        clustering = self.section("clustering", data.get("clustering", {}), SETTINGS["clustering"])
         # The web credentials are needed only by `monitor serve` (Config.require_env("web")).
         web = self.section("web", data.get("web", {}), SETTINGS["web"], deferred=True)
         metrics = self.section("metrics", data.get("metrics", {}), SETTINGS["metrics"])
@@ -581,6 +591,7 @@ class _Validator:
             secrets=Secrets(dict(self.secrets)),
             retention=retention,
             classify=classify,
+            clustering=clustering,
             web=web,
             metrics=metrics,
             unset_env=tuple(self.unset_env),
@@ -744,6 +755,7 @@ _SECTION_TITLES = {
     "fetch": "`[fetch]`",
     "classify": "`[classify]`",
     "alerts": "`[alerts]`",
+    "clustering": "`[clustering]`",
     "web": "`[web]`",
     "metrics": "`[metrics]`",
     "source": "`[sources.NAME]`",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,7 +67,10 @@ class InputError(ValueError):
 
 
 def read_stories(lines: Iterable[str], source: str = "input") -> Iterator[LabelledStory | InputError]:
-    """Parse JSON lines ``{"id", "title", "summary" or "text", "labels"?}``; bad lines come back as errors."""
+    """Parse JSON lines ``{"id", "title", "summary" or "text", "labels"?, "published"?, "source"?, "url"?}``.
+
+    Bad lines come back as errors.
+    """
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -88,9 +92,29 @@ def read_stories(lines: Iterable[str], source: str = "input") -> Iterator[Labell
         story_id = str(row.get("id", row.get("newid", number)))
         labels = row.get("labels")
         gold = frozenset(labels) if isinstance(labels, list) else None
+        published = _published(row.get("published", row.get("date")))
+        if isinstance(published, str):
+            yield InputError(number, published)
+            continue
+        outlet = row.get("source")
         # The same normalisation as feed entries: wire copy often carries escaped markup.
-        story = Story(id=story_id, source=source, title=one_line(html_to_text(title)), text=html_to_text(text or ""))
+        story = Story(id=story_id, source=outlet if isinstance(outlet, str) and outlet else source,
+                      title=one_line(html_to_text(title)), text=html_to_text(text or ""), published=published,
+                      url=row.get("url") if isinstance(row.get("url"), str) else None)
         yield LabelledStory(story, gold, number)
+
+
+def _published(value: Any) -> datetime | str | None:
+    """The optional ``published`` field (ISO 8601; naive means UTC), or an error message."""
+    if value is None or value == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        return f"published: expected an ISO 8601 date such as \"2026-11-21T08:00:00Z\", got {str(value)[:40]!r}"
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def score(

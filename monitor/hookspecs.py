@@ -138,7 +138,7 @@ def register_channel_types(register: Callable[[str, Any], None], monitor: Monito
     """
 
 
-# --- the pipeline: fetch -> parse -> normalise -> prepare -> classify -> store
+# --- the pipeline: fetch -> parse -> normalise -> prepare -> classify -> cluster -> store
 
 
 @hookspec(firstresult=True)

@@ -175,6 +175,18 @@ def m006_poll_reason(db: Database) -> None:
 
 
 @migrations()
+def m007_story_clusters(db: Database) -> None:
+    # The id of the first story of a story's cluster (the same story from
+    # other outlets). NULL for stories stored before clustering: such a story
+    # is its own cluster, so queries read coalesce(cluster_id, id).
+    db["stories"].add_column("cluster_id", str)
+    db["stories"].create_index(["cluster_id"])
+    # The clustering index is rebuilt at start from the stories first seen
+    # within its window.
+    db["stories"].create_index(["first_seen_at"])
+
+
+@migrations()
 def m012_feedback(db: Database) -> None:
     # What a reader said about the classifier's decisions: a match was right
     # or wrong, or a story should have matched a watchlist ("missed"). One

@@ -120,6 +120,8 @@ class Story:
     :param author: the author as the feed names them.
     :param language: a language code, if the feed or a plugin gave one.
     :param content_hash: SHA-256 of title and text, for change detection.
+    :param cluster: the id of the first story of the story's cluster (the same
+        story from other outlets; see docs/clustering.md), once clustered.
     """
 
     id: str
@@ -134,6 +136,7 @@ class Story:
     author: str | None = None
     language: str | None = None
     content_hash: str = ""
+    cluster: str | None = None
 
     def replace(self, **changes: Any) -> "Story":
         """Return a copy with ``changes`` applied."""
@@ -250,6 +253,15 @@ class Match:
     evidence: Evidence = field(default_factory=Evidence)
 
 @dataclass(frozen=True)
+class Reported:
+    """Another outlet's report of an alert's story (a member of its cluster)."""
+
+    source: str
+    title: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class Alert:
     """A match on its way to one channel (one row of the outbox).
 
@@ -259,6 +271,8 @@ class Alert:
     :param story: the matched story, as stored.
     :param watchlist: the watchlist matched, as configured now.
     :param attempts: delivery attempts made before this one.
+    :param also_reported: the other sources' reports of the same story known
+        when the alert is rendered (they do not alert on their own).
     """
 
     id: int
@@ -267,6 +281,7 @@ class Alert:
     story: Story
     watchlist: Watchlist
     attempts: int = 0
+    also_reported: tuple[Reported, ...] = ()
 
 @dataclass(frozen=True)
 class RenderedAlert:

@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from .config import parse_rate_limit
 from .errors import DeliveryError
-from .models import Alert, AlertFailed, AlertSent, RenderedAlert, Watchlist
+from .models import Alert, AlertFailed, AlertSent, RenderedAlert, Reported, Watchlist
+from .normalize import canonical_url
 from .polling import RETRY_AFTER_CAP
 from .rendering import render_digest_plain, render_plain
 from .safetext import MESSAGE_MAX, safe_line
@@ -53,7 +54,7 @@ _ROWS_SQL = (
     "SELECT o.id AS outbox_id, o.channel, o.attempts, "
     "m.story_id, m.watchlist, m.score, m.classifier, m.evidence, "
     "s.source, s.title, s.text, s.url, s.summary, s.guid, s.published_at, s.fetched_at, "
-    "s.author, s.language, s.content_hash "
+    "s.author, s.language, s.content_hash, s.cluster_id "
     "FROM outbox o JOIN matches m ON m.id = o.match_id JOIN stories s ON s.id = m.story_id "
     "WHERE o.status = 'pending' AND o.channel = ? AND o.next_attempt_at <= ? ORDER BY o.id LIMIT ?"
 )
@@ -152,9 +153,23 @@ def _dispatch_each(monitor: Monitor, channel: str, limit: int, tally: _Tally) ->
 def _alert_from_row(monitor: Monitor, row: dict[str, Any]) -> Alert:
     match = match_from_row(row)
     story = story_from_row({**row, "id": row["story_id"]})
+    # Alerts link to the story itself: tracking parameters (utm_*, fbclid...) dropped.
+    story = story.replace(url=canonical_url(story.url))
     watchlist = monitor.config.watchlists.get(match.watchlist) or Watchlist(name=match.watchlist)
     return Alert(id=row["outbox_id"], channel=row["channel"], match=match, story=story,
-                 watchlist=watchlist, attempts=row["attempts"])
+                 watchlist=watchlist, attempts=row["attempts"], also_reported=_also_reported(monitor, story))
+
+
+def _also_reported(monitor: Monitor, story: Any) -> tuple[Reported, ...]:
+    """The other sources' reports of ``story`` known now (read when the alert is sent, so a pending alert gains them)."""
+    seen = {story.source}
+    out = []
+    for row in monitor.store.cluster_reports(story.id):
+        if row["source"] in seen:  # one line per outlet: a feed that reposts a story is still one source
+            continue
+        seen.add(row["source"])
+        out.append(Reported(source=row["source"], title=row["title"], url=canonical_url(row["url"])))
+    return tuple(out)
 
 
 def render(monitor: Monitor, alert: Alert, channel_type: str) -> RenderedAlert:

@@ -1,4 +1,4 @@
-"""One poll of one source: fetch -> parse -> normalise -> prepare -> classify -> store.
+"""One poll of one source: fetch -> parse -> normalise -> prepare -> classify -> cluster -> store.
 
 Expected per-source problems (a dead server, a malformed feed) come back as
 an :class:`UpdateResult` with ``error`` set and are recorded on the source's
@@ -108,6 +108,7 @@ def _update_source(monitor: Monitor, source: Source) -> UpdateResult:
         log.exception("%s: unexpected error while reading %s", source.name, monitor.config.redact(target.url))
         return _failed(monitor, source, state, now, SourceError(f"internal error: {type(exc).__name__}: {exc}", url=target.url))
 
+    new = monitor.clusters.assign(new)  # a changed story keeps the cluster it was given
     plan = _plan(monitor, source, now, new=new)
     outcome = _ok_outcome(monitor, fetched, body_hash, now, plan, moved, status="ok",
                           note=safe_line("; ".join(notes), MESSAGE_MAX) or None)

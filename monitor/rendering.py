@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from .models import Alert, RenderedAlert
 from .safetext import safe_line, safe_text
+from .wording import plural
 
 SNIPPET_MARKS = ("«", "»")
 
@@ -36,7 +37,19 @@ def render_plain(alert: Alert) -> RenderedAlert:
         lines.append("Evidence: " + " ".join(match.evidence.snippet.marked(*SNIPPET_MARKS).split()))
     if match.evidence.note:
         lines.append("Note: " + match.evidence.note)
+    if alert.also_reported:
+        lines.append(also_reported_line(alert))
+        lines.extend(f"  - {r.source}: {r.title}" + (f" {r.url}" if r.url else "") for r in alert.also_reported)
     return RenderedAlert(subject=alert_subject(alert), text=safe_text("\n".join(lines)))
+
+
+def also_reported_line(alert: Alert) -> str:
+    """``Also reported by N sources: a, b`` (empty when no other source has the story)."""
+    count = len(alert.also_reported)
+    if not count:
+        return ""
+    names = ", ".join(r.source for r in alert.also_reported)
+    return f"Also reported by {plural(count, 'source')}: {names}"
 
 
 def group_by_watchlist(alerts: Sequence[Alert]) -> dict[str, list[Alert]]:

@@ -30,6 +30,12 @@ from .timeutil import from_iso, to_iso, utcnow
 
 BUSY_TIMEOUT_MS = 30_000
 
+# A story's cluster is coalesce(cluster_id, id) (stories stored before
+# clustering have none); members are found through the cluster_id index and
+# the primary key, never by scanning.
+_CLUSTER_OF = "c AS (SELECT coalesce(cluster_id, id) AS id FROM stories WHERE id = ?)"
+_IN_CLUSTER = "(other.cluster_id = c.id OR other.id = c.id)"
+
 
 @dataclass(frozen=True)
 class SourceOutcome:
@@ -453,29 +459,9 @@ class Store:
                 db["stories"].insert_all((_story_row(s, now) for s in new), pk="id", ignore=True)
             for story in changed:
                 row = _story_row(story, now)
-                del row["first_seen_at"]
+                del row["first_seen_at"], row["cluster_id"]  # a changed story keeps its cluster
                 db["stories"].update(story.id, row)
-            new_ids: list[int] = []
-            queued = 0
-            for match in matches:
-                cursor = db.execute(
-                    "INSERT INTO matches (story_id, watchlist, score, classifier, evidence, matched_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(story_id, watchlist) DO NOTHING",
-                    [match.story_id, match.watchlist, match.score, match.classifier,
-                     json.dumps(match.evidence.to_dict(), ensure_ascii=False), now],
-                )
-                if cursor.rowcount != 1:
-                    continue
-                match_id = cursor.lastrowid
-                new_ids.append(match_id)
-                if alert and match.story_id not in quiet:
-                    for channel in watchlists[match.watchlist].channels:
-                        db.execute(
-                            "INSERT INTO outbox (match_id, channel, status, attempts, next_attempt_at, created_at, updated_at) "
-                            "VALUES (?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT(match_id, channel) DO NOTHING",
-                            [match_id, channel, now, now, now],
-                        )
-                        queued += 1
+            new_ids, queued = self._insert_matches(db, matches, watchlists, now, alert=alert, quiet=quiet)
             self.record_outcome(db, source, outcome)
             if new:
                 db.execute(
@@ -484,6 +470,123 @@ class Store:
                 )
         self._forget_deferred(recorded)
         return SavedUpdate(len(new), len(changed), len(new_ids), queued, tuple(new_ids))
+
+    def _insert_matches(
+        self, db: Database, matches: Sequence[Match], watchlists: dict[str, Watchlist], now: str, *,
+        alert: bool, quiet: Collection[str] = (),
+    ) -> tuple[list[int], int]:
+        """Store new matches and queue their alerts; call inside :meth:`write`. Returns (new match ids, rows queued).
+
+        One alert per cluster, watchlist and channel: a match whose story's
+        cluster has already queued an alert for that watchlist on a channel
+        queues nothing there (the first alert lists it as "also reported by").
+        """
+        new_ids: list[int] = []
+        queued = 0
+        for match in matches:
+            cursor = db.execute(
+                "INSERT INTO matches (story_id, watchlist, score, classifier, evidence, matched_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(story_id, watchlist) DO NOTHING",
+                [match.story_id, match.watchlist, match.score, match.classifier,
+                 json.dumps(match.evidence.to_dict(), ensure_ascii=False), now],
+            )
+            if cursor.rowcount != 1:
+                continue
+            match_id = cursor.lastrowid
+            new_ids.append(match_id)
+            if alert and match.story_id not in quiet:
+                alerted = self._cluster_alerted_channels(db, match.story_id, match.watchlist)
+                for channel in watchlists[match.watchlist].channels:
+                    if channel in alerted:
+                        continue
+                    db.execute(
+                        "INSERT INTO outbox (match_id, channel, status, attempts, next_attempt_at, created_at, updated_at) "
+                        "VALUES (?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT(match_id, channel) DO NOTHING",
+                        [match_id, channel, now, now, now],
+                    )
+                    queued += 1
+        return new_ids, queued
+
+    @staticmethod
+    def _cluster_alerted_channels(db: Database, story_id: str, watchlist: str) -> set[str]:
+        """Channels on which another story of ``story_id``'s cluster already has an alert for ``watchlist``."""
+        rows = db.execute(
+            # CROSS JOIN fixes the order: cluster -> its stories -> their matches, never all matches of a watchlist.
+            f"WITH {_CLUSTER_OF} SELECT DISTINCT o.channel FROM c CROSS JOIN stories other ON {_IN_CLUSTER} "
+            "CROSS JOIN matches m ON m.story_id = other.id AND m.watchlist = ? "
+            "JOIN outbox o ON o.match_id = m.id WHERE other.id != ?",
+            [story_id, watchlist, story_id],
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def save_matches(self, matches: Sequence[Match], watchlists: dict[str, Watchlist], *, alert: bool) -> SavedUpdate:
+        """Store matches found for stored stories (``monitor reclassify``), queueing alerts when ``alert``."""
+        now = to_iso(utcnow())
+        with self.write() as db:
+            new_ids, queued = self._insert_matches(db, matches, watchlists, now, alert=alert)
+        return SavedUpdate(0, 0, len(new_ids), queued, tuple(new_ids))
+
+    def set_clusters(self, clusters: dict[str, str]) -> int:
+        """Record ``{story id: cluster id}`` for stories that had none; returns how many changed."""
+        changed = 0
+        with self.write() as db:
+            for story_id, cluster in clusters.items():
+                changed += db.execute("UPDATE stories SET cluster_id = ? WHERE id = ? AND cluster_id IS NULL",
+                                      [cluster, story_id]).rowcount
+        return changed
+
+    def stories_after(self, rowid: int, limit: int, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Stored stories in storage order after ``rowid`` (with it), for batch work over a large database."""
+        where, params = "", []
+        if since is not None:
+            where, params = "AND coalesce(published_at, first_seen_at) >= ?", [to_iso(since)]
+        return self.query(
+            f"SELECT rowid, * FROM stories WHERE rowid > ? {where} ORDER BY rowid LIMIT ?", [rowid, *params, limit])
+
+    def cluster_reports(self, story_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The other stories of ``story_id``'s cluster (source, title, url), earliest first."""
+        return self.query(
+            f"WITH {_CLUSTER_OF} SELECT other.id, other.source, other.title, other.url "
+            f"FROM c JOIN stories other ON {_IN_CLUSTER} "
+            "WHERE other.id != ? ORDER BY other.first_seen_at, other.rowid LIMIT ?",
+            [story_id, story_id, limit],
+        )
+
+    def matches_by_cluster(
+        self, watchlist: str | None = None, limit: int = 20, *, since: datetime | None = None, source: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Recent matches, one row per watchlist and cluster (its first matched story), newest first,
+        optionally of one watchlist, of stories from one source and matched at or after ``since``.
+
+        ``stories`` and ``sources`` count the cluster's matched stories and their distinct sources.
+        """
+        clauses, params = [], []
+        for clause, value in (("m.watchlist = ?", watchlist), ("s.source = ?", source),
+                              ("m.matched_at >= ?", to_iso(since) if since else None)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return self.query(
+            "WITH g AS (SELECT m.watchlist, coalesce(s.cluster_id, s.id) AS cluster, min(m.id) AS first_match, "
+            "max(m.matched_at) AS last_matched, count(*) AS stories, count(DISTINCT s.source) AS sources, "
+            "group_concat(DISTINCT s.source) AS source_names "
+            f"FROM matches m JOIN stories s ON s.id = m.story_id {where} GROUP BY m.watchlist, cluster) "
+            "SELECT m.id, m.watchlist, m.score, m.classifier, m.evidence, m.matched_at, g.cluster, g.stories, "
+            "g.sources, g.source_names, g.last_matched, s.id AS story_id, s.title, s.url, s.source, s.published_at "
+            "FROM g JOIN matches m ON m.id = g.first_match JOIN stories s ON s.id = m.story_id "
+            "ORDER BY g.last_matched DESC, m.id DESC LIMIT ?",
+            [*params, limit],
+        )
+
+    def cluster_matches(self, watchlist: str, cluster: str) -> list[dict[str, Any]]:
+        """Every match of ``watchlist`` in ``cluster``, first first."""
+        return self.query(
+            "SELECT m.id, m.watchlist, m.score, m.matched_at, s.id AS story_id, s.title, s.url, s.source, "
+            "s.published_at FROM matches m JOIN stories s ON s.id = m.story_id "
+            "WHERE m.watchlist = ? AND (s.cluster_id = ? OR s.id = ?) ORDER BY m.id",
+            [watchlist, cluster, cluster],
+        )
 
     def story(self, story_id: str) -> Story | None:
         """A stored story by id."""
@@ -504,7 +607,7 @@ class Store:
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         return self.query(
             "SELECT m.id, m.watchlist, m.score, m.classifier, m.evidence, m.matched_at, "
-            "s.id AS story_id, s.title, s.url, s.source, s.published_at "
+            "s.id AS story_id, s.title, s.url, s.source, s.published_at, coalesce(s.cluster_id, s.id) AS cluster "
             f"FROM matches m JOIN stories s ON s.id = m.story_id {where} "
             "ORDER BY m.matched_at DESC, m.id DESC LIMIT ?",
             [*params, limit],
@@ -709,6 +812,7 @@ def _story_row(story: Story, now: str | None) -> dict[str, Any]:
         "published_at": to_iso(story.published), "fetched_at": to_iso(story.fetched),
         "first_seen_at": now, "updated_at": now,
         "author": story.author, "language": story.language, "content_hash": story.content_hash,
+        "cluster_id": story.cluster,
     }
 
 
@@ -719,6 +823,7 @@ def story_from_row(row: dict[str, Any]) -> Story:
         url=row["url"], summary=row["summary"] or "", guid=row["guid"],
         published=from_iso(row["published_at"]), fetched=from_iso(row["fetched_at"]),
         author=row["author"], language=row["language"], content_hash=row["content_hash"] or "",
+        cluster=row.get("cluster_id"),
     )
 
 

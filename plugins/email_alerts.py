@@ -27,6 +27,7 @@ from monitor import (
     Monitor,
     RenderedAlert,
     alert_subject,
+    also_reported_line,
     group_by_watchlist,
     hookimpl,
     network_error_words,
@@ -160,7 +161,16 @@ def _alert_html(alert: Alert, heading: str = "h2") -> str:
         parts.append(f"<blockquote>{_highlighted(snippet.text, snippet.highlights)}</blockquote>")
     if match.evidence.note:
         parts.append(f"<p>{_e(match.evidence.note)}</p>")
+    if alert.also_reported:
+        items = "".join(f"<li>{_e(r.source)}: {_link_html(r.title, r.url)}</li>" for r in alert.also_reported)
+        parts.append(f"<p>{_e(also_reported_line(alert))}</p><ul>{items}</ul>")
     return "\n".join(parts)
+
+
+def _link_html(title: str, url: str | None) -> str:
+    if url and url.lower().startswith(("http://", "https://")):  # never a javascript: link
+        return f'<a href="{_e(url)}">{_e(title)}</a>'
+    return _e(title)
 
 
 def _html_page(subject: str, sections: Sequence[str]) -> str:

@@ -18,6 +18,7 @@ from monitor import (
     RenderedAlert,
     alert_http_client,
     alert_subject,
+    also_reported_line,
     close_http_client,
     group_by_watchlist,
     hookimpl,
@@ -59,6 +60,8 @@ def _details(alert: Alert) -> str:
     if snippet:
         # Bold the matched spans: mark with an invisible separator first, escape, then swap in '*'.
         lines.append("> " + escape_mrkdwn(snippet).replace("\u2063", "*"))
+    if alert.also_reported:
+        lines.append(escape_mrkdwn(also_reported_line(alert)))
     return "\n".join(lines)
 
 
@@ -68,6 +71,12 @@ def alert_blocks(alert: Alert) -> list[dict[str, Any]]:
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{_link(alert)}*"}},
         {"type": "section", "text": {"type": "mrkdwn", "text": _details(alert)}},
     ]
+
+
+def _also(alert: Alert) -> str:
+    if not alert.also_reported:
+        return ""
+    return f" · also {escape_mrkdwn(', '.join(r.source for r in alert.also_reported))}"
 
 
 def _fallback(alert: Alert) -> str:
@@ -93,7 +102,7 @@ class SlackChannel:
         for watchlist, group in group_by_watchlist(alerts).items():
             blocks.append({"type": "section", "text": {"type": "mrkdwn",
                                                        "text": f"*{escape_mrkdwn(watchlist)}* ({len(group)})"}})
-            items = "\n".join(f"• {_link(a)} (score {a.match.score:.2f})" for a in group)
+            items = "\n".join(f"• {_link(a)} (score {a.match.score:.2f}){_also(a)}" for a in group)
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": items[:3000]}})
         self._post({"text": escape_mrkdwn(rendered.subject), "blocks": blocks[:MAX_BLOCKS]})
 

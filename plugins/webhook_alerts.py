@@ -31,7 +31,7 @@ from monitor import (
 
 NAME = "webhook_alerts"
 TYPE = "webhook"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SIGNATURE_HEADER = "X-News-Monitor-Signature"
 TIMESTAMP_HEADER = "X-News-Monitor-Timestamp"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -45,7 +45,7 @@ OPTIONS = (
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:
-    """One alert as the ``alerts[]`` item / body of schema version 1."""
+    """One alert as the ``alerts[]`` item / body of schema version 2 (version 1 plus ``cluster``)."""
     story, match = alert.story, alert.match
     return {
         "idempotency_key": str(alert.id),
@@ -60,6 +60,10 @@ def alert_json(alert: Alert) -> dict[str, Any]:
             "snippet": match.evidence.snippet.text,
             "highlights": [list(h) for h in match.evidence.snippet.highlights],
             "note": match.evidence.note,
+        },
+        "cluster": {
+            "id": story.cluster or story.id,
+            "also_reported_by": [{"source": r.source, "title": r.title, "url": r.url} for r in alert.also_reported],
         },
     }
 

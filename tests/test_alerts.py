@@ -252,7 +252,8 @@ def test_webhook_json_signature_and_idempotency_key(feed_server, make_config, mo
     [row] = outbox(config.db_path)
     assert headers["idempotency-key"] == str(row["id"])
     body = json.loads(hit.body)
-    assert body["schema_version"] == 1 and body["type"] == "alert" and body["idempotency_key"] == str(row["id"])
+    assert body["schema_version"] == 2 and body["type"] == "alert" and body["idempotency_key"] == str(row["id"])
+    assert body["cluster"] == {"id": body["story"]["id"], "also_reported_by": []}  # a story of its own
     assert body["watchlist"]["name"] == "korea"
     assert body["story"]["title"] == "<script>alert(1)</script> Pyongyang & Seoul talks 1"  # JSON carries raw text
     assert body["story"]["url"] == "http://news.test/1"

@@ -1,0 +1,226 @@
+"""Story clusters end to end: loopback feeds from several outlets, the real outbox, real receivers."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlite_utils
+
+from conftest import FeedServer, Response, rss
+from monitor import Monitor, load_config
+
+# One wire story as three agencies wrote it, and another North Korea story of the same day.
+REUTERS = ("North Korea fires ballistic missile into sea off its east coast, Seoul says",
+           "SEOUL, Nov 29 (Reuters) - North Korea fired a ballistic missile into the sea off its east coast on Sunday, "
+           "South Korea's Joint Chiefs of Staff said, the latest in a series of weapons tests by Pyongyang. "
+           "The missile was launched from the Sunan area near Pyongyang and flew about 600 km before landing in the "
+           "sea, the JCS said in a statement. Japan's defence ministry also reported the launch.")
+AP = ("North Korea launches ballistic missile toward sea, South Korea military says",
+      "SEOUL, South Korea (AP) — North Korea launched a ballistic missile toward its eastern waters Sunday, "
+      "South Korea's military said, extending a run of weapons demonstrations. South Korea's Joint Chiefs of Staff "
+      "said the missile was fired from the Sunan area of Pyongyang and travelled about 600 kilometers. "
+      "Japan's Defense Ministry said it appeared to have landed outside Japan's exclusive economic zone.")
+AFP = ("N. Korea fires ballistic missile: Seoul",
+       "North Korea fired a ballistic missile off its east coast on Sunday, Seoul's military said, in Pyongyang's "
+       "latest launch this year. \"North Korea fired a ballistic missile from the Sunan area into the East Sea,\" "
+       "the Joint Chiefs of Staff said, adding it flew around 600 kilometres. Tokyo confirmed the launch, the "
+       "Japanese defence ministry said.")
+FARM = ("Kim Jong Un inspects new greenhouse farm as North Korea battles food shortages",
+        "North Korean leader Kim Jong Un visited a newly built greenhouse farm in South Hamgyong province, state "
+        "media KCNA said on Sunday, as Pyongyang struggles with chronic food shortages. Kim praised the vegetable "
+        "farm, which covers 200 hectares, and called for more such projects, the Korean Central News Agency reported.")
+OUTLETS = {"reuters": REUTERS, "ap": AP, "afp": AFP}
+
+
+def item(outlet: str, story: tuple[str, str], slug: str) -> dict[str, str]:
+    return {"title": story[0], "description": story[1], "guid": f"{outlet}-{slug}",
+            "link": f"https://{outlet}.test/world/{slug}?utm_source=rss&utm_medium=feed&fbclid=abc&id=7",
+            "pubDate": email.utils.format_datetime(datetime.now(timezone.utc))}
+
+
+def serve_outlets(server: FeedServer, outlets: dict[str, tuple[str, str]], farm_in: str | None = "reuters") -> dict[str, str]:
+    """One feed per outlet (its own path); ``farm_in`` also carries the other story."""
+    urls = {}
+    for outlet, story in outlets.items():
+        items = [item(outlet, story, "missile")]
+        if outlet == farm_in:
+            items.append(item(outlet, FARM, "farm"))
+        urls[outlet] = server.serve(f"/{outlet}/feed.xml", rss(items, title=outlet))
+    server.routes["/hook"] = Response(status=204, etag=False)
+    return urls
+
+
+def config_text(server: FeedServer, urls: dict[str, str], watchlists: str | None = None, extra: str = "") -> str:
+    sources = "".join(f'[sources.{name}]\nurl = "{url}"\n' for name, url in urls.items())
+    watchlists = watchlists if watchlists is not None else (
+        '[watchlists.korea]\nquery = \'pyongyang OR "north korea"\'\nchannels = ["hook", "console"]\n'
+        '[watchlists.missiles]\nquery = \'missile*\'\nchannels = ["hook"]\n')
+    return (
+        f'[channels.hook]\ntype = "webhook"\nurl = "{server.url("/hook")}"\n' + extra + sources + watchlists
+        + '[watchlists.north_korea]\nenabled = false\n[watchlists.abductions]\nenabled = false\n'
+        '[watchlists.trade]\nenabled = false\n'
+    )
+
+
+def posted(server: FeedServer) -> list[dict]:
+    return [json.loads(hit.body) for hit in server.hits("/hook")]
+
+
+def outbox_rows(db: Path) -> list[dict]:
+    return list(sqlite_utils.Database(db).query(
+        "SELECT o.channel, m.watchlist, s.source, s.title FROM outbox o JOIN matches m ON m.id = o.match_id "
+        "JOIN stories s ON s.id = m.story_id ORDER BY o.id"))
+
+
+def clusters(db: Path) -> dict[str, str]:
+    return {r["source"] + ":" + r["title"][:20]: r["cluster_id"]
+            for r in sqlite_utils.Database(db).query("SELECT source, title, cluster_id FROM stories")}
+
+
+def test_one_wire_story_from_three_outlets_alerts_once_per_watchlist_and_channel(feed_server, make_config, capsys):
+    urls = serve_outlets(feed_server, OUTLETS)
+    config = load_config(make_config(config_text(feed_server, urls)))
+    with Monitor.open(config) as monitor:
+        monitor.run_once()
+    bodies = posted(feed_server)
+    missile = [b for b in bodies if "missile" in b["story"]["title"].lower()]
+    farm = [b for b in bodies if "greenhouse" in b["story"]["title"]]
+    # The wire story: one alert per watchlist on the webhook (korea, missiles); the farm story: one (korea).
+    assert sorted(b["watchlist"]["name"] for b in missile) == ["korea", "missiles"]
+    assert [b["watchlist"]["name"] for b in farm] == ["korea"]
+    assert len(bodies) == 3
+    # ...and one on the console for korea: three outlets, one line for the wire story.
+    headings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("=== [korea]")]
+    assert len(headings) == 2 and any(FARM[0] in line for line in headings)
+    with sqlite3.connect(config.db_path) as db:
+        cluster_of = dict(db.execute("SELECT id, coalesce(cluster_id, id) FROM stories"))
+    for body in missile:
+        assert body["schema_version"] == 2
+        first = body["story"]["source"]
+        assert {r["source"] for r in body["cluster"]["also_reported_by"]} == set(OUTLETS) - {first}
+        # The cluster is named by the story the clusterer saw first; polls run in parallel, so the
+        # story that alerts (the first stored) may be another member of it.
+        assert body["cluster"]["id"] == cluster_of[body["story"]["id"]]
+        # The link without tracking parameters; the parameter that names the story stays.
+        assert body["story"]["url"] == f"https://{first}.test/world/missile?id=7"
+        assert all("utm_" not in r["url"] and "fbclid" not in r["url"] for r in body["cluster"]["also_reported_by"])
+    assert farm[0]["cluster"]["also_reported_by"] == [] and farm[0]["cluster"]["id"] != missile[0]["cluster"]["id"]
+    stored = clusters(config.db_path)
+    assert len(set(stored.values())) == 2  # the wire story and the farm story
+
+
+def test_two_outlets_then_a_restart_then_the_third_changes_nothing(feed_server, make_config, cli_run):
+    urls = serve_outlets(feed_server, OUTLETS, farm_in=None)
+    path = make_config(config_text(feed_server, urls))
+    config = load_config(path)
+    with Monitor.open(config) as monitor:
+        monitor.run_once([config.sources["reuters"], config.sources["ap"]])
+    assert len(posted(feed_server)) == 2  # korea and missiles, once each
+    # A new process: the clustering index is read back from the database.
+    with Monitor.open(load_config(path)) as monitor:
+        monitor.run_once([config.sources["afp"]])
+    assert len(posted(feed_server)) == 2
+    assert len(set(clusters(config.db_path).values())) == 1
+    assert [r["channel"] for r in outbox_rows(config.db_path)].count("hook") == 2
+
+    listed = cli_run("matches", "--config", path).output
+    assert listed.count("North Korea") + listed.count("N. Korea") == 2  # one line per watchlist and cluster
+    assert "+2 sources" in listed and "also reported by:" in listed
+    every = cli_run("matches", "--config", path, "--all", "--watchlist", "missiles").output
+    assert sum(title in every for title, _ in OUTLETS.values()) == 3
+    lines = [json.loads(x) for x in cli_run("matches", "--config", path, "--json").output.splitlines()]
+    assert len(lines) == 2 and len({x["cluster"] for x in lines}) == 1
+    assert all(sorted(x["cluster_sources"]) == sorted(OUTLETS) for x in lines)
+
+
+def test_a_digest_lists_the_story_once_with_its_sources(feed_server, make_config):
+    urls = serve_outlets(feed_server, OUTLETS)
+    config = load_config(make_config(config_text(feed_server, urls, extra='digest = "1h"\n')))
+    with Monitor.open(config) as monitor:
+        monitor.run_once(deliver=False)
+        monitor.dispatch()  # the first sight of the channel's alerts starts its period
+        assert posted(feed_server) == []
+        with monitor.store.write() as db:  # the digest time has come
+            db.execute("UPDATE channel_state SET next_digest_at = '2000-01-01T00:00:00+00:00'")
+        monitor.dispatch()
+    [digest] = posted(feed_server)
+    assert digest["type"] == "digest"
+    titles = [a["story"]["title"] for a in digest["alerts"]]
+    assert len(titles) == 3  # korea: the wire story and the farm; missiles: the wire story
+    wire = [a for a in digest["alerts"] if a["story"]["title"] != FARM[0]]
+    assert len({a["story"]["title"] for a in wire}) == 1
+    for alert in wire:
+        assert len(alert["cluster"]["also_reported_by"]) == 2
+
+
+def test_different_stories_on_one_topic_the_same_day_are_two_clusters(feed_server, make_config):
+    # Two outlets, the same hour, both about North Korea: a missile launch and a farm visit.
+    urls = serve_outlets(feed_server, {"reuters": REUTERS, "yonhap": FARM}, farm_in=None)
+    config = load_config(make_config(config_text(feed_server, urls)))
+    with Monitor.open(config) as monitor:
+        monitor.run_once()
+    korea = [b for b in posted(feed_server) if b["watchlist"]["name"] == "korea"]
+    assert len(korea) == 2 and len({b["cluster"]["id"] for b in korea}) == 2
+    assert all(b["cluster"]["also_reported_by"] == [] for b in korea)
+
+
+def test_monitor_cluster_reads_json_lines_and_names_bad_ones(cli_run, tmp_path):
+    rows = [{"id": name, "title": story[0], "text": story[1], "published": "2026-11-29T08:00:00Z", "source": name}
+            for name, story in (*OUTLETS.items(), ("kcna", FARM))]
+    lines = [json.dumps(r) for r in rows]
+    lines.insert(2, "{not json")
+    path = tmp_path / "stories.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = cli_run("cluster", path)
+    assert result.exit_code == 1
+    assert "stories.jsonl: line 3: not valid JSON" in result.stderr
+    out = [json.loads(x) for x in result.stdout.splitlines()]
+    assert out == [{"id": "reuters", "cluster": "reuters"}, {"id": "ap", "cluster": "reuters"},
+                   {"id": "afp", "cluster": "reuters"}, {"id": "kcna", "cluster": "kcna"}]
+    # A week later the same words are a new story: clusters are bounded in time.
+    late = {**rows[1], "id": "ap-late", "published": "2026-12-06T08:00:00Z"}
+    again = cli_run("cluster", input=json.dumps(rows[0]) + "\n" + json.dumps(late) + "\n")
+    assert [json.loads(x)["cluster"] for x in again.stdout.splitlines()] == ["reuters", "ap-late"]
+
+
+def test_backfill_finds_stored_stories_alerts_once_and_a_second_run_adds_nothing(feed_server, make_config, cli_run):
+    urls = serve_outlets(feed_server, OUTLETS)
+    path = make_config(config_text(feed_server, urls, watchlists=""))  # no watchlist of ours yet
+    assert cli_run("once", "--config", path).exit_code == 0
+    db = Path(load_config(path).db_path)
+    # Stories stored before clustering existed have no cluster yet.
+    sqlite_utils.Database(db).execute("UPDATE stories SET cluster_id = NULL")
+    sqlite_utils.Database(db).conn.commit()
+    watch = '[watchlists.missiles]\nquery = \'missile*\'\nchannels = ["hook"]\n'
+    path = make_config(config_text(feed_server, urls, watchlists=watch))
+
+    quiet = cli_run("reclassify", "--config", path, "--watchlist", "missiles")
+    assert quiet.exit_code == 0, quiet.output
+    assert "3 new matches, 0 alerts queued" in quiet.stdout and "reclassify: 4 stories read" in quiet.stderr
+    assert outbox_rows(db) == [] and posted(feed_server) == []
+    assert len(set(clusters(db).values())) == 2  # clusters found on the way
+
+    # A watchlist added later, with alerts: once per cluster.
+    watch += '[watchlists.farms]\nquery = \'greenhouse OR missile*\'\nchannels = ["hook"]\n'
+    path = make_config(config_text(feed_server, urls, watchlists=watch))
+    loud = cli_run("reclassify", "--config", path, "--alert", "--since", "7d")
+    assert "4 new matches, 2 alerts queued, 2 sent" in loud.stdout, loud.output
+    assert sorted(b["story"]["title"] == FARM[0] for b in posted(feed_server)) == [False, True]
+    again = cli_run("reclassify", "--config", path, "--alert")
+    assert "0 new matches, 0 alerts queued" in again.stdout
+    assert len(posted(feed_server)) == 2
+
+    bad = cli_run("reclassify", "--config", path, "--watchlist", "nope")
+    assert bad.exit_code == 2 and "no watchlist named 'nope'" in bad.output
+
+
+def test_bad_clustering_settings_are_named_by_key(make_config, cli_run):
+    path = make_config('[clustering]\nthreshold = 2\nwindow = "soon"\n')
+    result = cli_run("check", "--config", path)
+    assert result.exit_code == 1
+    assert f"{path}: clustering.threshold: must be finite and more than 0 and at most 1, got 2" in result.output
+    assert f"{path}: clustering.window: expected a duration" in result.output
