@@ -58,6 +58,7 @@ from .models import (
 )
 from .neterrors import network_error_words
 from .netpolicy import NetworkPolicy, RefusedAddress
+from .evaluation import InputError, Scores, read_stories
 from .normalize import canonical_url, html_to_text
 from .polling import parse_retry_after
 from .query import KeywordMatcher, parse_query, query_error_words
@@ -89,4 +90,6 @@ __all__ = [
     "safe_line", "safe_text", "json_safe",
     # helpers for commands that plugins add through register_commands
     "config_options", "handle_errors", "load_cli_config", "open_cli_monitor",
+    # reading labelled stories (JSON lines), for plugins that train
+    "InputError", "Scores", "read_stories",
 ]

@@ -608,6 +608,43 @@ def plugins(config_path: str | None, output_format: str | None) -> None:
     write_rows(rows, output_format, human)
 
 
+@cli.command()
+@config_options()
+@click.argument("args", nargs=-1, metavar="[MATCH_ID] right|wrong")
+@click.option("--story", "story_id", help="A story the watchlist missed (with --watchlist), instead of a match.")
+@click.option("--watchlist", "-w", help="The watchlist that missed --story.")
+@handle_errors
+def feedback(config_path: str | None, db_path: str | None, args: tuple[str, ...], story_id: str | None,
+             watchlist: str | None) -> None:
+    """Tell the monitor whether a match was right, or that a watchlist missed a story.
+
+    `monitor feedback 12 wrong` judges match 12 (ids in `monitor matches`);
+    `monitor feedback --story ID --watchlist NAME right` records a miss. The
+    verdict is stored for `monitor train NAME` to learn from; matches and
+    alerts already sent are left as they are.
+    """
+    from .models import VERDICTS
+
+    if story_id is not None or watchlist is not None:
+        if story_id is None or watchlist is None or len(args) != 1:
+            raise click.UsageError("a miss needs --story ID, --watchlist NAME and one verdict (right or wrong)")
+        verdict, match_id = args[0], None
+    else:
+        if len(args) != 2 or not args[0].isdigit():
+            raise click.UsageError("give MATCH_ID and a verdict (right or wrong), or --story ID --watchlist NAME right")
+        match_id, verdict = int(args[0]), args[1]
+    if verdict not in VERDICTS:
+        raise click.UsageError(f"the verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
+    with _store(config_path, db_path) as (config, store):
+        if watchlist is not None and watchlist not in config.watchlists:
+            raise click.BadParameter(f"no watchlist named {watchlist!r} (configured: {', '.join(config.watchlists)})",
+                                     param_hint="--watchlist")
+        recorded = store.add_feedback(watchlist or "", verdict, match_id=match_id, story_id=story_id)
+    what = f"match {match_id}" if match_id is not None else "the miss"
+    click.echo(f"Recorded: {what} ({recorded.watchlist}, story {recorded.story_id}) is {verdict}. "
+               f"`monitor train {recorded.watchlist}` learns from it.")
+
+
 def _classifier_monitor(config_path: str | None, db_path: str | None) -> Monitor:
     """A monitor for classifying input: the configured database if it exists (trained models), else in memory."""
     config = _load(config_path, db_path)
@@ -669,46 +706,73 @@ def classify(config_path: str | None, db_path: str | None, input_file) -> None:
         raise SystemExit(1)
 
 
+def _read_labelled_file(labels_file) -> list:
+    from .evaluation import InputError, read_stories
+
+    items = []
+    for item in read_stories(labels_file, source=labels_file.name):
+        if isinstance(item, InputError):
+            raise click.ClickException(f"{labels_file.name}: {item}")
+        if item.labels is None:
+            raise click.ClickException(f"{labels_file.name}: line {item.line}: no \"labels\" list")
+        items.append(item)
+    return items
+
+
 @cli.command(name="eval")
 @config_options()
 @click.argument("labels_file", type=click.File("r", encoding="utf-8"))
 @click.option("--show", default=10, show_default=True, type=click.IntRange(min=0),
               help="Misclassified examples to print per watchlist.")
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(min=0),
+              help="Also cross-validate a model trained on LABELS_FILE (0: skip).")
+@click.option("--train-on", "train_file", type=click.File("r", encoding="utf-8"),
+              help="Cross-corpus: train a model on this labelled file, test it on LABELS_FILE.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @handle_errors
-def eval_command(config_path: str | None, db_path: str | None, labels_file, show: int, as_json: bool) -> None:
-    """Score the configured watchlists against labelled stories (JSON lines with "labels").
+def eval_command(config_path: str | None, db_path: str | None, labels_file, show: int, folds: int, train_file,
+                 as_json: bool) -> None:
+    """Score the watchlists against labelled stories (JSON lines with "labels"), beside the naive floor.
 
-    Prints precision, recall and F1 per watchlist and the misclassified examples.
+    Prints precision, recall and F1 per watchlist for the configured
+    classifiers (on stories a model learned from, these are fit-set figures),
+    for a model cross-validated on LABELS_FILE (--folds), for a model trained on
+    another file (--train-on, cross-corpus), and for the naive floor (three
+    regular expressions per shipped watchlist), then the misclassified examples.
     """
-    from .evaluation import InputError, read_stories, score
+    from .evaluation import FLOORS, Scores, floor_predicts, score
 
+    items = _read_labelled_file(labels_file)
+    training = _read_labelled_file(train_file) if train_file else []
     with _classifier_monitor(config_path, db_path) as monitor:
-        items = []
-        for item in read_stories(labels_file):
-            if isinstance(item, InputError):
-                raise click.ClickException(f"{labels_file.name}: {item}")
-            if item.labels is None:
-                raise click.ClickException(f"{labels_file.name}: line {item.line}: no \"labels\" list")
-            items.append(item)
         found = _classify_all(monitor, items)
-        names = [w.name for w in monitor.watchlists]
-    predicted = {sid: {m.watchlist for m in matches} for sid, matches in found.items()}
+        watchlists = list(monitor.watchlists)
+    names = [w.name for w in watchlists]
     gold = {item.story.id: item.labels for item in items}
-    results = score(names, predicted, gold)
+    views: dict[str, dict[str, Scores]] = {}
+    views["configured"] = score(names, {sid: {m.watchlist for m in ms} for sid, ms in found.items()}, gold)
+    learned = _learned_views(watchlists, items, training, folds)
+    for view, predicted in learned.items():
+        views[view] = score(names, predicted, gold)
+    floor_names = [n for n in names if n in FLOORS]
+    if floor_names:
+        views["naive floor"] = score(floor_names, {item.story.id: {n for n in floor_names if floor_predicts(
+            n, item.story.title, item.story.text)} for item in items}, gold)
     if as_json:
-        click.echo(json.dumps({"stories": len(items), "watchlists": [r.to_dict() for r in results.values()]}, indent=2))
+        click.echo(json.dumps({"stories": len(items), "watchlists": [r.to_dict() for r in views["configured"].values()],
+                               "views": {v: [r.to_dict() for r in rs.values()] for v, rs in views.items()}}, indent=2))
         return
     titles = {item.story.id: item.story.title for item in items}
-    click.echo(f"{len(items)} labelled stories from {labels_file.name}\n")
-    click.echo(f"{'watchlist':16} {'P':>6} {'R':>6} {'F1':>6} {'TP':>5} {'FP':>5} {'FN':>5}")
-    for r in results.values():
-        if not r.labelled:
-            echo(f"{r.name:16} no story in {labels_file.name} is labelled {r.name}: nothing to score "
-                 f"({plural(r.fp, 'story', 'stories')} matched it)")
-            continue
-        click.echo(f"{r.name:16} {r.precision:6.3f} {r.recall:6.3f} {r.f1:6.3f} {r.tp:5d} {r.fp:5d} {r.fn:5d}")
-    for r in results.values():
+    click.echo(f"{len(items)} labelled stories from {labels_file.name}")
+    for view, results in views.items():
+        click.echo(f"\n{view}\n{'watchlist':16} {'P':>6} {'R':>6} {'F1':>6} {'TP':>5} {'FP':>5} {'FN':>5}")
+        for r in results.values():
+            if not r.labelled:
+                echo(f"{r.name:16} no story in {labels_file.name} is labelled {r.name}: nothing to score "
+                     f"({plural(r.fp, 'story')} matched it)")
+                continue
+            click.echo(f"{r.name:16} {r.precision:6.3f} {r.recall:6.3f} {r.f1:6.3f} {r.tp:5d} {r.fp:5d} {r.fn:5d}")
+    for r in views["configured"].values():
         for label, ids in (("false positives", r.false_positives), ("false negatives", r.false_negatives)):
             if ids and show:
                 click.echo(f"\n{r.name}: {label} ({len(ids)})")
@@ -790,6 +854,34 @@ def reclassify(config_path: str | None, db_path: str | None, names: tuple[str, .
     click.echo(f"Reclassified {plural(done.stories, 'story')} against "
                f"{', '.join(w.name for w in chosen) or 'no watchlists'}: {plural(done.matches, 'new match')}, "
                f"{plural(done.alerts_queued, 'alert')} queued" + (f", {dispatched.sent} sent" if dispatched else "") + ".")
+
+
+def _learned_views(watchlists: list, items: list, training: list, folds: int) -> dict[str, dict[str, set[str]]]:
+    """Held-out decisions of learned models: k-fold on ``items``, and trained on ``training`` (cross-corpus)."""
+    try:
+        from monitor_plugins.learned_model import MIN_PER_CLASS, Example, out_of_fold_predictions, train
+    except ImportError:
+        return {}
+    views: dict[str, dict[str, set[str]]] = {}
+    for watchlist in watchlists:
+        examples = [Example(i.story.title, i.story.text, watchlist.name in i.labels) for i in items]
+        positives = sum(e.positive for e in examples)
+        if folds >= 2 and min(positives, len(examples) - positives) > MIN_PER_CLASS:
+            decided = out_of_fold_predictions(watchlist.name, watchlist.query, examples, folds=folds)
+            view = views.setdefault(f"learned, {folds}-fold cross-validated on this file", {})
+            for item, yes in zip(items, decided):
+                if yes:
+                    view.setdefault(item.story.id, set()).add(watchlist.name)
+        train_examples = [Example(i.story.title, i.story.text, watchlist.name in i.labels) for i in training]
+        train_positives = sum(e.positive for e in train_examples)
+        if min(train_positives, len(train_examples) - train_positives) >= MIN_PER_CLASS:
+            model = train(watchlist.name, watchlist.query, train_examples)
+            view = views.setdefault("learned, trained on --train-on (cross-corpus)", {})
+            probabilities = model.predict([(i.story.title, i.story.text) for i in items])
+            for item, (p, _) in zip(items, probabilities):
+                if p >= model.cutoff:
+                    view.setdefault(item.story.id, set()).add(watchlist.name)
+    return views
 
 
 def _register_plugin_commands() -> None:

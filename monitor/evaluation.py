@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -136,3 +137,20 @@ def score(
                 s.fn += 1
                 s.false_negatives.append(story_id)
     return out
+
+
+# The naive floor of each shipped watchlist: on topic when any of three regular
+# expressions matches. A model or query that does not beat it is not worth its cost.
+FLOORS: dict[str, tuple[str, ...]] = {
+    "north_korea": (r"\bnorth korea", r"\bpyongyang\b", r"\bkim jong[ -]?(il|un)\b"),
+    "abductions": (r"\babduct\w*\b.{0,200}\bnorth korea", r"\bnorth korea\w*\b.{0,200}\babduct",
+                   r"\bmegumi yokota\b"),
+    "trade": (r"\btariffs?\b", r"\btrade (deficit|surplus|war|talks|agreement|dispute|barrier)s?\b",
+              r"\b(import|export)s? (ban|quota|curb|restriction)s?\b"),
+}
+
+
+def floor_predicts(name: str, title: str, text: str) -> bool:
+    """The naive floor's decision for watchlist ``name`` (one of :data:`FLOORS`)."""
+    body = f"{title}\n{text}".lower()
+    return any(re.search(pattern, body, re.S) for pattern in FLOORS[name])

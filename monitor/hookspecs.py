@@ -105,7 +105,10 @@ def register_classifiers(register: Callable[[str, Any], None], monitor: Monitor)
     :returns: nothing.
 
     Built-in: ``keywords`` registers the query-language classifier;
-    ``semantic`` (with the ``semantic`` extra) the sentence-embedding one.
+    ``learned`` the trained-model one (shipped and ``monitor train`` models,
+    see docs/learned.md); ``semantic`` (with the ``semantic`` extra) the
+    sentence-embedding one. A classifier object must pickle (models are
+    rebuilt per process).
     """
 
 

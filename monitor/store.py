@@ -23,7 +23,7 @@ from sqlite_utils import Database
 from .errors import DatabaseDamagedError, DatabaseFullError, DatabaseReadOnlyError, SchemaTooNewError, StorageError
 from .migrations import apply as apply_migrations
 from .migrations import is_newer_than_known
-from .models import Evidence, FetchState, Match, Source, Story, Watchlist
+from .models import VERDICTS, Evidence, FetchState, Feedback, Match, Source, Story, Watchlist
 from .query import split_cjk
 from .secrets import Secrets
 from .timeutil import from_iso, to_iso, utcnow
@@ -729,6 +729,76 @@ class Store:
                 [now, now, *params],
             )
             return cursor.rowcount
+    # -- feedback and learned models ------------------------------------------
+
+    def add_feedback(self, watchlist: str, verdict: str, *, match_id: int | None = None,
+                     story_id: str | None = None, note: str = "", origin: str = "cli") -> Feedback:
+        """Record a verdict on a match (``right``/``wrong``) or on a story the watchlist missed.
+
+        A ``right`` about a story that has no match for ``watchlist`` is
+        stored as ``missed`` (it should have matched). A later verdict on the
+        same story and watchlist replaces the earlier one. Matches and alerts
+        are never touched: feedback only teaches the next model (``monitor train``).
+
+        :param origin: where the verdict was given (``cli``, ``web``).
+        :raises StorageError: no such match or story, or an unknown verdict.
+        """
+        if verdict not in VERDICTS:
+            raise StorageError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
+        if match_id is not None:
+            rows = self.query("SELECT story_id, watchlist FROM matches WHERE id = ?", [match_id])
+            if not rows:
+                raise StorageError(f"{self.path}: no match with id {match_id} (see `monitor matches`)")
+            story_id, watchlist = rows[0]["story_id"], rows[0]["watchlist"]
+        story = self.story(story_id) if story_id is not None else None
+        if story is None:
+            raise StorageError(f"{self.path}: no story with id {story_id!r} (see `monitor search`)")
+        if match_id is None:
+            found = self.query("SELECT id FROM matches WHERE story_id = ? AND watchlist = ?", [story.id, watchlist])
+            match_id = found[0]["id"] if found else None
+        if verdict == "right" and match_id is None:
+            verdict = "missed"
+        now = to_iso(utcnow())
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO feedback (story_id, watchlist, verdict, match_id, title, text, note, origin, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(watchlist, story_id) DO UPDATE SET "
+                "verdict = excluded.verdict, match_id = excluded.match_id, note = excluded.note, "
+                "origin = excluded.origin, created_at = excluded.created_at",
+                [story.id, watchlist, verdict, match_id, story.title, story.text, note, origin, now],
+            )
+        return self.feedback(watchlist, story_id=story.id)[0]
+
+    def feedback(self, watchlist: str | None = None, *, story_id: str | None = None) -> list[Feedback]:
+        """Stored verdicts, oldest first; only ``watchlist``'s (and ``story_id``'s) when given."""
+        clauses, params = [], []
+        if watchlist is not None:
+            clauses.append("watchlist = ?")
+            params.append(watchlist)
+        if story_id is not None:
+            clauses.append("story_id = ?")
+            params.append(story_id)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = self.query(f"SELECT * FROM feedback {where} ORDER BY id", params)
+        return [Feedback(id=r["id"], story_id=r["story_id"], watchlist=r["watchlist"], verdict=r["verdict"],
+                         match_id=r["match_id"], title=r["title"] or "", text=r["text"] or "",
+                         created_at=from_iso(r["created_at"]), note=r.get("note") or "",
+                         origin=r.get("origin") or "") for r in rows]
+
+    def save_learned_model(self, watchlist: str, model: bytes, **figures: Any) -> None:
+        """Store (or replace) ``watchlist``'s learned model with its figures (``learned_models`` columns)."""
+        row = {"watchlist": watchlist, "model": model, "trained_at": to_iso(utcnow()), **figures}
+        with self.write() as db:
+            db["learned_models"].upsert(row, pk="watchlist")
+
+    def learned_models(self) -> dict[str, dict[str, Any]]:
+        """Every stored learned model's row, by watchlist."""
+        return {r["watchlist"]: r for r in self.query("SELECT * FROM learned_models")}
+
+    def forget_learned_model(self, watchlist: str) -> bool:
+        """Delete ``watchlist``'s stored model; whether there was one."""
+        with self.write() as db:
+            return db.execute("DELETE FROM learned_models WHERE watchlist = ?", [watchlist]).rowcount > 0
 
     def counts(self) -> dict[str, int]:
         """Row counts of the main tables."""

@@ -39,8 +39,6 @@ from monitor import (
     PluginConfigError,
     Story,
     Watchlist,
-    config_options,
-    handle_errors,
     hookimpl,
     load_cli_config,
     open_cli_monitor,
@@ -60,6 +58,7 @@ from monitor_plugins.semantic_model import (
 NAME = "semantic"
 MODES = ("rerank", "boost", "either")
 KEYWORDS = "keywords"
+LEARNED = "learned"
 
 log = logging.getLogger("monitor.semantic")
 
@@ -248,8 +247,12 @@ class SemanticClassifier:
         self.max_words = int(settings["max_words"])
 
     def replaces(self, watchlist: Watchlist) -> tuple[str, ...]:
-        """The keyword classifier's matches for opted-in watchlists: ours already include its score."""
-        return (KEYWORDS,) if wants_semantic(watchlist) else ()
+        """The keyword classifier's matches for opted-in watchlists: ours already include its score.
+
+        The learned classifier's too: asking for semantic scoring is an explicit
+        choice of this model over the shipped or trained one.
+        """
+        return (KEYWORDS, LEARNED) if wants_semantic(watchlist) else ()
 
     def validate(self, watchlists: Sequence[Watchlist]) -> list[str]:
         """Every bad ``options.semantic`` / ``options.examples``, with file and key."""
@@ -433,30 +436,21 @@ def shutdown(monitor: Monitor) -> None:
     monitor.extensions.pop(NAME, None)  # frees the model
 
 
-@hookimpl
-def register_commands(cli: click.Group) -> None:
-    cli.add_command(train)
-
-
-@click.command()
-@config_options()
-@click.argument("watchlist")
-@click.argument("labels", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--forget", is_flag=True, help="Delete WATCHLIST's trained model (back to the description and examples).")
-@handle_errors
-def train(config_path: str | None, db_path: str | None, watchlist: str, labels: Path | None, forget: bool) -> None:
-    """Teach WATCHLIST's semantic scoring from labelled stories in LABELS (JSONL).
+def train_semantic(config_path: str | None, db_path: str | None, watchlist: str, labels: Path | None,
+                   forget: bool) -> None:
+    """``monitor train WATCHLIST --semantic --examples LABELS``: teach WATCHLIST's semantic scoring.
 
     Each row: {"id", "title", "summary" or "text", "labels": [...]}; a row is
     on topic when WATCHLIST is among its labels. The model is stored in the
     database and used by the semantic classifier from then on (train again to
-    replace it, or --forget it).
+    replace it, or ``--forget`` it). The command itself is the ``learned``
+    plugin's: one ``monitor train`` for both kinds of model.
     """
     if forget:
         _forget(load_cli_config(config_path, db_path), watchlist)
         return
     if labels is None:
-        raise click.UsageError("give the LABELS file to train from (or --forget)")
+        raise click.UsageError("give the file to train from with --examples (or --forget)")
     missing = missing_requirements()
     if missing:
         raise click.ClickException(f"monitor train needs the semantic extra (not installed: {', '.join(missing)}); {INSTALL_HINT}")
