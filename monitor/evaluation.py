@@ -46,9 +46,17 @@ class Scores:
         p, r = self.precision, self.recall
         return 2 * p * r / (p + r) if p + r else 0.0
 
+    @property
+    def labelled(self) -> int:
+        """Stories labelled with this watchlist: without any, recall and F1 mean nothing."""
+        return self.tp + self.fn
+
     def to_dict(self) -> dict[str, Any]:
+        """The figures as JSON; recall and F1 are ``null`` when no story is labelled with the watchlist."""
+        known = self.labelled > 0
         return {"watchlist": self.name, "tp": self.tp, "fp": self.fp, "fn": self.fn,
-                "precision": round(self.precision, 4), "recall": round(self.recall, 4), "f1": round(self.f1, 4)}
+                "precision": round(self.precision, 4), "recall": round(self.recall, 4) if known else None,
+                "f1": round(self.f1, 4) if known else None}
 
 
 class InputError(ValueError):

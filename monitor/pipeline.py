@@ -23,7 +23,8 @@ from .polling import (GONE, WEEK, NextPoll, Plan, next_poll_after_failure, next_
                       quiet_on_first_poll)
 from .safetext import MESSAGE_MAX, safe_line
 from .store import SourceOutcome
-from .timeutil import utcnow
+from .timeutil import format_duration, utcnow
+from .wording import plural
 
 if TYPE_CHECKING:
     from .app import Monitor
@@ -122,14 +123,27 @@ def _update_source(monitor: Monitor, source: Source) -> UpdateResult:
         status=fetched.status,
     )
     log.info(
-        "%s: %d entries, %d new, %d updated, %d new matches%s",
-        source.name, len(stories), saved.new_stories, saved.updated_stories, saved.matches,
-        f" (first poll: {len(quiet)} older entries stored without alerts)" if quiet else "",
+        "%s: %s, %d new, %d updated, %s%s",
+        source.name, plural(len(stories), "entry"), saved.new_stories, saved.updated_stories,
+        plural(saved.matches, "new match"), _quiet_words(monitor, new, quiet),
     )
     for match in matches:
         monitor.emit(MatchFound(match))
     monitor.emit(SourceUpdated(result))
     return result
+
+
+def _quiet_words(monitor: Monitor, new: list[Story], quiet: set[str]) -> str:
+    """What the first poll of a new source stored without alerting, in words that are true of each entry."""
+    if not quiet:
+        return ""
+    undated = sum(1 for s in new if s.id in quiet and s.published is None)
+    window = format_duration(float(monitor.config.alerts["new_source_window"]))
+    parts = [part for part in (
+        plural(len(quiet) - undated, "entry") + f" published more than {window} ago" if len(quiet) > undated else "",
+        plural(undated, "undated entry") if undated else "",
+    ) if part]
+    return f" ({' and '.join(parts)} stored without alerts: first poll of a new source, alerts.new_source_window)"
 
 
 def _moved_to(monitor: Monitor, source: Source, state: FetchState, fetched: FetchResult) -> str | None:
@@ -218,9 +232,9 @@ def _stories(
         seen.add(key)
         stories.append(replace(story, id=key))
     if duplicates:
-        notes.append(f"{duplicates} entr{'y' if duplicates == 1 else 'ies'} with a duplicate id ignored (the first one kept)")
+        notes.append(f"{plural(duplicates, 'entry')} with a duplicate id ignored (the first one kept)")
     if skipped:
-        notes.append(f"{skipped} entr{'y' if skipped == 1 else 'ies'} skipped: could not be read (see the log)")
+        notes.append(f"{plural(skipped, 'entry')} skipped: could not be read (see the log)")
     return stories
 
 

@@ -355,11 +355,7 @@ class Store:
         that too. Returns the number of stories deleted.
         """
         now = to_iso(utcnow())
-        doomed = (
-            "SELECT id FROM stories WHERE (first_seen_at < ? AND id NOT IN (SELECT story_id FROM matches))"
-            + (" OR first_seen_at < ?" if matched_older_than else "")
-        )
-        params = [to_iso(older_than)] + ([to_iso(matched_older_than)] if matched_older_than else [])
+        doomed, params = _prunable(older_than, matched_older_than)
         with self.write() as db:
             db.execute(
                 f"INSERT OR IGNORE INTO pruned_stories (id, source, pruned_at) "
@@ -379,6 +375,11 @@ class Store:
                 # merged: without this, an emptied index keeps most of its size.
                 db.execute("INSERT INTO stories_fts(stories_fts) VALUES ('optimize')")
         return deleted
+
+    def count_prunable(self, older_than: datetime, matched_older_than: datetime | None = None) -> int:
+        """How many stories :meth:`prune` would delete with the same arguments (it deletes nothing)."""
+        doomed, params = _prunable(older_than, matched_older_than)
+        return self.query(f"SELECT count(*) AS n FROM ({doomed})", params)[0]["n"]
 
     def expire_tombstones(self, older_than: datetime) -> int:
         """Forget pruned ids recorded before ``older_than``; returns how many."""
@@ -551,12 +552,21 @@ class Store:
             [story_id, story_id, limit],
         )
 
-    def matches_by_cluster(self, watchlist: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """Recent matches, one row per watchlist and cluster (its first matched story), newest first.
+    def matches_by_cluster(
+        self, watchlist: str | None = None, limit: int = 20, *, since: datetime | None = None, source: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Recent matches, one row per watchlist and cluster (its first matched story), newest first,
+        optionally of one watchlist, of stories from one source and matched at or after ``since``.
 
         ``stories`` and ``sources`` count the cluster's matched stories and their distinct sources.
         """
-        where, params = ("WHERE m.watchlist = ?", [watchlist]) if watchlist else ("", [])
+        clauses, params = [], []
+        for clause, value in (("m.watchlist = ?", watchlist), ("s.source = ?", source),
+                              ("m.matched_at >= ?", to_iso(since) if since else None)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         return self.query(
             "WITH g AS (SELECT m.watchlist, coalesce(s.cluster_id, s.id) AS cluster, min(m.id) AS first_match, "
             "max(m.matched_at) AS last_matched, count(*) AS stories, count(DISTINCT s.source) AS sources, "
@@ -583,9 +593,18 @@ class Store:
         rows = self.query("SELECT * FROM stories WHERE id = ?", [story_id])
         return story_from_row(rows[0]) if rows else None
 
-    def matches(self, watchlist: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """Recent matches joined with their stories, newest first."""
-        where, params = ("WHERE m.watchlist = ?", [watchlist]) if watchlist else ("", [])
+    def matches(
+        self, watchlist: str | None = None, limit: int = 20, *, since: datetime | None = None, source: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Recent matches joined with their stories, newest first, optionally of one watchlist or source
+        and matched at or after ``since``."""
+        clauses, params = [], []
+        for clause, value in (("m.watchlist = ?", watchlist), ("s.source = ?", source),
+                              ("m.matched_at >= ?", to_iso(since) if since else None)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         return self.query(
             "SELECT m.id, m.watchlist, m.score, m.classifier, m.evidence, m.matched_at, "
             "s.id AS story_id, s.title, s.url, s.source, s.published_at, coalesce(s.cluster_id, s.id) AS cluster "
@@ -593,6 +612,44 @@ class Store:
             "ORDER BY m.matched_at DESC, m.id DESC LIMIT ?",
             [*params, limit],
         )
+
+    def search_candidates(self, fts_query: str | None, substrings: Sequence[Sequence[str]] = (),
+                          batch: int = 500) -> Iterator[dict[str, Any]]:
+        """Every story the FTS5 query finds, or whose title or text holds every substring of any group,
+        with its text, in batches (for :mod:`monitor.search`)."""
+        found = []
+        params: list[Any] = []
+        if fts_query:
+            found.append("s.rowid IN (SELECT rowid FROM stories_fts WHERE stories_fts MATCH ?)")
+            params.append(fts_query)
+        for group in substrings:
+            found.append("(" + " AND ".join("instr(s.title || char(10) || s.text, ?) > 0" for _ in group) + ")")
+            params.extend(group)
+        if not found:
+            return
+        last = 0
+        while True:
+            rows = self._search_rows(
+                "SELECT s.rowid AS rowid, s.id, s.title, s.text, s.url, s.source, s.published_at "
+                f"FROM stories s WHERE ({' OR '.join(found)}) AND s.rowid > ? ORDER BY s.rowid LIMIT ?",
+                [*params, last, batch], fts_query or "",
+            )
+            yield from rows
+            if len(rows) < batch:
+                return
+            last = rows[-1]["rowid"]
+
+    def watchlist_names(self) -> set[str]:
+        """Every watchlist that has matches stored (configured or not any more)."""
+        return {r["watchlist"] for r in self.query("SELECT DISTINCT watchlist FROM matches")}
+
+    def outbox_channels(self) -> set[str]:
+        """Every channel that has rows in the outbox."""
+        return {r["channel"] for r in self.query("SELECT DISTINCT channel FROM outbox")}
+
+    def outbox_counts(self) -> dict[str, int]:
+        """``{status: rows}`` of the outbox."""
+        return {r["status"]: r["n"] for r in self.query("SELECT status, count(*) AS n FROM outbox GROUP BY status")}
 
     def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
         """Full-text search over stored stories (SQLite FTS5 syntax), best first.
@@ -618,7 +675,8 @@ class Store:
             except sqlite3.OperationalError as exc:
                 if not getattr(exc, "sqlite_errorname", "").startswith("SQLITE_ERROR"):
                     raise self._failure(exc, "search") from exc
-                raise StorageError(f"cannot search for {query!r}: {exc}") from exc
+                raise StorageError(f"cannot search for {query!r}: {exc} (raw FTS5 syntax with --fts; without it, "
+                                   "the watchlist query language)") from exc
             except sqlite3.DatabaseError as exc:
                 raise self._failure(exc, "search") from exc
 
@@ -745,6 +803,15 @@ class Store:
     def counts(self) -> dict[str, int]:
         """Row counts of the main tables."""
         return {t: self.db[t].count for t in ("sources", "stories", "matches", "outbox")}
+
+
+def _prunable(older_than: datetime, matched_older_than: datetime | None) -> tuple[str, list[str]]:
+    """The ids :meth:`Store.prune` deletes, as SQL and its parameters."""
+    sql = (
+        "SELECT id FROM stories WHERE (first_seen_at < ? AND id NOT IN (SELECT story_id FROM matches))"
+        + (" OR first_seen_at < ?" if matched_older_than else "")
+    )
+    return sql, [to_iso(older_than)] + ([to_iso(matched_older_than)] if matched_older_than else [])
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:

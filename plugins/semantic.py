@@ -31,6 +31,7 @@ from typing import Any
 import click
 
 from monitor import (
+    ConfigError,
     Evidence,
     KeywordMatcher,
     Match,
@@ -395,9 +396,9 @@ def _note(evidence: Evidence, note: str) -> Evidence:
 
 @hookimpl
 def register_classifiers(register, monitor: Monitor) -> None:
-    missing = missing_requirements()
-    if missing:
-        log.info("semantic scoring is off, not installed: %s (%s)", ", ".join(missing), INSTALL_HINT)
+    # Not installed is the usual case and says nothing by itself: only a watchlist
+    # that asks for semantic scoring is warned about (startup, check_config).
+    if missing_requirements():
         return
     register(NAME, SemanticClassifier(monitor))
 
@@ -412,8 +413,9 @@ def startup(monitor: Monitor) -> None:
         return
     for watchlist in monitor.watchlists:
         if wants_semantic(watchlist):
-            log.warning("watchlist %s asks for semantic scoring (options.semantic) but the semantic extra is "
-                        "not installed: it runs on keywords alone", watchlist.name)
+            log.warning("%s: watchlists.%s.options.semantic: semantic scoring is asked for but the semantic extra "
+                        "is not installed (%s): the watchlist runs on keywords alone; %s", monitor.config.where,
+                        watchlist.name, ", ".join(missing_requirements()), INSTALL_HINT)
 
 
 @hookimpl
@@ -422,8 +424,9 @@ def check_config(monitor: Monitor) -> list[str]:
         return []  # the classifier's validate() checks the options
     missing = ", ".join(missing_requirements()) or "the semantic classifier"
     return [
-        f"{monitor.config.where}: watchlists.{w.name}.options.semantic: semantic scoring is asked for but "
-        f"the semantic extra is not installed ({missing}), so this watchlist would run on keywords alone; {INSTALL_HINT}"
+        ConfigError(f"semantic scoring is asked for but the semantic extra is not installed ({missing}), so this "
+                    f"watchlist would run on keywords alone; {INSTALL_HINT}",
+                    file=monitor.config.where, key=f"watchlists.{w.name}.options.semantic")
         for w in monitor.watchlists if wants_semantic(w)
     ]
 

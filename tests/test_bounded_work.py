@@ -96,7 +96,7 @@ def test_a_story_longer_than_the_classifier_cap_is_marked_truncated(feed_server,
     config = make_config(text)
     shown = cli_run("matches", "--config", str(config)).output
     assert "only the first 1000 of" in shown
-    as_json = [json.loads(line) for line in cli_run("matches", "--config", str(config), "--json").output.splitlines()]
+    as_json = json.loads(cli_run("matches", "--config", str(config), "--json").output)
     assert {r["evidence"]["truncated"] for r in as_json} == {True, False}
 
 

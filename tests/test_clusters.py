@@ -132,7 +132,7 @@ def test_two_outlets_then_a_restart_then_the_third_changes_nothing(feed_server, 
     assert "+2 sources" in listed and "also reported by:" in listed
     every = cli_run("matches", "--config", path, "--all", "--watchlist", "missiles").output
     assert sum(title in every for title, _ in OUTLETS.values()) == 3
-    lines = [json.loads(x) for x in cli_run("matches", "--config", path, "--json").output.splitlines()]
+    lines = json.loads(cli_run("matches", "--config", path, "--json").output)
     assert len(lines) == 2 and len({x["cluster"] for x in lines}) == 1
     assert all(sorted(x["cluster_sources"]) == sorted(OUTLETS) for x in lines)
 
