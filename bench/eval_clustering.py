@@ -37,7 +37,7 @@ from monitor.timeutil import from_iso
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "clustering" / "dev.jsonl"
 SUBSETS = ("allsides21", "basil", "neus")
 TARGET_PRECISION = 0.95
-FEATURES = ("cosine", "lead", "title", "names")
+FEATURES = ("cosine", "long_cosine", "lead", "title", "names")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Precision, recall and F1 of the shipped watchlists on the labelled corpora.
 
 Usage: python bench/eval_watchlists.py [--shared DIR] [--show-errors WATCHLIST] [--halves]
-                                        [--export-topics-jsonl PATH]
+                                        [--export-topics-jsonl PATH] [--learned]
 
 Reads the watchlists from monitor/defaults.toml, builds one KeywordMatcher with
 the shipped settings and reports, per watchlist, figures on:
@@ -20,6 +20,9 @@ held-out view: tune on one half, check the other. ``--export-topics-jsonl``
 writes the TOPICS.md-labelled Reuters set as JSON lines for ``monitor eval``.
 
 Stories are read and scored with ``monitor.evaluation``, as ``monitor eval`` does.
+These are the queries' figures; ``--learned`` reports the learned models'
+held-out figures (k-fold cross-validated and cross-corpus) beside the naive
+floor and the query, as ``scripts/train_shipped_models.py`` records them.
 """
 
 from __future__ import annotations
@@ -155,9 +158,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     parser.add_argument("--show-errors", metavar="WATCHLIST", action="append", default=[])
     parser.add_argument("--halves", action="store_true", help="also report Reuters on its odd and even newid halves")
+    parser.add_argument("--learned", action="store_true",
+                        help="report the learned models' held-out figures instead: k-fold cross-validated and "
+                             "cross-corpus, beside the naive floor and the query (bench/learned_eval.py)")
     parser.add_argument("--export-topics-jsonl", type=Path, metavar="PATH",
                         help="write Reuters train with our TOPICS.md labels as JSON lines for 'monitor eval', then stop")
     args = parser.parse_args(argv)
+    if args.learned:
+        import learned_eval
+
+        learned_eval.report(args.shared)
+        return 0
     if args.export_topics_jsonl:
         relabelled, borderline = reuters_topics(args.shared)
         with args.export_topics_jsonl.open("w", encoding="utf-8") as out:

@@ -30,7 +30,7 @@ from .watchlists import extra_watchlists, realistic_watchlists
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 WORKERS = 4  # the monitor's default schedule.max_workers; the baselines get the same
-PROCESSES = os.cpu_count() or 1  # the monitor's default schedule.processes; the process-pool bare loop gets the same
+PROCESSES = os.cpu_count() or 1  # the process-pool bare loop parses in one process per core (--processes sets the monitor's)
 EMBEDDING_CLASSIFIERS = ("semantic", "embeddings", "embedding")
 
 
@@ -252,7 +252,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="100 sources, small growth run, fewer stories to classify")
     parser.add_argument("--no-reader", action="store_true", help="skip the reader baseline")
     parser.add_argument("--processes", type=int,
-                        help="news-monitor's schedule.processes (default: its default, one per core; 0: in-process)")
+                        help="news-monitor's schedule.processes (default: its default, 0: in-process)")
     parser.add_argument("--growth", help="stored-story counts to insert into (default 10000,1000000; --quick: 10000,100000; '' skips)")
     parser.add_argument("--classify-stories", type=int, help="stories for the keyword figures (default 3000; --quick 1000)")
     parser.add_argument("--classify-budget", type=float, default=60.0,

@@ -12,6 +12,7 @@ from .delivery import (
     close_http_client,
     post_alert,
     read_channel_options,
+    receiver_body_line,
 )
 from .errors import (
     ClassifierError,
@@ -55,10 +56,12 @@ from .models import (
     UpdateResult,
     Watchlist,
 )
+from .neterrors import network_error_words
 from .netpolicy import NetworkPolicy, RefusedAddress
+from .evaluation import InputError, Scores, read_stories
 from .normalize import canonical_url, html_to_text
 from .polling import parse_retry_after
-from .query import KeywordMatcher, parse_query
+from .query import KeywordMatcher, parse_query, query_error_words
 from .safetext import json_safe, safe_line, safe_text
 from .rendering import (
     alert_subject,
@@ -78,12 +81,15 @@ __all__ = [
     "ParsedEntries", "PluginError", "QuerySyntaxError", "RenderedAlert", "Secret", "Snippet", "Source",
     "SourceError", "SourceFailed", "SourceUpdated", "StorageError", "Story", "UpdateResult",
     "Watchlist", "__version__", "alert_subject", "canonical_url", "hookimpl", "html_to_text",
-    "load_config", "parse_duration", "parse_query", "parse_retry_after", "render_plain",
+    "load_config", "parse_duration", "parse_query", "parse_retry_after", "query_error_words", "render_plain",
     "digest_subject", "group_by_watchlist", "post_alert", "render_digest_plain",
     "Reported", "also_reported_line",
-    "ChannelOption", "read_channel_options", "alert_http_client", "close_http_client",
+    "ChannelOption", "read_channel_options", "alert_http_client", "close_http_client", "network_error_words",
+    "receiver_body_line",
     # text from the outside, made safe to print and log
     "safe_line", "safe_text", "json_safe",
     # helpers for commands that plugins add through register_commands
     "config_options", "handle_errors", "load_cli_config", "open_cli_monitor",
+    # reading labelled stories (JSON lines), for plugins that train
+    "InputError", "Scores", "read_stories",
 ]

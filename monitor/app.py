@@ -7,8 +7,9 @@ context manager).
 
 from __future__ import annotations
 
+import difflib
 import logging
-import os
+import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,10 +28,33 @@ from .models import Event, Match, Source, Story, UpdateResult, Watchlist
 from .plugins import load_plugins, make_plugin_manager, plugin_infos, unknown_plugin_names
 from .sender_lock import SenderLock
 from .store import Store
-from .timeutil import utcnow
+from .timeutil import format_duration, utcnow
+from .wording import plural
 from .workers import WorkerPool
 
 log = logging.getLogger("monitor")
+
+
+def url_scheme(url: str) -> str | None:
+    """The lower-case scheme of a URL (``scheme://...`` or ``file:...``), ``None`` for a plain path."""
+    m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):(//)?", url)
+    if not m or not (m.group(2) or m.group(1).lower() == "file"):
+        return None
+    return m.group(1).lower()
+
+
+def unread_scheme(pm: pluggy.PluginManager, url: str, kind: str) -> str | None:
+    """Why no plugin of ``pm`` would read ``url`` for a source of ``kind`` (see the
+    ``source_url_schemes`` hook), or ``None`` when one would or ``url`` is a plain path."""
+    scheme = url_scheme(url)
+    if scheme is None:
+        return None
+    known = {s.lower() for schemes in pm.hook.source_url_schemes(kind=kind) for s in (schemes or ())}
+    if scheme in known:
+        return None
+    close = difflib.get_close_matches(scheme, sorted(known), n=1)
+    return (f"no loaded plugin reads {scheme[:20]}: URLs for sources of kind {kind!r} (they read: "
+            f"{', '.join(sorted(known)) or 'none'}){f'; did you mean {close[0]}?' if close else ''}")
 
 
 def disable_warnings(config: Config) -> list[str]:
@@ -59,6 +83,8 @@ class Monitor:
         # Per-plugin resources (HTTP clients, models), keyed by plugin name:
         # plugins keep what they open here rather than in module globals.
         self.extensions: dict[str, Any] = {}
+        # Configuration problems found while opening with ``strict=False``.
+        self.problems: list[ConfigError] = []
         # The cluster stage's index of the window, read back from the database on first use.
         self.clusters = StoryClusters(store, settings_from_config(config.clustering))
         self._dispatch_lock = threading.Lock()
@@ -79,6 +105,7 @@ class Monitor:
     @classmethod
     def open(
         cls, config: Config, *, pm: pluggy.PluginManager | None = None, start: bool = True, require_env: bool = True,
+        strict: bool = True,
     ) -> "Monitor":
         """Load plugins, open and migrate the database, build registries and channels.
 
@@ -88,7 +115,11 @@ class Monitor:
             set (for what sends alerts). ``False`` builds only the channels whose
             variables are set; a plugin asking for a table with an unset one gets
             :class:`ConfigErrors` from :meth:`plugin_config`.
-        :raises ConfigErrors: channels or plugins refuse the configuration, or
+        :param strict: ``False`` keeps the problems of channels and sources in
+            :attr:`problems` instead of raising (``monitor check`` reports them
+            with everything else).
+        :raises ConfigErrors: channels or plugins refuse the configuration, a
+            source's URL scheme is read by no loaded plugin, or
             (``require_env``) a variable is not set.
         :raises InvalidPluginError: a plugin cannot be loaded.
         """
@@ -107,7 +138,10 @@ class Monitor:
         monitor = cls(config, pm, store, origins)
         monitor.own_plugins = own_plugins
         try:
-            monitor._build_registries()
+            problems = monitor._build_registries()
+            if problems and strict:
+                raise ConfigErrors(problems)
+            monitor.problems = problems
             store.sync_sources(config.sources.values())
             if start:
                 pm.hook.startup(monitor=monitor)
@@ -125,7 +159,7 @@ class Monitor:
 
         self.pm.hook.register_classifiers(register=register_classifier, monitor=self)
 
-    def _build_registries(self) -> None:
+    def _build_registries(self) -> list[ConfigError]:
         self.register_classifiers()
 
         def register_channel_type(name: str, factory: Any) -> None:
@@ -144,8 +178,10 @@ class Monitor:
                 continue
             if factory is None:
                 known = ", ".join(sorted(self.channel_types)) or "none"
+                close = difflib.get_close_matches(str(kind), sorted(self.channel_types), n=1)
                 errors.append(ConfigError(
-                    f"unknown channel type {kind!r} (types from loaded plugins: {known})",
+                    f"unknown channel type {kind!r} (types from loaded plugins: {known})"
+                    + (f"; did you mean {close[0]!r}?" if close else ""),
                     file=self.config.where, key=f"channels.{name}.type",
                 ))
                 continue
@@ -155,8 +191,15 @@ class Monitor:
                 exc.file = exc.file or self.config.where
                 exc.key = f"channels.{name}.{exc.key}" if exc.key else f"channels.{name}"
                 errors.append(exc)
-        if errors:
-            raise ConfigErrors(errors)
+        return errors + self._unreadable_sources()
+
+    def _unreadable_sources(self) -> list[ConfigError]:
+        """A problem for each source whose URL scheme no loaded plugin reads (``htp://``, ``feed://``)."""
+        return [
+            ConfigError(problem, file=self.config.where, key=f"sources.{source.name}.url")
+            for source in self.config.sources.values()
+            if (problem := unread_scheme(self.pm, source.url, source.kind))
+        ]
 
     def close(self) -> None:
         """Call the ``shutdown`` hook and close the database. Safe to call twice."""
@@ -222,8 +265,7 @@ class Monitor:
         """The worker processes that read fetched feeds (started on first use), or ``None``
         when feeds are read in the polling threads (``schedule.processes = 0``, an
         in-memory database, or a plugin manager handed to :meth:`open`)."""
-        size = self.config.schedule.get("processes")
-        size = os.cpu_count() or 1 if size is None else int(size)
+        size = int(self.config.schedule["processes"])
         if size <= 0 or not self.own_plugins or str(self.config.db_path) == ":memory:" or self._closed:
             return None
         with self._workers_lock:
@@ -253,26 +295,29 @@ class Monitor:
             self.dispatch()
         return results
 
-    def prune(self) -> int:
+    def prune(self, *, dry_run: bool = False) -> int:
         """Apply ``retention``: delete stories older than ``max_age`` (see :meth:`Store.prune`),
         forget tombstones older than ``tombstone_max_age`` and give the freed space back to
-        the file system. Returns the stories deleted; 0 when retention is off."""
+        the file system. Returns the stories deleted; 0 when retention is off.
+
+        :param dry_run: only count the stories that would be deleted; change nothing.
+        """
         retention = self.config.retention
         if not retention.get("max_age"):
             return 0
         now = utcnow()
         matched = retention.get("matched_max_age")
-        deleted = self.store.prune(
-            now - timedelta(seconds=retention["max_age"]),
-            now - timedelta(seconds=matched) if matched else None,
-        )
+        cutoffs = (now - timedelta(seconds=retention["max_age"]), now - timedelta(seconds=matched) if matched else None)
+        if dry_run:
+            return self.store.count_prunable(*cutoffs)
+        deleted = self.store.prune(*cutoffs)
         expired = 0
         if retention.get("tombstone_max_age"):
             expired = self.store.expire_tombstones(now - timedelta(seconds=retention["tombstone_max_age"]))
         if deleted or expired:
             freed = self.store.reclaim_space()
-            log.info("pruned %d stories older than %s, forgot %d pruned ids; %s", deleted,
-                     timedelta(seconds=retention["max_age"]), expired,
+            log.info("pruned %s first seen more than %s ago, forgot %s; %s", plural(deleted, "story"),
+                     format_duration(retention["max_age"]), plural(expired, "pruned id"),
                      f"the database shrank by {freed / 1e6:.1f} MB" if freed is not None else
                      "the file keeps its size until it is converted to auto_vacuum (the m005 migration)")
         return deleted
@@ -296,16 +341,25 @@ class Monitor:
 
     def check(self) -> list[str]:
         """Problems found by compiling every watchlist with every classifier, and
-        those plugins report through ``check_config`` (empty when all is well)."""
-        problems = []
+        those plugins report through ``check_config``, one line each (empty when all is well)."""
+        return [str(problem) for problem in self.check_errors()]
+
+    def check_errors(self) -> list[ConfigError]:
+        """:meth:`check`'s problems as :class:`ConfigError`, with their file and key where known."""
+        problems: list[ConfigError] = []
         for name, classifier in self.classifiers.items():
             validate = getattr(classifier, "validate", None)
             if validate is None:
                 continue
             try:
-                problems.extend(validate(self.watchlists) or ())
+                problems.extend(as_config_error(p) for p in validate(self.watchlists) or ())
             except PluginError as exc:
-                problems.append(f"classifier {name}: {exc}")
+                problems.append(ConfigError(f"classifier {name}: {exc}", file=self.config.where))
         for found in self.pm.hook.check_config(monitor=self):
-            problems.extend(found or ())
+            problems.extend(as_config_error(p) for p in found or ())
         return problems
+
+
+def as_config_error(problem: ConfigError | str) -> ConfigError:
+    """A plugin's problem as a :class:`ConfigError` (plugins may still report plain strings)."""
+    return problem if isinstance(problem, ConfigError) else ConfigError(str(problem))

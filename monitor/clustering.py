@@ -1,10 +1,11 @@
 """Story clusters: the same story reported by several outlets, found as stories arrive.
 
-A cluster is led by its FIRST story. A new story joins the cluster whose
-leader it resembles most, if the resemblance clears the threshold and the
-leader is at most ``window`` older; otherwise it leads a new cluster. Only
-the leader is compared, never the other members, so a cluster cannot drift
-by chaining (A like B, B like C, C a different event).
+A cluster is led by its FIRST story. A new story joins the cluster it
+resembles most, if the resemblance to the leader or to one of the next
+:data:`MEMBERS_COMPARED` members clears the threshold, the resemblance to
+the leader itself stays above ``leader_floor``, and the leader is at most
+``window`` older; otherwise it leads a new cluster. The floor bounds
+chaining: a cluster cannot drift (A like B, B like C, C a different event).
 
 Resemblance is a logistic score over a few measured signals (see
 docs/clustering.md for the figures and how they were fitted):
@@ -12,6 +13,7 @@ docs/clustering.md for the figures and how they were fitted):
 - the same canonical link (tracking parameters removed) is the same story;
 - TF-IDF cosine of the title and lead, with document frequencies counted over
   the stories in the window (so the weights follow the news of the day);
+- the same cosine scaled up for long texts (full articles, not excerpts);
 - TF-IDF cosine of the titles alone;
 - overlap of the names (capitalised words and numbers) of the two stories.
 
@@ -39,8 +41,11 @@ from .normalize import canonical_url
 
 # Fitted on half 0 of the dev corpus's gold stories (bench/eval_clustering.py);
 # half 1 measures them (the guard test). See docs/clustering.md.
-WEIGHTS = {"bias": -6.916, "cosine": 18.649, "lead": 1.583, "title": -0.616, "names": 0.455}
-DEFAULT_THRESHOLD = 0.6
+WEIGHTS = {"bias": -6.974, "cosine": 12.197, "long_cosine": 23.892, "lead": 1.583, "title": -0.296, "names": 0.768}
+DEFAULT_THRESHOLD = 0.65
+# A story may join through any member of a cluster, but only while it stays this
+# close to the cluster's first story: a bounded chain, never a drift (docs/clustering.md).
+DEFAULT_LEADER_FLOOR = 0.2
 DEFAULT_WINDOW = 3 * 86400.0
 
 LEAD_SENTENCE_WORDS = 40  # the opening sentence or two: who did what, where
@@ -49,6 +54,8 @@ INDEX_TERMS = 12  # the terms of a leader that candidates are looked up by
 CANDIDATES = 20  # leaders scored in full per story
 COMMON_SHARE = 0.2  # terms in more than this share of the window never key a lookup
 MIN_WINDOW_DOCS = 50  # document frequencies are smoothed as if the window held at least this many
+LONG_TERMS = 100  # distinct terms at which a text starts to count as long (a lead excerpt has about 50)
+MEMBERS_COMPARED = 4  # the first story and up to this many later members are compared: flat cost per cluster
 
 _WORD = re.compile(r"[^\W_][\w'’&.-]*[^\W_]|[^\W_]")  # any script: names are not all ASCII
 _SENTENCE_END = re.compile(r"[.!?:\"“”]$")
@@ -99,6 +106,7 @@ class ClusterSettings:
     enabled: bool = True
     window: float = DEFAULT_WINDOW
     threshold: float = DEFAULT_THRESHOLD
+    leader_floor: float = DEFAULT_LEADER_FLOOR
     weights: dict[str, float] = field(default_factory=lambda: dict(WEIGHTS))
 
 
@@ -169,10 +177,11 @@ class ClusterIndex:
         self.df: Counter = Counter()  # in how many window stories each term occurs
         self.docs = 0
         self.leaders: dict[str, Profile] = {}  # cluster id -> its first story
+        self.followers: dict[str, list[Profile]] = {}  # cluster id -> its next members, at most MEMBERS_COMPARED
         self.postings: dict[str, set[str]] = {}  # term -> cluster ids whose leader is keyed by it
         self.by_url: dict[str, str] = {}  # canonical link -> cluster id
         self.members: dict[str, tuple[str, datetime | None, tuple[str, ...], str | None]] = {}
-        self._keys: dict[str, tuple[str, ...]] = {}
+        self._keys: dict[str, tuple[str, ...]] = {}  # cluster id -> the terms keying it (first story and followers)
 
     def __len__(self) -> int:
         return len(self.members)
@@ -204,6 +213,11 @@ class ClusterIndex:
             if (item.source and leader.source == item.source) or not self._in_window(leader, item):
                 continue
             score = self.score(item, leader)
+            if score < self.settings.leader_floor:
+                continue
+            for member in self.followers.get(cluster, ()):
+                if not (item.source and member.source == item.source):
+                    score = max(score, self.score(item, member))
             if score >= self.settings.threshold and (best is None or score > best.score):
                 best = Assignment(item.story_id, cluster, score, "text")
         return best
@@ -216,8 +230,13 @@ class ClusterIndex:
         """The signals :meth:`score` combines (the evaluation fits their weights)."""
         shared = sum(self._idf(n) for n in a.names & b.names)
         smaller = min(sum(self._idf(n) for n in a.names), sum(self._idf(n) for n in b.names))
+        cosine = self._cosine(a.terms, b.terms)
+        # Two full articles sharing a third of their weighted words is strong evidence; two
+        # 60-word excerpts doing so is not: the same cosine means more the longer the texts.
+        length = math.log1p(min(len(a.terms), len(b.terms)) / LONG_TERMS)
         return {
-            "cosine": self._cosine(a.terms, b.terms),
+            "cosine": cosine,
+            "long_cosine": cosine * length,
             "lead": self._cosine(a.lead_terms, b.lead_terms),
             "title": self._cosine(a.title_terms, b.title_terms),
             "names": shared / smaller if smaller else 0.0,
@@ -282,12 +301,17 @@ class ClusterIndex:
         if cluster == item.story_id:
             self.leaders[cluster] = item
             keys = self._key_terms(item)
-            for term in keys:
-                self.postings.setdefault(term, set()).add(cluster)
             if item.url:
                 self.by_url.setdefault(item.url, cluster)
+        elif cluster in self.leaders and len(self.followers.setdefault(cluster, [])) < MEMBERS_COMPARED:
+            # A later report words the story its own way: its terms find the cluster too.
+            self.followers[cluster].append(item)
+            keys = self._key_terms(item)
+        for term in keys:
+            self.postings.setdefault(term, set()).add(cluster)
         self.members[item.story_id] = (cluster, item.time, tuple(item.terms), item.url)
-        self._keys[item.story_id] = keys
+        if keys:
+            self._keys[cluster] = self._keys.get(cluster, ()) + keys
 
     def expire(self, before: datetime) -> int:
         """Forget stories dated before ``before`` (undated ones stay); returns how many."""
@@ -299,14 +323,17 @@ class ClusterIndex:
             for term in terms:
                 if self.df[term] <= 0:
                     del self.df[term]
-            for term in self._keys.pop(story_id, ()):
-                keyed = self.postings.get(term)
-                if keyed is not None:
-                    keyed.discard(story_id)
-                    if not keyed:
-                        del self.postings[term]
+            if cluster != story_id and cluster in self.followers:
+                self.followers[cluster] = [m for m in self.followers[cluster] if m.story_id != story_id]
             if cluster == story_id:
                 self.leaders.pop(story_id, None)
+                self.followers.pop(story_id, None)
+                for term in self._keys.pop(story_id, ()):
+                    keyed = self.postings.get(term)
+                    if keyed is not None:
+                        keyed.discard(story_id)
+                        if not keyed:
+                            del self.postings[term]
                 if url and self.by_url.get(url) == story_id:
                     del self.by_url[url]
         return len(gone)

@@ -39,8 +39,6 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SOURCE_KINDS = ("feed", "directory")
-# The URL schemes the shipped source plugins read; anything else is a typo (htp://).
-URL_SCHEMES = ("http", "https", "file")
 # The longest duration any setting takes: longer ones overflow date arithmetic
 # later (a poll, a prune, a retry), so they are refused here instead.
 MAX_DURATION = 3650 * 86400.0
@@ -86,8 +84,9 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("jitter", "duration", "Up to this much (and at most a tenth of the source's interval) is added at random "
                 "to each poll.", 30),
         Setting("max_workers", "int", "Sources fetched at the same time.", 4, minimum=1, maximum=256),
-        Setting("processes", "int", "Worker processes that parse, normalise and classify fetched feeds; unset: one "
-                "per core; 0: in the polling threads.", minimum=0, maximum=256),
+        Setting("processes", "int", "Worker processes that parse, normalise and classify fetched feeds; 0: in the "
+                "polling threads (measured no faster end to end on 2 cores with the learned models on: docs/bench.md).",
+                0, minimum=0, maximum=256),
         Setting("process_timeout", "duration", "Longest one feed may take in a worker process before the worker is "
                 "stopped and that poll fails.", 120, positive=True),
         Setting("dispatch_interval", "duration", "Time between outbox runs (retries, digests).", 15, positive=True),
@@ -165,7 +164,7 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("window", "duration", "A story joins a cluster only if its first story is at most this much older.",
                 259200, positive=True),
         Setting("threshold", "number", "How sure (0 to 1) clustering must be that two reports are of one story; "
-                "higher merges less.", 0.6, positive=True, maximum=1),
+                "higher merges less.", 0.65, positive=True, maximum=1),
     ),
     "source": (
         Setting("url", "str", "http(s) URL, file: URL, or path (relative to the config file)."),
@@ -353,17 +352,37 @@ def load_config(
     :param db: a database path overriding ``monitor.db`` (the ``--db`` option).
     :raises ConfigErrors: listing every problem with file and key.
     """
+    config, errors = read_config(path, env=env, db=db)
+    if errors:
+        raise ConfigErrors(errors)
+    assert config is not None
+    return config
+
+
+def read_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    db: str | os.PathLike[str] | None = None,
+) -> tuple[Config | None, list[ConfigError]]:
+    """The configuration and every problem found in it, without raising (for ``monitor check``).
+
+    Each bad value is replaced by its default in the returned configuration,
+    so the checks that need plugins can still run on the rest. The
+    configuration is ``None`` when the file cannot be read as TOML at all.
+    """
     file = find_config(path)
     data = builtin_defaults()
     user: dict[str, Any] = {}
     if file is not None:
-        user = _read_toml(file)
+        try:
+            user = _read_toml(file)
+        except ConfigErrors as exc:
+            return None, exc.errors
         _merge(data, user)
     validator = _Validator(file, user, os.environ if env is None else env)
     config = validator.build(data, db_override=db)
-    if validator.errors:
-        raise ConfigErrors(validator.errors)
-    return config
+    return config, validator.errors
 
 
 def _read_toml(file: Path) -> dict[str, Any]:
@@ -683,7 +702,10 @@ class _Validator:
 def url_problem(url: str) -> str | None:
     """Why ``url`` cannot be a source's address, or ``None``. Plain paths are fine; the file may come later.
 
-    The message never quotes the URL: it may carry a token from the environment.
+    Whether any loaded plugin reads the URL's scheme is decided once the
+    plugins are loaded (``source_url_schemes``; see :class:`monitor.Monitor`),
+    so a plugin can add schemes. The message never quotes the URL: it may
+    carry a token from the environment.
     """
     if not url.strip():
         return "is empty: every source needs a url (an http(s) URL, a file: URL or a path)"
@@ -691,8 +713,8 @@ def url_problem(url: str) -> str | None:
     if not scheme or not (url[scheme.end():].startswith("//") or scheme.group(1).lower() == "file"):
         return None
     name = scheme.group(1).lower()
-    if name not in URL_SCHEMES:
-        return f"unsupported URL scheme {name[:20]!r} (use http://, https:// or file:)"
+    if name not in ("http", "https", "file"):
+        return None  # a plugin's scheme: its plugin checks the rest
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  (raises on a port that is not a number or out of range)

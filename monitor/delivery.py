@@ -18,6 +18,8 @@ import httpx
 
 from .config import parse_duration
 from .errors import ConfigError, DeliveryError
+from .neterrors import network_error_words
+from .normalize import html_to_text
 from .polling import parse_retry_after
 from .safetext import safe_line
 from .version import USER_AGENT
@@ -106,6 +108,18 @@ def _convert(option: ChannelOption, value: Any) -> Any:
     raise ConfigError(f"expected {words.get(kind, kind)}, {got}", key=option.name)
 
 
+def receiver_body_line(body: str, content_type: str) -> str:
+    """What a receiver said, for ``last_error``: its first line of text (tags stripped from an HTML page),
+    at most :data:`BODY_MAX` characters; empty for bodies that are not text or JSON."""
+    media = content_type.split(";")[0].strip().lower()
+    if not (media.startswith("text/") or media.endswith(("json", "xml"))):
+        return ""
+    if "html" in media or body.lstrip()[:1] == "<":
+        body = html_to_text(body)
+    line = next((line.strip() for line in body.splitlines() if line.strip()), "")
+    return safe_line(line, BODY_MAX)
+
+
 def alert_http_client(monitor: Any, name: str) -> httpx.Client:
     """The plugin ``name``'s HTTP client for delivering alerts, made once per monitor.
 
@@ -135,18 +149,19 @@ def post_alert(client: httpx.Client, url: str, content: bytes, headers: Mapping[
     try:
         response = client.post(url, content=content, headers=dict(headers),
                                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout)
-    except httpx.TimeoutException:
-        raise DeliveryError(f"{what}: timed out") from None
     except httpx.TransportError as exc:
-        # The message of a transport error names the failure, never the path or query.
-        raise DeliveryError(f"{what}: cannot connect ({type(exc).__name__})") from None
+        # The words name the host and the failure, never the path or query (they may hold a token).
+        target = httpx.URL(url)
+        seconds = timeout if timeout is not None else client.timeout.connect
+        words = network_error_words(exc, target.host, target.port or {"https": 443}.get(target.scheme, 80),
+                                    seconds if isinstance(exc, httpx.TimeoutException) else None)
+        raise DeliveryError(f"{what}: {words}") from None
     status = response.status_code
     if status < 300:
         return response
     reason = safe_line(response.reason_phrase, REASON_MAX) or "error"
-    detail = safe_line(response.text[:BODY_MAX * 4], BODY_MAX).strip() if response.headers.get(
-        "content-type", "").startswith("text/") else ""
-    message = f"{what}: HTTP {status} {reason}" + (f" ({detail})" if detail else "")
+    detail = receiver_body_line(response.text[:BODY_MAX * 50], response.headers.get("content-type", ""))
+    message = f"{what}: HTTP {status} {reason}" + (f" ({detail})" if detail and detail != reason else "")
     if status == 429:
         raise DeliveryError(message, retry_after=parse_retry_after(response.headers.get("retry-after")))
     if status >= 500 or status == 408:

@@ -20,6 +20,7 @@ import feedparser
 
 from .errors import FetchError, ParseError, SourceError
 from .models import FetchResult, FetchState, Source
+from .wording import plural
 
 if TYPE_CHECKING:
     from .app import Monitor
@@ -137,7 +138,7 @@ def find_feed(monitor: Monitor, url: str) -> FoundFeed:
             problems.append(f"{link.url}: {exc.message}")
             continue
         return FoundFeed(found.url, found.title or link.title, found.entries, page=fetched.url, links=tuple(links))
-    raise DiscoveryError(f"the page announces {len(links)} feed(s) and none reads: {'; '.join(problems)}",
+    raise DiscoveryError(f"the page announces {plural(len(links), 'feed')} and none reads: {'; '.join(problems)}",
                          url=fetched.url)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -45,9 +46,17 @@ class Scores:
         p, r = self.precision, self.recall
         return 2 * p * r / (p + r) if p + r else 0.0
 
+    @property
+    def labelled(self) -> int:
+        """Stories labelled with this watchlist: without any, recall and F1 mean nothing."""
+        return self.tp + self.fn
+
     def to_dict(self) -> dict[str, Any]:
+        """The figures as JSON; recall and F1 are ``null`` when no story is labelled with the watchlist."""
+        known = self.labelled > 0
         return {"watchlist": self.name, "tp": self.tp, "fp": self.fp, "fn": self.fn,
-                "precision": round(self.precision, 4), "recall": round(self.recall, 4), "f1": round(self.f1, 4)}
+                "precision": round(self.precision, 4), "recall": round(self.recall, 4) if known else None,
+                "f1": round(self.f1, 4) if known else None}
 
 
 class InputError(ValueError):
@@ -128,3 +137,20 @@ def score(
                 s.fn += 1
                 s.false_negatives.append(story_id)
     return out
+
+
+# The naive floor of each shipped watchlist: on topic when any of three regular
+# expressions matches. A model or query that does not beat it is not worth its cost.
+FLOORS: dict[str, tuple[str, ...]] = {
+    "north_korea": (r"\bnorth korea", r"\bpyongyang\b", r"\bkim jong[ -]?(il|un)\b"),
+    "abductions": (r"\babduct\w*\b.{0,200}\bnorth korea", r"\bnorth korea\w*\b.{0,200}\babduct",
+                   r"\bmegumi yokota\b"),
+    "trade": (r"\btariffs?\b", r"\btrade (deficit|surplus|war|talks|agreement|dispute|barrier)s?\b",
+              r"\b(import|export)s? (ban|quota|curb|restriction)s?\b"),
+}
+
+
+def floor_predicts(name: str, title: str, text: str) -> bool:
+    """The naive floor's decision for watchlist ``name`` (one of :data:`FLOORS`)."""
+    body = f"{title}\n{text}".lower()
+    return any(re.search(pattern, body, re.S) for pattern in FLOORS[name])

@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import MonitorError
+from .models import VERDICTS
 from .store import Store
-from .timeutil import to_iso, utcnow
-
-VERDICTS = ("right", "wrong", "missed")
 
 
 class FeedbackError(MonitorError):
@@ -51,18 +49,10 @@ def record_feedback(store: Store, feedback: Feedback, watchlists: tuple[str, ...
     if feedback.verdict in ("right", "wrong") and not matched:
         raise FeedbackError(f"story {feedback.story_id!r} has no match for {feedback.watchlist!r} to call "
                             f"{feedback.verdict} (say 'missed' if it should have matched)")
-    with store.write() as db:
-        cursor = db.execute(
-            "INSERT INTO feedback (story_id, watchlist, verdict, note, origin, created_at) VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(story_id, watchlist) DO UPDATE SET verdict = excluded.verdict, note = excluded.note, "
-            "origin = excluded.origin, created_at = excluded.created_at",
-            [feedback.story_id, feedback.watchlist, feedback.verdict, feedback.note, feedback.origin,
-             to_iso(utcnow())],
-        )
-        row_id = cursor.lastrowid
-    rows = store.query("SELECT id FROM feedback WHERE story_id = ? AND watchlist = ?",
-                       [feedback.story_id, feedback.watchlist])
-    return rows[0]["id"] if rows else int(row_id or 0)
+    # One storage path for every verdict (web, CLI): the learned classifier trains on what it keeps.
+    stored = store.add_feedback(feedback.watchlist, "right" if feedback.verdict == "missed" else feedback.verdict,
+                                story_id=feedback.story_id, note=feedback.note, origin=feedback.origin)
+    return stored.id
 
 
 def feedback_rows(store: Store, *, story_id: str | None = None, watchlist: str | None = None,

@@ -63,7 +63,10 @@ def check_config(monitor: Monitor) -> list[str] | None:
     not installed.
 
     :param monitor: the opened :class:`monitor.Monitor`.
-    :returns: a list of problems, each naming the file and key, or ``None``.
+    :returns: a list of problems or ``None``. Each problem is best a
+        :class:`monitor.ConfigError` with ``file`` and ``key`` (``monitor check
+        --format json`` reports those fields); a plain string naming the file
+        and key is accepted too.
     """
 
 
@@ -102,7 +105,10 @@ def register_classifiers(register: Callable[[str, Any], None], monitor: Monitor)
     :returns: nothing.
 
     Built-in: ``keywords`` registers the query-language classifier;
-    ``semantic`` (with the ``semantic`` extra) the sentence-embedding one.
+    ``learned`` the trained-model one (shipped and ``monitor train`` models,
+    see docs/learned.md); ``semantic`` (with the ``semantic`` extra) the
+    sentence-embedding one. A classifier object must pickle (models are
+    rebuilt per process).
     """
 
 
@@ -155,6 +161,25 @@ def fetch_source(source: Source, state: FetchState, monitor: Monitor) -> FetchRe
 
     Built-in: ``http_source`` (``http``/``https``), ``file_source``
     (``file:`` URLs and paths to files), ``directory_source`` (``kind = "directory"``).
+    """
+
+
+@hookspec
+def source_url_schemes(kind: str) -> list[str] | None:
+    """Called when the monitor opens (and by ``monitor check``), to learn which
+    addresses your ``fetch_source`` reads for sources of ``kind``.
+
+    A source whose URL has a scheme (``scheme://...`` or ``file:``) that no
+    loaded plugin lists for its kind is a configuration error naming the
+    source's ``url`` key, before any poll. Plain paths are not URLs and are
+    not checked here.
+
+    :param kind: a source's ``kind`` (``"feed"``, ``"directory"``...).
+    :returns: the schemes, lower-case and without ``://`` (``["http", "https"]``),
+        or ``None`` when you read no sources of this kind.
+
+    Built-in: ``http_source`` (``http``, ``https``), ``file_source`` and
+    ``directory_source`` (``file``).
     """
 
 

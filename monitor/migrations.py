@@ -187,17 +187,37 @@ def m007_story_clusters(db: Database) -> None:
 
 
 @migrations()
-def m012_feedback(db: Database) -> None:
-    # What a reader said about the classifier's decisions: a match was right
-    # or wrong, or a story should have matched a watchlist ("missed"). One
-    # verdict per story and watchlist: saying it again replaces it.
+def m008_learned_models_and_feedback(db: Database) -> None:
+    # `monitor train` stores a learned watchlist model here (an .npz blob, see
+    # monitor_plugins.learned_model), with the cross-validated figures it was
+    # accepted on, so a worse model can be refused.
+    db["learned_models"].create(
+        {
+            "watchlist": str, "model": bytes, "format": int, "examples": int, "positives": int,
+            "feedback": int, "cv_precision": float, "cv_recall": float, "cv_f1": float,
+            "origin": str, "trained_at": str,
+        },
+        pk="watchlist",
+        not_null={"model"},
+    )
+    # Verdicts on a story for a watchlist: 'right' or 'wrong' about a match, or
+    # 'right' about a story the watchlist missed. The story's title and text are
+    # kept so a verdict still teaches after retention prunes the story.
     db["feedback"].create(
         {
-            "id": int, "story_id": str, "watchlist": str, "verdict": str,
-            "note": str, "origin": str, "created_at": str,
+            "id": int, "story_id": str, "watchlist": str, "verdict": str, "match_id": int,
+            "title": str, "text": str, "created_at": str,
         },
         pk="id",
-        not_null={"story_id", "watchlist", "verdict", "created_at"},
+        not_null={"story_id", "watchlist", "verdict"},
     )
-    db["feedback"].create_index(["story_id", "watchlist"], unique=True)
-    db["feedback"].create_index(["watchlist", "created_at"])
+    db["feedback"].create_index(["watchlist", "story_id"], unique=True)
+
+
+@migrations()
+def m012_feedback(db: Database) -> None:
+    # Verdicts given in the web UI carry a note and say where they came from
+    # ("web", "cli"); a story that should have matched is stored as "missed".
+    db["feedback"].add_column("note", str)
+    db["feedback"].add_column("origin", str)
+    db["feedback"].create_index(["watchlist", "created_at"], if_not_exists=True)

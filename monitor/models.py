@@ -252,6 +252,30 @@ class Match:
     classifier: str
     evidence: Evidence = field(default_factory=Evidence)
 
+VERDICTS = ("right", "wrong", "missed")
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A reader's verdict on whether a story belongs to a watchlist.
+
+    :param verdict: ``"right"`` (a good match), ``"wrong"`` (a false match) or ``"missed"``
+        (on topic, but the watchlist did not match it).
+    :param match_id: the match judged, or ``None`` for a story the watchlist missed.
+    :param title: the story's title and ``text`` as they were when judged.
+    """
+
+    id: int
+    story_id: str
+    watchlist: str
+    verdict: str
+    match_id: int | None
+    title: str
+    text: str
+    created_at: datetime | None = None
+    note: str = ""
+    origin: str = ""
+
 @dataclass(frozen=True)
 class Reported:
     """Another outlet's report of an alert's story (a member of its cluster)."""

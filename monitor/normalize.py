@@ -116,7 +116,13 @@ def repair_mojibake(value: str) -> str:
 
 def tidy_text(value: str) -> str:
     """Repair mojibake, normalise Unicode (NFC), drop control characters, collapse spaces and blank lines."""
-    value = repair_mojibake(valid_text(value))
+    value = _layout(repair_mojibake(valid_text(value)))
+    # Collapsing spaces can complete a mis-decoded sequence ("Â" then a tab); one more repair makes the result final.
+    again = repair_mojibake(value)
+    return value if again == value else _layout(again)
+
+
+def _layout(value: str) -> str:
     value = unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n")
     value = _CONTROL.sub("", value)
     lines = [_SPACES.sub(" ", line).strip() for line in value.split("\n")]

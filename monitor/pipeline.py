@@ -22,8 +22,9 @@ from .polling import (GONE, WEEK, NextPoll, Plan, next_poll_after_failure, next_
                       quiet_on_first_poll)
 from .safetext import MESSAGE_MAX, safe_line
 from .store import SourceOutcome
+from .timeutil import format_duration, utcnow
+from .wording import plural
 from .workers import WorkersUnavailable
-from .timeutil import utcnow
 
 if TYPE_CHECKING:
     from .app import Monitor
@@ -95,6 +96,8 @@ def _update_source(monitor: Monitor, source: Source) -> UpdateResult:
     notes, new, changed = read.notes, read.new, read.changed
     quiet = _quiet(monitor, source, state, new, now)
     matches = reading.finish(monitor, read)
+    # In the writer's process, after classify: assignment reads and extends the clusters stored so far.
+    new = monitor.clusters.assign(new)  # a changed story keeps the cluster it was given
     plan = _plan(monitor, source, now, new=new)
     outcome = _ok_outcome(monitor, fetched, body_hash, now, plan, moved, status="ok",
                           note=safe_line("; ".join(notes), MESSAGE_MAX) or None)
@@ -109,14 +112,27 @@ def _update_source(monitor: Monitor, source: Source) -> UpdateResult:
         status=fetched.status,
     )
     log.info(
-        "%s: %d entries, %d new, %d updated, %d new matches%s",
-        source.name, read.seen, saved.new_stories, saved.updated_stories, saved.matches,
-        f" (first poll: {len(quiet)} older entries stored without alerts)" if quiet else "",
+        "%s: %s, %d new, %d updated, %s%s",
+        source.name, plural(read.seen, "entry"), saved.new_stories, saved.updated_stories,
+        plural(saved.matches, "new match"), _quiet_words(monitor, new, quiet),
     )
     for match in matches:
         monitor.emit(MatchFound(match))
     monitor.emit(SourceUpdated(result))
     return result
+
+
+def _quiet_words(monitor: Monitor, new: list[Story], quiet: set[str]) -> str:
+    """What the first poll of a new source stored without alerting, in words that are true of each entry."""
+    if not quiet:
+        return ""
+    undated = sum(1 for s in new if s.id in quiet and s.published is None)
+    window = format_duration(float(monitor.config.alerts["new_source_window"]))
+    parts = [part for part in (
+        plural(len(quiet) - undated, "entry") + f" published more than {window} ago" if len(quiet) > undated else "",
+        plural(undated, "undated entry") if undated else "",
+    ) if part]
+    return f" ({' and '.join(parts)} stored without alerts: first poll of a new source, alerts.new_source_window)"
 
 
 def _moved_to(monitor: Monitor, source: Source, state: FetchState, fetched: FetchResult) -> str | None:

@@ -33,6 +33,7 @@ from typing import Any
 
 from .models import Source, Story
 from .timeutil import format_duration
+from .wording import plural
 
 WEEK = timedelta(days=7)
 _MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?(\d+)", re.I)
@@ -102,7 +103,7 @@ def planned_interval(source: Source, schedule: Mapping[str, Any], stories_last_w
     seconds = min(high, max(low, rate))
     if seconds == configured:
         return as_configured
-    stories = f"{stories_last_week} stor{'y' if stories_last_week == 1 else 'ies'} in the last week"
+    stories = f"{plural(stories_last_week, 'story')} in the last week"
     return Plan(seconds, "adaptive",
                 f"every {format_duration(seconds)}: adaptive, {stories} (configured {format_duration(configured)})")
 
@@ -199,7 +200,7 @@ def next_poll_after_failure(
     # Jitter spreads sources that failed together (a shared host's outage).
     delay = max(base, delay * random.uniform(0.8, 1.0))
     failures = error_count + 1
-    plan = Plan(delay, "backoff", f"backing off after {failures} failure{'s' if failures != 1 else ''}")
+    plan = Plan(delay, "backoff", f"backing off after {plural(failures, 'failure')}")
     asked = server_plan("retry_after", retry_after)
     if asked and asked.seconds is not None and asked.seconds >= delay:
         plan = asked

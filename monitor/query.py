@@ -105,6 +105,8 @@ __all__ = [
     "make_snippet",
     "normalize_word",
     "parse_query",
+    "query_error_words",
+    "is_cjk",
     "split_cjk",
     "terms_of",
     "tokenize",
@@ -134,6 +136,11 @@ _CJK_RE = re.compile(f"[{_CJK_CHARS}]")
 _ASCII_WORD_RE = re.compile(r"[^\W_]+")
 # Combining marks are included so that decomposed accents stay inside a word.
 _WORD_RE = re.compile(f"[{_CJK_CHARS}]|(?:(?![{_CJK_CHARS}])[^\\W_]|[\u0300-\u036f])+")
+
+
+def is_cjk(word: str) -> bool:
+    """Whether a (normalised) word is one Chinese, Japanese or Korean character."""
+    return len(word) == 1 and _CJK_RE.match(word) is not None
 
 
 def normalize_word(word: str) -> str:
@@ -477,6 +484,18 @@ def parse_query(text: str) -> Node:
             text,
         )
     return node
+
+
+def query_error_words(exc: QuerySyntaxError) -> str:
+    """The error on one line: what, the position, and for a query of several lines its line and column
+    and the text there."""
+    text = exc.query
+    if "\n" not in text.strip():
+        return str(exc)
+    line = text.count("\n", 0, exc.position) + 1
+    column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+    near = " ".join(text[exc.position : exc.position + 30].split())
+    return f"{exc} (line {line}, column {column}{f': {near}' if near else ''})"
 
 
 def _first_not(node: Node) -> int:

@@ -20,6 +20,7 @@ from .limits import bound_entries
 from .models import FetchResult, Match, Source, Story
 from .normalize import default_story_key, normalize_entry
 from .safetext import MESSAGE_MAX, safe_line
+from .wording import plural
 
 if TYPE_CHECKING:
     from .app import Monitor
@@ -134,7 +135,7 @@ def _stories(monitor: Monitor, source: Source, entries: list, now: datetime, not
         seen.add(key)
         stories.append(replace(story, id=key))
     if duplicates:
-        notes.append(f"{duplicates} entr{'y' if duplicates == 1 else 'ies'} with a duplicate id ignored (the first one kept)")
+        notes.append(f"{plural(duplicates, 'entry')} with a duplicate id ignored (the first one kept)")
     if skipped:
-        notes.append(f"{skipped} entr{'y' if skipped == 1 else 'ies'} skipped: could not be read (see the log)")
+        notes.append(f"{plural(skipped, 'entry')} skipped: could not be read (see the log)")
     return stories

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from .models import Alert, RenderedAlert
 from .safetext import safe_line, safe_text
+from .wording import plural
 
 SNIPPET_MARKS = ("«", "»")
 
@@ -48,7 +49,7 @@ def also_reported_line(alert: Alert) -> str:
     if not count:
         return ""
     names = ", ".join(r.source for r in alert.also_reported)
-    return f"Also reported by {count} source{'s' if count != 1 else ''}: {names}"
+    return f"Also reported by {plural(count, 'source')}: {names}"
 
 
 def group_by_watchlist(alerts: Sequence[Alert]) -> dict[str, list[Alert]]:

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import click
 
-from .app import Monitor
+from .app import Monitor, unread_scheme
 from .config import DEFAULT_CONFIG_PATH, Config, load_config, parse_duration, url_problem
 from .config_file import SourcesFile, name_for, unique_name
 from .errors import ConfigErrors, SourceError
 from .opml import read_opml, write_opml
+from .plugins import load_plugins, make_plugin_manager
+from .wording import plural
 
 
 def _target(config_path: str | None) -> Path:
@@ -87,11 +89,11 @@ def add_source_commands(group: click.Group) -> None:
         finally:
             monitor.close()
         if found.page:
-            echo(f"{found.page} is a web page; it announces {len(found.links)} feed(s):")
+            echo(f"{found.page} is a web page; it announces {plural(len(found.links), 'feed')}:")
             for link in found.links:
                 echo(f"  {link.kind:9} {link.url}" + (f"  ({link.title})" if link.title else ""))
         echo(f"Read {found.url}: " + (f"\"{found.title}\", " if found.title else "") +
-             f"{found.entries} entr{'y' if found.entries == 1 else 'ies'}.")
+             f"{plural(found.entries, 'entry')}.")
         if found.url in configured:
             raise click.ClickException(f"{found.url} is configured already, as source {configured[found.url]!r}")
         with _config_errors():
@@ -119,8 +121,10 @@ def add_source_commands(group: click.Group) -> None:
             edit = SourcesFile(target)
             taken = set(config.sources)
             added, skipped = [], []
+            pm = make_plugin_manager()
+            load_plugins(pm, disable=config.disable_plugins, plugins_dir=config.plugins_dir, redact=config.redact)
             for sub in subscriptions:
-                problem = url_problem(sub.url)
+                problem = url_problem(sub.url) or unread_scheme(pm, sub.url, "feed")
                 if sub.url in configured:
                     skipped.append(f"{sub.url}: configured already, as source {configured[sub.url]!r}")
                     continue
@@ -134,7 +138,7 @@ def add_source_commands(group: click.Group) -> None:
                 added.append(f"{chosen}: {sub.url}" + (f"  [{sub.category}]" if sub.category else ""))
             if added:
                 edit.save()
-        click.echo(f"Added {len(added)} source{'s' if len(added) != 1 else ''} to {target}, "
+        click.echo(f"Added {plural(len(added), 'source')} to {target}, "
                    f"skipped {len(skipped)}.")
         for line in added:
             echo(f"  added {line}")
@@ -158,7 +162,7 @@ def add_source_commands(group: click.Group) -> None:
         text = write_opml(feeds)
         if output:
             Path(output).write_text(text, encoding="utf-8")
-            echo(f"Wrote {len(feeds)} source{'s' if len(feeds) != 1 else ''} to {output}.", err=True)
+            echo(f"Wrote {plural(len(feeds), 'source')} to {output}.", err=True)
         else:
             click.echo(text, nl=False)
 

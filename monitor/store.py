@@ -23,7 +23,7 @@ from sqlite_utils import Database
 from .errors import DatabaseDamagedError, DatabaseFullError, DatabaseReadOnlyError, SchemaTooNewError, StorageError
 from .migrations import apply as apply_migrations
 from .migrations import is_newer_than_known
-from .models import Evidence, FetchState, Match, Source, Story, Watchlist
+from .models import VERDICTS, Evidence, FetchState, Feedback, Match, Source, Story, Watchlist
 from .query import split_cjk
 from .secrets import Secrets
 from .timeutil import from_iso, to_iso, utcnow
@@ -381,11 +381,7 @@ class Store:
         that too. Returns the number of stories deleted.
         """
         now = to_iso(utcnow())
-        doomed = (
-            "SELECT id FROM stories WHERE (first_seen_at < ? AND id NOT IN (SELECT story_id FROM matches))"
-            + (" OR first_seen_at < ?" if matched_older_than else "")
-        )
-        params = [to_iso(older_than)] + ([to_iso(matched_older_than)] if matched_older_than else [])
+        doomed, params = _prunable(older_than, matched_older_than)
         with self.write() as db:
             db.execute(
                 f"INSERT OR IGNORE INTO pruned_stories (id, source, pruned_at) "
@@ -405,6 +401,11 @@ class Store:
                 # merged: without this, an emptied index keeps most of its size.
                 db.execute("INSERT INTO stories_fts(stories_fts) VALUES ('optimize')")
         return deleted
+
+    def count_prunable(self, older_than: datetime, matched_older_than: datetime | None = None) -> int:
+        """How many stories :meth:`prune` would delete with the same arguments (it deletes nothing)."""
+        doomed, params = _prunable(older_than, matched_older_than)
+        return self.query(f"SELECT count(*) AS n FROM ({doomed})", params)[0]["n"]
 
     def expire_tombstones(self, older_than: datetime) -> int:
         """Forget pruned ids recorded before ``older_than``; returns how many."""
@@ -577,12 +578,21 @@ class Store:
             [story_id, story_id, limit],
         )
 
-    def matches_by_cluster(self, watchlist: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """Recent matches, one row per watchlist and cluster (its first matched story), newest first.
+    def matches_by_cluster(
+        self, watchlist: str | None = None, limit: int = 20, *, since: datetime | None = None, source: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Recent matches, one row per watchlist and cluster (its first matched story), newest first,
+        optionally of one watchlist, of stories from one source and matched at or after ``since``.
 
         ``stories`` and ``sources`` count the cluster's matched stories and their distinct sources.
         """
-        where, params = ("WHERE m.watchlist = ?", [watchlist]) if watchlist else ("", [])
+        clauses, params = [], []
+        for clause, value in (("m.watchlist = ?", watchlist), ("s.source = ?", source),
+                              ("m.matched_at >= ?", to_iso(since) if since else None)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         return self.query(
             "WITH g AS (SELECT m.watchlist, coalesce(s.cluster_id, s.id) AS cluster, min(m.id) AS first_match, "
             "max(m.matched_at) AS last_matched, count(*) AS stories, count(DISTINCT s.source) AS sources, "
@@ -609,9 +619,18 @@ class Store:
         rows = self.query("SELECT * FROM stories WHERE id = ?", [story_id])
         return story_from_row(rows[0]) if rows else None
 
-    def matches(self, watchlist: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """Recent matches joined with their stories, newest first."""
-        where, params = ("WHERE m.watchlist = ?", [watchlist]) if watchlist else ("", [])
+    def matches(
+        self, watchlist: str | None = None, limit: int = 20, *, since: datetime | None = None, source: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Recent matches joined with their stories, newest first, optionally of one watchlist or source
+        and matched at or after ``since``."""
+        clauses, params = [], []
+        for clause, value in (("m.watchlist = ?", watchlist), ("s.source = ?", source),
+                              ("m.matched_at >= ?", to_iso(since) if since else None)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         return self.query(
             "SELECT m.id, m.watchlist, m.score, m.classifier, m.evidence, m.matched_at, "
             "s.id AS story_id, s.title, s.url, s.source, s.published_at, coalesce(s.cluster_id, s.id) AS cluster "
@@ -619,6 +638,44 @@ class Store:
             "ORDER BY m.matched_at DESC, m.id DESC LIMIT ?",
             [*params, limit],
         )
+
+    def search_candidates(self, fts_query: str | None, substrings: Sequence[Sequence[str]] = (),
+                          batch: int = 500) -> Iterator[dict[str, Any]]:
+        """Every story the FTS5 query finds, or whose title or text holds every substring of any group,
+        with its text, in batches (for :mod:`monitor.search`)."""
+        found = []
+        params: list[Any] = []
+        if fts_query:
+            found.append("s.rowid IN (SELECT rowid FROM stories_fts WHERE stories_fts MATCH ?)")
+            params.append(fts_query)
+        for group in substrings:
+            found.append("(" + " AND ".join("instr(s.title || char(10) || s.text, ?) > 0" for _ in group) + ")")
+            params.extend(group)
+        if not found:
+            return
+        last = 0
+        while True:
+            rows = self._search_rows(
+                "SELECT s.rowid AS rowid, s.id, s.title, s.text, s.url, s.source, s.published_at "
+                f"FROM stories s WHERE ({' OR '.join(found)}) AND s.rowid > ? ORDER BY s.rowid LIMIT ?",
+                [*params, last, batch], fts_query or "",
+            )
+            yield from rows
+            if len(rows) < batch:
+                return
+            last = rows[-1]["rowid"]
+
+    def watchlist_names(self) -> set[str]:
+        """Every watchlist that has matches stored (configured or not any more)."""
+        return {r["watchlist"] for r in self.query("SELECT DISTINCT watchlist FROM matches")}
+
+    def outbox_channels(self) -> set[str]:
+        """Every channel that has rows in the outbox."""
+        return {r["channel"] for r in self.query("SELECT DISTINCT channel FROM outbox")}
+
+    def outbox_counts(self) -> dict[str, int]:
+        """``{status: rows}`` of the outbox."""
+        return {r["status"]: r["n"] for r in self.query("SELECT status, count(*) AS n FROM outbox GROUP BY status")}
 
     def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
         """Full-text search over stored stories (SQLite FTS5 syntax), best first.
@@ -644,7 +701,8 @@ class Store:
             except sqlite3.OperationalError as exc:
                 if not getattr(exc, "sqlite_errorname", "").startswith("SQLITE_ERROR"):
                     raise self._failure(exc, "search") from exc
-                raise StorageError(f"cannot search for {query!r}: {exc}") from exc
+                raise StorageError(f"cannot search for {query!r}: {exc} (raw FTS5 syntax with --fts; without it, "
+                                   "the watchlist query language)") from exc
             except sqlite3.DatabaseError as exc:
                 raise self._failure(exc, "search") from exc
 
@@ -697,6 +755,76 @@ class Store:
                 [now, now, *params],
             )
             return cursor.rowcount
+    # -- feedback and learned models ------------------------------------------
+
+    def add_feedback(self, watchlist: str, verdict: str, *, match_id: int | None = None,
+                     story_id: str | None = None, note: str = "", origin: str = "cli") -> Feedback:
+        """Record a verdict on a match (``right``/``wrong``) or on a story the watchlist missed.
+
+        A ``right`` about a story that has no match for ``watchlist`` is
+        stored as ``missed`` (it should have matched). A later verdict on the
+        same story and watchlist replaces the earlier one. Matches and alerts
+        are never touched: feedback only teaches the next model (``monitor train``).
+
+        :param origin: where the verdict was given (``cli``, ``web``).
+        :raises StorageError: no such match or story, or an unknown verdict.
+        """
+        if verdict not in VERDICTS:
+            raise StorageError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
+        if match_id is not None:
+            rows = self.query("SELECT story_id, watchlist FROM matches WHERE id = ?", [match_id])
+            if not rows:
+                raise StorageError(f"{self.path}: no match with id {match_id} (see `monitor matches`)")
+            story_id, watchlist = rows[0]["story_id"], rows[0]["watchlist"]
+        story = self.story(story_id) if story_id is not None else None
+        if story is None:
+            raise StorageError(f"{self.path}: no story with id {story_id!r} (see `monitor search`)")
+        if match_id is None:
+            found = self.query("SELECT id FROM matches WHERE story_id = ? AND watchlist = ?", [story.id, watchlist])
+            match_id = found[0]["id"] if found else None
+        if verdict == "right" and match_id is None:
+            verdict = "missed"
+        now = to_iso(utcnow())
+        with self.write() as db:
+            db.execute(
+                "INSERT INTO feedback (story_id, watchlist, verdict, match_id, title, text, note, origin, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(watchlist, story_id) DO UPDATE SET "
+                "verdict = excluded.verdict, match_id = excluded.match_id, note = excluded.note, "
+                "origin = excluded.origin, created_at = excluded.created_at",
+                [story.id, watchlist, verdict, match_id, story.title, story.text, note, origin, now],
+            )
+        return self.feedback(watchlist, story_id=story.id)[0]
+
+    def feedback(self, watchlist: str | None = None, *, story_id: str | None = None) -> list[Feedback]:
+        """Stored verdicts, oldest first; only ``watchlist``'s (and ``story_id``'s) when given."""
+        clauses, params = [], []
+        if watchlist is not None:
+            clauses.append("watchlist = ?")
+            params.append(watchlist)
+        if story_id is not None:
+            clauses.append("story_id = ?")
+            params.append(story_id)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = self.query(f"SELECT * FROM feedback {where} ORDER BY id", params)
+        return [Feedback(id=r["id"], story_id=r["story_id"], watchlist=r["watchlist"], verdict=r["verdict"],
+                         match_id=r["match_id"], title=r["title"] or "", text=r["text"] or "",
+                         created_at=from_iso(r["created_at"]), note=r.get("note") or "",
+                         origin=r.get("origin") or "") for r in rows]
+
+    def save_learned_model(self, watchlist: str, model: bytes, **figures: Any) -> None:
+        """Store (or replace) ``watchlist``'s learned model with its figures (``learned_models`` columns)."""
+        row = {"watchlist": watchlist, "model": model, "trained_at": to_iso(utcnow()), **figures}
+        with self.write() as db:
+            db["learned_models"].upsert(row, pk="watchlist")
+
+    def learned_models(self) -> dict[str, dict[str, Any]]:
+        """Every stored learned model's row, by watchlist."""
+        return {r["watchlist"]: r for r in self.query("SELECT * FROM learned_models")}
+
+    def forget_learned_model(self, watchlist: str) -> bool:
+        """Delete ``watchlist``'s stored model; whether there was one."""
+        with self.write() as db:
+            return db.execute("DELETE FROM learned_models WHERE watchlist = ?", [watchlist]).rowcount > 0
 
     def counts(self) -> dict[str, int]:
         """Row counts of the main tables."""
@@ -709,6 +837,15 @@ def _open_reader(path: Path) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA query_only = ON")
     return conn
+
+
+def _prunable(older_than: datetime, matched_older_than: datetime | None) -> tuple[str, list[str]]:
+    """The ids :meth:`Store.prune` deletes, as SQL and its parameters."""
+    sql = (
+        "SELECT id FROM stories WHERE (first_seen_at < ? AND id NOT IN (SELECT story_id FROM matches))"
+        + (" OR first_seen_at < ?" if matched_older_than else "")
+    )
+    return sql, [to_iso(older_than)] + ([to_iso(matched_older_than)] if matched_older_than else [])
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:

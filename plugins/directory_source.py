@@ -31,6 +31,11 @@ MEDIA_TYPE = "application/x-news-monitor-articles+json"
 PATTERN = "*.txt"
 
 
+@hookimpl
+def source_url_schemes(kind: str) -> list[str] | None:
+    return ["file"] if kind == "directory" else None
+
+
 @hookimpl(trylast=True)
 def fetch_source(source: Source, state: FetchState, monitor: Monitor) -> FetchResult | None:
     if source.kind != "directory":

@@ -30,6 +30,7 @@ from monitor import (
     also_reported_line,
     group_by_watchlist,
     hookimpl,
+    network_error_words,
     read_channel_options,
     render_plain,
     safe_line,
@@ -99,8 +100,11 @@ class EmailChannel:
             except smtplib.SMTPResponseException as exc:
                 reply = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
                 raise DeliveryError(f"{where}: SMTP {exc.smtp_code} {reply}", permanent=exc.smtp_code >= 500) from None
-            except (smtplib.SMTPException, OSError) as exc:
-                raise DeliveryError(f"{where}: {type(exc).__name__}: {exc}") from None
+            except smtplib.SMTPException as exc:  # before OSError: SMTPException is one
+                raise DeliveryError(f"{where}: {safe_line(str(exc), 200) or type(exc).__name__}") from None
+            except OSError as exc:
+                words = network_error_words(exc, s["host"], self.port, s["timeout"] if isinstance(exc, TimeoutError) else None)
+                raise DeliveryError(f"{where}: {words}") from None
 
     def _deliver(self, message: EmailMessage) -> None:
         s = self.settings

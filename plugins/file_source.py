@@ -20,6 +20,11 @@ def local_path(url: str) -> Path | None:
     return Path(url)
 
 
+@hookimpl
+def source_url_schemes(kind: str) -> list[str] | None:
+    return ["file"] if kind == "feed" else None
+
+
 @hookimpl(trylast=True)
 def fetch_source(source: Source, state: FetchState, monitor: Monitor) -> FetchResult | None:
     if source.kind != "feed":

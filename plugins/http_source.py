@@ -40,6 +40,7 @@ from monitor import (
     RefusedAddress,
     Source,
     hookimpl,
+    network_error_words,
     parse_retry_after,
     safe_line,
 )
@@ -202,6 +203,11 @@ def shutdown(monitor: Monitor) -> None:
         http.client.close()
 
 
+@hookimpl
+def source_url_schemes(kind: str) -> list[str] | None:
+    return ["http", "https"] if kind == "feed" else None
+
+
 @hookimpl(trylast=True)
 def fetch_source(source: Source, state: FetchState, monitor: Monitor) -> FetchResult | None:
     if source.kind != "feed" or not source.url.lower().startswith(("http://", "https://")):
@@ -259,6 +265,9 @@ def _next_url(current: httpx.URL, location: str | None, source: Source) -> httpx
     return target
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _remaining(deadline: float, source: Source, fetch: dict) -> float:
     # Checked between reads: a slow server must not hold up a daemon asked to stop.
     stopping = getattr(_deadline, "stopping", None)
@@ -293,9 +302,11 @@ def _get(
             body = _read_limited(response, int(fetch["max_bytes"]), source, fetch, deadline)
     except httpx.TimeoutException as exc:
         _remaining(deadline, source, fetch)  # says "deadline" when that is what ran out
-        raise FetchError(f"timed out ({type(exc).__name__}; fetch.timeout is {fetch['timeout']:g} s)", url=source.url) from exc
+        words = network_error_words(exc, url.host, url.port or _DEFAULT_PORTS.get(url.scheme), float(fetch["timeout"]))
+        raise FetchError(f"{words} (fetch.timeout)", url=source.url) from exc
     except httpx.HTTPError as exc:
-        raise FetchError(f"{type(exc).__name__}: {exc}", url=source.url) from exc
+        words = network_error_words(exc, url.host, url.port or _DEFAULT_PORTS.get(url.scheme))
+        raise FetchError(words, url=source.url) from exc
     except RefusedAddress as exc:  # from the network backend, at connect time
         raise _refused(exc, url, source) from None
     finally:

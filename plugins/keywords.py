@@ -10,7 +10,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 
-from monitor import KeywordMatcher, Match, Monitor, QuerySyntaxError, Story, Watchlist, hookimpl, parse_query
+from monitor import (ConfigError, KeywordMatcher, Match, Monitor, QuerySyntaxError, Story, Watchlist, hookimpl,
+                     parse_query, query_error_words)
 
 NAME = "keywords"
 
@@ -39,8 +40,8 @@ class KeywordClassifier:
             for name, (score, evidence) in matcher.match(story.title, story.text).items():
                 yield Match(story_id=story.id, watchlist=name, score=score, classifier=NAME, evidence=evidence)
 
-    def validate(self, watchlists: Sequence[Watchlist]) -> list[str]:
-        """Every query that does not parse, with its watchlist and position."""
+    def validate(self, watchlists: Sequence[Watchlist]) -> list[ConfigError]:
+        """Every query that does not parse, with its watchlist and position (one line each)."""
         problems = []
         for watchlist in watchlists:
             if not watchlist.query:
@@ -48,8 +49,8 @@ class KeywordClassifier:
             try:
                 parse_query(watchlist.query)
             except QuerySyntaxError as exc:
-                pointer = watchlist.query + "\n" + " " * exc.position + "^"
-                problems.append(f"{self.where}: watchlists.{watchlist.name}.query: {exc}\n{pointer}")
+                problems.append(ConfigError(query_error_words(exc), file=self.where,
+                                            key=f"watchlists.{watchlist.name}.query"))
         return problems
 
 

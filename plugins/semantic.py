@@ -31,6 +31,7 @@ from typing import Any
 import click
 
 from monitor import (
+    ConfigError,
     Evidence,
     KeywordMatcher,
     Match,
@@ -38,8 +39,6 @@ from monitor import (
     PluginConfigError,
     Story,
     Watchlist,
-    config_options,
-    handle_errors,
     hookimpl,
     load_cli_config,
     open_cli_monitor,
@@ -59,6 +58,7 @@ from monitor_plugins.semantic_model import (
 NAME = "semantic"
 MODES = ("rerank", "boost", "either")
 KEYWORDS = "keywords"
+LEARNED = "learned"
 
 log = logging.getLogger("monitor.semantic")
 
@@ -250,8 +250,12 @@ class SemanticClassifier:
         self.max_words = int(settings["max_words"])
 
     def replaces(self, watchlist: Watchlist) -> tuple[str, ...]:
-        """The keyword classifier's matches for opted-in watchlists: ours already include its score."""
-        return (KEYWORDS,) if wants_semantic(watchlist) else ()
+        """The keyword classifier's matches for opted-in watchlists: ours already include its score.
+
+        The learned classifier's too: asking for semantic scoring is an explicit
+        choice of this model over the shipped or trained one.
+        """
+        return (KEYWORDS, LEARNED) if wants_semantic(watchlist) else ()
 
     def validate(self, watchlists: Sequence[Watchlist]) -> list[str]:
         """Every bad ``options.semantic`` / ``options.examples``, with file and key."""
@@ -395,9 +399,9 @@ def _note(evidence: Evidence, note: str) -> Evidence:
 
 @hookimpl
 def register_classifiers(register, monitor: Monitor) -> None:
-    missing = missing_requirements()
-    if missing:
-        log.info("semantic scoring is off, not installed: %s (%s)", ", ".join(missing), INSTALL_HINT)
+    # Not installed is the usual case and says nothing by itself: only a watchlist
+    # that asks for semantic scoring is warned about (startup, check_config).
+    if missing_requirements():
         return
     register(NAME, SemanticClassifier(monitor))
 
@@ -412,8 +416,9 @@ def startup(monitor: Monitor) -> None:
         return
     for watchlist in monitor.watchlists:
         if wants_semantic(watchlist):
-            log.warning("watchlist %s asks for semantic scoring (options.semantic) but the semantic extra is "
-                        "not installed: it runs on keywords alone", watchlist.name)
+            log.warning("%s: watchlists.%s.options.semantic: semantic scoring is asked for but the semantic extra "
+                        "is not installed (%s): the watchlist runs on keywords alone; %s", monitor.config.where,
+                        watchlist.name, ", ".join(missing_requirements()), INSTALL_HINT)
 
 
 @hookimpl
@@ -422,8 +427,9 @@ def check_config(monitor: Monitor) -> list[str]:
         return []  # the classifier's validate() checks the options
     missing = ", ".join(missing_requirements()) or "the semantic classifier"
     return [
-        f"{monitor.config.where}: watchlists.{w.name}.options.semantic: semantic scoring is asked for but "
-        f"the semantic extra is not installed ({missing}), so this watchlist would run on keywords alone; {INSTALL_HINT}"
+        ConfigError(f"semantic scoring is asked for but the semantic extra is not installed ({missing}), so this "
+                    f"watchlist would run on keywords alone; {INSTALL_HINT}",
+                    file=monitor.config.where, key=f"watchlists.{w.name}.options.semantic")
         for w in monitor.watchlists if wants_semantic(w)
     ]
 
@@ -433,30 +439,21 @@ def shutdown(monitor: Monitor) -> None:
     monitor.extensions.pop(NAME, None)  # frees the model
 
 
-@hookimpl
-def register_commands(cli: click.Group) -> None:
-    cli.add_command(train)
-
-
-@click.command()
-@config_options()
-@click.argument("watchlist")
-@click.argument("labels", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--forget", is_flag=True, help="Delete WATCHLIST's trained model (back to the description and examples).")
-@handle_errors
-def train(config_path: str | None, db_path: str | None, watchlist: str, labels: Path | None, forget: bool) -> None:
-    """Teach WATCHLIST's semantic scoring from labelled stories in LABELS (JSONL).
+def train_semantic(config_path: str | None, db_path: str | None, watchlist: str, labels: Path | None,
+                   forget: bool) -> None:
+    """``monitor train WATCHLIST --semantic --examples LABELS``: teach WATCHLIST's semantic scoring.
 
     Each row: {"id", "title", "summary" or "text", "labels": [...]}; a row is
     on topic when WATCHLIST is among its labels. The model is stored in the
     database and used by the semantic classifier from then on (train again to
-    replace it, or --forget it).
+    replace it, or ``--forget`` it). The command itself is the ``learned``
+    plugin's: one ``monitor train`` for both kinds of model.
     """
     if forget:
         _forget(load_cli_config(config_path, db_path), watchlist)
         return
     if labels is None:
-        raise click.UsageError("give the LABELS file to train from (or --forget)")
+        raise click.UsageError("give the file to train from with --examples (or --forget)")
     missing = missing_requirements()
     if missing:
         raise click.ClickException(f"monitor train needs the semantic extra (not installed: {', '.join(missing)}); {INSTALL_HINT}")

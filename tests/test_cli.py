@@ -21,7 +21,7 @@ def polled(feed_server, make_config, cli_run):
 def test_matches_lists_recent_matches_filtered_by_watchlist(polled, cli_run):
     out = cli_run("matches", "--config", polled).output
     assert len(re.findall(r"\[(north_korea|abductions|trade)\]", out)) == 6
-    only = cli_run("matches", "--config", polled, "--watchlist", "trade", "--json").output.splitlines()
+    only = cli_run("matches", "--config", polled, "--watchlist", "trade", "--nl").output.splitlines()
     assert len(only) == 2
     assert {json.loads(line)["watchlist"] for line in only} == {"trade"}
     assert all(json.loads(line)["evidence"]["terms"] for line in only)
@@ -32,13 +32,14 @@ def test_search_is_full_text_over_stored_stories(polled, cli_run):
     assert "Kim Jong-un" in out and "[abductees]" in out
     assert cli_run("search", "--config", polled, "zeppelin").output.strip() == "No stories match."
     bad = cli_run("search", "--config", polled, '"unbalanced')
-    assert bad.exit_code == 1 and "cannot search" in bad.output
+    assert bad.exit_code == 2 and "query: unclosed quote at position 0" in bad.output
 
 
 def test_sources_shows_status_errors_and_counts(polled, cli_run):
     out = cli_run("sources", "--config", polled).output
     assert re.search(r"wire  ok \(HTTP 200\)  stories: 2", out)
-    assert re.search(r"dead  error  stories: 0", out) and "ConnectError" in out
+    assert re.search(r"dead  error  stories: 0", out) and "connection refused by 127.0.0.1:9" in out
+    assert "ConnectError" not in out and "Errno" not in out
 
 
 def test_alerts_shows_the_outbox(polled, cli_run):
@@ -50,7 +51,7 @@ def test_once_fails_when_every_source_fails(make_config, cli_run):
     path = make_config('[sources.dead]\nurl = "http://127.0.0.1:9/x"\n')
     result = cli_run("once", "--config", path)
     assert result.exit_code == 1
-    assert "1 error" in result.output and "dead: ConnectError" in result.output
+    assert "1 error." in result.output and "dead: http://127.0.0.1:9/x: connection refused by 127.0.0.1:9" in result.output
 
 
 def test_classify_reads_json_lines_and_writes_topics_scores_evidence(cli_run, make_config):
@@ -94,3 +95,18 @@ def test_every_command_has_help_and_is_in_the_readme(cli_run):
     for name in cli.commands:
         assert cli_run(name, "--help").exit_code == 0
         assert f"monitor {name}" in readme, f"README does not document `monitor {name}`"
+
+
+def test_eval_says_when_a_watchlist_has_no_labelled_stories(cli_run, make_config, tmp_path):
+    labels = tmp_path / "labels.jsonl"
+    rows = [
+        {"id": "1", "title": "Pyongyang fires missile", "summary": "", "labels": ["north_korea"]},
+        {"id": "2", "title": "New tariffs on steel imports", "summary": "", "labels": ["north_korea"]},
+    ]
+    labels.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = cli_run("eval", "--config", make_config(""), labels).output
+    assert f"no story in {labels} is labelled trade: nothing to score (1 story matched it)" in text
+    assert "abductions" in text and "0.000  1.000" not in text
+    figures = {w["watchlist"]: w for w in json.loads(cli_run("eval", "--config", make_config(""), labels, "--json").output)["watchlists"]}
+    assert figures["trade"]["recall"] is None and figures["trade"]["f1"] is None and figures["trade"]["fp"] == 1
+    assert figures["north_korea"]["recall"] == 0.5

@@ -132,7 +132,7 @@ def test_two_outlets_then_a_restart_then_the_third_changes_nothing(feed_server, 
     assert "+2 sources" in listed and "also reported by:" in listed
     every = cli_run("matches", "--config", path, "--all", "--watchlist", "missiles").output
     assert sum(title in every for title, _ in OUTLETS.values()) == 3
-    lines = [json.loads(x) for x in cli_run("matches", "--config", path, "--json").output.splitlines()]
+    lines = json.loads(cli_run("matches", "--config", path, "--json").output)
     assert len(lines) == 2 and len({x["cluster"] for x in lines}) == 1
     assert all(sorted(x["cluster_sources"]) == sorted(OUTLETS) for x in lines)
 
@@ -224,3 +224,29 @@ def test_bad_clustering_settings_are_named_by_key(make_config, cli_run):
     assert result.exit_code == 1
     assert f"{path}: clustering.threshold: must be finite and more than 0 and at most 1, got 2" in result.output
     assert f"{path}: clustering.window: expected a duration" in result.output
+
+
+# A flood told three ways: the second report bridges the first and the third.
+FLOOD = ("Storm floods Riverton as Marrow river bursts its banks",
+         "Heavy rain overnight sent the Marrow river over its banks in Riverton, flooding hundreds of homes, mayor "
+         "Jane Holt said. Firefighters rescued residents from rooftops in the old town.")
+FLOOD_HARBOUR = ("Marrow river bursts its banks, floods Riverton; harbour district evacuated",
+                 "The Marrow river burst its banks overnight after heavy rain, flooding hundreds of homes in Riverton's "
+                 "old town, mayor Jane Holt said, and ordered the harbour district evacuated. The Kestrel ferry was "
+                 "halted.")
+HARBOUR = ("Riverton evacuates harbour district as floods spread; Kestrel ferry halted",
+           "Riverton evacuated its harbour district on Sunday and halted the Kestrel ferry as water from the Marrow "
+           "river spread beyond the flooded old town, mayor Jane Holt said.")
+FERRY = ("Kestrel ferry operator reports record summer bookings",
+         "The Kestrel ferry service carried a record number of passengers across the harbour this summer, its "
+         "operator said, as bookings rose for the bridge festival.")
+
+
+def test_a_report_joins_through_a_later_member_while_it_stays_near_the_first(cli_run):
+    # The harbour report alone resembles the first flood report too little to join it, but it is the same
+    # story as the second report; the ferry story shares the second report's words, not the first one's.
+    rows = [{"id": name, "title": story[0], "text": story[1], "published": "2026-11-29T08:00:00Z", "source": name}
+            for name, story in (("wire", FLOOD), ("daily", FLOOD_HARBOUR), ("herald", HARBOUR), ("gazette", FERRY))]
+    result = cli_run("cluster", input="".join(json.dumps(r) + "\n" for r in rows))
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(x)["cluster"] for x in result.stdout.splitlines()] == ["wire", "wire", "wire", "gazette"]

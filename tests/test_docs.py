@@ -22,3 +22,14 @@ def test_readme_gives_the_two_commands_that_ci_runs():
     test_command = 'python3 -m venv .venv && .venv/bin/pip install -e ".[test]" && .venv/bin/python -m pytest'
     assert test_command in readme
     assert ".venv/bin/python -m pytest" in ci and '-e ".[test]"' in ci
+
+
+def test_readme_command_line_reference_matches_the_commands():
+    from monitor.clireference import cli_markdown, full_cli
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- cli:start -->\n(.*?)<!-- cli:end -->", readme, re.S)
+    assert block, "README.md lost its command-line reference markers"
+    assert block.group(1) == cli_markdown(full_cli()), (
+        "README's command-line reference is stale; run: python scripts/update_readme_cli.py"
+    )

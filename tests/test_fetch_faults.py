@@ -71,7 +71,7 @@ def test_every_fault_is_recorded_on_its_source_and_the_good_source_is_still_poll
     expected = {
         "drip": "fetch.deadline",
         "drip_headers": "fetch.deadline",
-        "reset": ("reset by peer", "peer closed connection"),  # RST seen while reading, or after
+        "reset": ("connection reset by 127.0.0.1:", "closed the connection before the whole response arrived"),  # RST seen while reading, or after
         "e500": "HTTP 500",
         "e503": "HTTP 503",
         "loop": "too many redirects",

@@ -60,8 +60,8 @@ def test_a_token_in_a_source_url_never_leaves_the_fetch(feed_server, make_config
         result = cli_run("once", "--config", path)
         assert result.exit_code == 0, outputs(result)
         shown[f"once ({attempt})"] = outputs(result)
-    shown.update(run_all(cli_run, path, ("sources",), ("sources", "--json"), ("check",), ("alerts",),
-                         ("matches",), ("matches", "--json")))
+    shown.update(run_all(cli_run, path, ("sources",), ("sources", "--nl"), ("check",), ("alerts",),
+                         ("matches",), ("matches", "--nl")))
 
     # Fetching used the real token, the second poll of the moved feed went straight to its new address.
     assert all(TOKEN in r.path for r in feed_server.hits("/feed") + feed_server.hits("/broken"))
@@ -72,7 +72,7 @@ def test_a_token_in_a_source_url_never_leaves_the_fetch(feed_server, make_config
         assert TOKEN not in text, f"`monitor {command}` shows the token"
     assert "HTTP 500" in shown["once (first)"] and "fetch_source" in shown["once (first)"]  # the log and trace ran
     assert "url: " + f"{base}/feed?token=${{FEED_TOKEN}}" in shown["sources"]
-    moved = next(json.loads(line) for line in shown["sources --json"].splitlines() if '"moved"' in line)
+    moved = next(json.loads(line) for line in shown["sources --nl"].splitlines() if '"moved"' in line)
     assert moved["effective_url"] == f"{base}/moved?token=${{FEED_TOKEN}}"
     for name in ("monitor.db", "monitor.db-wal"):
         if (tmp_path / name).exists():
@@ -92,7 +92,7 @@ def test_rows_stored_before_redaction_are_redacted_when_opened(feed_server, make
     assert TOKEN.encode() in (tmp_path / "monitor.db").read_bytes()
 
     monkeypatch.setenv("FEED_TOKEN", TOKEN)
-    out = outputs(cli_run("sources", "--config", path, "--json"))
+    out = outputs(cli_run("sources", "--config", path, "--nl"))
     assert TOKEN not in out and "${FEED_TOKEN}" in out
     assert TOKEN.encode() not in (tmp_path / "monitor.db").read_bytes()
     rows = sqlite3.connect(tmp_path / "monitor.db").execute("SELECT url, effective_url, last_error FROM sources").fetchall()
@@ -127,15 +127,15 @@ def test_titles_and_links_from_a_feed_reach_the_terminal_clean(feed_server, make
     once = cli_run("once", "--config", path)
     assert once.exit_code == 0, outputs(once)
     shown = {"once (console channel)": outputs(once)}
-    shown.update(run_all(cli_run, path, ("matches",), ("matches", "--json"), ("search", "pyongyang"),
-                         ("search", "pyongyang", "--json"), ("sources",), ("alerts",)))
+    shown.update(run_all(cli_run, path, ("matches",), ("matches", "--nl"), ("search", "pyongyang"),
+                         ("search", "pyongyang", "--nl"), ("sources",), ("alerts",)))
     assert_clean(shown)
     assert "=== [north_korea] North Korea" in shown["once (console channel)"]  # the alert was printed
     assert "gnirts" in shown["matches"] and "http://news.test/a" in shown["matches"]
     # JSON keeps every character, escaped: nothing is lost to the reader of the JSON. (A C1
     # control such as \x9b never stands for itself in a feed: ingest repairs it as the
     # Windows-1252 character it was, see repair_mojibake.)
-    row = json.loads(shown["matches --json"].splitlines()[0])
+    row = json.loads(shown["matches --nl"].splitlines()[0])
     assert "\u202egnirts\u202c \u203a31m" in row["title"] and row["url"] == EVIL_LINK
 
 
@@ -143,7 +143,7 @@ def test_a_reason_phrase_with_escapes_is_logged_and_shown_clean(feed_server, mak
     url = feed_server.serve("/busy", b"busy", status=503, reason="Busy \x1b[2J\x1b]0;pwned\x07now",
                             headers={"Content-Type": "text/plain"})
     path = make_config(f'[sources.busy]\nurl = "{url}"\n')
-    shown = run_all(cli_run, path, ("once",), ("sources",), ("sources", "--json"))
+    shown = run_all(cli_run, path, ("once",), ("sources",), ("sources", "--nl"))
     assert_clean(shown)
     assert "HTTP 503 Busy now" in shown["once"] and "HTTP 503 Busy now" in shown["sources"]
 

@@ -11,7 +11,7 @@ from monitor import InvalidPluginError, Monitor, hookspecs, load_config
 from monitor.plugins import load_plugins, make_plugin_manager
 
 LOCAL_PLUGINS = Path(__file__).parent / "local_plugins"
-SHIPPED = {"http_source", "file_source", "directory_source", "feed_parser", "json_feed", "keywords", "console_alerts"}
+SHIPPED = {"http_source", "file_source", "directory_source", "feed_parser", "json_feed", "keywords", "learned", "console_alerts"}
 
 
 def test_shipped_plugins_load_through_the_entry_point_group():

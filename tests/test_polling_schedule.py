@@ -100,7 +100,7 @@ def test_monitor_run_polls_at_the_configured_interval_and_alerts_on_a_story_publ
 
     shown = cli_run("sources", "--config", config).output
     assert f"(every {INTERVAL}s)" in shown, shown
-    [row] = [json.loads(line) for line in cli_run("sources", "--config", config, "--json").output.splitlines()]
+    [row] = [json.loads(line) for line in cli_run("sources", "--config", config, "--nl").output.splitlines()]
     assert (row["poll_basis"], row["poll_reason"], row["poll_interval"]) == ("interval", f"every {INTERVAL}s", INTERVAL)
 
 
@@ -133,7 +133,7 @@ def test_a_rate_limited_and_a_failing_source_say_why_they_wait_and_adaptive_need
 
     out = cli_run("sources", "--config", config).output
     rows = {json.loads(line)["name"]: json.loads(line)
-            for line in cli_run("sources", "--config", config, "--json").output.splitlines()}
+            for line in cli_run("sources", "--config", config, "--nl").output.splitlines()}
     failures = rows["failing"]["error_count"]
     assert f"(backing off after {failures} failures)" in out
     assert "(server asked: Retry-After 3600s)" in out
@@ -161,7 +161,7 @@ def test_the_readme_example_keeps_its_one_minute_interval_after_three_fresh_stor
     assert cli_run("once", "--config", config).exit_code == 0
     out = cli_run("sources", "--config", config).output
     assert "(every 1m)" in out, out
-    [row] = [json.loads(line) for line in cli_run("sources", "--config", config, "--json").output.splitlines()]
+    [row] = [json.loads(line) for line in cli_run("sources", "--config", config, "--nl").output.splitlines()]
     assert from_iso(row["next_poll_at"]) <= utcnow() + timedelta(seconds=67)  # 1 min + at most 6 s of jitter
     check = cli_run("check", "--config", config).output
     assert "wire_a: every 1m (+ up to 6s jitter); never longer unless the server asks or the source fails" in check

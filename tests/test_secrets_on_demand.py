@@ -24,7 +24,7 @@ def test_read_commands_work_without_a_channels_secret_and_senders_name_it(feed_s
     # ...then read where it is not (an analyst's shell).
     monkeypatch.delenv("HOOK_URL")
     reads = {
-        "matches": cli_run("matches", "--config", config, "--json"),
+        "matches": cli_run("matches", "--config", config, "--nl"),
         "sources": cli_run("sources", "--config", config),
         "search": cli_run("search", "--config", config, "abductees"),
         "alerts": cli_run("alerts", "--config", config),

@@ -63,22 +63,28 @@ def test_without_the_extra_the_monitor_runs_on_keywords_and_check_says_why(tmp_p
 
     once = run_without_extra(tmp_path, "once", "--config", str(config))
     assert once.returncode == 0, once.stderr
-    # Both seeds still match all three watchlists, on keywords.
+    # Both seeds still match all three watchlists, on the shipped learned models.
     assert "2 new stories" in once.stdout and "6 new matches" in once.stdout
-    assert once.stderr.count("semantic scoring is off") == 1
-    assert "watchlist north_korea asks for semantic scoring" in once.stderr
+    # One warning, naming the watchlist's key; no general "not installed" line.
+    assert once.stderr.count("not installed") == 1
+    assert "watchlists.north_korea.options.semantic: semantic scoring is asked for" in once.stderr
     classifiers = {r["classifier"] for r in sqlite_utils.Database(tmp_path / "monitor.db").query("SELECT classifier FROM matches")}
-    assert classifiers == {"keywords"}
+    assert classifiers == {"learned"}
 
     plain = run_without_extra(tmp_path, "check", "--config", str(make_config("", name="plain.toml")))
     assert plain.returncode == 0, plain.stderr
-    assert "1 classifier (keywords)" in plain.stdout
+    assert "2 classifiers (learned, keywords)" in plain.stdout
+    # Without a watchlist asking for it, the missing extra is not worth a line.
+    for command in ("once", "prune"):
+        quiet = run_without_extra(tmp_path, command, "--config", str(tmp_path / "plain.toml"))
+        assert quiet.returncode == 0, quiet.stderr
+        assert "not installed" not in quiet.stderr and "semantic" not in quiet.stderr
 
 
 def test_train_without_the_extra_says_what_to_install(tmp_path, make_config):
     labels = tmp_path / "labels.jsonl"
     labels.write_text(json.dumps({"id": "1", "title": "Tariffs", "summary": "Tariffs rise", "labels": ["trade"]}) + "\n")
-    result = run_without_extra(tmp_path, "train", "trade", str(labels), "--config", str(make_config("")))
+    result = run_without_extra(tmp_path, "train", "trade", "--semantic", "--examples", str(labels), "--config", str(make_config("")))
     assert result.returncode == 1
     assert "needs the semantic extra" in result.stderr and "news-monitor[semantic]" in result.stderr
 
@@ -116,7 +122,9 @@ def test_a_classifier_can_take_a_watchlist_over_from_keywords_unless_it_fails(tm
     plugins_dir.mkdir()
     (plugins_dir / "takeover.py").write_text(TAKE_OVER_PLUGIN, encoding="utf-8")
     config = make_config(f'[monitor]\ndb = "{tmp_path / "t.db"}"\nplugins_dir = "{plugins_dir}"\n'
-                         f'[plugins.takeover]\nfail = {str(fail).lower()}\n')
+                         f'[plugins.takeover]\nfail = {str(fail).lower()}\n'
+                         # The rule under test is between two classifiers: trade's shipped model stays out.
+                         '[watchlists.trade.options]\nmodel = false\n')
     story = Story(id="s1", source="t", title="North Korea trade talks", text="Pyongyang and Beijing discuss tariffs.")
     with Monitor.open(load_config(config)) as monitor:
         found = {m.watchlist for m in monitor.classify([story])}
@@ -191,7 +199,7 @@ def test_semantic_rerank_drops_off_topic_keyword_matches_and_train_changes_score
     from monitor.cli import _register_plugin_commands
 
     _register_plugin_commands()  # what main() does before running the CLI: adds `train`
-    trained = cli_run("train", "trade", labels, "--config", config)
+    trained = cli_run("train", "trade", "--semantic", "--examples", labels, "--config", config)
     assert trained.exit_code == 0, trained.output
     assert "Trained trade on 4 on-topic and 4 off-topic stories" in trained.output
     stored = list(sqlite_utils.Database(tmp_path / "semantic.db").query("SELECT watchlist, positives, dim FROM semantic_models"))
@@ -203,7 +211,7 @@ def test_semantic_rerank_drops_off_topic_keyword_matches_and_train_changes_score
     assert "trained model" in after[("on", "trade")].evidence.note
     assert after[("on", "trade")].score != pytest.approx(before[("on", "trade")].score)
 
-    forgot = cli_run("train", "trade", "--forget", "--config", config)
+    forgot = cli_run("train", "trade", "--semantic", "--forget", "--config", config)
     assert forgot.exit_code == 0 and "Forgot the trained model of trade" in forgot.output
     assert list(sqlite_utils.Database(tmp_path / "semantic.db").query("SELECT * FROM semantic_models")) == []
 

@@ -167,7 +167,8 @@ def test_import_real_and_nested_opml_then_export_round_trips(tmp_path, cli_run):
     assert "skipped http://www.nytimes.com/services/xml/rss/nyt/Business.xml: configured already, as source " \
            "'nyt-business'" in second.output
     assert "skipped http://127.0.0.1:9/wire.xml: configured already, as source 'wire'" in second.output
-    assert "skipped gopher://old.example/1: unsupported URL scheme 'gopher'" in second.output
+    assert "skipped gopher://old.example/1: no loaded plugin reads gopher: URLs for sources of kind 'feed'" \
+        in second.output
     assert path.read_text(encoding="utf-8").startswith(before.split("[watchlists.korea]")[0])
 
     again = cli_run("sources", "import", DATA / "opml" / "subscriptionList.opml", "--config", path)

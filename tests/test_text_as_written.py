@@ -63,7 +63,7 @@ def test_watchlists_and_search_match_cjk_stories_end_to_end(feed_server, make_co
         '[watchlists.north_korea_cjk]\nquery = "北朝鮮 OR (朝鲜 NOT 朝鲜半岛) OR 북한"\n'
     )
     assert cli_run("once", "--config", path).exit_code == 0
-    matched = cli_run("matches", "--config", path, "--watchlist", "north_korea_cjk", "--json").output.splitlines()
+    matched = cli_run("matches", "--config", path, "--watchlist", "north_korea_cjk", "--nl").output.splitlines()
     assert {json.loads(line)["url"] for line in matched} == {"http://news.test/ja", "http://news.test/ko"}
 
     found = cli_run("search", "--config", path, "北朝鮮").output
@@ -110,10 +110,10 @@ def test_real_mis_decoded_feed_is_stored_repaired(feed_server, make_config, cli_
     url = feed_server.serve("/japantimes.xml", body)
     path = make_config(f'[alerts]\nnew_source_window = 0\n[sources.japantimes]\nurl = "{url}"\n')
     assert cli_run("once", "--config", path).exit_code == 0
-    out = cli_run("search", "--config", path, "--json", "comfort women").output
+    out = cli_run("search", "--config", path, "--nl", "comfort women").output
     rows = [json.loads(line) for line in out.splitlines()]
     snippets = " ".join(row["snippet"] for row in rows)
     assert "“[comfort] [women]”" in snippets or "“[comfort women]”" in snippets
     assert "â€" not in snippets
-    titles = cli_run("search", "--config", path, "--json", "Fukushima").output
+    titles = cli_run("search", "--config", path, "--nl", "Fukushima").output
     assert "[Fukushima]’s radiation" in titles and "â€" not in titles

@@ -103,7 +103,8 @@ def _feeds(feed_server) -> dict[str, str]:
     return sources
 
 
-STORIES = "SELECT id, source, title, text, summary, url, published_at, language, content_hash FROM stories ORDER BY id"
+STORIES = ("SELECT id, source, title, text, summary, url, published_at, language, content_hash, cluster_id "
+           "FROM stories ORDER BY id")
 MATCHES = "SELECT story_id, watchlist, score, evidence FROM matches ORDER BY story_id, watchlist"
 
 
@@ -120,6 +121,8 @@ def test_once_in_worker_processes_stores_what_in_process_stores(feed_server, mak
         results[processes] = (_rows(db, STORIES), _rows(db, MATCHES), authors, classifiers)
     (stories0, matches0, authors0, classifiers0), (stories2, matches2, authors2, classifiers2) = results[0], results[2]
     assert len(stories0) > 20 and stories2 == stories0
+    # Clustering runs in the writer after classify either way: every new story has a cluster.
+    assert all(row[-1] for row in stories0)
     assert any(w not in ("marked", "home") for _, w, _, _ in matches0) and matches2 == matches0
     # In-process everything ran here; with workers, normalising and crossing classifiers ran elsewhere,
     # and the classifier that asked to stay home still ran here.

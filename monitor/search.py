@@ -1,0 +1,123 @@
+"""Searching stored stories with the watchlist query language.
+
+``monitor search`` and the watchlists speak one language (monitor/query.py).
+SQLite's FTS5 index only narrows the stories down: the query's positive terms
+become a safe FTS5 query that finds every story that *could* match (a
+superset), and the watchlist matcher then decides, scores and highlights each
+candidate exactly as the daemon would.
+
+Why a superset: FTS5 indexes Porter stems, and a stem can be shorter than a
+prefix the user typed (*university* is indexed as *univers*, so ``universit*``
+would find nothing in FTS5). A prefix therefore asks FTS5 for its first three
+letters only (or the whole word), and a phrase for all its words anywhere;
+the matcher puts back the precision. A term in Chinese, Japanese or Korean
+is looked for as a substring: FTS5 indexes a whole run of those characters
+as one token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .query import And, KeywordMatcher, Near, Node, Not, Or, Term, is_cjk, parse_query
+from .store import Store
+
+# Letters of a prefix sent to FTS5 (see the module docstring).
+FTS_PREFIX_LETTERS = 3
+_QUERY = "q"
+
+
+@dataclass(frozen=True)
+class Found:
+    """One stored story the query matched."""
+
+    row: dict[str, Any]
+    score: float
+    terms: tuple[str, ...]
+    snippet: str  # the matched words in [brackets]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row shown by ``monitor search`` (JSON, CSV...)."""
+        return {
+            "id": self.row["id"], "title": self.row["title"], "url": self.row["url"], "source": self.row["source"],
+            "published_at": self.row["published_at"], "score": self.score, "terms": list(self.terms),
+            "snippet": self.snippet,
+        }
+
+
+def positive_terms(node: Node) -> list[Term]:
+    """The terms whose presence can make ``node`` match (none under a NOT)."""
+    if isinstance(node, Term):
+        return [node]
+    if isinstance(node, (And, Or)):
+        return [t for child in node.children for t in positive_terms(child)]
+    if isinstance(node, Near):
+        return positive_terms(node.left) + positive_terms(node.right)
+    assert isinstance(node, Not)
+    return []
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """How to find every story a query could match: an FTS5 query OR any group of substrings.
+
+    Runs of Chinese, Japanese or Korean characters are one token to FTS5 (it
+    cannot split them into words), so a term written in them is looked for as
+    a substring instead; ``substrings`` holds one group per such term, each
+    substring of a group required.
+    """
+
+    fts: str | None
+    substrings: tuple[tuple[str, ...], ...] = ()
+
+
+def candidates(node: Node) -> Candidates:
+    """The candidate search for ``node``: its positive terms OR-ed. Every FTS5 word is quoted, so
+    nothing in the user's text is FTS5 syntax."""
+    alternatives: list[str] = []
+    substrings: list[tuple[str, ...]] = []
+    for term in positive_terms(node):
+        if any(is_cjk(word) for word, _ in term.words):
+            substrings.append(tuple(_cjk_runs(term)))
+            continue
+        words = []
+        for word, is_prefix in term.words:
+            if is_prefix and len(word) > FTS_PREFIX_LETTERS:
+                words.append(f'("{word[:FTS_PREFIX_LETTERS]}"* OR "{word}")')
+            else:
+                words.append(f'"{word}"' + ("*" if is_prefix else ""))
+        alternatives.append("(" + " AND ".join(words) + ")")
+    return Candidates(" OR ".join(dict.fromkeys(alternatives)) or None, tuple(dict.fromkeys(substrings)))
+
+
+def _cjk_runs(term: Term) -> list[str]:
+    """The runs of adjacent CJK characters in a term (its other words are left to the matcher)."""
+    runs, current = [], ""
+    for word, _ in term.words:
+        if is_cjk(word):
+            current += word
+        elif current:
+            runs.append(current)
+            current = ""
+    return runs + ([current] if current else [])
+
+
+def search(store: Store, query: str, limit: int, threshold: float = 0.0) -> list[Found]:
+    """The stored stories ``query`` matches with at least ``threshold``, best score first, then newest.
+
+    :raises QuerySyntaxError: the query does not parse.
+    """
+    node = parse_query(query)
+    matcher = KeywordMatcher({_QUERY: query})
+    found = []
+    found_by = candidates(node)
+    for row in store.search_candidates(found_by.fts, found_by.substrings):
+        result = matcher.match(row["title"] or "", row["text"] or "").get(_QUERY)
+        if result is None or result[0] < threshold:
+            continue
+        score, evidence = result
+        found.append(Found(row, score, evidence.terms, evidence.snippet.marked()))
+    found.sort(key=lambda f: f.row["published_at"] or "", reverse=True)
+    found.sort(key=lambda f: -f.score)  # stable: newest first among equal scores
+    return found[:limit]

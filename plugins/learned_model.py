@@ -1,0 +1,426 @@
+"""A learned watchlist model: a linear classifier over hashed word and character
+n-grams plus the watchlist query's score, with calibrated probabilities.
+
+Why hashing: the model needs no vocabulary, so a file is a few arrays of
+numbers (small, and loaded without unpickling code), and the words that weighed
+most in a story are found by hashing the story's own n-grams.
+
+Why the query's score as features: the query is a user's (or our) distilled
+judgement; the model learns how far to trust it and overrules it where the
+words say otherwise.
+
+The file format is NumPy's ``.npz`` with ``allow_pickle=False`` and a JSON
+header: :func:`load_model` raises :class:`ModelLoadError` for a missing,
+corrupt or incompatible file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import sklearn
+from scipy.optimize import minimize
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.utils import murmurhash3_32
+
+from monitor import KeywordMatcher, Scores
+
+# Bumped whenever the features or the file layout change: an older file is refused, not misread.
+FORMAT = 1
+WORD_FEATURES = 2**18
+CHAR_FEATURES = 2**17
+# Characters of title + text the model reads: the lead says what a story is
+# about, and it bounds the cost of a long article.
+MAX_CHARS = 3000
+# Character n-grams (word forms: abducted, abductee) read only the title and lead:
+# over the whole text they cost four times the words' time for little gain.
+CHAR_CHARS = 1000
+C = 10.0  # inverse regularisation of the logistic regression
+# Fewest examples of each class a model is fitted on (calibration splits them in two);
+# cross-validation needs one more, so that every training fold has that many.
+MIN_PER_CLASS = 2
+QUERY_FEATURES = 3
+QUERY_SCALE = 3.0  # so the regulariser does not silence the query's few dense features
+
+
+class ModelLoadError(Exception):
+    """A stored model cannot be used: missing, corrupt, or from an incompatible version."""
+
+
+def _word_vectorizer() -> HashingVectorizer:
+    return HashingVectorizer(n_features=WORD_FEATURES, ngram_range=(1, 2), alternate_sign=False,
+                             norm=None, lowercase=True, token_pattern=r"(?u)\b\w+\b")
+
+
+def _char_vectorizer() -> HashingVectorizer:
+    return HashingVectorizer(n_features=CHAR_FEATURES, analyzer="char_wb", ngram_range=(3, 5),
+                             alternate_sign=False, norm=None, lowercase=True)
+
+
+def document(title: str, text: str) -> str:
+    """What the model reads: the title twice (it says what the story is about), then the text's start."""
+    return f"{title}. {title}. {text}"[:MAX_CHARS]
+
+
+@dataclass
+class Example:
+    """One labelled story for training."""
+
+    title: str
+    text: str
+    positive: bool
+    weight: float = 1.0
+    source: str = ""
+
+
+@dataclass
+class Figures(Scores):
+    """Precision, recall and F1 from counts (:class:`monitor.Scores` without a watchlist name)."""
+
+    name: str = ""
+
+    def add(self, predicted: bool, gold: bool) -> None:
+        self.tp += predicted and gold
+        self.fp += predicted and not gold
+        self.fn += gold and not predicted
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        del out["watchlist"]
+        return out
+
+    def describe(self) -> str:
+        return (f"P={self.precision:.3f} R={self.recall:.3f} F1={self.f1:.3f} "
+                f"(tp={self.tp} fp={self.fp} fn={self.fn})")
+
+
+@dataclass
+class Raw:
+    """Features before idf weighting: log term counts, and the query's dense features."""
+
+    counts: sp.csr_matrix
+    dense: np.ndarray
+
+    def rows(self, index: np.ndarray) -> Raw:
+        return Raw(self.counts[index], self.dense[index])
+
+
+class Featurizer:
+    """Stories to a sparse matrix: tf-idf word 1-2-grams, character 3-5-grams, the query's score."""
+
+    def __init__(self, query: str | None, idf: np.ndarray | None = None):
+        self.query = query or ""
+        self.idf = idf
+        self._words = _word_vectorizer()
+        self._chars = _char_vectorizer()
+        self._matcher: KeywordMatcher | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The matcher holds an Aho-Corasick automaton: rebuilt in each process instead of pickled.
+        state = self.__dict__.copy()
+        state["_matcher"] = None
+        return state
+
+    @property
+    def width(self) -> int:
+        return WORD_FEATURES + CHAR_FEATURES + QUERY_FEATURES
+
+    def counts(self, docs: Sequence[tuple[str, str]]) -> sp.csr_matrix:
+        texts = [document(title, text) for title, text in docs]
+        words = self._words.transform(texts)
+        chars = self._chars.transform([t[:CHAR_CHARS] for t in texts])
+        return sp.hstack([words, chars], format="csr", dtype=np.float64)
+
+    def fit_idf(self, counts: sp.csr_matrix) -> None:
+        df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float64)
+        self.idf = (np.log((1 + counts.shape[0]) / (1 + df)) + 1.0).astype(np.float32)
+
+    def query_scores(self, docs: Sequence[tuple[str, str]]) -> list[tuple[float, Any]]:
+        """The query's score and evidence per story ((0, None) without a query or a hit)."""
+        if not self.query:
+            return [(0.0, None)] * len(docs)
+        if self._matcher is None:
+            self._matcher = KeywordMatcher({"q": self.query})
+        out = []
+        for title, text in docs:
+            found = self._matcher.match(title, text).get("q")
+            out.append(found if found else (0.0, None))
+        return out
+
+    def log_counts(self, docs: Sequence[tuple[str, str]]) -> sp.csr_matrix:
+        """Sublinear term frequencies: the same for every model (hashing has no vocabulary), so shareable."""
+        counts = self.counts(docs)
+        counts.data = np.log1p(counts.data)
+        return counts
+
+    def raw(self, docs: Sequence[tuple[str, str]], query: list[tuple[float, Any]] | None = None,
+            log_counts: sp.csr_matrix | None = None) -> Raw:
+        """The idf-free part of the features, computed once and reusable across folds."""
+        counts = log_counts if log_counts is not None else self.log_counts(docs)
+        query = query if query is not None else self.query_scores(docs)
+        dense = np.array([[min(s, 4.0) / 4.0, float(s >= 1.0), float(s > 0)] for s, _ in query],
+                         dtype=np.float64).reshape(-1, QUERY_FEATURES) * QUERY_SCALE
+        return Raw(counts, dense)
+
+    def weigh(self, raw: Raw) -> sp.csr_matrix:
+        """Tf-idf, L2-normalised, beside the query's features."""
+        assert self.idf is not None, "fit_idf first"
+        weighted = raw.counts @ sp.diags(self.idf.astype(np.float64))
+        norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1))).ravel()
+        norms[norms == 0] = 1.0
+        weighted = sp.diags(1.0 / norms) @ weighted
+        return sp.hstack([weighted, sp.csr_matrix(raw.dense)], format="csr")
+
+    def transform(self, docs: Sequence[tuple[str, str]], query: list[tuple[float, Any]] | None = None) -> sp.csr_matrix:
+        return self.weigh(self.raw(docs, query))
+
+    def ngrams(self, title: str, text: str) -> dict[int, str]:
+        """Column index -> the word n-gram of this story hashed there (for explanations)."""
+        grams = self._words.build_analyzer()(document(title, text))
+        return {_hash_column(gram): gram for gram in set(grams)}
+
+
+def _hash_column(gram: str) -> int:
+    # The same hashing as HashingVectorizer (murmurhash3 of the UTF-8 bytes, seed 0).
+    return abs(murmurhash3_32(gram, seed=0)) % WORD_FEATURES
+
+
+@dataclass
+class LearnedModel:
+    """A trained watchlist model. Picklable; :func:`dump_model` / :func:`load_model` for storage."""
+
+    watchlist: str
+    featurizer: Featurizer
+    coef: np.ndarray
+    intercept: float
+    # Platt scaling of the decision value, fitted on out-of-fold decisions: calibrated probabilities.
+    platt: tuple[float, float]
+    cutoff: float
+    meta: dict[str, Any] = field(default_factory=dict)
+    base_coef: np.ndarray | None = None  # the weights before feedback adjusted them
+    base_intercept: float | None = None
+
+    @property
+    def query(self) -> str:
+        return self.featurizer.query
+
+    def decisions(self, matrix: sp.csr_matrix) -> np.ndarray:
+        return matrix @ self.coef.astype(np.float64) + self.intercept
+
+    def probabilities_of(self, decisions: np.ndarray) -> np.ndarray:
+        a, b = self.platt
+        return 1.0 / (1.0 + np.exp(-(a * decisions + b)))
+
+    def predict(self, docs: Sequence[tuple[str, str]], log_counts: sp.csr_matrix | None = None
+                ) -> list[tuple[float, Any]]:
+        """Per story: the calibrated probability of being on topic, and the query's (score, evidence).
+
+        :param log_counts: :meth:`Featurizer.log_counts` of ``docs``, when several models share them.
+        """
+        query = self.featurizer.query_scores(docs)
+        matrix = self.featurizer.weigh(self.featurizer.raw(docs, query, log_counts))
+        probabilities = self.probabilities_of(self.decisions(matrix))
+        return [(float(p), q) for p, q in zip(probabilities, query)]
+
+    def top_words(self, title: str, text: str, k: int = 5) -> list[str]:
+        """The word n-grams of this story that pushed hardest towards the topic."""
+        grams = self.featurizer.ngrams(title, text)
+        idf = self.featurizer.idf
+        assert idf is not None
+        weighed = sorted(((float(self.coef[col]) * float(idf[col]), gram) for col, gram in grams.items()), reverse=True)
+        return [gram for weight, gram in weighed[:k] if weight > 0]
+
+
+def _fit_linear(matrix: sp.csr_matrix, targets: np.ndarray, weights: np.ndarray, c: float) -> tuple[np.ndarray, float]:
+    # liblinear's time grows with the width of the matrix: fit on the columns that occur.
+    columns = np.unique(matrix.indices)
+    model = LogisticRegression(C=c, solver="liblinear", max_iter=200, class_weight="balanced")
+    model.fit(matrix[:, columns], targets, sample_weight=weights)
+    coef = np.zeros(matrix.shape[1], dtype=np.float32)
+    coef[columns] = model.coef_.ravel()
+    return coef, float(model.intercept_[0])
+
+
+def _fit_platt(decisions: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
+    scaler = LogisticRegression(C=1e4)
+    scaler.fit(decisions.reshape(-1, 1), targets)
+    return float(scaler.coef_[0, 0]), float(scaler.intercept_[0])
+
+
+def _best_cutoff(probabilities: np.ndarray, targets: np.ndarray) -> float:
+    """The probability cutoff with the best out-of-fold F1, precision breaking ties (between 0.3 and 0.9)."""
+    best = (-1.0, -1.0, 0.0, 0.5)
+    for cutoff in np.arange(0.3, 0.91, 0.025):
+        figures = Figures()
+        for p, t in zip(probabilities >= cutoff, targets):
+            figures.add(bool(p), bool(t))
+        # Among equals, the cutoff nearest 0.5: calibrated probabilities mean what they say.
+        best = max(best, (round(figures.f1, 4), round(figures.precision, 4), -abs(cutoff - 0.5), float(cutoff)))
+    return round(best[3], 3)
+
+
+def train(watchlist: str, query: str | None, examples: Sequence[Example], *, c: float = C, folds: int = 3,
+          seed: int = 0, raw: Raw | None = None) -> LearnedModel:
+    """Fit a model on ``examples``; calibration and the cutoff come from ``folds`` out-of-fold decisions.
+
+    :param raw: the examples' features from :meth:`Featurizer.raw`, when the caller already has them.
+    """
+    targets = np.array([e.positive for e in examples], dtype=int)
+    if min(targets.sum(), len(targets) - targets.sum()) < MIN_PER_CLASS:
+        raise ValueError(f"{watchlist}: needs at least {MIN_PER_CLASS} on-topic and {MIN_PER_CLASS} off-topic "
+                         f"examples ({int(targets.sum())} of {len(targets)} are on topic)")
+    weights = np.array([e.weight for e in examples], dtype=float)
+    featurizer = Featurizer(query)
+    if raw is None:
+        raw = featurizer.raw([(e.title, e.text) for e in examples])
+    featurizer.fit_idf(raw.counts)
+    matrix = featurizer.weigh(raw)
+    out_of_fold = np.zeros(len(examples))
+    for train_rows, test_rows in _folds(targets, folds, seed):
+        coef, intercept = _fit_linear(matrix[train_rows], targets[train_rows], weights[train_rows], c)
+        out_of_fold[test_rows] = matrix[test_rows] @ coef.astype(np.float64) + intercept
+    platt = _fit_platt(out_of_fold, targets)
+    coef, intercept = _fit_linear(matrix, targets, weights, c)
+    model = LearnedModel(watchlist, featurizer, coef, intercept, platt, 0.5)
+    model.cutoff = _best_cutoff(model.probabilities_of(out_of_fold), targets)
+    model.meta = {"examples": len(examples), "positives": int(targets.sum()), "c": c,
+                  "sklearn": sklearn.__version__}
+    return model
+
+
+def _folds(targets: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    k = max(2, min(folds, int(targets.sum()), int(len(targets) - targets.sum())))
+    return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(targets)), targets))
+
+
+def out_of_fold_predictions(watchlist: str, query: str | None, examples: Sequence[Example], *, folds: int = 5,
+                            seed: int = 0, **kwargs: Any) -> list[bool]:
+    """Each example's decision by a model trained on the other folds (k-fold cross-validation)."""
+    targets = np.array([e.positive for e in examples], dtype=int)
+    featurizer = Featurizer(query)
+    raw = featurizer.raw([(e.title, e.text) for e in examples])
+    decided = [False] * len(examples)
+    for train_rows, test_rows in _folds(targets, folds, seed):
+        model = train(watchlist, query, [examples[i] for i in train_rows], seed=seed, raw=raw.rows(train_rows),
+                      **kwargs)
+        probabilities = model.probabilities_of(model.decisions(model.featurizer.weigh(raw.rows(test_rows))))
+        for i, p in zip(test_rows, probabilities):
+            decided[i] = bool(p >= model.cutoff)
+    return decided
+
+
+def cross_validate(watchlist: str, query: str | None, examples: Sequence[Example], *, folds: int = 5, seed: int = 0,
+                   scored: Sequence[bool] | None = None, **kwargs: Any) -> Figures:
+    """k-fold cross-validated figures: each example is judged by a model that never saw it.
+
+    :param scored: which examples count in the figures (synthetic ones train but are never scored).
+    """
+    decided = out_of_fold_predictions(watchlist, query, examples, folds=folds, seed=seed, **kwargs)
+    figures = Figures()
+    for i, (example, predicted) in enumerate(zip(examples, decided)):
+        if scored is None or scored[i]:
+            figures.add(predicted, example.positive)
+    return figures
+
+
+def adjust(model: LearnedModel, feedback: Sequence[Example], *, strength: float = 1.0) -> LearnedModel:
+    """The model with its weights moved to agree with ``feedback``, staying near its base weights.
+
+    Minimises the logistic loss on the feedback plus ``strength`` times the squared
+    distance from the base weights, so a few verdicts change the decisions they
+    are about without forgetting what the base model learned from its data.
+    """
+    base = model.base_coef if model.base_coef is not None else model.coef
+    base_intercept = model.base_intercept if model.base_intercept is not None else model.intercept
+    if not feedback:
+        return LearnedModel(model.watchlist, model.featurizer, base.copy(), base_intercept, model.platt, model.cutoff,
+                            dict(model.meta, feedback=0), None, None)
+    docs = [(e.title, e.text) for e in feedback]
+    matrix = model.featurizer.transform(docs)
+    a, b = model.platt
+    # Targets on the calibrated scale: the margin is a*decision + b.
+    signs = np.array([1.0 if e.positive else -1.0 for e in feedback])
+    weights = np.array([e.weight for e in feedback])
+    columns = np.unique(matrix.indices)
+    sub = matrix[:, columns]
+    start = base.astype(np.float64)[columns]
+    cutoff_margin = math.log(model.cutoff / (1 - model.cutoff))
+
+    def loss(delta: np.ndarray) -> tuple[float, np.ndarray]:
+        margins = a * (sub @ (start + delta) + base_intercept) + b - cutoff_margin
+        z = -signs * margins
+        value = float(np.sum(weights * np.logaddexp(0, z))) + strength * float(delta @ delta)
+        grad_margin = -signs * weights / (1 + np.exp(-z))
+        grad = a * (sub.T @ grad_margin) + 2 * strength * delta
+        return value, grad
+
+    # Feedback should win over the base model for the stories it is about: a margin
+    # that loses a verdict is pushed past the cutoff by the loss above.
+    result = minimize(loss, np.zeros(len(columns)), jac=True, method="L-BFGS-B")
+    coef = base.copy()
+    coef[columns] = (start + result.x).astype(np.float32)
+    return LearnedModel(model.watchlist, model.featurizer, coef, base_intercept, model.platt, model.cutoff,
+                        dict(model.meta, feedback=len(feedback)), base.copy(), base_intercept)
+
+
+# -- storage ---------------------------------------------------------------------
+
+
+def dump_model(model: LearnedModel) -> bytes:
+    """The model as ``.npz`` bytes (no pickled objects)."""
+    header = {"format": FORMAT, "watchlist": model.watchlist, "query": model.query, "intercept": model.intercept,
+              "platt": list(model.platt), "cutoff": model.cutoff, "meta": model.meta,
+              "sklearn": sklearn.__version__, "base_intercept": model.base_intercept,
+              "word_features": WORD_FEATURES, "char_features": CHAR_FEATURES, "max_chars": MAX_CHARS,
+              "char_chars": CHAR_CHARS}
+    arrays: dict[str, np.ndarray] = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+                                     "idf": np.asarray(model.featurizer.idf, dtype=np.float32),
+                                     "coef": model.coef.astype(np.float32)}
+    if model.base_coef is not None:
+        arrays["base_coef"] = model.base_coef.astype(np.float32)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def load_model(data: bytes) -> LearnedModel:
+    """Inverse of :func:`dump_model`.
+
+    :raises ModelLoadError: the bytes are not a model, or one written by an incompatible version.
+    """
+    if not data.startswith(b"PK"):
+        raise ModelLoadError("not a readable model (not an .npz archive)")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            header = json.loads(bytes(arrays["header"]).decode())
+            if header.get("format") != FORMAT:
+                raise ModelLoadError(f"model format {header.get('format')!r}, this version reads format {FORMAT} "
+                                     "(retrain it)")
+            if (header.get("word_features"), header.get("char_features"), header.get("max_chars"),
+                    header.get("char_chars")) != (WORD_FEATURES, CHAR_FEATURES, MAX_CHARS, CHAR_CHARS):
+                raise ModelLoadError("model built with different feature settings (retrain it)")
+            if str(header.get("sklearn", "")).split(".")[0] != sklearn.__version__.split(".")[0]:
+                raise ModelLoadError(f"model trained with scikit-learn {header.get('sklearn')}, "
+                                     f"this is {sklearn.__version__} (retrain it)")
+            idf, coef = arrays["idf"], arrays["coef"]
+            base = arrays["base_coef"] if "base_coef" in arrays.files else None
+            featurizer = Featurizer(header["query"], idf)
+            if idf.shape != (WORD_FEATURES + CHAR_FEATURES,) or coef.shape != (featurizer.width,):
+                raise ModelLoadError("model arrays have the wrong shape (retrain it)")
+            return LearnedModel(header["watchlist"], featurizer, coef, float(header["intercept"]),
+                                tuple(header["platt"]), float(header["cutoff"]), header.get("meta", {}),
+                                base, header.get("base_intercept"))
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"not a readable model ({type(exc).__name__}: {exc})") from None

@@ -1,0 +1,389 @@
+"""The learned classifier: shipped models, `monitor train`, feedback, fallback to the query."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import re
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, shared_corpus
+from monitor import Story, load_config
+from monitor.cli import _register_plugin_commands
+from monitor.store import Store
+from monitor_plugins.learned import LearnedClassifier, shipped_model_path, shipped_names
+from monitor_plugins.learned_model import (
+    FORMAT,
+    Example,
+    Figures,
+    ModelLoadError,
+    adjust,
+    cross_validate,
+    dump_model,
+    load_model,
+    train,
+)
+
+_register_plugin_commands()  # what main() does before running the CLI: adds `train`
+
+# A small topic for a user's watchlist: stories about bees and beekeeping.
+BEES = [
+    ("Beekeepers report hive losses after cold winter", "Colonies of honey bees died across the region."),
+    ("Honey harvest down as bees struggle", "Apiarists blame mites and a wet summer for a poor honey crop."),
+    ("City rooftops host beehives", "Office buildings keep bee colonies to help pollinators."),
+    ("Wild bee species declining, study finds", "Bumblebees and solitary bees are losing their habitats."),
+    ("Varroa mite spreads to new apiaries", "Beekeepers are treating hives against the parasite."),
+    ("Queen bee breeding programme launched", "A new apiary will rear queens resistant to disease."),
+    ("Pesticide ban welcomed by beekeepers", "Neonicotinoids harm honey bees, the beekeepers' union said."),
+    ("Swarm of bees closes shopping street", "A beekeeper collected the swarm from a lamp post."),
+    ("Bee pollination worth billions to farmers", "Orchards depend on honey bees and wild bees to set fruit."),
+    ("Hive theft on the rise in almond country", "Thieves stole hundreds of beehives rented for pollination."),
+]
+OTHER = [
+    ("Council approves new bus lanes", "Buses will get priority on three main roads."),
+    ("Football club signs striker", "The striker joins on a three-year contract."),
+    ("Bakery wins bread award", "The sourdough loaf took first prize."),
+    ("Storm cuts power to thousands", "Engineers worked overnight to restore supply."),
+    ("Library extends opening hours", "The central library will open on Sundays."),
+    ("Bank raises interest rates", "Mortgage costs are set to rise."),
+    ("New museum wing opens", "The gallery shows modern sculpture."),
+    ("Hospital waiting lists grow", "Patients wait longer for operations."),
+    ("School results improve", "More pupils passed their exams this year."),
+    ("Train strike called off", "Unions accepted the pay offer."),
+    ("Film festival announces line-up", "Forty films will be shown over ten days."),
+    ("Airport expansion approved", "A third runway will be built."),
+    # The query's word in another sense: the model learns to overrule it.
+    ("National spelling bee final held in Washington", "Eleven-year-old speller wins the spelling bee trophy."),
+    ("Spelling bee returns to school hall", "Pupils competed in the annual spelling bee."),
+    ("County spelling bee crowns champion", "The spelling bee went to twenty rounds."),
+]
+BEE_CONFIG = '[watchlists.bees]\nquery = "bee OR bees OR beekeeper*"\n'
+
+
+def _write_examples(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def bee_rows(extra_negatives: int = len(OTHER)):
+    rows = [{"title": t, "summary": s, "labels": ["bees"]} for t, s in BEES]
+    rows += [{"title": t, "text": s, "labels": []} for t, s in OTHER[:extra_negatives]]
+    return rows
+
+
+# -- the model -------------------------------------------------------------------
+
+
+def bee_examples():
+    return ([Example(t, s, True) for t, s in BEES] + [Example(t, s, False) for t, s in OTHER])
+
+
+def test_model_round_trips_through_its_file_format_and_pickle():
+    model = train("bees", "bee OR bees", bee_examples())
+    again = load_model(dump_model(model))
+    docs = [("Bees swarm in park", "A beekeeper came."), ("Bus lanes approved", "Buses.")]
+    assert [round(p, 6) for p, _ in again.predict(docs)] == [round(p, 6) for p, _ in model.predict(docs)]
+    unpickled = pickle.loads(pickle.dumps(model))
+    assert [round(p, 6) for p, _ in unpickled.predict(docs)] == [round(p, 6) for p, _ in model.predict(docs)]
+    yes, no = model.predict(docs)
+    assert yes[0] >= model.cutoff > no[0]
+    assert "bees" in model.top_words(*docs[0]) or "beekeeper" in model.top_words(*docs[0])
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"", "not a readable model"),
+    (b"PK\x03\x04 truncated zip", "not a readable model"),
+    (b"\x00" * 100, "not an .npz archive"),
+])
+def test_corrupt_model_bytes_raise_one_clear_error(data, reason):
+    with pytest.raises(ModelLoadError, match=reason):
+        load_model(data)
+
+
+def test_a_model_from_another_format_or_sklearn_major_is_refused():
+    import io
+
+    import numpy as np
+
+    model = train("bees", None, bee_examples())
+    for change, reason in (({"format": FORMAT + 1}, "model format"), ({"sklearn": "0.24.2"}, "scikit-learn 0.24.2")):
+        with np.load(io.BytesIO(dump_model(model))) as arrays:
+            parts = {k: arrays[k] for k in arrays.files}
+        header = json.loads(bytes(parts["header"]).decode())
+        header.update(change)
+        parts["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **parts)
+        with pytest.raises(ModelLoadError, match=reason):
+            load_model(buffer.getvalue())
+
+
+def test_adjust_moves_a_decision_the_feedback_disagrees_with_and_keeps_the_others():
+    model = train("bees", None, bee_examples())
+    story = ("Beekeeper fined for parking", "The beekeeper left his van on a yellow line.")
+    assert model.predict([story])[0][0] >= model.cutoff
+    adjusted = adjust(model, [Example(*story, False, 3.0)])
+    assert adjusted.predict([story])[0][0] < adjusted.cutoff
+    others = [(t, s) for t, s in BEES[:5]]
+    assert all(p >= adjusted.cutoff for p, _ in adjusted.predict(others))
+    # Adjusting again starts from the base weights, not from the last adjustment.
+    assert adjust(adjusted, []).coef.tolist() == model.coef.tolist()
+
+
+# -- the shipped models ------------------------------------------------------------
+
+
+def test_the_shipped_models_load_and_are_small():
+    assert shipped_names() == ["abductions", "north_korea", "trade"]
+    for name in shipped_names():
+        data = shipped_model_path(name).read_bytes()
+        assert len(data) < 4_000_000
+        assert load_model(data).watchlist == name
+
+
+def test_provenance_names_every_source_and_keeps_synthetic_out_of_figures():
+    provenance = json.loads((ROOT / "plugins" / "models" / "provenance.json").read_text())
+    assert "synthetic" in provenance["sources"]["synthetic/synthetic_abductions"].lower()
+    for name in ("north_korea", "abductions", "trade"):
+        entry = provenance["watchlists"][name]
+        assert entry["sources"]["synthetic/synthetic_abductions"]["scored"] is False
+        assert entry["examples"] > 10_000 and entry["sklearn"]
+        # Figures are held out (cross-validated or cross-corpus), and synthetic stories are never counted.
+        assert all(f["view"].startswith(("5-fold CV", "train ")) for f in entry.get("figures", []))
+        assert all("synthetic" not in f["view"].split("->")[-1] for f in entry.get("figures", []))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["north_korea", "trade"])
+def test_cross_validated_figures_on_ag_news_dev_beat_the_floor(name):
+    # A guard on held-out figures, not fit-set ones: 5-fold CV of a model trained the
+    # shipped way on the AG News dev set, beside the naive floor on the same stories.
+    from monitor.evaluation import floor_predicts
+
+    path = shared_corpus("ag_news", "dev.jsonl")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    query = load_config(None).watchlists[name].query
+    items = [Example(r["title"], r["summary"], name in r["labels"]) for r in rows]
+    learned = cross_validate(name, query, items, folds=5)
+    floor = Figures()
+    for item in items:
+        floor.add(floor_predicts(name, item.title, item.text), item.positive)
+    assert learned.f1 >= floor.f1 - 0.01, (learned.describe(), floor.describe())
+    assert learned.precision >= 0.90 and learned.f1 >= 0.90, learned.describe()
+
+
+def test_default_config_decides_the_shipped_watchlists_with_the_models(open_monitor):
+    monitor = open_monitor("")
+    seeds = sorted((ROOT / "seeds").glob("*.txt"))
+    stories = []
+    for path in seeds:
+        lines = path.read_text(encoding="utf-8").strip().splitlines()
+        stories.append(Story(id=path.stem, source="seeds", title=lines[0], text="\n".join(lines[1:])))
+    stories.append(Story(id="off", source="x", title="Bakery wins bread award", text="The sourdough took first prize."))
+    matches = monitor.classify(stories)
+    assert {(m.story_id, m.watchlist) for m in matches} == {(s.id, w) for s in stories[:2]
+                                                           for w in ("north_korea", "abductions", "trade")}
+    assert {m.classifier for m in matches} == {"learned"}
+    note = next(m for m in matches if m.watchlist == "trade").evidence
+    assert "shipped model: p=" in note.note and "weighed most:" in note.note
+    assert note.terms  # the query's hits are kept as evidence
+
+
+# -- fallback to the query -------------------------------------------------------------
+
+
+def test_a_corrupt_stored_model_logs_one_line_and_the_query_decides(open_monitor, caplog):
+    monitor = open_monitor(BEE_CONFIG)
+    monitor.store.save_learned_model("bees", b"this is not a model", format=1, origin="test")
+    story = Story(id="s1", source="x", title="Bees swarm in park", text="A beekeeper came.")
+    with caplog.at_level(logging.WARNING, logger="monitor.learned"):
+        first = monitor.classify([story])
+        second = monitor.classify([story])
+    assert [(m.watchlist, m.classifier) for m in first] == [("bees", "keywords")]
+    assert [(m.watchlist, m.classifier) for m in second] == [("bees", "keywords")]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("watchlist bees")]
+    assert len(lines) == 1, lines
+    assert "watchlist bees: the model stored in the database is unusable: not a readable model" in lines[0]
+    assert "runs on its query" in lines[0]
+
+
+def test_a_missing_shipped_model_logs_one_line_check_names_it_and_the_query_decides(open_monitor, caplog):
+    monitor = open_monitor(BEE_CONFIG + 'options = { model = "shipped" }\n')
+    story = Story(id="s1", source="x", title="Bees swarm in park", text="A beekeeper came.")
+    with caplog.at_level(logging.WARNING, logger="monitor.learned"):
+        found = monitor.classify([story])
+    assert [(m.watchlist, m.classifier) for m in found] == [("bees", "keywords")]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("watchlist bees")]
+    assert len(lines) == 1 and "bees.npz is unusable: cannot read it" in lines[0]
+    assert any("watchlists.bees.options.model: no shipped model named 'bees'" in p for p in monitor.check())
+
+
+def test_the_classifier_pickles_and_classifies_in_another_process(open_monitor, tmp_path):
+    monitor = open_monitor("")
+    classifier = monitor.classifiers["learned"]
+    blob = tmp_path / "classifier.pickle"
+    blob.write_bytes(pickle.dumps(classifier))
+    watchlists = tmp_path / "watchlists.pickle"
+    watchlists.write_bytes(pickle.dumps(monitor.watchlists))
+    code = (
+        "import pickle, sys\n"
+        "from monitor import Story\n"
+        f"c = pickle.loads(open({str(blob)!r}, 'rb').read())\n"
+        f"w = pickle.loads(open({str(watchlists)!r}, 'rb').read())\n"
+        "s = Story(id='1', source='x', title='US and China agree to cut tariffs in trade deal', "
+        "text='The trade agreement lowers duties on imports and exports.')\n"
+        "print(sorted(m.watchlist for m in c.classify([s], w)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['trade']"
+
+
+# -- monitor train --------------------------------------------------------------------------
+
+
+def test_train_cross_validates_stores_and_classify_uses_the_model(tmp_path, make_config, cli_run):
+    config = make_config(BEE_CONFIG)
+    examples = _write_examples(tmp_path / "bees.jsonl", bee_rows())
+    trained = cli_run("train", "bees", "--examples", examples, "--config", config)
+    assert trained.exit_code == 0, trained.output
+    assert re.search(r"bees: 5-fold cross-validated P=\d\.\d{3} R=\d\.\d{3} F1=\d\.\d{3}", trained.output)
+    assert "Stored the bees model" in trained.output
+    rows = list(sqlite3.connect(tmp_path / "monitor.db").execute(
+        "SELECT examples, positives, cv_f1, origin FROM learned_models"))
+    assert rows[0][:2] == (25, 10) and rows[0][2] > 0.5 and rows[0][3].startswith("examples: ")
+
+    stories = tmp_path / "in.jsonl"
+    _write_examples(stories, [{"id": "hive", "title": "Honey bee colonies collapse", "summary": "Hives lost queens."},
+                              {"id": "spell", "title": "City spelling bee won by pupil, 12",
+                               "summary": "She spelled the final word in the spelling bee."},
+                              {"id": "bus", "title": "Council approves bus lanes", "summary": "Buses."}])
+    out = cli_run("classify", str(stories), "--config", config)
+    found = {json.loads(line)["id"]: json.loads(line) for line in out.output.splitlines()}
+    assert found["hive"]["topics"] == ["bees"] and found["bus"]["topics"] == []
+    assert "trained model: p=" in found["hive"]["evidence"]["bees"]["note"]
+    # The query matches the spelling bee; the model, having learned that sense, overrules it.
+    assert found["spell"]["topics"] == []
+
+
+def test_train_refuses_a_worse_model_unless_forced(tmp_path, make_config, cli_run):
+    config = make_config(BEE_CONFIG)
+    good = _write_examples(tmp_path / "good.jsonl", bee_rows())
+    assert cli_run("train", "bees", "--examples", good, "--config", config).exit_code == 0
+    # Labels that contradict the words: the bee stories split at random between on and off topic.
+    noisy = [dict(r, labels=["bees"] if i % 2 else []) for i, r in enumerate(bee_rows())]
+    worse = _write_examples(tmp_path / "worse.jsonl", noisy)
+    refused = cli_run("train", "bees", "--examples", worse, "--config", config)
+    assert refused.exit_code == 1
+    assert "not stored: the new model's cross-validated F1" in refused.output and "--force" in refused.output
+    forced = cli_run("train", "bees", "--examples", worse, "--config", config, "--force")
+    assert forced.exit_code == 0 and "Stored the bees model" in forced.output
+
+
+def test_train_rejects_bad_input_in_one_line(tmp_path, make_config, cli_run):
+    config = make_config(BEE_CONFIG)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"title": "x", "summary": "y", "labels": ["bees"]}\nnot json\n', encoding="utf-8")
+    result = cli_run("train", "bees", "--examples", bad, "--config", config)
+    assert result.exit_code == 1 and f"{bad}: line 2: not valid JSON" in result.output
+    unlabelled = _write_examples(tmp_path / "u.jsonl", [{"title": "x", "summary": "y"}])
+    result = cli_run("train", "bees", "--examples", unlabelled, "--config", config)
+    assert result.exit_code == 1 and "line 1: no \"labels\" list" in result.output
+    one_sided = _write_examples(tmp_path / "o.jsonl", bee_rows(extra_negatives=0))
+    result = cli_run("train", "bees", "--examples", one_sided, "--config", config)
+    assert result.exit_code == 1 and "needs at least 3 on-topic and 3 off-topic rows" in result.output
+    assert "Traceback" not in result.output
+    unknown = cli_run("train", "wasps", "--examples", one_sided, "--config", config)
+    assert unknown.exit_code == 2 and "no watchlist named 'wasps'" in unknown.output
+
+
+# -- feedback --------------------------------------------------------------------------------
+
+
+def test_feedback_then_train_changes_the_decision_and_keeps_sent_alerts(tmp_path, make_config, cli_run, feed_server):
+    from conftest import rss
+
+    items = [{"title": "Beekeeper fined for parking outside town hall",
+              "description": "The beekeeper left his van on a yellow line for three hours.",
+              "link": "http://news.test/parking", "guid": "parking"},
+             {"title": "Bees swarm over school playground", "description": "A beekeeper collected the swarm.",
+              "link": "http://news.test/swarm", "guid": "swarm"},
+             {"title": "Spelling bee final goes to 20 rounds", "description": "The spelling bee champion won a trophy.",
+              "link": "http://news.test/spelling", "guid": "spelling"}]
+    url = feed_server.serve("/f.xml", rss(items))
+    config = make_config(BEE_CONFIG + f'[alerts]\nnew_source_window = 0\n[sources.wire]\nurl = "{url}"\n')
+    examples = _write_examples(tmp_path / "bees.jsonl", bee_rows())
+    assert cli_run("train", "bees", "--examples", examples, "--config", config).exit_code == 0
+    polled = cli_run("once", "--config", config)
+    assert polled.exit_code == 0, polled.output
+    db = sqlite3.connect(tmp_path / "monitor.db")
+    matched = dict(db.execute("SELECT s.title, m.id FROM matches m JOIN stories s ON s.id = m.story_id"))
+    parking = matched["Beekeeper fined for parking outside town hall"]
+    assert "Spelling bee final goes to 20 rounds" not in matched  # the query's hit, overruled by the model
+
+    said = cli_run("feedback", str(parking), "wrong", "--config", config)
+    assert said.exit_code == 0 and f"match {parking} (bees, story" in said.output and "is wrong" in said.output
+    missed_id = db.execute("SELECT id FROM stories WHERE title LIKE 'Bees swarm%'").fetchone()[0]
+    assert cli_run("feedback", "--story", missed_id, "--watchlist", "bees", "right", "--config", config).exit_code == 0
+    retrained = cli_run("train", "bees", "--config", config)
+    assert retrained.exit_code == 0, retrained.output
+    assert "Retrained bees from 2 feedback verdicts" in retrained.output
+
+    stories = _write_examples(tmp_path / "again.jsonl", [
+        {"id": "p", "title": "Beekeeper fined for parking outside town hall",
+         "summary": "The beekeeper left his van on a yellow line for three hours."}])
+    out = json.loads(cli_run("classify", str(stories), "--config", config).output)
+    assert out["topics"] == []
+    # Feedback never deletes a match or an alert already sent.
+    assert db.execute("SELECT count(*) FROM matches WHERE id = ?", [parking]).fetchone()[0] == 1
+    assert db.execute("SELECT count(*) FROM outbox WHERE match_id = ? AND status = 'sent'", [parking]).fetchone()[0] == 1
+
+
+def test_feedback_errors_are_one_line(tmp_path, make_config, cli_run):
+    config = make_config(BEE_CONFIG)
+    Store(load_config(config).db_path).close()  # an empty database (read commands never create one)
+    missing = cli_run("feedback", "999", "wrong", "--config", config)
+    assert missing.exit_code == 1 and "no match with id 999" in missing.output
+    verdict = cli_run("feedback", "1", "maybe", "--config", config)
+    assert verdict.exit_code == 2 and "must be one of right, wrong" in verdict.output
+    story = cli_run("feedback", "--story", "nope", "--watchlist", "bees", "right", "--config", config)
+    assert story.exit_code == 1 and "no story with id 'nope'" in story.output
+    nothing = cli_run("train", "bees", "--config", config)
+    assert nothing.exit_code == 1 and "has no model to retrain" in nothing.output
+
+
+
+
+
+# -- monitor eval ------------------------------------------------------------------------------
+
+TRADE_ROWS = [
+    {"title": "US raises tariffs on Chinese steel", "summary": "Duties on imports rise to 25 percent.", "labels": ["trade"]},
+    {"title": "EU and Japan sign free trade agreement", "summary": "The pact cuts duties on cars.", "labels": ["trade"]},
+    {"title": "Import ban on beef lifted", "summary": "Shipments may resume next month.", "labels": ["trade"]},
+    {"title": "Exports fall for third month", "summary": "The trade deficit widened in May.", "labels": ["trade"]},
+    {"title": "Shares trade higher", "summary": "Stocks rose on Wall Street.", "labels": []},
+    {"title": "Yankees trade pitcher", "summary": "The deal sends a starter to Boston.", "labels": []},
+    {"title": "Trade show opens", "summary": "Gadget makers show phones.", "labels": []},
+    {"title": "Union strike ends", "summary": "Workers return after pay deal.", "labels": []},
+]
+
+
+def test_eval_reports_cross_validated_cross_corpus_and_floor_views(tmp_path, make_config, cli_run):
+    labels = _write_examples(tmp_path / "labels.jsonl", TRADE_ROWS)
+    other = _write_examples(tmp_path / "other.jsonl", TRADE_ROWS[::-1])
+    result = cli_run("eval", labels, "--folds", "3", "--train-on", other, "--config", make_config(""), "--json")
+    assert result.exit_code == 0, result.output
+    views = json.loads(result.output)["views"]
+    assert set(views) == {"configured", "learned, 3-fold cross-validated on this file",
+                          "learned, trained on --train-on (cross-corpus)", "naive floor"}
+    floor = {r["watchlist"]: r for r in views["naive floor"]}
+    # The floor's three regular expressions: tariffs, "trade agreement"/"trade deficit", "import ban".
+    assert (floor["trade"]["tp"], floor["trade"]["fp"]) == (4, 0)
+    trade_cv = {r["watchlist"]: r for r in views["learned, 3-fold cross-validated on this file"]}["trade"]
+    assert trade_cv["tp"] + trade_cv["fn"] == 4
