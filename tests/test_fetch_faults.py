@@ -230,6 +230,8 @@ def test_a_saturated_host_fails_its_waiting_sources_at_the_deadline(fault_server
     results = {r.source: r for r in monitor.run_once()}
     assert time.monotonic() - started < 10
     assert "fetch.deadline" in results["d0"].error and "fetch.deadline" in results["d1"].error
-    # The third request to the host waited for a slot; it either got one in time or says why not.
+    # The third request to the host waited for a slot; it either got one in time or says why not
+    # (no slot came, or the slot came so late that its own deadline ran out: a loaded machine).
     waiting = results["waiting"]
-    assert waiting.error is None or "free connection to 127.0.0.1" in waiting.error
+    assert (waiting.error is None or "free connection to 127.0.0.1" in waiting.error
+            or "fetch.deadline" in waiting.error), waiting.error
