@@ -347,7 +347,7 @@ class MemorySampler:
         import psutil
 
         me = psutil.Process()
-        while not self._stop.wait(self.interval):
+        while True:  # sample first: a short task must still be measured once
             total = 0
             for proc in [me, *me.children(recursive=True)]:
                 try:
@@ -355,6 +355,8 @@ class MemorySampler:
                 except psutil.Error:
                     pass  # ended between the listing and the reading
             self.peak = max(self.peak, total)
+            if self._stop.wait(self.interval):
+                return
 
     def __enter__(self) -> "MemorySampler":
         self._thread.start()

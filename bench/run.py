@@ -73,6 +73,8 @@ def run_child(task: str, args: dict[str, Any], work: Path) -> dict[str, Any]:
         raise RuntimeError(f"bench child {task!r} failed (exit {proc.returncode}):\n{tail}")
     result = json.loads(out.strip().splitlines()[-1])
     result["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux reports KiB
+    # All processes together never used less than the child alone at its peak (sampling can miss that moment).
+    result["peak_rss_sum_mb"] = max(result.get("peak_rss_sum_mb", 0.0), result["peak_rss_mb"])
     result["cpu_s"] = usage.ru_utime + usage.ru_stime
     return result
 

@@ -33,8 +33,8 @@ def test_bench_writes_the_expected_figures(tmp_path: Path) -> None:
     assert size["bare"]["full"]["new_stories"] > 0
     # the process-pool bare loop stores what the threaded one stores; memory counts its parser processes
     assert size["bare_pool"]["full"]["new_stories"] == size["bare"]["full"]["new_stories"]
-    assert size["bare_pool"]["peak_rss_sum_mb"] > size["bare_pool"]["peak_rss_mb"]
-    assert monitor["peak_rss_sum_mb"] > monitor["peak_rss_mb"]
+    assert size["bare_pool"]["peak_rss_sum_mb"] >= size["bare_pool"]["peak_rss_mb"] > 10
+    assert monitor["peak_rss_sum_mb"] >= monitor["peak_rss_mb"]  # equal when no worker processes run
     assert "reader" not in size
     assert figures["keywords"]["watchlists_3"]["watchlists"] == 3
     assert figures["keywords"]["watchlists_100"]["watchlists"] == 100
