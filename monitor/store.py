@@ -586,13 +586,7 @@ class Store:
 
         ``stories`` and ``sources`` count the cluster's matched stories and their distinct sources.
         """
-        clauses, params = [], []
-        for clause, value in (("m.watchlist = ?", watchlist), ("s.source = ?", source),
-                              ("m.matched_at >= ?", to_iso(since) if since else None)):
-            if value is not None:
-                clauses.append(clause)
-                params.append(value)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, params = _match_filter(watchlist, source, since)
         return self.query(
             "WITH g AS (SELECT m.watchlist, coalesce(s.cluster_id, s.id) AS cluster, min(m.id) AS first_match, "
             "max(m.matched_at) AS last_matched, count(*) AS stories, count(DISTINCT s.source) AS sources, "
@@ -624,13 +618,7 @@ class Store:
     ) -> list[dict[str, Any]]:
         """Recent matches joined with their stories, newest first, optionally of one watchlist or source
         and matched at or after ``since``."""
-        clauses, params = [], []
-        for clause, value in (("m.watchlist = ?", watchlist), ("s.source = ?", source),
-                              ("m.matched_at >= ?", to_iso(since) if since else None)):
-            if value is not None:
-                clauses.append(clause)
-                params.append(value)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, params = _match_filter(watchlist, source, since)
         return self.query(
             "SELECT m.id, m.watchlist, m.score, m.classifier, m.evidence, m.matched_at, "
             "s.id AS story_id, s.title, s.url, s.source, s.published_at, coalesce(s.cluster_id, s.id) AS cluster "
@@ -918,6 +906,17 @@ def _story_row(story: Story, now: str | None) -> dict[str, Any]:
         "author": story.author, "language": story.language, "content_hash": story.content_hash,
         "cluster_id": story.cluster,
     }
+
+
+def _match_filter(watchlist: str | None, source: str | None, since: datetime | None) -> tuple[str, list[Any]]:
+    """The WHERE clause and parameters that narrow ``matches m JOIN stories s`` to a watchlist, source and time."""
+    clauses, params = [], []
+    for clause, value in (("m.watchlist = ?", watchlist), ("s.source = ?", source),
+                          ("m.matched_at >= ?", to_iso(since) if since else None)):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
 def story_from_row(row: dict[str, Any]) -> Story:
