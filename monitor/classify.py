@@ -72,16 +72,25 @@ def classify(monitor: Monitor, stories: Sequence[Story], watchlists: Sequence[Wa
 def run_classifiers(classifiers: Mapping[str, Any], stories: Sequence[Story], watchlists: Sequence[Watchlist],
                     max_text_chars: int) -> Found:
     """Run each of ``classifiers`` over ``stories`` (title and text cut to ``max_text_chars``);
-    a failing one is logged and listed in ``failures``."""
+    a failing one is logged and listed in ``failures``.
+
+    A classifier that takes watchlists over from others (``replaces``) runs
+    before them, and they are not asked about the watchlists it decided: their
+    matches would be ignored anyway, and a query evaluated twice costs as much
+    as the model that replaced it. If it fails, they are asked as usual.
+    """
     found = Found()
     if not stories or not watchlists:
         return found
     stories, found.cut = _cut_for_classifiers(stories, max_text_chars)
-    for name, classifier in classifiers.items():
+    taken_from: dict[str, set[str]] = {}  # classifier name -> watchlists decided by one that replaced it
+    for name in _replacers_first(classifiers, watchlists):
+        classifier = classifiers[name]
+        mine = [w for w in watchlists if w.name not in taken_from.get(name, ())]
         started = time.perf_counter()
         try:
-            matches = list(classifier.classify(stories, watchlists))
-            taken = _replaced_by(classifier, watchlists)
+            matches = list(classifier.classify(stories, mine)) if mine else []
+            taken = _replaced_by(classifier, mine)
         except Exception as exc:
             log.exception("classifier %s failed on a batch of %d stories", name, len(stories))
             found.failures.append(ClassifierFailed(classifier=name, error=f"{type(exc).__name__}: {exc}"))
@@ -91,7 +100,30 @@ def run_classifiers(classifiers: Mapping[str, Any], stories: Sequence[Story], wa
             log.warning("classifier %s took %.1fs for %d stories", name, elapsed, len(stories))
         found.by_classifier[name] = matches
         found.replaced.update(taken)
+        for other, watchlist in taken:
+            taken_from.setdefault(other, set()).add(watchlist)
     return found
+
+
+def _replacers_first(classifiers: Mapping[str, Any], watchlists: Sequence[Watchlist]) -> list[str]:
+    """Classifier names, each one that replaces another on some watchlist before that other
+    (registration order otherwise; a cycle keeps registration order)."""
+    replaced_by: dict[str, set[str]] = {name: set() for name in classifiers}
+    for name, classifier in classifiers.items():
+        try:
+            taking = _replaced_by(classifier, watchlists)
+        except Exception:  # noqa: BLE001  (reported when it runs: it is only ordered here)
+            taking = set()
+        for other, _ in taking:
+            if other in replaced_by and other != name:
+                replaced_by[other].add(name)
+    order: list[str] = []
+    pending = list(classifiers)
+    while pending:
+        ready = [n for n in pending if not (replaced_by[n] & set(pending))] or pending[:1]
+        order.append(ready[0])
+        pending.remove(ready[0])
+    return order
 
 
 def combine(found: Found, stories: Sequence[Story], watchlists: Sequence[Watchlist]) -> list[Match]:
