@@ -132,6 +132,63 @@ def test_a_classifier_can_take_a_watchlist_over_from_keywords_unless_it_fails(tm
     assert found == ({"north_korea", "trade"} if fail else {"north_korea"})
 
 
+ASKED_PLUGIN = textwrap.dedent("""
+    import json
+    from monitor import hookimpl
+
+    class Asked:
+        # Writes down which watchlists it was asked about, batch by batch.
+        def __init__(self, path):
+            self.path = path
+
+        def classify(self, stories, watchlists):
+            with open(self.path, "a", encoding="utf-8") as out:
+                out.write(json.dumps(sorted(w.name for w in watchlists)) + "\\n")
+            return []
+
+    class TakeOver:
+        def __init__(self, fail):
+            self.fail = fail
+
+        def replaces(self, watchlist):
+            return ("keywords", "asked") if watchlist.name == "trade" else ()
+
+        def classify(self, stories, watchlists):
+            if self.fail:
+                raise RuntimeError("model exploded")
+            return []
+
+    @hookimpl
+    def register_classifiers(register, monitor):
+        # Registered before the classifier that replaces it: the core must run that one first.
+        register("asked", Asked(monitor.plugin_config("takeover")["record"]))
+        register("takeover", TakeOver(fail=bool(monitor.plugin_config("takeover").get("fail"))))
+""")
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_replaced_classifier_is_not_asked_about_the_watchlists_taken_from_it(tmp_path, make_config, fail):
+    # Asking it would only waste its time (its matches are ignored): with the shipped models on,
+    # every query ran twice. When the replacing classifier fails, it is asked as usual.
+    from monitor import Monitor, Story, load_config
+
+    plugins_dir = tmp_path / "local_plugins"
+    plugins_dir.mkdir()
+    (plugins_dir / "takeover.py").write_text(ASKED_PLUGIN, encoding="utf-8")
+    record = tmp_path / "asked.jsonl"
+    config = make_config(f'[monitor]\ndb = "{tmp_path / "t.db"}"\nplugins_dir = "{plugins_dir}"\n'
+                         f'[plugins.takeover]\nfail = {str(fail).lower()}\nrecord = "{record}"\n'
+                         '[watchlists.trade.options]\nmodel = false\n')
+    story = Story(id="s1", source="t", title="North Korea trade talks", text="Pyongyang and Beijing discuss tariffs.")
+    with Monitor.open(load_config(config)) as monitor:
+        found = {m.watchlist for m in monitor.classify([story])}
+    asked = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
+    if fail:
+        assert asked == [["abductions", "north_korea", "trade"]] and found == {"north_korea", "trade"}
+    else:
+        assert asked == [["abductions", "north_korea"]] and found == {"north_korea"}
+
+
 # -- with the model (skipped without the extra) -----------------------------------
 
 TRADE_STORY = ("US and China trade talks stall over steel tariffs",
