@@ -11,8 +11,9 @@ the ``keywords`` classifier (see ``replaces``), so a semantic veto in
 batch, the keyword matches count as they would without it.
 
 Without the ``semantic`` extra (sentence-transformers and the model package)
-the plugin registers nothing and the monitor runs on keywords alone;
-``monitor check`` names every watchlist that asks for semantic scoring.
+the plugin registers nothing and every watchlist runs as it would without
+it (on its learned model where it has one, else on its query); a watchlist
+that asks for semantic scoring is named at start-up and by ``monitor check``.
 See docs/semantic.md.
 """
 
@@ -87,6 +88,20 @@ def wants_semantic(watchlist: Watchlist) -> bool:
     """Whether the watchlist asks for semantic scoring (``options.semantic`` present and not false)."""
     value = watchlist.options.get("semantic")
     return value is not None and value is not False
+
+
+def runs_without(monitor: Monitor, watchlist: Watchlist) -> str:
+    """What decides ``watchlist`` when semantic scoring cannot, in words: the classifiers that take
+    it over from the keyword query (``replaces``), or the query alone."""
+    takers = [name for name, classifier in monitor.classifiers.items()
+              if name != NAME and KEYWORDS in (getattr(classifier, "replaces", _replaces_nothing)(watchlist) or ())]
+    if takers:
+        return "on the " + " and ".join(takers) + " classifier" + ("s" if len(takers) > 1 else "")
+    return "on its keyword query alone"
+
+
+def _replaces_nothing(watchlist: Watchlist) -> tuple[str, ...]:
+    return ()
 
 
 def read_settings(watchlist: Watchlist, base_dir: Path, problems: list[str] | None = None, where: str = "") -> SemanticSettings:
@@ -417,8 +432,9 @@ def startup(monitor: Monitor) -> None:
     for watchlist in monitor.watchlists:
         if wants_semantic(watchlist):
             log.warning("%s: watchlists.%s.options.semantic: semantic scoring is asked for but the semantic extra "
-                        "is not installed (%s): the watchlist runs on keywords alone; %s", monitor.config.where,
-                        watchlist.name, ", ".join(missing_requirements()), INSTALL_HINT)
+                        "is not installed (%s): the watchlist runs without it, %s; %s", monitor.config.where,
+                        watchlist.name, ", ".join(missing_requirements()), runs_without(monitor, watchlist),
+                        INSTALL_HINT)
 
 
 @hookimpl
@@ -428,7 +444,7 @@ def check_config(monitor: Monitor) -> list[str]:
     missing = ", ".join(missing_requirements()) or "the semantic classifier"
     return [
         ConfigError(f"semantic scoring is asked for but the semantic extra is not installed ({missing}), so this "
-                    f"watchlist would run on keywords alone; {INSTALL_HINT}",
+                    f"watchlist would run without it, {runs_without(monitor, w)}; {INSTALL_HINT}",
                     file=monitor.config.where, key=f"watchlists.{w.name}.options.semantic")
         for w in monitor.watchlists if wants_semantic(w)
     ]

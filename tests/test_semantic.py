@@ -58,8 +58,15 @@ def test_without_the_extra_the_monitor_runs_on_keywords_and_check_says_why(tmp_p
     check = run_without_extra(tmp_path, "check", "--config", str(config))
     assert check.returncode == 1, check.stdout + check.stderr
     assert "watchlists.north_korea.options.semantic" in check.stderr
-    assert "is not installed" in check.stderr and "keywords alone" in check.stderr
+    # The shipped watchlist has a learned model: that, not its query alone, decides it.
+    assert "is not installed" in check.stderr and "would run without it, on the learned classifier;" in check.stderr
+    assert "keywords alone" not in check.stderr and "query alone" not in check.stderr
     assert str(config) in check.stderr
+    own = make_config('[watchlists.chips]\nquery = "semiconductor*"\n[watchlists.chips.options]\n'
+                      'semantic = {mode = "boost"}\n', name="chips.toml")
+    chips = run_without_extra(tmp_path, "check", "--config", str(own))
+    assert "watchlists.chips.options.semantic" in chips.stderr
+    assert "would run without it, on its keyword query alone;" in chips.stderr
 
     once = run_without_extra(tmp_path, "once", "--config", str(config))
     assert once.returncode == 0, once.stderr
@@ -68,6 +75,7 @@ def test_without_the_extra_the_monitor_runs_on_keywords_and_check_says_why(tmp_p
     # One warning, naming the watchlist's key; no general "not installed" line.
     assert once.stderr.count("not installed") == 1
     assert "watchlists.north_korea.options.semantic: semantic scoring is asked for" in once.stderr
+    assert "runs without it, on the learned classifier;" in once.stderr
     classifiers = {r["classifier"] for r in sqlite_utils.Database(tmp_path / "monitor.db").query("SELECT classifier FROM matches")}
     assert classifiers == {"learned"}
 
