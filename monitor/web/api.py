@@ -14,7 +14,7 @@ from ..feedback import Feedback, feedback_rows, record_feedback
 from . import data
 from .data import requeue_one
 from .openapi import openapi_document
-from .search import search, watchlist_toml
+from .search import found_row, search_stored, watchlist_toml
 from .security import check_csrf, safe_href
 
 
@@ -72,11 +72,10 @@ def search_api(request: Request) -> Response:
     q = request.query_params.get("q", "").strip()
     if not q:
         raise HTTPException(400, "q is required: a query in the watchlist query language")
-    result = search(request.app.state.store, q, limit=_limit(request))
-    for row in result.rows:
-        row["url"] = safe_href(row["url"])
+    result = search_stored(request.app.state.store, q, limit=_limit(request))
+    rows = [{**found_row(f), "url": safe_href(f.row["url"])} for f in result.found]
     name = request.query_params.get("name", "my_search")
-    return JSONResponse({"items": result.rows, "candidates": result.candidates, "truncated": result.truncated,
+    return JSONResponse({"items": rows, "candidates": result.candidates, "truncated": result.truncated,
                          "watchlist_toml": watchlist_toml(name, q)})
 
 

@@ -17,7 +17,7 @@ from ..feedback import Feedback, FeedbackError, feedback_rows, record_feedback
 from . import data
 from .data import requeue_one
 from .cursor import BadCursor
-from .search import search, watchlist_toml
+from .search import found_row, search_stored, watchlist_toml
 from .security import CsrfError, check_csrf, csrf_token, local_path
 
 DEFAULT_NAME = "my_search"
@@ -63,13 +63,14 @@ def story_page(request: Request) -> Response:
 def search_page(request: Request) -> Response:
     q = request.query_params.get("q", "").strip()
     name = request.query_params.get("name", "").strip() or DEFAULT_NAME
-    result, error = None, ""
+    result, rows, error = None, [], ""
     if q:
         try:
-            result = search(request.app.state.store, q)
+            result = search_stored(request.app.state.store, q)
+            rows = [found_row(f) for f in result.found]
         except QuerySyntaxError as exc:
             error = str(exc)
-    return _render(request, "search.html", "Search", q=q, name=name, result=result, error=error,
+    return _render(request, "search.html", "Search", q=q, name=name, result=result, rows=rows, error=error,
                    toml=watchlist_toml(name, q) if q else "", save_open="name" in request.query_params)
 
 
