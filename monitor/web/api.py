@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..feedback import Feedback, feedback_rows, record_feedback
+from ..feedback import feedback_from, feedback_rows, record_feedback
 from . import data
 from .data import requeue_one
 from .openapi import openapi_document
@@ -118,10 +118,9 @@ async def feedback_post(request: Request) -> Response:
         body = await request.json()
     except ValueError:
         raise HTTPException(400, "expected a JSON object: {\"story_id\", \"watchlist\", \"verdict\"}") from None
-    if not isinstance(body, dict) or not all(isinstance(body.get(k), str) for k in ("story_id", "watchlist", "verdict")):
-        raise HTTPException(400, "expected a JSON object with string story_id, watchlist and verdict")
-    feedback = Feedback(body["story_id"], body["watchlist"], body["verdict"], note=str(body.get("note", ""))[:500],
-                        origin="api")
+    if not isinstance(body, dict):
+        raise HTTPException(400, "expected a JSON object: {\"story_id\", \"watchlist\", \"verdict\"}")
+    feedback = feedback_from(body, origin="api")
     row_id = await run_in_threadpool(record_feedback, request.app.state.store, feedback,
                                      list(request.app.state.config.watchlists))
     return JSONResponse({"id": row_id, "story_id": feedback.story_id, "watchlist": feedback.watchlist,

@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ..errors import MonitorError, QuerySyntaxError, StorageError
-from ..feedback import Feedback, FeedbackError, feedback_rows, record_feedback
+from ..feedback import FeedbackError, feedback_from, feedback_rows, record_feedback
 from . import data
 from .data import requeue_one
 from .cursor import BadCursor
@@ -104,8 +104,7 @@ def _with_notice(path: str, notice: str) -> str:
 async def post_feedback(request: Request) -> Response:
     await check_csrf(request)
     form = await request.form()
-    feedback = Feedback(str(form.get("story_id", "")), str(form.get("watchlist", "")), str(form.get("verdict", "")),
-                        note=str(form.get("note", ""))[:500], origin="web")
+    feedback = feedback_from(form, origin="web")
     config = request.app.state.config
     await run_in_threadpool(record_feedback, request.app.state.store, feedback, list(config.watchlists))
     notice = f"Saved: {feedback.watchlist} was {feedback.verdict} for this story."
