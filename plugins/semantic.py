@@ -34,6 +34,7 @@ import click
 from monitor import (
     ConfigError,
     Evidence,
+    InputError,
     KeywordMatcher,
     Match,
     Monitor,
@@ -43,6 +44,7 @@ from monitor import (
     hookimpl,
     load_cli_config,
     open_cli_monitor,
+    read_stories,
 )
 from monitor_plugins.semantic_model import (
     EMBEDDER,
@@ -157,30 +159,20 @@ def _examples(watchlist: Watchlist, base_dir: Path, problem: Any) -> tuple[str, 
 
 
 def read_labelled(path: Path) -> list[tuple[str, list[str] | None]]:
-    """``(title + text, labels or None)`` for each row of a JSONL file of stories.
+    """``(title + text, labels or None)`` for each row of a JSONL file of stories (read as ``monitor eval`` reads them).
 
     :raises OSError: the file cannot be read.
     :raises ValueError: a row is not a JSON object with a title or text (message names file and line).
     """
     rows = []
     with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not valid JSON: {exc.msg}") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object")
-            title = row.get("title") or ""
-            text = row.get("summary") or row.get("text") or ""
-            if not isinstance(title, str) or not isinstance(text, str) or not (title or text):
-                raise ValueError(f"{path}:{number}: a row needs a \"title\" and a \"summary\" or \"text\" (strings)")
-            labels = row.get("labels")
-            if labels is not None and not (isinstance(labels, list) and all(isinstance(v, str) for v in labels)):
-                raise ValueError(f"{path}:{number}: \"labels\" must be a list of watchlist names")
-            rows.append((story_text(title, text, PLUGIN_DEFAULTS["max_words"]), labels))
+        for item in read_stories(fh, source=str(path)):
+            if isinstance(item, InputError):
+                raise ValueError(f"{path}: {item}")
+            if not (item.story.title or item.story.text):
+                raise ValueError(f"{path}: line {item.line}: a row needs a \"title\" and a \"summary\" or \"text\"")
+            labels = sorted(item.labels) if item.labels is not None else None
+            rows.append((story_text(item.story.title, item.story.text, PLUGIN_DEFAULTS["max_words"]), labels))
     return rows
 
 

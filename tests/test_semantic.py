@@ -228,10 +228,15 @@ def test_semantic_rerank_drops_off_topic_keyword_matches_and_train_changes_score
 def test_bad_semantic_options_are_reported_with_file_and_key(extra, tmp_path, make_config):
     from monitor import Monitor, load_config
 
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"title": "Tariffs rise", "labels": ["trade"]}\n{not json\n', encoding="utf-8")
     config = make_config('[watchlists.trade.options]\nsemantic = {mode = "sideways", weight = "lots"}\n'
-                         'examples = "no-such-file.jsonl"\n')
+                         'examples = "no-such-file.jsonl"\n'
+                         '[watchlists.north_korea.options]\nsemantic = {mode = "rerank"}\nexamples = "bad.jsonl"\n')
     with Monitor.open(load_config(config)) as monitor:
         problems = "\n".join(monitor.check())
+    # Examples are read as monitor eval reads stories: the file and line of a bad one are named.
+    assert f"{bad}: line 2: not valid JSON" in problems
     assert f"{config}: watchlists.trade.options.semantic.mode: must be one of rerank, boost, either" in problems
     assert "watchlists.trade.options.semantic.weight: expected a number" in problems
     assert "watchlists.trade.options.examples" in problems and "no-such-file.jsonl" in problems
