@@ -94,12 +94,11 @@ def _trailing_comments(order: list[tuple[Container, int, tuple[str, ...]]], at: 
     return found
 
 
-def _last_written(order: list[tuple[Container, int, tuple[str, ...]]], at: int) -> Item | None:
-    """The item written last before item ``at`` of ``order`` (``None``: nothing is)."""
+def _last_written(order: list[tuple[Container, int, tuple[str, ...]]], at: int) -> tuple[Container, int] | None:
+    """Where the item written last before item ``at`` of ``order`` is (``None``: nothing is)."""
     for container, index, _ in reversed(order[:at]):
-        item = container.body[index][1]
-        if not _writes_nothing(item):
-            return item
+        if not _writes_nothing(container.body[index][1]):
+            return container, index
     return None
 
 
@@ -108,10 +107,11 @@ def _writes_nothing(item: Item) -> bool:
     return isinstance(item, Null) or (isinstance(item, Table) and item.is_super_table())
 
 
-def _append_text(item: Item, text: str) -> None:
-    """Make ``item`` write ``text`` (whole lines) after itself."""
+def _append_text(container: Container, index: int, text: str) -> None:
+    """Make the item at ``index`` of ``container`` write ``text`` (whole lines) after itself."""
+    item = container.body[index][1]
     if isinstance(item, Whitespace):
-        item._s += text  # tomlkit has no public setter; the document is parsed again at once
+        container.body[index] = (None, Whitespace(item.s + text))  # the document is parsed again at once
     else:
         item.trivia.trail += text
 
@@ -191,12 +191,10 @@ class SourcesFile:
             container, index, _ = order[i]
             container.body[index] = (None, Null())  # as tomlkit itself removes an item: indices stay valid
         if kept:
-            text = tomlkit.dumps(self.doc) if written_before is None else ""
-            if written_before is None:
-                self.doc = tomlkit.parse(kept + text)
-            else:
-                _append_text(written_before, kept)
-                self.doc = tomlkit.parse(tomlkit.dumps(self.doc))
+            if written_before is not None:
+                _append_text(*written_before, kept)
+            text = tomlkit.dumps(self.doc)
+            self.doc = tomlkit.parse(text if written_before is not None else kept + text)
         return url
 
     def save(self) -> None:
