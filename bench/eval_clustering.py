@@ -37,7 +37,7 @@ from monitor.timeutil import from_iso
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "clustering" / "dev.jsonl"
 SUBSETS = ("allsides21", "basil", "neus")
 TARGET_PRECISION = 0.95
-FEATURES = ("cosine", "long_cosine", "lead", "title", "names")
+FEATURES = ("cosine", "long_cosine", "lead", "title", "names", "title_grams", "cosine_margin", "lead_margin")
 
 
 @dataclass(frozen=True)
@@ -175,10 +175,8 @@ def training_pairs(articles: Sequence[Article]) -> list[tuple[dict[str, float], 
     pairs = []
     gold = {a.id: a.gold for a in articles}
     for a in stream_order(articles):
-        for cluster in index.candidates(a.profile):
-            leader = index.leaders[cluster]
-            if index._in_window(leader, a.profile):
-                pairs.append((index.features(a.profile, leader), int(gold[cluster] == a.gold)))
+        for cluster, compared in index.compared(a.profile):
+            pairs.append((compared[0], int(gold[cluster] == a.gold)))
         index.assign(a.profile)
     return pairs
 
@@ -236,7 +234,7 @@ def fit(articles: Sequence[Article], log: Callable[[str], None] = lambda s: None
     weights = fit_logistic(pairs)
     log(f"fitted on {len(pairs)} candidate pairs: {weights}")
     best: tuple[float, float] | None = None
-    for step in range(8, 17):
+    for step in range(8, 19):
         threshold = step / 20
         settings = ClusterSettings(threshold=threshold, weights=weights)
         figures = [_subset_figures(articles, subset, settings) for subset in SUBSETS]
