@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m bench.eval_clustering [--corpus PATH] [--fit] [--json]
+    python -m bench.eval_clustering [--corpus PATH] [--fit] [--json] [--half 0|1]
 
 For each subset (allsides21, basil, neus) it streams the articles through
 :class:`monitor.clustering.ClusterIndex` (the daemon's code path) in
@@ -259,10 +259,11 @@ def _subset_figures(articles: Sequence[Article], subset: str, settings: ClusterS
 # -- the report -----------------------------------------------------------------
 
 
-def cross_validated(articles: Sequence[Article], log: Callable[[str], None]) -> dict[str, dict]:
+def cross_validated(articles: Sequence[Article], log: Callable[[str], None],
+                    halves: Sequence[int] = (0, 1)) -> dict[str, dict]:
     """Per subset and held-out half: ours (fitted on the other half), the singletons and TF-IDF floors."""
     report: dict[str, dict] = {}
-    for held_out in (0, 1):
+    for held_out in halves:
         train = [a for a in articles if half_of(a.gold) != held_out]
         test = [a for a in articles if half_of(a.gold) == held_out]
         settings = fit(train, log)
@@ -285,13 +286,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--fit", action="store_true", help="also fit on the whole corpus and print the weights")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--half", type=int, choices=(0, 1), help="measure one held-out half only (two processes, one per half, finish sooner)")
     args = parser.parse_args(argv)
     if not args.corpus.is_file():
         print(f"error: {args.corpus}: not found (the shared corpora are not beside this checkout)", file=sys.stderr)
         return 2
     articles = read_corpus(args.corpus)
     log = (lambda s: print(s, file=sys.stderr))
-    report = cross_validated(articles, log)
+    report = cross_validated(articles, log, (0, 1) if args.half is None else (args.half,))
     if args.fit:
         settings = fit(articles, log)
         report["fitted_on_all"] = {"threshold": settings.threshold, "weights": settings.weights}
