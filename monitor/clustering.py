@@ -43,7 +43,7 @@ from .normalize import canonical_url
 # half 1 measures them (the guard test). See docs/clustering.md.
 WEIGHTS = {"bias": -5.612, "cosine": 11.552, "long_cosine": 20.974, "lead": -1.539, "title": -2.637, "names": 0.801,
            "title_grams": 2.967, "cosine_margin": 2.961, "lead_margin": 5.226}
-DEFAULT_THRESHOLD = 0.75
+DEFAULT_THRESHOLD = 0.85
 # A story may join through any member of a cluster, but only while it stays this
 # close to the cluster's first story: a bounded chain, never a drift (docs/clustering.md).
 DEFAULT_LEADER_FLOOR = 0.2
