@@ -195,6 +195,13 @@ class PostgresStore(SQLStore):
             f"FROM stories s, websearch_to_tsquery('simple', ?) AS q WHERE {_TSV} @@ q "
             f"ORDER BY ts_rank({_TSV}, q) DESC, s.rowid DESC LIMIT ?", [query, limit])
 
+    def pending_migrations(self) -> list[str]:
+        """The migrations this program knows that the database has not had."""
+        assert self.pool is not None
+        with self.pool.connection() as conn:
+            done = set(pg_migrations.applied(conn))
+        return [name for name, _ in pg_migrations.MIGRATIONS if name not in done]
+
     def reclaim_space(self) -> int | None:
         """Nothing to do by hand: PostgreSQL's autovacuum reuses the space deletions free."""
         return 0
