@@ -40,6 +40,7 @@ log = logging.getLogger("monitor.postgres")
 
 CONNECT_TIMEOUT = 5  # seconds to reach the server before saying it cannot be reached
 POOL_SIZE = 4
+POOL_WAIT = 10  # seconds a read or write waits for a connection while the server is away
 SENDER_LOCK_KEY = 0x6E6D5F73656E64  # "nm_send": the pg_advisory_lock of the process delivering alerts
 
 _HEADLINE = "StartSel=[, StopSel=], MaxWords=16, MinWords=6, MaxFragments=1, FragmentDelimiter=…"
@@ -92,7 +93,10 @@ class PostgresStore(SQLStore):
         self.pool = ConnectionPool(
             url, min_size=1, max_size=pool_size, open=False, name="news-monitor",
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
-            check=ConnectionPool.check_connection, reconnect_timeout=0,
+            # A connection is tested before it is lent (a server restart leaves dead ones behind);
+            # a lost one is replaced in the background with backoff; a caller waits at most
+            # POOL_WAIT for one, then fails in one line and its job tries again at its next run.
+            check=ConnectionPool.check_connection, timeout=POOL_WAIT,
         )
         try:
             self.pool.open(wait=True, timeout=CONNECT_TIMEOUT * 2)

@@ -329,3 +329,17 @@ def test_migrate_db_copies_everything_into_an_empty_postgresql_and_refuses_a_ful
     again = cli("migrate-db", "-c", config, "--to", monitor_postgres_url, cwd=tmp_path)
     assert again.returncode != 0 and "Traceback" not in again.stderr
     assert "is not empty" in again.stderr and "migrate-db copies into an empty database only" in again.stderr
+
+
+def test_a_connection_the_server_dropped_is_replaced_and_nothing_committed_is_lost(monitor_postgres_url):
+    import psycopg
+
+    with _opened(monitor_postgres_url) as store:
+        save(store, [story(1)])
+        with psycopg.connect(monitor_postgres_url, autocommit=True) as admin:
+            killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                   "WHERE datname = current_database() AND pid != pg_backend_pid()").fetchone()[0]
+        assert killed >= 1  # the store's pooled connection was among them
+        assert store.story("s1") is not None
+        save(store, [story(2)])
+        assert store.counts()["stories"] == 2
