@@ -36,6 +36,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 
 from .normalize import canonical_url
 
@@ -155,7 +156,8 @@ def _names(title_words: list[str], text_words: list[str]) -> frozenset[str]:
 def profile(story_id: str, source: str, title: str, text: str, time: datetime | None, url: str | None) -> Profile:
     """The clustering view of one story."""
     title_words = _words(title)
-    text_words = _words(text)[:LEAD_WORDS]
+    # Only the lead is read: a long article's words past it are never split out.
+    text_words = [m.group() for m in islice(_WORD.finditer(text), LEAD_WORDS)]
     title_terms = _terms(title_words)
     terms = _terms(text_words)
     # The headline says what the story is about: it counts as much as a short lead.
