@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from .clustering import DEFAULT_THRESHOLD as DEFAULT_CLUSTER_THRESHOLD
 from .errors import ConfigError, ConfigErrors
 from .models import Source, Watchlist
 from .netpolicy import parse_allow_entry
@@ -169,7 +170,7 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("window", "duration", "A story joins a cluster only if its first story is at most this much older.",
                 259200, positive=True),
         Setting("threshold", "number", "How sure (0 to 1) clustering must be that two reports are of one story; "
-                "higher merges less.", 0.65, positive=True, maximum=1),
+                "higher merges less.", DEFAULT_CLUSTER_THRESHOLD, positive=True, maximum=1),
     ),
     "source": (
         Setting("url", "str", "http(s) URL, file: URL, or path (relative to the config file)."),
