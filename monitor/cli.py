@@ -784,6 +784,10 @@ from .sources_cli import add_source_commands  # noqa: E402  (they use the helper
 
 add_source_commands(sources)
 
+from .fleet_cli import add_fleet_commands  # noqa: E402
+
+add_fleet_commands(cli)
+
 
 @cli.command(name="cluster")
 @config_options(with_db=False)
