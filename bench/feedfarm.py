@@ -60,9 +60,9 @@ def expected_alerts(feeds: int) -> int:
 def feed_body(n: int, items: int) -> bytes:
     """Feed ``n``'s RSS: ``items`` entries with GUIDs unique across the farm."""
     entries = "".join(
-        f"<item><title>Report {n}-{i}: trade talks on tariffs{' and an ' + ALERT_WORD if alerting(n, i) else ''}</title>"
+        f"<item><title>Report {n}-{i}: a note on the local weather{' and an ' + ALERT_WORD if alerting(n, i) else ''}</title>"
         f"<link>http://farm.invalid/{n}/{i}</link><guid isPermaLink=\"false\">farm-{n}-{i}</guid>"
-        f"<description>Story {i} of feed {n} about tariffs and trade.</description>"
+        f"<description>Story {i} of feed {n} about the local weather.</description>"
         f"<pubDate>{formatdate(1_700_000_000 + i, usegmt=True)}</pubDate></item>"
         for i in range(items)
     )
@@ -136,6 +136,11 @@ class FarmServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], farm: Farm):
         super().__init__(address, Handler)
         self.farm = farm
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client killed mid-request (the fault tests do that) is no error of the farm's.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 class Handler(BaseHTTPRequestHandler):

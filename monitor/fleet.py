@@ -282,8 +282,12 @@ class FleetWorker:
                 try:
                     renewed = coord.renew(entry.lease, self.settings.lease)
                 except LeaseLost as exc:
-                    log.warning("%s", exc)
-                    self._drop(entry.lease)
+                    with self._held_lock:
+                        current = self._held.get((entry.lease.kind, entry.lease.name))
+                        lost = current is not None and current.lease.token == entry.lease.token
+                    if lost:  # not merely given back since the list was taken
+                        log.warning("%s", exc)
+                        self._drop(entry.lease)
                     continue
                 with self._held_lock:
                     current = self._held.get((renewed.kind, renewed.name))
@@ -300,6 +304,7 @@ class FleetWorker:
                     for _ in polls.map(lambda row: self._poll(lease, row), due):
                         pass
             if self.still_mine(lease):
+                self._drop(lease)  # first: the heartbeat must not renew what is being given back
                 self.retrying(f"releasing {lease.name}", self._release_host, lease)
         except LeaseLost as exc:
             log.warning("%s", exc)
@@ -382,6 +387,7 @@ class FleetWorker:
             try:
                 self._dispatch(lease)
                 if self.still_mine(lease):
+                    self._drop(lease)  # first: the heartbeat must not renew what is being given back
                     self.retrying(f"releasing channel {name}", self._with, lambda c: c.release(lease))
             except LeaseLost as exc:
                 log.warning("%s", exc)
