@@ -70,6 +70,7 @@ log = logging.getLogger("monitor.fleet")
 # session (a worker paused inside a transaction past its lease).
 CONNECTION_LOST = (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout, PoolTimeout)
 RETRY_FIRST = 0.5
+POOL_WAIT = 5.0
 RETRY_MAX = 15.0
 SEND_BATCH = 100
 
@@ -124,10 +125,14 @@ class FleetWorker:
         self._claims = [0, 0.0, 0.0]  # since the last heartbeat: count, seconds, longest
         self._down_since: float | None = None
         size = self.settings.hosts_at_once * self.per_host + 3
-        self.pool = ConnectionPool(url, min_size=1, max_size=size, open=False, timeout=30,
+        # The pool reconnects on its own, with backoff, for as long as the server is away;
+        # a caller waits POOL_WAIT at most for a connection, then logs and backs off (retrying).
+        self.pool = ConnectionPool(url, min_size=1, max_size=size, open=False, timeout=POOL_WAIT,
                                    kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 10},
                                    configure=self._configure, check=ConnectionPool.check_connection,
-                                   reconnect_timeout=0, name=f"fleet {self.worker}")
+                                   reconnect_timeout=24 * 3600, name=f"fleet {self.worker}")
+        # Its own warnings repeat per connection attempt; one line per outage comes from _database_down.
+        logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
 
     def _configure(self, conn: psycopg.Connection) -> None:
         # A worker stopped inside a transaction holds its lease row's lock: the
