@@ -122,7 +122,9 @@ class FleetWorker:
         self._held: dict[tuple[str, str], _Held] = {}
         self._held_lock = threading.Lock()
         self._outage = threading.Lock()
-        self._claims = [0, 0.0, 0.0]  # since the last heartbeat: count, seconds, longest
+        # Since the last heartbeat: [claims, their seconds, the longest], [polls, last source].
+        self._claims: list = [0, 0.0, 0.0]
+        self._polls: list = [0, None]
         self._down_since: float | None = None
         size = self.settings.hosts_at_once * self.per_host + 3
         # The pool reconnects on its own, with backoff, for as long as the server is away;
@@ -218,7 +220,8 @@ class FleetWorker:
                     self.stopping.wait(self.settings.idle)
             beat.join(timeout=self.settings.heartbeat + 1)
         finally:
-            self.retrying_once("stopping", lambda: self._with(lambda c: (c.heartbeat(*self._claims), c.stopped())))
+            self.retrying_once("stopping", lambda: self._with(lambda c: (c.heartbeat(self._polls[0], self._polls[1], *self._claims),
+                                                                   c.stopped())))
             self.pool.close(timeout=5)
 
     def retrying_once(self, what: str, func: Any) -> None:
@@ -272,13 +275,15 @@ class FleetWorker:
     def _beat(self) -> None:
         with self._held_lock:
             claims, self._claims = self._claims, [0, 0.0, 0.0]
+            polls, self._polls = self._polls, [0, None]
         with self.coordinator() as coord:
             try:
-                coord.heartbeat(*claims)
+                coord.heartbeat(polls[0], polls[1], *claims)
             except BaseException:
                 with self._held_lock:  # counted at the next heartbeat instead
                     self._claims = [self._claims[0] + claims[0], self._claims[1] + claims[1],
                                     max(self._claims[2], claims[2])]
+                    self._polls = [self._polls[0] + polls[0], self._polls[1] or polls[1]]
                 raise
             with self._held_lock:
                 held = list(self._held.values())
@@ -372,13 +377,17 @@ class FleetWorker:
         with self.coordinator() as coord:
             counts = record_poll(coord, lease, source, stories=stories, matches=matches, channels=self.channels,
                                  quiet=quiet, next_poll_at=next_poll_at, etag=etag, last_modified=last_modified)
-            coord.note_poll(source.name)
+        self._count_poll(source)
         return counts
+
+    def _count_poll(self, source: Source) -> None:
+        with self._held_lock:
+            self._polls = [self._polls[0] + 1, source.name]
 
     def _record_failure(self, lease: Lease, source: Source, error: str, next_poll_at: datetime) -> None:
         with self.coordinator() as coord:
             record_failure(coord, lease, source, error, next_poll_at)
-            coord.note_poll(source.name)
+        self._count_poll(source)
 
     # -- alerts --------------------------------------------------------------------------------
 

@@ -142,12 +142,24 @@ class Coordinator:
             [self.worker, socket.gethostname(), os.getpid()],
         )
 
-    def heartbeat(self, claims: int = 0, claim_seconds: float = 0.0, claim_max: float = 0.0) -> None:
-        """Say this worker is alive; add the claims made since the last heartbeat and the time they took."""
+    def heartbeat(self, polls: int = 0, last_source: str | None = None, claims: int = 0,
+                  claim_seconds: float = 0.0, claim_max: float = 0.0) -> None:
+        """Say this worker is alive, with what it did since the last heartbeat.
+
+        Polls are counted here rather than by each poll's transaction: a row
+        every poll of a worker updated would make its polls queue for its lock.
+
+        :param polls: polls recorded since the last heartbeat; ``last_source`` the latest one's source.
+        :param claims: lease claims made since, ``claim_seconds`` their total time, ``claim_max`` the longest.
+        """
         self.conn.execute(
-            "UPDATE fleet_workers SET heartbeat_at = clock_timestamp(), claims = claims + %s, "
-            "claim_seconds = claim_seconds + %s, claim_max_seconds = greatest(claim_max_seconds, %s) WHERE id = %s",
-            [claims, claim_seconds, claim_max, self.worker],
+            "UPDATE fleet_workers SET heartbeat_at = clock_timestamp(), polls = polls + %(polls)s, "
+            "last_poll_at = CASE WHEN %(polls)s > 0 THEN clock_timestamp() ELSE last_poll_at END, "
+            "last_source = COALESCE(%(source)s, last_source), claims = claims + %(claims)s, "
+            "claim_seconds = claim_seconds + %(seconds)s, claim_max_seconds = greatest(claim_max_seconds, %(max)s) "
+            "WHERE id = %(id)s",
+            {"polls": polls, "source": last_source, "claims": claims, "seconds": claim_seconds, "max": claim_max,
+             "id": self.worker},
         )
 
     def stopped(self) -> None:
@@ -156,14 +168,6 @@ class Coordinator:
             self.conn.execute(
                 "UPDATE fleet_leases SET owner = NULL, expires_at = NULL WHERE owner = %s", [self.worker])
             self.conn.execute("UPDATE fleet_workers SET stopped_at = clock_timestamp() WHERE id = %s", [self.worker])
-
-    def note_poll(self, source: str) -> None:
-        """Record this worker's last poll (``monitor workers`` shows it)."""
-        self.conn.execute(
-            "UPDATE fleet_workers SET polls = polls + 1, last_poll_at = clock_timestamp(), last_source = %s, "
-            "heartbeat_at = clock_timestamp() WHERE id = %s",
-            [source, self.worker],
-        )
 
     # -- leases ------------------------------------------------------------
 

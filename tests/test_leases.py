@@ -162,8 +162,8 @@ def test_live_workers_lists_heartbeats_and_leases(coordinators: list[Coordinator
     workers = {w["id"]: w for w in live_workers(setup.conn, stale_after=30)}
     assert set(workers) == {"a", "b"}
     assert workers["a"]["leases"] == ["host h1"] and workers["b"]["leases"] == []
-    a.note_poll("feed-1")
+    a.heartbeat(polls=1, last_source="feed-1", claims=2, claim_seconds=0.01, claim_max=0.007)
     row = live_workers(setup.conn, stale_after=30)[0]
-    assert row["last_source"] == "feed-1" and row["polls"] == 1
+    assert row["last_source"] == "feed-1" and row["polls"] == 1 and row["last_poll_at"] is not None
     setup.conn.execute("UPDATE fleet_workers SET heartbeat_at = heartbeat_at - interval '1 minute' WHERE id = 'b'")
     assert [w["id"] for w in live_workers(setup.conn, stale_after=30)] == ["a"]
