@@ -61,8 +61,9 @@ from .timeutil import utcnow
 
 if TYPE_CHECKING:
     from .app import Monitor
+    from .config import Config
 
-__all__ = ["FleetSettings", "FleetWorker", "main"]
+__all__ = ["FleetSettings", "FleetWorker", "run_worker", "is_postgres_url", "main"]
 
 log = logging.getLogger("monitor.fleet")
 
@@ -484,9 +485,39 @@ class FleetWorker:
                      attempts=row["attempts"])
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m monitor.fleet --config FILE --postgres URL``: run one worker until SIGTERM or SIGINT."""
+def is_postgres_url(value: object) -> bool:
+    """Whether ``value`` (a ``--db`` value) names a PostgreSQL database rather than a SQLite file."""
+    return isinstance(value, str) and value.split("://", 1)[0] in ("postgresql", "postgres") and "://" in value
+
+
+def run_worker(config: Config, url: str, settings: FleetSettings | None = None, worker_id: str | None = None) -> int:
+    """Open the monitor for ``config`` and work as one fleet worker on ``url`` until SIGTERM or SIGINT.
+
+    ``config.db_path`` is the worker's own scratch SQLite file (for plugins
+    that keep something locally); the fleet's data is in PostgreSQL.
+    """
     from .app import Monitor
+
+    monitor = Monitor.open(config)
+    worker = FleetWorker(monitor, url, settings, worker_id=worker_id)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: monitor.stopping.set())
+    log.info("fleet worker %s started on %d sources over %d hosts", worker.worker, len(worker.sources),
+             len(worker.hosts))
+    try:
+        worker.run()
+    finally:
+        monitor.close()
+    return 0
+
+
+def scratch_database() -> Path:
+    """A fresh scratch SQLite path for a worker's :class:`Monitor`."""
+    return Path(tempfile.mkdtemp(prefix="monitor-fleet-")) / "scratch.db"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m monitor.fleet --config FILE --postgres URL``: one worker, with the lease timings as options."""
     from .config import load_config
     from .errors import ConfigErrors
     from .logs import setup_logging
@@ -499,27 +530,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hosts-at-once", type=int, default=FleetSettings.hosts_at_once)
     parser.add_argument("--id", help="worker id (default hostname:pid:random)")
     args = parser.parse_args(argv)
-    # The worker's own SQLite file is scratch for plugins that want one; the fleet's data is in PostgreSQL.
-    scratch = tempfile.mkdtemp(prefix="monitor-fleet-")
     try:
-        config = load_config(args.config, db=Path(scratch) / "scratch.db")
+        config = load_config(args.config, db=scratch_database())
     except ConfigErrors as exc:
         for error in exc.errors:
             print(f"error: {error}", file=sys.stderr)
         return 2
-    setup_logging(config.log_level)
-    monitor = Monitor.open(config)
+    setup_logging(config.log_level, config.redact)
     settings = FleetSettings(lease=args.lease, heartbeat=args.heartbeat, hosts_at_once=args.hosts_at_once)
-    worker = FleetWorker(monitor, args.postgres, settings, worker_id=args.id)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: monitor.stopping.set())
-    log.info("fleet worker %s started on %d sources over %d hosts", worker.worker, len(worker.sources),
-             len(worker.hosts))
-    try:
-        worker.run()
-    finally:
-        monitor.close()
-    return 0
+    return run_worker(config, args.postgres, settings, worker_id=args.id)
 
 
 if __name__ == "__main__":
