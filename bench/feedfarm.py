@@ -87,6 +87,7 @@ class Farm:
             self.fetches: Counter[int] = Counter()
             self.hooks: Counter[str] = Counter()
             self.hooks_in_flight = 0
+            self.hook_times: list[float] = []  # wall-clock arrival of each webhook POST
             self.requests = 0
 
     def enter(self, host: str, feed: int) -> None:
@@ -109,6 +110,7 @@ class Farm:
         with self.lock:
             if arrived:
                 self.hooks[key] += 1
+                self.hook_times.append(time.time())
                 self.hooks_in_flight += 1
             else:
                 self.hooks_in_flight -= 1
@@ -125,6 +127,7 @@ class Farm:
                 "hook_keys": len(self.hooks),
                 "duplicate_hooks": sum(c - 1 for c in self.hooks.values() if c > 1),
                 "hooks_in_flight": self.hooks_in_flight,
+                "hook_times": list(self.hook_times),
             }
 
 

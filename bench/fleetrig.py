@@ -70,7 +70,7 @@ class FarmProcess:
 
 
 def write_config(folder: Path, farm: FarmProcess, *, max_per_host: int = 2, max_workers: int = 16,
-                 interval: str = "1h") -> Path:
+                 interval: str = "1h", channel_options: str = "") -> Path:
     """A configuration with every farm feed as a source, alerting the farm's receiver on :data:`ALERT_WORD`."""
     lines = [
         # The keyword classifier alone: the models' start-up is not what a fleet run measures.
@@ -78,7 +78,7 @@ def write_config(folder: Path, farm: FarmProcess, *, max_per_host: int = 2, max_
         "[schedule]", f"max_workers = {max_workers}", "jitter = 0", "",
         "[fetch]", f"max_per_host = {max_per_host}", "allow_private_networks = true", "",
         "[alerts]", "new_source_window = 0", "",
-        "[channels.hook]", 'type = "webhook"', f'url = "{farm.hook_url}"', "",
+        "[channels.hook]", 'type = "webhook"', f'url = "{farm.hook_url}"', channel_options, "",
         "[watchlists.embargo]", f'query = "{ALERT_WORD}"', 'channels = ["hook"]', "",
     ]
     for n in range(farm.feeds):

@@ -49,7 +49,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import reading
-from .errors import SourceError
+from .config import parse_rate_limit
+from .errors import ConfigError, ConfigErrors, SourceError
 from .fleet_tables import WORK_SCHEMA, SourceRow, due_sources, host_of, next_due, record_failure, record_poll, sync_sources
 from .leases import CHANNEL, HOST, Coordinator, Lease, LeaseLost, new_worker_id
 from .models import Alert, FetchState, Source, Story
@@ -120,6 +121,11 @@ class FleetWorker:
         self.sources = {s.name: s for s in monitor.config.sources.values() if s.enabled}
         self.hosts = sorted({host_of(s) for s in self.sources.values()})
         self.channels = {name: tuple(w.channels) for name, w in monitor.config.watchlists.items()}
+        digests = [name for name, table in monitor.config.channels.items() if table.get("digest")]
+        if digests:
+            raise ConfigErrors([ConfigError("fleet workers do not send digests yet; remove digest from this channel "
+                                            "or run a single monitor on SQLite", file=monitor.config.where,
+                                            key=f"channels.{name}.digest") for name in digests])
         self._held: dict[tuple[str, str], _Held] = {}
         self._held_lock = threading.Lock()
         self._outage = threading.Lock()
@@ -433,10 +439,23 @@ class FleetWorker:
                 "AND o.next_attempt_at <= clock_timestamp() ORDER BY o.id LIMIT %s",
                 [channel, SEND_BATCH],
             ).fetchall()
+        limit = self.monitor.config.channels.get(channel, {}).get("rate_limit")
         for row in rows:
             if self.stopping.is_set() or not self.still_mine(lease):
                 return
+            if limit and self._rate_limited(channel, limit):
+                return  # the rest wait for the next round; only the lease holder sends, so the count is exact
             self._send_one(lease, row)
+
+    def _rate_limited(self, channel: str, spec: str) -> bool:
+        count, period = parse_rate_limit(spec)
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT count(*) AS n FROM fleet_outbox WHERE channel = %s AND status IN ('sent', 'sending') "
+                "AND COALESCE(sent_at, claimed_at) > clock_timestamp() - make_interval(secs => %s)",
+                [channel, period],
+            ).fetchone()
+        return row["n"] >= count
 
     def _send_one(self, lease: Lease, row: dict[str, Any]) -> None:
         with self.coordinator() as coord:
@@ -498,8 +517,19 @@ def run_worker(config: Config, url: str, settings: FleetSettings | None = None, 
     """
     from .app import Monitor
 
-    monitor = Monitor.open(config)
-    worker = FleetWorker(monitor, url, settings, worker_id=worker_id)
+    try:
+        monitor = Monitor.open(config)
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            print(f"error: {config.redact(str(error))}", file=sys.stderr)
+        return 2
+    try:
+        worker = FleetWorker(monitor, url, settings, worker_id=worker_id)
+    except ConfigErrors as exc:
+        monitor.close()
+        for error in exc.errors:
+            print(f"error: {error}", file=sys.stderr)
+        return 2
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: monitor.stopping.set())
     log.info("fleet worker %s started on %d sources over %d hosts", worker.worker, len(worker.sources),

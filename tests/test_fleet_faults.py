@@ -186,6 +186,21 @@ def test_random_starts_and_stops_of_two_then_three_workers(tmp_path: Path, db_ur
     assert serial >= 4  # workers really came and went
 
 
+def test_a_rate_limit_holds_across_workers(tmp_path: Path, db_url: str, run: dict) -> None:
+    """One worker at a time holds the channel's lease, so "1 per 2 s" is 1 per 2 s for the whole fleet."""
+    farm = _farm(run, hosts=3, feeds=40)  # 4 alerts, all queued within a second or two
+    config = write_config(tmp_path, farm, channel_options='rate_limit = "1/2s"')
+    for name in ("w1", "w2"):
+        _worker(run, name, config, db_url, tmp_path, lease=5, heartbeat=0.5)
+    with _conn(db_url) as conn:
+        assert wait_until(lambda: done(conn, farm), 60), fleet_counts(conn)
+        _assert_exactly_once(conn, farm)
+        senders = conn.execute("SELECT DISTINCT claimed_by FROM fleet_outbox").fetchall()
+    times = farm.stats()["hook_times"]
+    gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+    assert len(times) == 4 and min(gaps) >= 1.9, (gaps, senders)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
