@@ -141,9 +141,10 @@ def test_sigstop_past_the_lease_then_sigcont_its_writes_are_refused(tmp_path: Pa
         assert stats["over_cap"] == 0
         written_by = {r["stored_by"]: r["n"] for r in rows}
         assert written_by.get("w2", 0) > 0 and tokens >= 2, (written_by, tokens)
-        # After the takeover nothing of w1 reached the tables.
+        # After the takeover nothing of w1 reached the tables: the polls it had in flight when
+        # stopped came back after w2 claimed the host, and the fence refused them.
         late = conn.execute(
-            "SELECT count(*) AS n FROM fleet_sources WHERE last_polled_by = 'w1' AND last_polled_at > "
+            "SELECT count(*) AS n FROM fleet_stories WHERE stored_by = 'w1' AND stored_at > "
             "(SELECT claimed_at FROM fleet_leases WHERE kind = 'host')").fetchone()["n"]
         assert late == 0
 
