@@ -88,8 +88,7 @@ def _admin(url: str):
 
 
 def _database_url(url: str, name: str) -> str:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from postgres_support import with_database
+    from monitor.testing import with_database
 
     return with_database(url, name)
 

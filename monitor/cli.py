@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from .outbox import DispatchResult
 from .output import json_line, output_options, typed_rows, write_rows
 from .plugins import load_plugins, make_plugin_manager
 from .safetext import json_safe, safe_line
-from .store import Store
+from .storage import Storage, open_store
 from .timeutil import format_duration, from_iso, utcnow
 from .version import __version__
 from .wording import plural
@@ -42,7 +42,8 @@ def config_options(with_db: bool = True) -> Callable:
             help="Configuration file (default: config/monitor.toml if present, else built-in defaults).",
         )(fn)
         if with_db:
-            fn = click.option("--db", "db_path", type=click.Path(dir_okay=False), help="SQLite database (overrides monitor.db).")(fn)
+            fn = click.option("--db", "db_path", metavar="PATH|URL",
+                              help="SQLite database file or postgresql:// URL (overrides monitor.db).")(fn)
         return fn
 
     return decorate
@@ -92,6 +93,8 @@ def fail(message: str, code: int = 2) -> None:
 
 def require_database(config: Config) -> None:
     """Refuse (exit 2) a database file that does not exist: a read command must not create an empty one."""
+    if config.is_postgres:
+        return  # a server database: opening it says whether it can be reached
     path = config.db_path
     if str(path) != ":memory:" and not path.exists():
         fail(f"no database at {path}: nothing has been polled into it yet (run `monitor once` first), "
@@ -130,11 +133,11 @@ class Since(click.ParamType):
 
 
 @contextmanager
-def _store(config_path: str | None, db_path: str | None) -> Iterator[tuple[Config, Store]]:
+def _store(config_path: str | None, db_path: str | None) -> Iterator[tuple[Config, Storage]]:
     """The configuration and its database, opened for a read command and closed after."""
     config = _load(config_path, db_path)
     require_database(config)
-    store = Store.for_reading(config.db_path, config.secrets)
+    store = open_store(config.db, config.secrets, for_reading=True)
     if store.warning:
         echo(f"warning: {store.warning}", err=True)
     try:
@@ -171,7 +174,7 @@ def run(config_path: str | None, db_path: str | None) -> None:
     With --db postgresql://…, run as one worker of a fleet sharing that database (docs/scale-out.md).
     """
     from .daemon import run_daemon
-    from .fleet import is_postgres_url
+    from .storage import is_postgres_url
 
     if is_postgres_url(db_path):
         raise SystemExit(_run_fleet_worker(config_path, db_path))
@@ -313,7 +316,7 @@ def _describe_check(config_path: str | None, config: Config, monitor: Monitor) -
         click.echo("warning: no sources are configured; add [sources.NAME] tables (see README).")
     _describe_polling(config, enabled)
     # The check ran on a scratch database; what has been polled is in the real one.
-    _note_new_sources(load_config(config_path).db_path, config.alerts["new_source_window"], enabled)
+    _note_new_sources(load_config(config_path), config.alerts["new_source_window"], enabled)
 
 
 def _describe_polling(config: Config, enabled: list) -> None:
@@ -331,11 +334,16 @@ def _describe_polling(config: Config, enabled: list) -> None:
                "`monitor sources` shows why.")
 
 
-def _note_new_sources(db_path: Path, window: float, enabled: list) -> None:
+def _note_new_sources(config: Config, window: float, enabled: list) -> None:
     """Say which feeds have never been polled and what their first poll will alert on."""
-    from .store import never_polled
+    names = [s.name for s in enabled if s.kind == "feed"]
+    if config.is_postgres:
+        with closing(open_store(config.db, config.secrets, read_only=True)) as store:
+            new = store.never_polled(names)
+    else:
+        from .sqlite_store import never_polled
 
-    new = never_polled(db_path, [s.name for s in enabled if s.kind == "feed"])
+        new = never_polled(config.db_path, names)
     if not new:
         return
     if window:
@@ -664,7 +672,7 @@ def feedback(config_path: str | None, db_path: str | None, args: tuple[str, ...]
 def _classifier_monitor(config_path: str | None, db_path: str | None) -> Monitor:
     """A monitor for classifying input: the configured database if it exists (trained models), else in memory."""
     config = _load(config_path, db_path)
-    if not config.db_path.exists():
+    if not config.is_postgres and not config.db_path.exists():
         config = _load(config_path, ":memory:")
     _setup_logging(config, "WARNING")
     return _open(config, require_env=False)  # classifying sends nothing

@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from .app import Monitor
     from .config import Config
 
-__all__ = ["FleetSettings", "FleetWorker", "run_worker", "is_postgres_url", "main"]
+__all__ = ["FleetSettings", "FleetWorker", "run_worker", "main"]
 
 log = logging.getLogger("monitor.fleet")
 
@@ -502,11 +502,6 @@ class FleetWorker:
         watchlist = self.monitor.config.watchlists.get(match.watchlist) or Watchlist(name=match.watchlist)
         return Alert(id=row["outbox_id"], channel=row["channel"], match=match, story=story, watchlist=watchlist,
                      attempts=row["attempts"])
-
-
-def is_postgres_url(value: object) -> bool:
-    """Whether ``value`` (a ``--db`` value) names a PostgreSQL database rather than a SQLite file."""
-    return isinstance(value, str) and value.split("://", 1)[0] in ("postgresql", "postgres") and "://" in value
 
 
 def run_worker(config: Config, url: str, settings: FleetSettings | None = None, worker_id: str | None = None) -> int:

@@ -9,16 +9,13 @@ import click
 
 from .output import output_options, write_rows
 from .safetext import safe_line
+from .storage import is_postgres_url, redact_url
 
 __all__ = ["add_fleet_commands", "STALE_AFTER"]
 
 # A worker whose heartbeat is older than this is not listed (it died, or cannot reach the database).
 STALE_AFTER = 60.0
 URL_ENV = "MONITOR_POSTGRES_URL"
-
-
-def _is_postgres(url: str | None) -> bool:
-    return bool(url) and url.split("://", 1)[0] in ("postgresql", "postgres")
 
 
 def add_fleet_commands(cli: click.Group) -> None:
@@ -32,7 +29,7 @@ def add_fleet_commands(cli: click.Group) -> None:
     @output_options
     def workers(db_url: str | None, stale_after: float, output_format: str | None) -> None:
         """Live fleet workers: heartbeat, leases held, polls made and the last one."""
-        if not _is_postgres(db_url):
+        if not is_postgres_url(db_url):
             raise click.UsageError("monitor workers needs the fleet's PostgreSQL database: --db postgresql://user@host/"
                                    f"dbname (or ${URL_ENV}); a SQLite database is one process, not a fleet")
         try:
@@ -47,8 +44,7 @@ def add_fleet_commands(cli: click.Group) -> None:
                 exists = conn.execute("SELECT to_regclass('fleet_workers') IS NOT NULL AS ok").fetchone()["ok"]
                 rows = live_workers(conn, stale_after) if exists else []
         except psycopg.Error as exc:
-            where = db_url.split("@", 1)[-1]  # never the password
-            raise click.ClickException(f"{where}: cannot read the fleet: {safe_line(str(exc).strip(), 300)}") from None
+            raise click.ClickException(f"{redact_url(db_url)}: cannot read the fleet: {safe_line(str(exc).strip(), 300)}") from None
         rows = [_plain(row) for row in rows]
 
         def human(rows: Sequence[dict[str, Any]]) -> None:

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from postgres_support import fresh_database
-
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[postgres]'")
 from psycopg.rows import dict_row  # noqa: E402
 
@@ -22,8 +20,8 @@ MONITOR = [sys.executable, "-m", "monitor"]
 
 
 @pytest.fixture(scope="module")
-def db_url() -> Iterator[str]:
-    yield from fresh_database("fleetcli")
+def db_url(monitor_postgres_database: str) -> Iterator[str]:
+    yield monitor_postgres_database
 
 
 def _workers(*args: str) -> subprocess.CompletedProcess:
@@ -39,7 +37,7 @@ def test_workers_needs_a_postgresql_database(tmp_path: Path) -> None:
 def test_an_unreachable_database_is_one_line_naming_it() -> None:
     result = _workers("--db", "postgresql://monitor:s3cret@127.0.0.1:9/fleet")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "127.0.0.1:9/fleet: cannot read the fleet" in result.stderr and "s3cret" not in result.stderr
+    assert "monitor:***@127.0.0.1:9/fleet: cannot read the fleet" in result.stderr and "s3cret" not in result.stderr
 
 
 @pytest.mark.slow

@@ -8,8 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from postgres_support import fresh_database
-
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[postgres]'")
 
 from monitor.leases import CHANNEL, HOST, Coordinator, LeaseLost, connect, live_workers  # noqa: E402
@@ -18,8 +16,8 @@ LONG = 60.0  # seconds: a lease that cannot expire during a test
 
 
 @pytest.fixture(scope="module")
-def db_url() -> Iterator[str]:
-    yield from fresh_database("leases")
+def db_url(monitor_postgres_database: str) -> Iterator[str]:
+    yield monitor_postgres_database
 
 
 @pytest.fixture

@@ -8,13 +8,12 @@ the query would match.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import QuerySyntaxError
+from ..errors import QuerySyntaxError, StorageError
 from ..query import KeywordMatcher, parse_query, terms_of
-from ..store import Store
+from ..storage import Storage
 
 MAX_CANDIDATES = 2000
 NAME = "search"
@@ -50,7 +49,7 @@ def fts_candidates(query: str) -> str:
     return " OR ".join(dict.fromkeys(parts))
 
 
-def search(store: Store, query: str, threshold: float = 0.0, limit: int = 50) -> SearchResult:
+def search(store: Storage, query: str, threshold: float = 0.0, limit: int = 50) -> SearchResult:
     """Stories ``query`` matches (score at or above ``threshold``), best first.
 
     :raises QuerySyntaxError: the query does not parse.
@@ -60,13 +59,8 @@ def search(store: Store, query: str, threshold: float = 0.0, limit: int = 50) ->
     if not expression:
         return SearchResult()
     try:
-        rows = store.query(
-            "SELECT s.id, s.title, s.text, s.url, s.source, s.published_at, s.first_seen_at "
-            "FROM stories_fts JOIN stories s ON s.rowid = stories_fts.rowid "
-            "WHERE stories_fts MATCH ? ORDER BY s.first_seen_at DESC LIMIT ?",
-            [expression, MAX_CANDIDATES + 1],
-        )
-    except sqlite3.OperationalError as exc:
+        rows = store.newest_found(expression, MAX_CANDIDATES + 1)
+    except StorageError as exc:
         raise QuerySyntaxError(f"cannot search for {query!r}: {exc}") from exc
     truncated = len(rows) > MAX_CANDIDATES
     found = []
