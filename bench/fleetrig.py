@@ -78,6 +78,8 @@ def write_config(folder: Path, farm: FarmProcess, *, max_per_host: int = 2, max_
         "[schedule]", f"max_workers = {max_workers}", "jitter = 0", "",
         "[fetch]", f"max_per_host = {max_per_host}", "allow_private_networks = true", "",
         "[alerts]", "new_source_window = 0", "",
+        # The farm's entries are near-identical: clustered, they would alert once per cluster.
+        "[clustering]", "enabled = false", "",
         "[channels.hook]", 'type = "webhook"', f'url = "{farm.hook_url}"', channel_options, "",
         "[watchlists.embargo]", f'query = "{ALERT_WORD}"', 'channels = ["hook"]', "",
     ]
@@ -138,19 +140,20 @@ class WorkerProcess:
 
 
 def fleet_counts(conn: Any) -> dict[str, int]:
-    """What the fleet has done so far, from its tables."""
+    """What the fleet has done so far, from the store's tables (alerts: the farm's ``hook`` channel)."""
     row = conn.execute(
-        "SELECT (SELECT count(*) FROM fleet_sources WHERE polls > 0) AS polled, "
-        "(SELECT count(*) FROM fleet_stories) AS stories, "
-        "(SELECT count(*) FROM fleet_outbox) AS alerts, "
-        "(SELECT count(*) FROM fleet_outbox WHERE status = 'sent') AS sent, "
-        "(SELECT count(*) FROM fleet_outbox WHERE status <> 'sent') AS unsent"
+        "SELECT (SELECT count(*) FROM sources WHERE last_fetch_at IS NOT NULL) AS polled, "
+        "(SELECT count(*) FROM stories) AS stories, "
+        "(SELECT count(*) FROM outbox WHERE channel = 'hook') AS alerts, "
+        "(SELECT count(*) FROM outbox WHERE channel = 'hook' AND status = 'sent') AS sent, "
+        "(SELECT count(*) FROM outbox WHERE channel = 'hook' AND status <> 'sent') AS unsent"
     ).fetchone()
     return dict(row)
 
 
 def tables_exist(conn: Any) -> bool:
-    row = conn.execute("SELECT to_regclass('fleet_outbox') IS NOT NULL AS ok").fetchone()
+    row = conn.execute("SELECT to_regclass('outbox') IS NOT NULL AND to_regclass('fleet_leases') IS NOT NULL AS ok"
+                       ).fetchone()
     return bool(row["ok"])
 
 

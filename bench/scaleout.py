@@ -125,8 +125,8 @@ def run_fleet(workers: int, farm: FarmProcess, config: Path, folder: Path, serve
                                    hosts_at_once=hosts_at_once) for i in range(workers)]
             finished = wait_until(lambda: done(conn, farm), timeout, every=0.25)
             seconds = time.monotonic() - started
-            window = conn.execute("SELECT extract(epoch FROM clock_timestamp() - min(stored_at))::float AS s "
-                                  "FROM fleet_stories").fetchone()["s"] or seconds
+            first = conn.execute("SELECT min(first_seen_at) AS t FROM stories").fetchone()["t"]
+            window = (time.time() - datetime.fromisoformat(first).timestamp()) if first else seconds
             if not finished:
                 print(f"  warning: not finished within {timeout:g}s: {fleet_counts(conn)}", file=sys.stderr)
             worker_cpu = sum(process_cpu(p.pid) for p in procs)

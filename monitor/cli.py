@@ -174,11 +174,13 @@ def run(config_path: str | None, db_path: str | None) -> None:
     With --db postgresql://…, run as one worker of a fleet sharing that database (docs/scale-out.md).
     """
     from .daemon import run_daemon
-    from .storage import is_postgres_url
 
-    if is_postgres_url(db_path):
-        raise SystemExit(_run_fleet_worker(config_path, db_path))
     config = _load(config_path, db_path)
+    if config.is_postgres:
+        from .fleet import run_worker
+
+        _setup_logging(config)
+        raise SystemExit(run_worker(config))
     _setup_logging(config)
     monitor = _open(config)
     try:
@@ -186,16 +188,6 @@ def run(config_path: str | None, db_path: str | None) -> None:
     finally:
         monitor.close()
     raise SystemExit(code)
-
-
-def _run_fleet_worker(config_path: str | None, url: str) -> int:
-    try:
-        from .fleet import run_worker, scratch_database
-    except ImportError:
-        fail("a PostgreSQL database needs psycopg: pip install 'news-monitor[postgres]'")
-    config = _load(config_path, str(scratch_database()))
-    _setup_logging(config)
-    return run_worker(config, url)
 
 
 @cli.command()

@@ -30,35 +30,28 @@ from __future__ import annotations
 
 import argparse
 import logging
-import random
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from . import reading
-from .config import parse_rate_limit
-from .errors import ConfigError, ConfigErrors, SourceError
-from .fleet_tables import WORK_SCHEMA, SourceRow, due_sources, host_of, next_due, record_failure, record_poll, sync_sources
-from .leases import CHANNEL, HOST, Coordinator, Lease, LeaseLost, new_worker_id
-from .models import Alert, FetchState, Source, Story
-from .outbox import render
-from .polling import next_poll_after_failure, next_poll_after_success, planned_interval, quiet_on_first_poll
+from .errors import ConfigErrors, StorageError
+from .leases import HOST, Coordinator, Lease, LeaseLost, new_worker_id, store_fence
+from .models import Source
+from .polling import longest_wait
 from .safetext import MESSAGE_MAX, safe_line
-from .store import match_from_row
-from .timeutil import utcnow
+from .timeutil import from_iso, trusted_future, utcnow
 
 if TYPE_CHECKING:
     from .app import Monitor
@@ -70,11 +63,11 @@ log = logging.getLogger("monitor.fleet")
 
 # The database cannot be used for now: down, restarting, unreachable, or it ended this
 # session (a worker paused inside a transaction past its lease).
-CONNECTION_LOST = (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout, PoolTimeout)
+CONNECTION_LOST = (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout, PoolTimeout,
+                   StorageError)
 RETRY_FIRST = 0.5
 POOL_WAIT = 5.0
 RETRY_MAX = 15.0
-SEND_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -103,6 +96,11 @@ class _Held:
         self.deadline = deadline
 
 
+def host_of(source: Source) -> str:
+    """The host a source's requests go to (lower-case): what a worker claims."""
+    return (urlsplit(source.url).hostname or source.url).lower()
+
+
 class FleetWorker:
     """One worker of the fleet.
 
@@ -119,19 +117,18 @@ class FleetWorker:
         self.stopping = monitor.stopping
         self.per_host = int(monitor.config.fetch["max_per_host"])
         self.sources = {s.name: s for s in monitor.config.sources.values() if s.enabled}
-        self.hosts = sorted({host_of(s) for s in self.sources.values()})
-        self.channels = {name: tuple(w.channels) for name, w in monitor.config.watchlists.items()}
-        digests = [name for name, table in monitor.config.channels.items() if table.get("digest")]
-        if digests:
-            raise ConfigErrors([ConfigError("fleet workers do not send digests yet; remove digest from this channel "
-                                            "or run a single monitor on SQLite", file=monitor.config.where,
-                                            key=f"channels.{name}.digest") for name in digests])
+        self.by_host: dict[str, list[str]] = {}
+        for source in self.sources.values():
+            self.by_host.setdefault(host_of(source), []).append(source.name)
+        self.hosts = sorted(self.by_host)
         self._held: dict[tuple[str, str], _Held] = {}
         self._held_lock = threading.Lock()
         self._outage = threading.Lock()
         # Since the last heartbeat: [claims, their seconds, the longest], [polls, last source].
         self._claims: list = [0, 0.0, 0.0]
         self._polls: list = [0, None]
+        if not monitor.config.is_postgres:
+            raise ValueError("a fleet worker needs a monitor on a PostgreSQL database")
         self._down_since: float | None = None
         size = self.settings.hosts_at_once * self.per_host + 3
         # The pool reconnects on its own, with backoff, for as long as the server is away;
@@ -192,16 +189,10 @@ class FleetWorker:
     # -- life -------------------------------------------------------------------------------
 
     def setup(self) -> None:
-        """Create the tables if needed, add this worker's sources and their hosts' leases, say hello."""
+        """Create the fleet's tables if needed, add its hosts' leases, say hello (the monitor added the sources)."""
         with self.coordinator() as coord:
             coord.create_schema()
-            with coord.conn.transaction():
-                coord.conn.execute("SELECT pg_advisory_xact_lock(%s)", [0x6E65_7774])
-                coord.conn.execute(WORK_SCHEMA)
-            with coord.conn.cursor() as cur:
-                sync_sources(cur, self.sources.values())
             coord.ensure(HOST, self.hosts)
-            coord.ensure(CHANNEL, sorted(self.monitor.channels))
             coord.register()
 
     def run(self) -> None:
@@ -223,7 +214,7 @@ class FleetWorker:
                         continue
                     if time.monotonic() - last_dispatch >= self.settings.dispatch_every:
                         last_dispatch = time.monotonic()
-                        self._dispatch_all()
+                        self._dispatch()
                     self.stopping.wait(self.settings.idle)
             beat.join(timeout=self.settings.heartbeat + 1)
         finally:
@@ -318,7 +309,7 @@ class FleetWorker:
             due = self.retrying(f"reading {lease.name}'s due sources", self._due, lease)
             if due:
                 with ThreadPoolExecutor(self.per_host, thread_name_prefix=f"poll {lease.name}") as polls:
-                    for _ in polls.map(lambda row: self._poll(lease, row), due):
+                    for _ in polls.map(lambda source: self._poll(lease, source), due):
                         pass
             if self.still_mine(lease):
                 self._drop(lease)  # first: the heartbeat must not renew what is being given back
@@ -330,16 +321,46 @@ class FleetWorker:
         finally:
             self._drop(lease)
 
-    def _due(self, lease: Lease) -> list[SourceRow]:
-        with self.pool.connection() as conn:
-            return due_sources(conn, lease.name, list(self.sources))
+    def _rows(self, host: str) -> list[dict[str, Any]]:
+        names = self.by_host.get(host, [])
+        marks = ", ".join("?" * len(names))
+        return self.monitor.store.query(
+            f"SELECT name, url, status, next_poll_at, last_fetch_at FROM sources WHERE name IN ({marks})", names)
+
+    def _due(self, lease: Lease) -> list[Source]:
+        """The host's sources whose next poll has come (never polled ones first), as the scheduler decides it."""
+        now = utcnow()
+        due = []
+        rows = {row["name"]: row for row in self._rows(lease.name)}
+        for name in self.by_host.get(lease.name, []):
+            source = self.sources[name]
+            row = rows.get(name)
+            if row is not None:
+                if row["status"] == "gone" and row["url"] == self.monitor.store.stored_url(source):
+                    continue
+                at = self._next_poll(source, row, now)
+                if at is not None and at > now:
+                    continue
+            due.append(source)
+        return due
+
+    def _next_poll(self, source: Source, row: dict[str, Any], now: datetime) -> datetime | None:
+        at = from_iso(row["next_poll_at"])
+        if at is None:
+            return None
+        return trusted_future(at, now, longest_wait(source, self.monitor.config.schedule), from_iso(row["last_fetch_at"]))
 
     def _release_host(self, lease: Lease) -> None:
+        now = utcnow()
+        times = [self._next_poll(self.sources[row["name"]], row, now) for row in self._rows(lease.name)
+                 if row["status"] != "gone"]
+        # A source never polled (no row yet, or no time) is due now: None releases it as due now.
+        due_at = min(times) if times and None not in times and len(times) == len(self.by_host[lease.name]) else None
         with self.coordinator() as coord:
-            coord.release(lease, next_due(coord.conn, lease.name))
+            coord.release(lease, due_at)
 
-    def _poll(self, lease: Lease, row: SourceRow) -> None:
-        """Fetch, read and store one source under ``lease``.
+    def _poll(self, lease: Lease, source: Source) -> None:
+        """One poll of ``source`` through the pipeline, every write of it fenced by ``lease``.
 
         :raises LeaseLost: the lease was lost; the host's remaining sources are left to its next holder.
         """
@@ -347,169 +368,24 @@ class FleetWorker:
             return
         if not self.still_mine(lease):
             raise LeaseLost(lease)
-        source = self.sources[row.name]
-        state = FetchState(etag=row.etag, last_modified=row.last_modified, first_poll=row.polls == 0,
-                           error_count=row.errors)
-        now = utcnow()
-        try:
-            fetched = self.monitor.pm.hook.fetch_source(source=source, state=state, monitor=self.monitor)
-            if fetched is None:
-                raise SourceError(f"no loaded plugin can read a source of kind {source.kind!r}", url=source.url)
-            if fetched.not_modified:
-                stories: list[Story] = []
-                matches: list = []
-            else:
-                read = reading.read_feed(self.monitor, source, fetched, now, self.monitor.classifiers)
-                stories = read.new + read.changed
-                matches = reading.finish(self.monitor, read)
-        except SourceError as exc:
-            error = safe_line(self.monitor.config.redact(exc.message), MESSAGE_MAX)
-            log.warning("%s: %s", source.name, error)
-            after = next_poll_after_failure(source, row.errors, now, getattr(exc, "retry_after", None),
-                                            max_backoff=float(self.monitor.config.schedule["max_interval"]))
-            self.retrying(f"recording {source.name}", self._record_failure, lease, source, error, after.at)
-            return
-        window = float(self.monitor.config.alerts["new_source_window"])
-        quiet = quiet_on_first_poll(stories, window, now) if state.first_poll and window else set()
-        plan = planned_interval(source, self.monitor.config.schedule, len(stories))
-        after = next_poll_after_success(now, plan, fetched.headers, float(self.monitor.config.schedule["jitter"]))
-        stored, queued = self.retrying(
-            f"storing {source.name}", self._record_poll, lease, source, stories, matches, quiet, after.at,
-            fetched.etag, fetched.last_modified) or (0, 0)
-        log.info("%s: %d entries, %d new, %d alert(s) queued (worker %s)", source.name, len(stories), stored,
-                 queued, self.worker)
-
-    def _record_poll(self, lease: Lease, source: Source, stories: list[Story], matches: list, quiet: set[str],
-                     next_poll_at: datetime, etag: str | None, last_modified: str | None) -> tuple[int, int]:
-        with self.coordinator() as coord:
-            counts = record_poll(coord, lease, source, stories=stories, matches=matches, channels=self.channels,
-                                 quiet=quiet, next_poll_at=next_poll_at, etag=etag, last_modified=last_modified)
-        self._count_poll(source)
-        return counts
-
-    def _count_poll(self, source: Source) -> None:
+        with self.monitor.store.fenced(store_fence(lease, source.name)):
+            self.monitor.update_source(source)
         with self._held_lock:
             self._polls = [self._polls[0] + 1, source.name]
 
-    def _record_failure(self, lease: Lease, source: Source, error: str, next_poll_at: datetime) -> None:
-        with self.coordinator() as coord:
-            record_failure(coord, lease, source, error, next_poll_at)
-        self._count_poll(source)
-
     # -- alerts --------------------------------------------------------------------------------
 
-    def _dispatch_all(self) -> None:
-        for name in sorted(self.monitor.channels):
-            if self.stopping.is_set():
-                return
-            lease = self.retrying(f"claiming channel {name}", self._claim, CHANNEL, [name])
-            if lease is None:
-                continue
-            try:
-                self._dispatch(lease)
-                if self.still_mine(lease):
-                    self._drop(lease)  # first: the heartbeat must not renew what is being given back
-                    self.retrying(f"releasing channel {name}", self._with, lambda c: c.release(lease))
-            except LeaseLost as exc:
-                log.warning("%s", exc)
-            except CONNECTION_LOST as exc:
-                self._database_down(f"sending alerts to {name}", exc, RETRY_FIRST)
-            finally:
-                self._drop(lease)
-
-    def _dispatch(self, lease: Lease) -> None:
-        channel = lease.name
-        with self.coordinator() as coord:
-            with coord.fenced(lease) as cur:
-                # Claimed under an older token: that sender stopped mid-send. Sent again; the
-                # receiver may see it twice and can tell by the Idempotency-Key.
-                cur.execute(
-                    "UPDATE fleet_outbox SET status = 'pending', last_error = 'interrupted while sending (the worker "
-                    "stopped); sent again, the receiver may see it twice' "
-                    "WHERE channel = %s AND status = 'sending' AND claimed_token < %s",
-                    [channel, lease.token],
-                )
-                if cur.rowcount:
-                    log.warning("%d alert(s) to %s were being sent by a worker that stopped; sending them again",
-                                cur.rowcount, channel)
-            rows = coord.conn.execute(
-                "SELECT o.id AS outbox_id, o.channel, o.attempts, o.story_id, o.watchlist, o.score, o.classifier, "
-                "o.evidence, s.source, s.title, s.text, s.url, s.published_at FROM fleet_outbox o "
-                "JOIN fleet_stories s ON s.id = o.story_id WHERE o.channel = %s AND o.status = 'pending' "
-                "AND o.next_attempt_at <= clock_timestamp() ORDER BY o.id LIMIT %s",
-                [channel, SEND_BATCH],
-            ).fetchall()
-        limit = self.monitor.config.channels.get(channel, {}).get("rate_limit")
-        for row in rows:
-            if self.stopping.is_set() or not self.still_mine(lease):
-                return
-            if limit and self._rate_limited(channel, limit):
-                return  # the rest wait for the next round; only the lease holder sends, so the count is exact
-            self._send_one(lease, row)
-
-    def _rate_limited(self, channel: str, spec: str) -> bool:
-        count, period = parse_rate_limit(spec)
-        with self.pool.connection() as conn:
-            row = conn.execute(
-                "SELECT count(*) AS n FROM fleet_outbox WHERE channel = %s AND status IN ('sent', 'sending') "
-                "AND COALESCE(sent_at, claimed_at) > clock_timestamp() - make_interval(secs => %s)",
-                [channel, period],
-            ).fetchone()
-        return row["n"] >= count
-
-    def _send_one(self, lease: Lease, row: dict[str, Any]) -> None:
-        with self.coordinator() as coord:
-            with coord.fenced(lease) as cur:
-                cur.execute(
-                    "UPDATE fleet_outbox SET status = 'sending', claimed_by = %s, claimed_token = %s, "
-                    "claimed_at = clock_timestamp(), attempts = attempts + 1 WHERE id = %s AND status = 'pending'",
-                    [lease.owner, lease.token, row["outbox_id"]],
-                )
-                if cur.rowcount != 1:
-                    return
-        alert = self._alert(row)
-        channel = self.monitor.channels[alert.channel]
+    def _dispatch(self) -> None:
+        """Deliver what is due: one worker of the fleet at a time holds the database's sender lock."""
         try:
-            channel.send(render(self.monitor, alert, self.monitor.config.channels[alert.channel]["type"]), alert)
-            error = None
-        except Exception as exc:  # a channel's failure costs this alert a retry, never the worker
-            error = safe_line(self.monitor.config.redact(f"{type(exc).__name__}: {exc}"), MESSAGE_MAX)
-        # The duplicate window: the receiver has it, the row is not marked yet.
-        with self.coordinator() as coord:
-            with coord.fenced(lease) as cur:
-                if error is None:
-                    cur.execute("UPDATE fleet_outbox SET status = 'sent', sent_at = clock_timestamp(), "
-                                "last_error = NULL WHERE id = %s AND claimed_token = %s",
-                                [alert.id, lease.token])
-                    return
-                attempts = row["attempts"] + 1
-                settings = self.monitor.config.alerts
-                final = attempts >= settings["max_attempts"]
-                delay = min(settings["backoff"] * 2 ** (attempts - 1), settings["backoff_max"]) * random.uniform(0.75, 1.25)
-                cur.execute(
-                    "UPDATE fleet_outbox SET status = %s, last_error = %s, "
-                    "next_attempt_at = clock_timestamp() + make_interval(secs => %s) WHERE id = %s AND claimed_token = %s",
-                    ["failed" if final else "pending", error, delay, alert.id, lease.token],
-                )
-        log.warning("alert %s to %s failed (attempt %d): %s", alert.id, alert.channel, attempts, error)
-
-    def _alert(self, row: dict[str, Any]) -> Alert:
-        from .models import Watchlist
-
-        match = match_from_row(row)
-        story = Story(id=row["story_id"], source=row["source"], title=row["title"], text=row["text"], url=row["url"],
-                      published=row["published_at"])
-        watchlist = self.monitor.config.watchlists.get(match.watchlist) or Watchlist(name=match.watchlist)
-        return Alert(id=row["outbox_id"], channel=row["channel"], match=match, story=story, watchlist=watchlist,
-                     attempts=row["attempts"])
+            self.monitor.dispatch()
+        except StorageError as exc:
+            log.error("alerts not delivered this time: %s", exc)
 
 
-def run_worker(config: Config, url: str, settings: FleetSettings | None = None, worker_id: str | None = None) -> int:
-    """Open the monitor for ``config`` and work as one fleet worker on ``url`` until SIGTERM or SIGINT.
-
-    ``config.db_path`` is the worker's own scratch SQLite file (for plugins
-    that keep something locally); the fleet's data is in PostgreSQL.
-    """
+def run_worker(config: Config, settings: FleetSettings | None = None, worker_id: str | None = None) -> int:
+    """Open the monitor for ``config`` (its database a PostgreSQL URL) and work as one fleet worker
+    until SIGTERM or SIGINT; returns the exit code."""
     from .app import Monitor
 
     try:
@@ -518,13 +394,10 @@ def run_worker(config: Config, url: str, settings: FleetSettings | None = None, 
         for error in exc.errors:
             print(f"error: {config.redact(str(error))}", file=sys.stderr)
         return 2
-    try:
-        worker = FleetWorker(monitor, url, settings, worker_id=worker_id)
-    except ConfigErrors as exc:
-        monitor.close()
-        for error in exc.errors:
-            print(f"error: {error}", file=sys.stderr)
-        return 2
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    worker = FleetWorker(monitor, config.db, settings, worker_id=worker_id)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: monitor.stopping.set())
     log.info("fleet worker %s started on %d sources over %d hosts", worker.worker, len(worker.sources),
@@ -536,15 +409,9 @@ def run_worker(config: Config, url: str, settings: FleetSettings | None = None, 
     return 0
 
 
-def scratch_database() -> Path:
-    """A fresh scratch SQLite path for a worker's :class:`Monitor`."""
-    return Path(tempfile.mkdtemp(prefix="monitor-fleet-")) / "scratch.db"
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m monitor.fleet --config FILE --postgres URL``: one worker, with the lease timings as options."""
     from .config import load_config
-    from .errors import ConfigErrors
     from .logs import setup_logging
 
     parser = argparse.ArgumentParser(prog="python -m monitor.fleet", description="Run one fleet worker.")
@@ -556,14 +423,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id", help="worker id (default hostname:pid:random)")
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config, db=scratch_database())
+        config = load_config(args.config, db=args.postgres)
     except ConfigErrors as exc:
         for error in exc.errors:
             print(f"error: {error}", file=sys.stderr)
         return 2
     setup_logging(config.log_level, config.redact)
     settings = FleetSettings(lease=args.lease, heartbeat=args.heartbeat, hosts_at_once=args.hosts_at_once)
-    return run_worker(config, args.postgres, settings, worker_id=args.id)
+    return run_worker(config, settings, worker_id=args.id)
 
 
 if __name__ == "__main__":

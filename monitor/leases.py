@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,7 +39,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-__all__ = ["Coordinator", "Lease", "LeaseLost", "FLEET_SCHEMA", "HOST", "CHANNEL", "new_worker_id"]
+__all__ = ["Coordinator", "Lease", "LeaseLost", "FLEET_SCHEMA", "HOST", "CHANNEL", "new_worker_id", "store_fence",
+           "live_workers"]
 
 HOST = "host"
 CHANNEL = "channel"
@@ -72,6 +73,12 @@ CREATE TABLE IF NOT EXISTS fleet_leases (
     PRIMARY KEY (kind, name)
 );
 CREATE INDEX IF NOT EXISTS fleet_leases_due ON fleet_leases (kind, due_at);
+CREATE TABLE IF NOT EXISTS fleet_polls (
+    source text PRIMARY KEY,
+    worker text NOT NULL,
+    token bigint NOT NULL,
+    polled_at timestamptz NOT NULL
+);
 """
 
 _SCHEMA_LOCK = 0x6E65_7773  # pg_advisory_xact_lock key: "news"
@@ -259,6 +266,35 @@ class Coordinator:
         with self.conn.transaction(), self.conn.cursor() as cur:
             self.fence(cur, lease)
             yield cur
+
+
+def store_fence(lease: Lease, source: str) -> Callable[[Any], None]:
+    """The check a fleet worker gives :meth:`monitor.storage.Storage.fenced` for a poll of ``source``.
+
+    In the store's write transaction (neutral SQL, ``?`` placeholders) it
+    share-locks the lease row and refuses the write unless ``lease`` still
+    holds, then records which worker, under which token, wrote ``source``'s
+    poll (``monitor sources`` shows it).
+
+    :raises LeaseLost: the lease is no longer ours; the store rolls the transaction back.
+    """
+
+    def check(tx: Any) -> None:
+        row = tx.execute(
+            "SELECT 1 FROM fleet_leases WHERE kind = ? AND name = ? AND owner = ? AND token = ? "
+            "AND expires_at > clock_timestamp() FOR SHARE",
+            [lease.kind, lease.name, lease.owner, lease.token],
+        ).fetchone()
+        if row is None:
+            raise LeaseLost(lease)
+        tx.execute(
+            "INSERT INTO fleet_polls (source, worker, token, polled_at) VALUES (?, ?, ?, clock_timestamp()) "
+            "ON CONFLICT (source) DO UPDATE SET worker = excluded.worker, token = excluded.token, "
+            "polled_at = excluded.polled_at",
+            [source, lease.owner, lease.token],
+        )
+
+    return check
 
 
 def live_workers(conn: psycopg.Connection, stale_after: float) -> list[dict[str, Any]]:
