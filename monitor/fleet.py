@@ -380,7 +380,9 @@ class FleetWorker:
         try:
             self.monitor.dispatch()
         except StorageError as exc:
-            log.error("alerts not delivered this time: %s", exc)
+            self._database_down("delivering alerts", exc, self.settings.dispatch_every)
+        else:
+            self._database_up()
 
 
 def run_worker(config: Config, settings: FleetSettings | None = None, worker_id: str | None = None) -> int:

@@ -253,7 +253,7 @@ def throwaway_cluster() -> Iterator[tuple[str, Path]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_postgres_restarted_under_running_workers(tmp_path: Path, run: dict, throwaway_cluster) -> None:
+def test_postgres_restarted_under_running_workers(tmp_path: Path, throwaway_cluster, run: dict) -> None:
     url, data = throwaway_cluster
     farm = _farm(run, hosts=4, feeds=80, delay=0.2)
     # A poll whose write failed while the server was away is polled again after its interval:
