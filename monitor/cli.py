@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -544,6 +545,58 @@ def prune(config_path: str | None, db_path: str | None, dry_run: bool, yes: bool
 
 def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+@cli.command(name="migrate-db")
+@config_options()
+@click.option("--to", "target", required=True, metavar="URL",
+              help="The empty PostgreSQL database to copy into: postgresql://user@host/dbname "
+                   "(a password written ${VAR} is read from the environment).")
+@handle_errors
+def migrate_db(config_path: str | None, db_path: str | None, target: str) -> None:
+    """Copy the SQLite database (monitor.db or --db) into an empty PostgreSQL database.
+
+    Copies sources with their fetch state, stories, matches, the outbox, digest timetables,
+    tombstones, trained models and feedback in one transaction, keeping ids, and says how many
+    rows of each it copied. Refuses a target that holds any row. The SQLite file is only read:
+    point monitor.db (or --db) at the URL afterwards. Stop the daemon first, or what it writes
+    meanwhile stays behind.
+    """
+    import os
+
+    from .migrate_db import copy_database
+    from .postgres_store import PostgresStore
+    from .secrets import Secrets
+    from .sqlite_store import SQLiteStore
+    from .storage import is_postgres_url, redact_url
+
+    config = _load(config_path, db_path)
+    if config.is_postgres:
+        fail(f"the database to copy from is {config.database}: migrate-db copies a SQLite file "
+             "(monitor.db or --db) into PostgreSQL")
+    require_database(config)
+    names = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", target))
+    unset = sorted(n for n in names if not os.environ.get(n))
+    if unset:
+        fail(f"--to: environment variable {', '.join(unset)} is not set")
+    secrets = Secrets({**dict(config.secrets.values), **{n: os.environ[n] for n in names}})
+    url = secrets.reveal(target)
+    if not is_postgres_url(url):
+        fail(f"--to must be a postgresql:// URL, got {redact_url(target)!r}")
+    source = SQLiteStore(config.db_path, config.secrets)
+    try:
+        destination = PostgresStore(url, secrets)
+        try:
+            copied = copy_database(source, destination)
+        finally:
+            destination.close()
+    finally:
+        source.close()
+    shown = redact_url(secrets.redact(url))
+    click.echo(f"Copied {config.db_path} into {shown}:")
+    for table, count in copied.items():
+        click.echo(f"  {table}: {count:,} rows")
+    click.echo(f'Use it with --db {shown} or [monitor] db = "{shown}".')
 
 
 ALERT_STATUSES = ("pending", "sending", "sent", "failed")

@@ -40,6 +40,7 @@ log = logging.getLogger("monitor.postgres")
 
 CONNECT_TIMEOUT = 5  # seconds to reach the server before saying it cannot be reached
 POOL_SIZE = 4
+POOL_WAIT = 10  # seconds a read or write waits for a connection while the server is away
 SENDER_LOCK_KEY = 0x6E6D5F73656E64  # "nm_send": the pg_advisory_lock of the process delivering alerts
 
 _HEADLINE = "StartSel=[, StopSel=], MaxWords=16, MinWords=6, MaxFragments=1, FragmentDelimiter=…"
@@ -92,7 +93,10 @@ class PostgresStore(SQLStore):
         self.pool = ConnectionPool(
             url, min_size=1, max_size=pool_size, open=False, name="news-monitor",
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
-            check=ConnectionPool.check_connection, reconnect_timeout=0,
+            # A connection is tested before it is lent (a server restart leaves dead ones behind);
+            # a lost one is replaced in the background with backoff; a caller waits at most
+            # POOL_WAIT for one, then fails in one line and its job tries again at its next run.
+            check=ConnectionPool.check_connection, timeout=POOL_WAIT,
         )
         try:
             self.pool.open(wait=True, timeout=CONNECT_TIMEOUT * 2)
@@ -196,6 +200,13 @@ class PostgresStore(SQLStore):
             f"ts_headline('simple', s.text, q, '{_HEADLINE}') AS snippet "
             f"FROM stories s, websearch_to_tsquery('simple', ?) AS q WHERE {_TSV} @@ q "
             f"ORDER BY ts_rank({_TSV}, q) DESC, s.rowid DESC LIMIT ?", [query, limit])
+
+    def pending_migrations(self) -> list[str]:
+        """The migrations this program knows that the database has not had."""
+        assert self.pool is not None
+        with self.pool.connection() as conn:
+            done = set(pg_migrations.applied(conn))
+        return [name for name, _ in pg_migrations.MIGRATIONS if name not in done]
 
     def reclaim_space(self) -> int | None:
         """Nothing to do by hand: PostgreSQL's autovacuum reuses the space deletions free."""

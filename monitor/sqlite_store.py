@@ -41,6 +41,8 @@ class SQLiteStore(SQLStore):
         (worker processes, which only read what the daemon checked, skip it).
     """
 
+    dialect = "sqlite"
+
     def __init__(self, path: str | Path, secrets: Secrets | None = None, *, read_only: bool = False,
                  quick_check: bool = True):
         self._init_common(secrets)

@@ -219,6 +219,64 @@ class Storage(ABC):
     def file_size(self) -> int:
         """Bytes the database takes."""
 
+    @abstractmethod
+    def set_clusters(self, clusters: dict[str, str]) -> int:
+        """Record ``{story id: cluster id}`` for stories that had none; returns how many changed."""
+
+    @abstractmethod
+    def stories_for_clustering(self, *, first_seen_since: str | None = None,
+                               after_rowid: int | None = None) -> list[dict[str, Any]]:
+        """What the clustering index remembers of stories: first seen since a time, or stored after a rowid."""
+
+    # -- the outbox: the claimed-row protocol (monitor.outbox) ---------------------
+
+    @abstractmethod
+    def due_channels(self, now: str) -> list[str]:
+        """Channels with pending rows due at ``now``."""
+
+    @abstractmethod
+    def due_alerts(self, channel: str, now: str, limit: int) -> list[dict[str, Any]]:
+        """``channel``'s pending rows due at ``now`` with their match and story, oldest first."""
+
+    @abstractmethod
+    def claim_alerts(self, ids: Sequence[int], now: str) -> list[int]:
+        """Mark pending rows ``sending`` (committed before the send); the ids this call got."""
+
+    @abstractmethod
+    def update_alerts(self, ids: Sequence[int], *, only_pending: bool = False, **fields: Any) -> None:
+        """Set ``fields`` on outbox rows (sent, retrying, failed, deferred)."""
+
+    @abstractmethod
+    def requeue_interrupted(self, now: str, note: str) -> int:
+        """Put rows left ``sending`` by a process that died back in the queue."""
+
+    @abstractmethod
+    def requeue_failed(self, channel: str | None = None, alert_id: int | None = None) -> int:
+        """Put failed rows back in the queue, due now."""
+
+    @abstractmethod
+    def channel_state(self, channel: str) -> dict[str, Any] | None:
+        """A digest channel's timetable."""
+
+    @abstractmethod
+    def set_channel_state(self, channel: str, spec: str, next_digest_at: str, now: str) -> None:
+        """Record a digest channel's timetable."""
+
+    @abstractmethod
+    def recent_messages(self, channel: str, after: str, until: str) -> list[dict[str, Any]]:
+        """Messages sent or being sent on ``channel`` in a time window (rate limits)."""
+
+    # -- feedback ---------------------------------------------------------------------
+
+    @abstractmethod
+    def add_feedback(self, watchlist: str, verdict: str, *, match_id: int | None = None,
+                     story_id: str | None = None, note: str = "", origin: str = "cli") -> Feedback:
+        """Record a verdict on a match or a missed story."""
+
+    @abstractmethod
+    def feedback(self, watchlist: str | None = None, *, story_id: str | None = None) -> list[Feedback]:
+        """Stored verdicts, oldest first."""
+
     # -- plugins' data: one row per watchlist and kind -------------------------
 
     @abstractmethod
@@ -273,6 +331,6 @@ def match_from_row(row: dict[str, Any]) -> Match:
 
 
 __all__ = [
-    "Cursor", "Feedback", "SavedUpdate", "SourceOutcome", "Storage", "Transaction", "describe_location",
+    "Cursor", "SavedUpdate", "SourceOutcome", "Storage", "Transaction", "describe_location",
     "is_postgres_url", "match_from_row", "open_store", "redact_url", "story_from_row",
 ]

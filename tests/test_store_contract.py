@@ -297,3 +297,49 @@ def test_a_password_from_the_environment_is_redacted(monitor_postgres_url, tmp_p
     assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
     config = load_config(write_config(tmp_path, "", db="postgresql://u:${PGPW}@127.0.0.1:1/x"), env={"PGPW": "s3cret"})
     assert config.db.startswith("postgresql://u:s3cret@") and "s3cret" not in config.database
+
+
+def test_migrate_db_copies_everything_into_an_empty_postgresql_and_refuses_a_full_one(monitor_postgres_url, tmp_path):
+    config = write_config(tmp_path, f'[alerts]\nnew_source_window = 0\n[sources.seeds]\nurl = "{ROOT / "seeds"}"\n'
+                          'kind = "directory"\n[watchlists.korea]\nquery = "pyongyang OR korea"\n')
+    assert cli("once", "-c", config, cwd=tmp_path).returncode == 0
+    with _opened(tmp_path / "monitor.db") as sqlite:
+        first = sqlite.matches("korea", limit=1)[0]
+        sqlite.add_feedback("korea", "wrong", match_id=first["id"])
+        sqlite.save_learned_model("korea", b"\x00model\xff", format=1, origin="test")
+        expected = {t: sqlite.query(f"SELECT count(*) AS n FROM {t}")[0]["n"] for t in
+                    ("sources", "stories", "matches", "outbox", "feedback", "learned_models")}
+    assert expected["stories"] >= 2 and expected["matches"] > 0
+
+    moved = cli("migrate-db", "-c", config, "--to", monitor_postgres_url, cwd=tmp_path)
+    assert moved.returncode == 0, moved.stderr[-3000:]
+    for table, count in expected.items():
+        assert f"  {table}: {count:,} rows" in moved.stdout
+    before = cli("matches", "-c", config, cwd=tmp_path).stdout
+    after = cli("matches", "-c", config, "--db", monitor_postgres_url, cwd=tmp_path).stdout
+    assert after == before and "[korea]" in after
+    with _opened(monitor_postgres_url) as pg:
+        assert bytes(pg.learned_models()["korea"]["model"]) == b"\x00model\xff"
+        assert [f.verdict for f in pg.feedback("korea")] == ["wrong"]
+        # New rows continue after the copied ids.
+        pg.sync_sources([FEED])
+        saved = pg.save_update(FEED, SourceOutcome(status="ok"), [story(900)], [], [match(900)], WATCH)
+        assert saved.new_match_ids[0] > first["id"]
+
+    again = cli("migrate-db", "-c", config, "--to", monitor_postgres_url, cwd=tmp_path)
+    assert again.returncode != 0 and "Traceback" not in again.stderr
+    assert "is not empty" in again.stderr and "migrate-db copies into an empty database only" in again.stderr
+
+
+def test_a_connection_the_server_dropped_is_replaced_and_nothing_committed_is_lost(monitor_postgres_url):
+    import psycopg
+
+    with _opened(monitor_postgres_url) as store:
+        save(store, [story(1)])
+        with psycopg.connect(monitor_postgres_url, autocommit=True) as admin:
+            killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                   "WHERE datname = current_database() AND pid != pg_backend_pid()").fetchone()[0]
+        assert killed >= 1  # the store's pooled connection was among them
+        assert store.story("s1") is not None
+        save(store, [story(2)])
+        assert store.counts()["stories"] == 2
