@@ -11,7 +11,7 @@ from .output import output_options, write_rows
 from .safetext import safe_line
 from .storage import is_postgres_url, redact_url
 
-__all__ = ["add_fleet_commands", "STALE_AFTER"]
+__all__ = ["add_fleet_commands", "last_polled_by", "STALE_AFTER"]
 
 # A worker whose heartbeat is older than this is not listed (it died, or cannot reach the database).
 STALE_AFTER = 60.0
@@ -57,6 +57,13 @@ def add_fleet_commands(cli: click.Group) -> None:
                 click.echo(f"    leases: {leases}  polls: {row['polls']}  last poll: {last}")
 
         write_rows(rows, output_format, human)
+
+
+def last_polled_by(store: Any) -> dict[str, str]:
+    """Which fleet worker last polled each source (empty when no fleet worker ever ran on this database)."""
+    if not store.query("SELECT to_regclass('fleet_polls') IS NOT NULL AS ok")[0]["ok"]:
+        return {}
+    return {row["source"]: row["worker"] for row in store.query("SELECT source, worker FROM fleet_polls")}
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

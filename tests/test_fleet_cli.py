@@ -66,6 +66,12 @@ def test_monitor_run_on_postgresql_is_a_fleet_worker_that_monitor_workers_lists(
         assert listed() == []
         assert "no live workers" in _workers("--db", db_url).stdout
         assert farm.stats()["hook_keys"] == farm.expected_alerts
+        listing = subprocess.run([*MONITOR, "sources", "--config", str(config), "--db", db_url, "--json"],
+                                 capture_output=True, text=True, timeout=60)
+        assert {row["polled_by"] for row in json.loads(listing.stdout)} == {row["id"]}, listing.stderr
+        human = subprocess.run([*MONITOR, "sources", "--config", str(config), "--db", db_url],
+                               capture_output=True, text=True, timeout=60).stdout
+        assert f"by worker {row['id']}" in human
     finally:
         if worker is not None and worker.poll() is None:
             worker.kill()
