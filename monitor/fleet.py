@@ -1,11 +1,12 @@
 """A fleet worker: one of any number of identical processes sharing one PostgreSQL database.
 
 Each worker loops: claim a due host's lease (:mod:`monitor.leases`), poll
-that host's due sources with at most ``fetch.max_per_host`` requests at once,
-write each poll fenced by the lease (:mod:`monitor.fleet_tables`), give the
-lease back with the host's next due time. ``fleet.hosts_at_once`` hosts are
-worked on at the same time. Because only the lease holder polls a host, the
-per-host cap holds across every worker.
+that host's due sources with at most ``fetch.max_per_host`` requests at once
+through the ordinary pipeline (:meth:`monitor.app.Monitor.update_source`)
+with every store write fenced by the lease (:meth:`monitor.storage.Storage.fenced`),
+give the lease back with the host's next due time. ``hosts_at_once`` hosts
+are worked on at the same time. Because only the lease holder polls a host,
+the per-host cap holds across every worker.
 
 A heartbeat thread renews the leases this worker holds and its row in
 ``fleet_workers``. A worker also keeps a local deadline per lease on the
@@ -14,11 +15,10 @@ no new request is started under that lease, so a worker continued after a
 SIGSTOP does not hit a host that another worker owns now. The fence at the
 write is what makes it safe; the local deadline only keeps it polite.
 
-Alerts: a worker claims a channel's lease, puts back rows left ``sending``
-under an older token (their sender died mid-send: the one duplicate window,
-which the ``Idempotency-Key`` lets receivers close), then claims, sends and
-marks rows one at a time, each step fenced. One dispatcher per channel at a
-time, whatever the number of workers.
+Alerts: every worker runs the outbox dispatcher; the database's sender lock
+lets one send at a time (so rate limits and digests stay exact), and the
+holder resends rows left ``sending`` by a sender that died mid-send (the one
+duplicate window, which the ``Idempotency-Key`` lets receivers close).
 
 When PostgreSQL goes away the worker logs it once per outage, retries with
 backoff (``RETRY_FIRST`` doubling to ``RETRY_MAX`` seconds) and carries on
