@@ -46,8 +46,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .errors import ConfigErrors, StorageError
-from .leases import HOST, Coordinator, Lease, LeaseLost, new_worker_id, store_fence
+from .errors import ConfigErrors, LeaseLost, StorageError
+from .leases import HOST, Coordinator, Lease, lease_lost, new_worker_id, store_fence
 from .models import Source
 from .polling import longest_wait
 from .safetext import MESSAGE_MAX, safe_line
@@ -367,7 +367,7 @@ class FleetWorker:
         if self.stopping.is_set():
             return
         if not self.still_mine(lease):
-            raise LeaseLost(lease)
+            raise lease_lost(lease)
         with self.monitor.store.fenced(store_fence(lease, source.name)):
             self.monitor.update_source(source)
         with self._held_lock:

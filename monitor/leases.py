@@ -39,6 +39,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from .errors import LeaseLost
+
 __all__ = ["Coordinator", "Lease", "LeaseLost", "FLEET_SCHEMA", "HOST", "CHANNEL", "new_worker_id", "store_fence",
            "live_workers"]
 
@@ -84,13 +86,10 @@ CREATE TABLE IF NOT EXISTS fleet_polls (
 _SCHEMA_LOCK = 0x6E65_7773  # pg_advisory_xact_lock key: "news"
 
 
-class LeaseLost(Exception):
-    """A write under a lease was refused: another worker holds the lease now (or it expired)."""
-
-    def __init__(self, lease: "Lease"):
-        super().__init__(f"lease on {lease.kind} {lease.name!r} (token {lease.token}) is no longer held by "
-                         f"{lease.owner}; the write was refused")
-        self.lease = lease
+def lease_lost(lease: "Lease") -> LeaseLost:
+    """The refusal of a write under ``lease``, in words naming the lease and its token."""
+    return LeaseLost(f"lease on {lease.kind} {lease.name!r} (token {lease.token}) is no longer held by "
+                     f"{lease.owner}; the write was refused")
 
 
 @dataclass(frozen=True)
@@ -225,7 +224,7 @@ class Coordinator:
             [seconds, lease.kind, lease.name, lease.owner, lease.token],
         ).fetchone()
         if row is None:
-            raise LeaseLost(lease)
+            raise lease_lost(lease)
         return Lease(lease.kind, lease.name, lease.owner, lease.token, row["expires_at"])
 
     def release(self, lease: Lease, due_at: datetime | None = None) -> bool:
@@ -255,7 +254,7 @@ class Coordinator:
             [lease.kind, lease.name, lease.owner, lease.token],
         )
         if cur.fetchone() is None:
-            raise LeaseLost(lease)
+            raise lease_lost(lease)
 
     @contextmanager
     def fenced(self, lease: Lease) -> Iterator[psycopg.Cursor[Any]]:
@@ -286,7 +285,7 @@ def store_fence(lease: Lease, source: str) -> Callable[[Any], None]:
             [lease.kind, lease.name, lease.owner, lease.token],
         ).fetchone()
         if row is None:
-            raise LeaseLost(lease)
+            raise lease_lost(lease)
         tx.execute(
             "INSERT INTO fleet_polls (source, worker, token, polled_at) VALUES (?, ?, ?, clock_timestamp()) "
             "ON CONFLICT (source) DO UPDATE SET worker = excluded.worker, token = excluded.token, "
