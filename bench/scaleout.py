@@ -171,6 +171,13 @@ def _reset(farm: FarmProcess) -> None:
     urllib.request.urlopen(f"http://127.0.0.1:{farm.port}/_reset", timeout=10).read()
 
 
+def _progress(result: RunResult) -> None:
+    """One line as soon as a run ends: a benchmark stopped half-way still says what it measured."""
+    print(f"  {result.name}: {result.stories:,} stories, {result.stories_per_second:,.1f} stories/s, "
+          f"{result.seconds:.1f} s wall, farm {json.dumps({k: v for k, v in result.farm.items() if k != 'hook_times'})}",
+          flush=True)
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
@@ -245,11 +252,13 @@ def main(argv: list[str] | None = None) -> int:
                 _reset(farm)
                 print("running: SQLite, monitor once …", flush=True)
                 results.append(run_sqlite(farm, config, folder, timeout))
+                _progress(results[-1])
             for count in (int(n) for n in args.workers.split(",")):
                 _reset(farm)
                 print(f"running: PostgreSQL, {count} worker(s) …", flush=True)
                 results.append(run_fleet(count, farm, config, folder, args.postgres,
                                          hosts_at_once=args.hosts_at_once, timeout=timeout))
+                _progress(results[-1])
     finally:
         farm.stop()
     figures = report(results, args)
