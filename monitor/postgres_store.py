@@ -93,10 +93,11 @@ class PostgresStore(SQLStore):
         self.pool = ConnectionPool(
             url, min_size=1, max_size=pool_size, open=False, name="news-monitor",
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
-            # A connection is tested before it is lent (a server restart leaves dead ones behind);
-            # a lost one is replaced in the background with backoff; a caller waits at most
+            # A lost connection is replaced in the background with backoff; a caller waits at most
             # POOL_WAIT for one, then fails in one line and its job tries again at its next run.
-            check=ConnectionPool.check_connection, timeout=POOL_WAIT,
+            # Connections are not tested before being lent (a round trip per query): a read that
+            # finds its connection dead (a server restart) is tried again on another, see query().
+            timeout=POOL_WAIT,
         )
         try:
             self.pool.open(wait=True, timeout=CONNECT_TIMEOUT * 2)
@@ -160,8 +161,15 @@ class PostgresStore(SQLStore):
             if conn is not None:
                 return conn.cursor(row_factory=dict_row).execute(to_pg(sql), params).fetchall()
             assert self.pool is not None
-            with self.pool.connection() as conn:
-                return conn.cursor(row_factory=dict_row).execute(to_pg(sql), params).fetchall()
+            for attempt in range(POOL_SIZE + 1):
+                with self.pool.connection() as conn:
+                    try:
+                        return conn.cursor(row_factory=dict_row).execute(to_pg(sql), params).fetchall()
+                    except psycopg.OperationalError:
+                        # A connection the server dropped (the pool discards it): another one, or a new one.
+                        if not conn.broken or attempt == POOL_SIZE:
+                            raise
+            raise AssertionError("unreachable")
         except psycopg.Error as exc:
             raise self._failure(exc, "read") from exc
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from .models import Evidence
 from .query import And, KeywordMatcher, Near, Node, Not, Or, Term, is_cjk, parse_query
-from .storage import Storage
+from .storage import Storage as Store
 
 # Letters of a prefix sent to FTS5 (see the module docstring).
 FTS_PREFIX_LETTERS = 3
@@ -128,7 +128,7 @@ def _cjk_runs(term: Term) -> list[str]:
     return runs + ([current] if current else [])
 
 
-def search(store: Storage, query: str, limit: int, threshold: float = 0.0,
+def search(store: Store, query: str, limit: int, threshold: float = 0.0,
            max_candidates: int | None = None) -> Results:
     """The stored stories ``query`` matches with at least ``threshold``, best score first, then newest.
 

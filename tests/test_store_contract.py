@@ -343,3 +343,21 @@ def test_a_connection_the_server_dropped_is_replaced_and_nothing_committed_is_lo
         assert store.story("s1") is not None
         save(store, [story(2)])
         assert store.counts()["stories"] == 2
+
+
+def test_one_wire_story_from_three_outlets_alerts_once_across_a_restart(monitor_db, tmp_path, monitor_feed_server):
+    from test_clusters import OUTLETS, config_text, posted, serve_outlets
+
+    server = monitor_feed_server
+    urls = serve_outlets(server, OUTLETS, farm_in=None)
+    path = write_config(tmp_path, config_text(server, urls), db=monitor_db)
+    config = load_config(path, env={})
+    with Monitor.open(config) as monitor:
+        monitor.run_once([config.sources["reuters"], config.sources["ap"]])
+    assert len(posted(server)) == 2  # korea and missiles, once each
+    # A new process: the clustering index is read back from the database.
+    with Monitor.open(load_config(path, env={})) as monitor:
+        monitor.run_once([config.sources["afp"]])
+        assert len(posted(server)) == 2
+        assert len({r["cluster"] for r in monitor.store.matches("korea")}) == 1
+        assert len(monitor.store.matches("korea")) == 3
