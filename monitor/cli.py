@@ -170,10 +170,18 @@ def cli() -> None:
 @config_options()
 @handle_errors
 def run(config_path: str | None, db_path: str | None) -> None:
-    """Run the daemon: poll every source on its schedule until SIGINT or SIGTERM."""
+    """Run the daemon: poll every source on its schedule until SIGINT or SIGTERM.
+
+    With --db postgresql://…, run as one worker of a fleet sharing that database (docs/scale-out.md).
+    """
     from .daemon import run_daemon
 
     config = _load(config_path, db_path)
+    if config.is_postgres:
+        from .fleet import run_worker
+
+        _setup_logging(config)
+        raise SystemExit(run_worker(config))
     _setup_logging(config)
     monitor = _open(config)
     try:
@@ -466,6 +474,12 @@ def sources(ctx: click.Context, config_path: str | None, db_path: str | None, ou
         except StorageError:
             pass  # a read-only or damaged file: list what it holds
         rows = typed_rows((r for r in store.sources() if r["name"] in config.sources), booleans=("enabled",))
+        if config.is_postgres:
+            from .fleet_cli import last_polled_by
+
+            polled_by = last_polled_by(store)
+            for row in rows:
+                row["polled_by"] = polled_by.get(row["name"])
 
     def human(rows: Sequence[dict]) -> None:
         for row in rows:
@@ -480,7 +494,8 @@ def sources(ctx: click.Context, config_path: str | None, db_path: str | None, ou
                 next_poll = row["next_poll_at"] + (f" ({row['poll_reason']})" if row["poll_reason"] else "")
             else:
                 next_poll = "at start"
-            echo(f"    last fetch: {row['last_fetch_at'] or 'never'}  next poll: {next_poll}"
+            by = f"  by worker {row['polled_by']}" if row.get("polled_by") else ""
+            echo(f"    last fetch: {row['last_fetch_at'] or 'never'}{by}  next poll: {next_poll}"
                  f"  errors in a row: {row['error_count']}")
             if row["last_error"]:
                 echo(f"    error: {row['last_error']}")
@@ -844,6 +859,10 @@ def eval_command(config_path: str | None, db_path: str | None, labels_file, show
 from .sources_cli import add_source_commands  # noqa: E402  (they use the helpers above)
 
 add_source_commands(sources)
+
+from .fleet_cli import add_fleet_commands  # noqa: E402
+
+add_fleet_commands(cli)
 
 
 @cli.command(name="cluster")

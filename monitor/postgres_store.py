@@ -146,7 +146,9 @@ class PostgresStore(SQLStore):
                     with conn.transaction():
                         self._local.conn = conn
                         try:
-                            yield _Transaction(conn)
+                            tx = _Transaction(conn)
+                            self._run_fence(tx)
+                            yield tx
                         finally:
                             self._local.conn = None
             except psycopg.Error as exc:

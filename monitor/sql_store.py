@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +55,28 @@ class SQLStore(Storage):
         # Failed polls that could not be recorded (the database refused the write): recorded by the next write.
         self._deferred: dict[str, tuple[Source, SourceOutcome]] = {}
         self._lock = threading.RLock()
+        self._fence = threading.local()  # this thread's write check (see fenced)
+
+    @contextmanager
+    def fenced(self, check: Callable[[Transaction], None]) -> Iterator[None]:
+        """Inside the block, every write transaction this thread opens runs ``check(tx)`` first.
+
+        A fleet worker passes its lease check: when ``check`` raises, the
+        transaction is rolled back and the exception goes to the caller as it
+        is, so nothing is written by a worker that lost its lease.
+        """
+        previous = getattr(self._fence, "check", None)
+        self._fence.check = check
+        try:
+            yield
+        finally:
+            self._fence.check = previous
+
+    def _run_fence(self, tx: Transaction) -> None:
+        """Call at the start of every write transaction (both dialects do)."""
+        check = getattr(self._fence, "check", None)
+        if check is not None:
+            check(tx)
 
     # -- dialect hooks ----------------------------------------------------------
 

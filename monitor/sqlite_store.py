@@ -161,7 +161,9 @@ class SQLiteStore(SQLStore):
                 raise self._failure(exc, "start a write") from exc
             self._writing.active = True
             try:
-                yield _Transaction(self.db.conn)
+                tx = _Transaction(self.db.conn)
+                self._run_fence(tx)
+                yield tx
                 self.db.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
                 self._rollback()

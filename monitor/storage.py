@@ -136,6 +136,11 @@ class Storage(ABC):
         """
 
     @abstractmethod
+    def fenced(self, check: Any) -> AbstractContextManager[None]:
+        """Inside the block, every write transaction of this thread runs ``check(tx)`` first;
+        an exception from it rolls the transaction back and reaches the caller unchanged."""
+
+    @abstractmethod
     def close(self) -> None:
         """Close every connection."""
 
