@@ -74,22 +74,25 @@ def run_classifiers(classifiers: Mapping[str, Any], stories: Sequence[Story], wa
     """Run each of ``classifiers`` over ``stories`` (title and text cut to ``max_text_chars``);
     a failing one is logged and listed in ``failures``.
 
-    A classifier that takes watchlists over from others (``replaces``) runs
-    before them, and they are not asked about the watchlists it decided: their
-    matches would be ignored anyway, and a query evaluated twice costs as much
-    as the model that replaced it. If it fails, they are asked as usual.
+    Classifiers that take watchlists over from others (``replaces``) run
+    first; the others then skip the watchlists taken from them, whose
+    matches :func:`combine` would ignore anyway.
     """
     found = Found()
     if not stories or not watchlists:
         return found
     stories, found.cut = _cut_for_classifiers(stories, max_text_chars)
-    taken_from: dict[str, set[str]] = {}  # classifier name -> watchlists decided by one that replaced it
-    for name in _replacers_first(classifiers, watchlists):
+    taking_first = sorted(classifiers, key=lambda name: not hasattr(classifiers[name], "replaces"))
+    results: dict[str, list[Match]] = {}
+    for name in taking_first:
         classifier = classifiers[name]
-        mine = [w for w in watchlists if w.name not in taken_from.get(name, ())]
+        mine = [w for w in watchlists if (name, w.name) not in found.replaced]
+        if not mine:
+            results[name] = []
+            continue
         started = time.perf_counter()
         try:
-            matches = list(classifier.classify(stories, mine)) if mine else []
+            matches = list(classifier.classify(stories, mine))
             taken = _replaced_by(classifier, mine)
         except Exception as exc:
             log.exception("classifier %s failed on a batch of %d stories", name, len(stories))
@@ -98,32 +101,11 @@ def run_classifiers(classifiers: Mapping[str, Any], stories: Sequence[Story], wa
         elapsed = time.perf_counter() - started
         if elapsed > SLOW_SECONDS:
             log.warning("classifier %s took %.1fs for %d stories", name, elapsed, len(stories))
-        found.by_classifier[name] = matches
+        results[name] = matches
         found.replaced.update(taken)
-        for other, watchlist in taken:
-            taken_from.setdefault(other, set()).add(watchlist)
+    # In the configured order: when two classifiers score a story alike, the first one's match is kept.
+    found.by_classifier.update((name, results[name]) for name in classifiers if name in results)
     return found
-
-
-def _replacers_first(classifiers: Mapping[str, Any], watchlists: Sequence[Watchlist]) -> list[str]:
-    """Classifier names, each one that replaces another on some watchlist before that other
-    (registration order otherwise; a cycle keeps registration order)."""
-    replaced_by: dict[str, set[str]] = {name: set() for name in classifiers}
-    for name, classifier in classifiers.items():
-        try:
-            taking = _replaced_by(classifier, watchlists)
-        except Exception:  # noqa: BLE001  (reported when it runs: it is only ordered here)
-            taking = set()
-        for other, _ in taking:
-            if other in replaced_by and other != name:
-                replaced_by[other].add(name)
-    order: list[str] = []
-    pending = list(classifiers)
-    while pending:
-        ready = [n for n in pending if not (replaced_by[n] & set(pending))] or pending[:1]
-        order.append(ready[0])
-        pending.remove(ready[0])
-    return order
 
 
 def combine(found: Found, stories: Sequence[Story], watchlists: Sequence[Watchlist]) -> list[Match]:

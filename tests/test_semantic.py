@@ -140,18 +140,16 @@ def test_a_classifier_can_take_a_watchlist_over_from_keywords_unless_it_fails(tm
     assert found == ({"north_korea", "trade"} if fail else {"north_korea"})
 
 
-ASKED_PLUGIN = textwrap.dedent("""
-    import json
+SKIPPED_PLUGIN = textwrap.dedent("""
     from monitor import hookimpl
 
-    class Asked:
-        # Writes down which watchlists it was asked about, batch by batch.
-        def __init__(self, path):
-            self.path = path
+    class Watcher:
+        # Records the watchlists it is asked about; "takeover" takes "trade" from it.
+        def __init__(self):
+            self.seen = []
 
         def classify(self, stories, watchlists):
-            with open(self.path, "a", encoding="utf-8") as out:
-                out.write(json.dumps(sorted(w.name for w in watchlists)) + "\\n")
+            self.seen.append(sorted(w.name for w in watchlists))
             return []
 
     class TakeOver:
@@ -159,7 +157,7 @@ ASKED_PLUGIN = textwrap.dedent("""
             self.fail = fail
 
         def replaces(self, watchlist):
-            return ("keywords", "asked") if watchlist.name == "trade" else ()
+            return ("watcher",) if watchlist.name == "trade" else ()
 
         def classify(self, stories, watchlists):
             if self.fail:
@@ -168,33 +166,28 @@ ASKED_PLUGIN = textwrap.dedent("""
 
     @hookimpl
     def register_classifiers(register, monitor):
-        # Registered before the classifier that replaces it: the core must run that one first.
-        register("asked", Asked(monitor.plugin_config("takeover")["record"]))
-        register("takeover", TakeOver(fail=bool(monitor.plugin_config("takeover").get("fail"))))
+        register("watcher", Watcher())  # registered first: it must still not work for what is taken from it
+        register("takeover", TakeOver(fail=bool(monitor.plugin_config("skipper").get("fail"))))
 """)
 
 
 @pytest.mark.parametrize("fail", [False, True])
-def test_a_replaced_classifier_is_not_asked_about_the_watchlists_taken_from_it(tmp_path, make_config, fail):
-    # Asking it would only waste its time (its matches are ignored): with the shipped models on,
-    # every query ran twice. When the replacing classifier fails, it is asked as usual.
+def test_a_classifier_is_not_run_for_watchlists_taken_from_it(tmp_path, make_config, fail):
     from monitor import Monitor, Story, load_config
 
     plugins_dir = tmp_path / "local_plugins"
     plugins_dir.mkdir()
-    (plugins_dir / "takeover.py").write_text(ASKED_PLUGIN, encoding="utf-8")
-    record = tmp_path / "asked.jsonl"
+    (plugins_dir / "skipper.py").write_text(SKIPPED_PLUGIN, encoding="utf-8")
     config = make_config(f'[monitor]\ndb = "{tmp_path / "t.db"}"\nplugins_dir = "{plugins_dir}"\n'
-                         f'[plugins.takeover]\nfail = {str(fail).lower()}\nrecord = "{record}"\n'
-                         '[watchlists.trade.options]\nmodel = false\n')
+                         f'[plugins.skipper]\nfail = {str(fail).lower()}\n')
     story = Story(id="s1", source="t", title="North Korea trade talks", text="Pyongyang and Beijing discuss tariffs.")
     with Monitor.open(load_config(config)) as monitor:
-        found = {m.watchlist for m in monitor.classify([story])}
-    asked = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
-    if fail:
-        assert asked == [["abductions", "north_korea", "trade"]] and found == {"north_korea", "trade"}
-    else:
-        assert asked == [["abductions", "north_korea"]] and found == {"north_korea"}
+        monitor.classify([story])
+        seen = monitor.classifiers["watcher"].seen
+    everything = sorted(monitor.config.watchlists)
+    assert "trade" in everything
+    # Its matches for "trade" would be ignored: it is not asked, unless the taker failed.
+    assert seen == [everything if fail else [name for name in everything if name != "trade"]]
 
 
 # -- with the model (skipped without the extra) -----------------------------------
