@@ -29,6 +29,7 @@ import click
 from monitor import (
     Evidence,
     InputError,
+    KeywordMatcher,
     Match,
     Monitor,
     StorageError,
@@ -46,6 +47,7 @@ from monitor import (
 from monitor_plugins.learned_model import (
     MIN_PER_CLASS,
     Example,
+    Featurizer,
     Figures,
     LearnedModel,
     ModelLoadError,
@@ -64,6 +66,11 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 FEEDBACK_WEIGHT = 3.0
 # Below this many verdicts a held-out comparison says nothing: they are taken as given.
 MIN_HELD_OUT_FEEDBACK = 10
+# From this many examples on, `monitor train` reads words only unless told otherwise: with
+# thousands of stories the words say as much (Reuters ModApte, docs/learned.md), and
+# character n-grams cost about five times the words' time, in training and in every batch.
+# Below it, word forms (abducted, abductee) are worth having, and cheap to train on.
+CHAR_NGRAMS_BELOW = 2000
 
 log = logging.getLogger("monitor.learned")
 
@@ -101,11 +108,15 @@ class LearnedClassifier:
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], Loaded | None] = {}  # (watchlist, version) -> model or unusable
         self._monitor: Monitor | None = None
+        # One automaton for every model's query, rebuilt when the set of queries changes.
+        self._matcher: KeywordMatcher | None = None
+        self._matcher_key: tuple[tuple[str, str], ...] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_lock"] = None
         state["_monitor"] = None
+        state["_matcher"], state["_matcher_key"] = None, None  # an automaton: rebuilt in each process
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -178,17 +189,40 @@ class LearnedClassifier:
         thresholds = {w.name: w.threshold for w in watchlists}
         docs = [(story.title, story.text) for story in stories]
         models = self.models(watchlists)
-        # Hashed n-grams are the same for every model: count them once per batch.
-        shared = next(iter(models.values())).model.featurizer.log_counts(docs) if models else None
+        if not models:
+            return
+        # Hashed n-grams are the same for every model that reads the same kind of them, and
+        # one matcher scans a story for every model's query: each is done once per batch.
+        shared: dict[bool, Any] = {}  # reads character n-grams -> the batch's log counts
+        queries = self._query_scores({name: loaded.model.query for name, loaded in models.items()}, docs)
         for name, loaded in models.items():
             model = loaded.model
-            for story, (probability, query) in zip(stories, model.predict(docs, shared)):
+            chars = model.featurizer.chars
+            if chars not in shared:
+                shared[chars] = model.featurizer.log_counts(docs)
+            for story, (probability, query) in zip(stories, model.predict(docs, shared[chars], queries[name])):
                 # The score is the probability over the model's cutoff: a threshold of 1.0 is
                 # the cutoff that was best on held-out folds; raise it to be stricter.
                 score = probability / model.cutoff
                 if score >= thresholds[name]:
                     yield Match(story_id=story.id, watchlist=name, score=round(score, 4), classifier=NAME,
                                 evidence=_evidence(model, loaded.origin, story, probability, query))
+
+    def _query_scores(self, queries: dict[str, str], docs: Sequence[tuple[str, str]]
+                      ) -> dict[str, list[tuple[float, Any]]]:
+        """Each model's query score and evidence per story ((0, None) where it did not hit)."""
+        key = tuple(sorted((name, query) for name, query in queries.items() if query))
+        with self._lock:
+            if key != self._matcher_key:
+                self._matcher = KeywordMatcher(dict(key)) if key else None
+                self._matcher_key = key
+            matcher = self._matcher
+        out: dict[str, list[tuple[float, Any]]] = {name: [] for name in queries}
+        for title, text in docs:
+            found = matcher.match(title, text) if matcher is not None else {}
+            for name, scores in out.items():
+                scores.append(found.get(name) or (0.0, None))
+        return out
 
     def validate(self, watchlists: Sequence[Watchlist]) -> list[str]:
         """A watchlist asking for a shipped model the package does not have."""
@@ -292,11 +326,14 @@ def held_out_feedback(model: LearnedModel, feedback: Sequence[Example], folds: i
               help="JSON lines {\"title\", \"summary\" or \"text\", \"labels\": [...]} to train from.")
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(min=2), help="Cross-validation folds.")
 @click.option("--force", is_flag=True, help="Store the new model even if it is worse on held-out folds.")
+@click.option("--char-ngrams/--no-char-ngrams", default=None,
+              help="Read character 3-5-grams of the lead as well as words (word forms; about five times slower "
+                   f"to train and to classify). Default: only below {CHAR_NGRAMS_BELOW:,} examples.")
 @click.option("--forget", is_flag=True, help="Delete WATCHLIST's trained model (back to the shipped one or its query).")
 @click.option("--semantic", is_flag=True, help="Train the semantic plugin's embedding model instead (semantic extra).")
 @handle_errors
 def train_command(config_path: str | None, db_path: str | None, watchlist: str, examples_path: Path | None,
-                  folds: int, force: bool, forget: bool, semantic: bool) -> None:
+                  folds: int, force: bool, char_ngrams: bool | None, forget: bool, semantic: bool) -> None:
     """Train WATCHLIST's model: from labelled stories (--examples FILE), or from stored feedback.
 
     With --examples, the model learns from FILE (a row is on topic when its
@@ -328,18 +365,22 @@ def train_command(config_path: str | None, db_path: str | None, watchlist: str, 
             _retrain_from_feedback(monitor, target, feedback, folds, force)
         else:
             _train_from_examples(monitor, target, examples_from_file(examples_path, watchlist) + feedback,
-                                 str(examples_path), folds, force)
+                                 str(examples_path), folds, force, char_ngrams)
 
 
 def _train_from_examples(monitor: Monitor, target: Watchlist, examples: list[Example], origin: str, folds: int,
-                         force: bool) -> None:
+                         force: bool, chars: bool | None) -> None:
     positives = sum(e.positive for e in examples)
+    if chars is None:
+        chars = len(examples) < CHAR_NGRAMS_BELOW
     if min(positives, len(examples) - positives) < MIN_PER_CLASS + 1:
         raise click.ClickException(f"{origin}: needs at least {MIN_PER_CLASS + 1} on-topic and "
                                    f"{MIN_PER_CLASS + 1} off-topic rows for {target.name} "
                                    f"({positives} of {len(examples)} are on topic)")
     click.echo(f"Cross-validating on {len(examples)} stories ({positives} on topic), {folds} folds...", err=True)
-    figures = cross_validate(target.name, target.query, examples, folds=folds)
+    # The features are counted once, for the folds and for the final model.
+    raw = Featurizer(target.query, chars=chars).raw([(e.title, e.text) for e in examples])
+    figures = cross_validate(target.name, target.query, examples, folds=folds, raw=raw, chars=chars)
     click.echo(f"{target.name}: {folds}-fold cross-validated {figures.describe()}")
     previous = monitor.store.learned_models().get(target.name)
     if previous is not None and previous["cv_f1"] is not None and figures.f1 < previous["cv_f1"] and not force:
@@ -347,7 +388,7 @@ def _train_from_examples(monitor: Monitor, target: Watchlist, examples: list[Exa
             f"not stored: the new model's cross-validated F1 {figures.f1:.3f} is below the stored model's "
             f"{previous['cv_f1']:.3f} (trained {previous['trained_at']} from {previous['origin']}); "
             "use --force to replace it anyway")
-    model = train(target.name, target.query, examples, folds=min(3, folds))
+    model = train(target.name, target.query, examples, folds=min(3, folds), raw=raw, chars=chars)
     monitor.store.save_learned_model(
         target.name, dump_model(model), format=1, examples=len(examples), positives=positives,
         feedback=sum(e.source == "feedback" for e in examples), cv_precision=figures.precision,
