@@ -345,14 +345,16 @@ _WORD = re.compile(r"\w+")
 
 
 def out_of_fold_predictions(watchlist: str, query: str | None, examples: Sequence[Example], *, folds: int = 5,
-                            seed: int = 0, groups: Sequence[int] | None = None, **kwargs: Any) -> list[bool]:
+                            seed: int = 0, groups: Sequence[int] | None = None, raw: Raw | None = None,
+                            **kwargs: Any) -> list[bool]:
     """Each example's decision by a model trained on the other folds (k-fold cross-validation).
 
     :param groups: a group number per example (:func:`near_duplicate_groups`): a group stays in one fold.
+    :param raw: the examples' features from :meth:`Featurizer.raw`, when the caller already has them.
     """
     targets = np.array([e.positive for e in examples], dtype=int)
-    featurizer = Featurizer(query)
-    raw = featurizer.raw([(e.title, e.text) for e in examples])
+    if raw is None:
+        raw = Featurizer(query).raw([(e.title, e.text) for e in examples])
     decided = [False] * len(examples)
     for train_rows, test_rows in _folds(targets, folds, seed, groups):
         inner = None if groups is None else [groups[i] for i in train_rows]
