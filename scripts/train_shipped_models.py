@@ -1,13 +1,14 @@
 """Train the models of the three shipped watchlists and write their provenance.
 
-Usage: python scripts/train_shipped_models.py [--shared DIR] [--labeldata DIR] [--only NAME] [--no-eval]
+Usage: python scripts/train_shipped_models.py [--shared DIR] [--mirrors DIR | --news FILE] [--only NAME] [--no-eval]
 
 Reads every labelled set (bench/learned_eval.py: Reuters-21578 train labelled to
-TOPICS.md, AG News dev, the written articles, the seeds, the blind-labelled news
-stories when /work/labeldata has them, and the synthetic abduction examples,
-which are trained on but never scored), measures each watchlist by 5-fold
-cross-validation and across corpora beside the naive floor and the shipped
-query, then fits one model per watchlist on all of it and writes:
+TOPICS.md, AG News dev, the written articles, the seeds, the 4,110 blind-labelled
+news stories of tests/data/news_topics_labels.jsonl with their text read from git
+mirrors of their public repositories, and the synthetic abduction examples,
+which are trained on but never scored), fits one model per watchlist on all of
+it, then measures the recipe by grouped 5-fold cross-validation and across
+corpora beside the naive floor and the shipped query, and writes:
 
 - plugins/models/NAME.npz (the model the package ships);
 - plugins/models/provenance.json (sources, counts, every figure) and
@@ -17,7 +18,9 @@ query, then fits one model per watchlist on all of it and writes:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -36,19 +39,29 @@ MODELS = ROOT / "plugins" / "models"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
-    parser.add_argument("--labeldata", type=Path, default=le.DEFAULT_LABELDATA)
+    parser.add_argument("--mirrors", type=Path, default=le.DEFAULT_MIRRORS,
+                        help="git mirrors of the blind-labelled stories' repositories (owner+name/repo each; "
+                             "tests/data/news_topics_labels.README.md names them)")
+    parser.add_argument("--news", type=Path, metavar="FILE",
+                        help="the blind-labelled stories already rebuilt by scripts/labelled_news.py --out FILE")
     parser.add_argument("--only", action="append", choices=le.NAMES, help="train only this watchlist (repeatable)")
     parser.add_argument("--no-eval", action="store_true", help="fit and write the models without measuring them")
     args = parser.parse_args(argv)
     watchlists = load_watchlists()
-    sets = le.corpora(args.shared, args.labeldata)
+    try:
+        sets = le.corpora(args.shared, args.mirrors, args.news)
+    except (le.labelled_news.SourceError, OSError) as exc:
+        # The shipped models are trained on every labelled set or not at all.
+        print(f"error: the blind-labelled stories cannot be read: {exc}", file=sys.stderr)
+        return 1
     MODELS.mkdir(exist_ok=True)
     for name in args.only or le.NAMES:
         query, threshold = watchlists[name]["query"], watchlists[name].get("threshold", 1.0)
         started = time.perf_counter()
         # The model first (the package needs it), then its held-out figures.
-        items, _ = le.examples(name, sets)
-        model = train(name, query, items)
+        prepared = le.prepare(name, query, threshold, sets)
+        items = prepared.items
+        model = train(name, query, items, raw=prepared.raw, groups=prepared.groups)
         data = dump_model(model)
         (MODELS / f"{name}.npz").write_bytes(data)
         print(f"{name}: wrote the model ({len(items)} examples, cutoff {model.cutoff}, {len(data) / 1e6:.1f} MB)",
@@ -59,19 +72,32 @@ def main(argv: list[str] | None = None) -> int:
                                 sum(1 for e in items if e.source == c.name and e.positive))]}
         entry = {"trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                  "examples": len(items), "positives": sum(e.positive for e in items), "cutoff": model.cutoff,
-                 "bytes": len(data), "sources": counts, "sklearn": model.meta["sklearn"], "figures": []}
+                 "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "learner": learner_commit(),
+                 "sources": counts, "sklearn": model.meta["sklearn"], "figures": []}
         record(name, entry)
         if args.no_eval:
             continue
-        for found in [le.cross_validated(name, query, threshold, sets)] + [
-                le.cross_corpus(name, query, threshold, train_sets, test_sets)
-                for train_sets, test_sets in le.cross_corpus_plans(sets)]:
+        measures = [lambda: le.cross_validated(prepared)] + [
+            (lambda train_sets=train_sets, test_sets=test_sets: le.cross_corpus(prepared, train_sets, test_sets))
+            for train_sets, test_sets in le.cross_corpus_plans(sets)]
+        for measure in measures:
+            found = measure()
             for row in found:
                 print(row.describe(), flush=True)
             entry["figures"] += [r.to_dict() for r in found]
             record(name, entry)  # figures as they come, so an interrupted run keeps what it measured
         print(f"{name}: done in {time.perf_counter() - started:.0f}s", flush=True)
     return 0
+
+
+def learner_commit() -> str:
+    """The commit of plugins/learned_model.py the models are trained with ("+ local changes" when it differs)."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("log", "-1", "--format=%h", "--", "plugins/learned_model.py") or "unknown"
+    return commit + (" + local changes" if git("status", "--porcelain", "--", "plugins/learned_model.py") else "")
 
 
 def record(name: str, entry: dict) -> None:
@@ -89,8 +115,10 @@ SOURCES = {
                       "labels (tests/data/reuters_topics_labels.jsonl); borderline trade labels left out for trade. "
                       "The test split is never read.",
     "ag_news_dev": "AG News dev labels (shared/corpora/ag_news/dev.jsonl), feed-sized, labelled to TOPICS.md.",
-    "news_blind": "Blind-labelled real news stories (labeldata/labels/*.jsonl joined with labeldata/pool.jsonl); "
-                  "stories marked borderline or on which annotators disagree are left out.",
+    "news_blind": "Blind-labelled real news stories from seven public datasets (tests/data/news_topics_labels.jsonl, "
+                  "text rebuilt from the pinned repositories by scripts/labelled_news.py; sources and agreement in "
+                  "tests/data/news_topics_labels.README.md); stories marked borderline or on which the annotators "
+                  "disagreed are left out.",
     "written_long": "tests/data/long_articles_written.jsonl: full-length articles written for the tests.",
     "written_abductions": "tests/data/abductions_written.jsonl: feed-sized abduction stories written for the tests.",
     "seeds": "The two seed articles (all three labels).",
@@ -107,7 +135,8 @@ def markdown(provenance: dict) -> str:
     for name, entry in provenance["watchlists"].items():
         lines += ["", f"## {name}", "",
                   f"Trained {entry['trained_at']} with scikit-learn {entry['sklearn']} on {entry['examples']} "
-                  f"stories ({entry['positives']} on topic); cutoff {entry['cutoff']}; {entry['bytes']:,} bytes.", "",
+                  f"stories ({entry['positives']} on topic); cutoff {entry['cutoff']}; {entry['bytes']:,} bytes; "
+                  f"learner plugins/learned_model.py at {entry.get('learner', 'unknown')}.", "",
                   "| source | stories | on topic | in figures |", "|---|---:|---:|---|"]
         lines += [f"| {s} | {c['stories']} | {c['positives']} | {'yes' if c['scored'] else 'no (synthetic)'} |"
                   for s, c in entry["sources"].items()]
