@@ -30,7 +30,9 @@ from monitor_plugins.learned_model import (  # noqa: E402
     Example,
     Featurizer,
     Figures,
+    LearnedModel,
     Raw,
+    _folds,
     near_duplicate_groups,
     out_of_fold_predictions,
     train,
@@ -222,18 +224,77 @@ def cross_validated(prepared: Prepared, folds: int = 5) -> list[Row]:
     return _rows(prepared, f"{folds}-fold CV", np.arange(len(prepared.items)), predicted)
 
 
+def _decide(prepared: Prepared, train_rows: np.ndarray, test_rows: np.ndarray) -> list[bool]:
+    """Train the shipped recipe on ``train_rows``, decide ``test_rows`` (as out_of_fold_predictions does)."""
+    model = train(prepared.name, prepared.query, [prepared.items[i] for i in train_rows],
+                  raw=prepared.raw.rows(train_rows), groups=[prepared.groups[i] for i in train_rows])
+    probabilities = model.probabilities_of(model.decisions(model.featurizer.weigh(prepared.raw.rows(test_rows))))
+    return [bool(p >= model.cutoff) for p in probabilities]
+
+
+# The prepared examples a forked worker reads: fork shares them with the children instead of pickling
+# hundreds of megabytes of features for every task. Set only around a pool's lifetime.
+_FORKED: dict[str, Prepared] = {}
+
+
+def _run_forked(task: tuple) -> tuple:
+    prepared = _FORKED["prepared"]
+    if task[0] == "fit":
+        return (fit(prepared),)
+    if task[0] == "fold":
+        return task[2], _decide(prepared, task[1], task[2])
+    _, train_sets, test_sets = task
+    return tuple(cross_corpus(prepared, train_sets, test_sets))
+
+
+def forked(prepared: Prepared, tasks: list[tuple], jobs: int) -> list[tuple]:
+    """Run ``tasks`` (("fold", train_rows, test_rows) or ("plan", train_sets, test_sets)) in forked processes."""
+    import multiprocessing
+
+    _FORKED["prepared"] = prepared
+    try:
+        with multiprocessing.get_context("fork").Pool(min(jobs, len(tasks))) as pool:
+            return pool.map(_run_forked, tasks, chunksize=1)
+    finally:
+        _FORKED.clear()
+
+
 def cross_corpus(prepared: Prepared, train_sets: list[Corpus], test_sets: list[Corpus]) -> list[Row]:
     """Train on ``train_sets`` only, test on ``test_sets`` (stories the model never saw, from elsewhere)."""
     train_rows = prepared.where({c.name for c in train_sets})
     test_rows = prepared.where({c.name for c in test_sets})
-    train_items = [prepared.items[i] for i in train_rows]
-    if sum(e.positive for e in train_items) < MIN_TRAIN_POSITIVES or not len(test_rows):
+    if sum(prepared.items[i].positive for i in train_rows) < MIN_TRAIN_POSITIVES or not len(test_rows):
         return []  # a corpus with (almost) no positives of a topic cannot teach it: nothing to measure
-    model = train(prepared.name, prepared.query, train_items, raw=prepared.raw.rows(train_rows),
-                  groups=[prepared.groups[i] for i in train_rows])
-    probabilities = model.probabilities_of(model.decisions(model.featurizer.weigh(prepared.raw.rows(test_rows))))
     view = f"train {'+'.join(c.name for c in train_sets)} -> test"
-    return _rows(prepared, view, test_rows, [bool(p >= model.cutoff) for p in probabilities])
+    return _rows(prepared, view, test_rows, _decide(prepared, train_rows, test_rows))
+
+
+def fit(prepared: Prepared) -> LearnedModel:
+    """The model that ships: the recipe fitted on every example."""
+    return train(prepared.name, prepared.query, prepared.items, raw=prepared.raw, groups=prepared.groups)
+
+
+def fit_and_measure(prepared: Prepared, sets: list[Corpus], jobs: int = 1, measure: bool = True
+                    ) -> tuple[LearnedModel, list[list[Row]]]:
+    """The fitted model, its cross-validated rows and each cross-corpus run's rows (none unless ``measure``).
+
+    With ``jobs`` > 1 the fit, the folds and the runs go side by side in forked processes (same results).
+    """
+    if not measure:
+        return fit(prepared), []
+    plans = cross_corpus_plans(sets)
+    if jobs <= 1:
+        return fit(prepared), [cross_validated(prepared)] + [cross_corpus(prepared, a, b) for a, b in plans]
+    targets = np.array([e.positive for e in prepared.items], dtype=int)
+    splits = _folds(targets, 5, 0, prepared.groups)
+    tasks = [("fit",)] + [("fold", a, b) for a, b in splits] + [("plan", a, b) for a, b in plans]
+    (model,), *results = forked(prepared, tasks, jobs)
+    predicted = [False] * len(prepared.items)
+    for test_rows, decided in results[:len(splits)]:
+        for i, d in zip(test_rows, decided):
+            predicted[i] = d
+    cv = _rows(prepared, "5-fold CV", np.arange(len(prepared.items)), predicted)
+    return model, [cv] + [list(rows) for rows in results[len(splits):]]
 
 
 def cross_corpus_plans(sets: list[Corpus]) -> list[tuple[list[Corpus], list[Corpus]]]:

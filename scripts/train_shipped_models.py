@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the blind-labelled stories already rebuilt by scripts/labelled_news.py --out FILE")
     parser.add_argument("--only", action="append", choices=le.NAMES, help="train only this watchlist (repeatable)")
     parser.add_argument("--no-eval", action="store_true", help="fit and write the models without measuring them")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="fit the model, the folds and the cross-corpus runs in this many forked processes")
     args = parser.parse_args(argv)
     watchlists = load_watchlists()
     try:
@@ -58,10 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only or le.NAMES:
         query, threshold = watchlists[name]["query"], watchlists[name].get("threshold", 1.0)
         started = time.perf_counter()
-        # The model first (the package needs it), then its held-out figures.
         prepared = le.prepare(name, query, threshold, sets)
         items = prepared.items
-        model = train(name, query, items, raw=prepared.raw, groups=prepared.groups)
+        model, views = le.fit_and_measure(prepared, sets, args.jobs, measure=not args.no_eval)
         data = dump_model(model)
         (MODELS / f"{name}.npz").write_bytes(data)
         print(f"{name}: wrote the model ({len(items)} examples, cutoff {model.cutoff}, {len(data) / 1e6:.1f} MB)",
@@ -74,18 +75,11 @@ def main(argv: list[str] | None = None) -> int:
                  "examples": len(items), "positives": sum(e.positive for e in items), "cutoff": model.cutoff,
                  "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "learner": learner_commit(),
                  "sources": counts, "sklearn": model.meta["sklearn"], "figures": []}
-        record(name, entry)
-        if args.no_eval:
-            continue
-        measures = [lambda: le.cross_validated(prepared)] + [
-            (lambda train_sets=train_sets, test_sets=test_sets: le.cross_corpus(prepared, train_sets, test_sets))
-            for train_sets, test_sets in le.cross_corpus_plans(sets)]
-        for measure in measures:
-            found = measure()
+        for found in views:
             for row in found:
                 print(row.describe(), flush=True)
             entry["figures"] += [r.to_dict() for r in found]
-            record(name, entry)  # figures as they come, so an interrupted run keeps what it measured
+        record(name, entry)
         print(f"{name}: done in {time.perf_counter() - started:.0f}s", flush=True)
     return 0
 
