@@ -274,21 +274,26 @@ def fit(prepared: Prepared) -> LearnedModel:
     return train(prepared.name, prepared.query, prepared.items, raw=prepared.raw, groups=prepared.groups)
 
 
-def fit_and_measure(prepared: Prepared, sets: list[Corpus], jobs: int = 1, measure: bool = True
-                    ) -> tuple[LearnedModel, list[list[Row]]]:
-    """The fitted model, its cross-validated rows and each cross-corpus run's rows (none unless ``measure``).
+def fit_and_measure(prepared: Prepared, sets: list[Corpus], jobs: int = 1, measure: bool = True,
+                    fit_model: bool = True) -> tuple[LearnedModel | None, list[list[Row]]]:
+    """The fitted model (unless not ``fit_model``), its cross-validated rows and each cross-corpus run's rows
+    (none unless ``measure``).
 
     With ``jobs`` > 1 the fit, the folds and the runs go side by side in forked processes (same results).
     """
+    model = None
     if not measure:
         return fit(prepared), []
     plans = cross_corpus_plans(sets)
     if jobs <= 1:
-        return fit(prepared), [cross_validated(prepared)] + [cross_corpus(prepared, a, b) for a, b in plans]
+        return (fit(prepared) if fit_model else None), [cross_validated(prepared)] + [
+            cross_corpus(prepared, a, b) for a, b in plans]
     targets = np.array([e.positive for e in prepared.items], dtype=int)
     splits = _folds(targets, 5, 0, prepared.groups)
-    tasks = [("fit",)] + [("fold", a, b) for a, b in splits] + [("plan", a, b) for a, b in plans]
-    (model,), *results = forked(prepared, tasks, jobs)
+    tasks = [("fit",)] * fit_model + [("fold", a, b) for a, b in splits] + [("plan", a, b) for a, b in plans]
+    results = forked(prepared, tasks, jobs)
+    if fit_model:
+        (model,), *results = results
     predicted = [False] * len(prepared.items)
     for test_rows, decided in results[:len(splits)]:
         for i, d in zip(test_rows, decided):
@@ -303,8 +308,10 @@ def cross_corpus_plans(sets: list[Corpus]) -> list[tuple[list[Corpus], list[Corp
     by = {c.name: c for c in sets}
     synthetic = [c for c in sets if not c.scored]
     real = [c for c in sets if c.scored]
-    plans = [([by["reuters_topics"], *synthetic], [c for c in real if c.name not in ("reuters_topics", "seeds")]),
-             ([c for c in sets if c.name != "reuters_topics"], [by["reuters_topics"]])]
+    plans = []
+    if "reuters_topics" in by:
+        plans += [([by["reuters_topics"], *synthetic], [c for c in real if c.name not in ("reuters_topics", "seeds")]),
+                  ([c for c in sets if c.name != "reuters_topics"], [by["reuters_topics"]])]
     if "news_blind" in by:
         plans += [([c for c in sets if c.name != "news_blind"], [by["news_blind"]]),
                   ([by["news_blind"], *synthetic], [c for c in real if c.name not in ("news_blind", "seeds")])]

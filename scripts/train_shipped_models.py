@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="the blind-labelled stories already rebuilt by scripts/labelled_news.py --out FILE")
     parser.add_argument("--only", action="append", choices=le.NAMES, help="train only this watchlist (repeatable)")
     parser.add_argument("--no-eval", action="store_true", help="fit and write the models without measuring them")
+    parser.add_argument("--measure-only", action="store_true",
+                        help="keep the shipped model file and its provenance entry; measure the recipe and record "
+                             "the figures beside it")
+    parser.add_argument("--measure-without", action="append", default=[], metavar="CORPUS",
+                        help="leave this corpus out of the measurement (not of the fit); recorded with the figures")
     parser.add_argument("--jobs", type=int, default=1,
                         help="fit the model, the folds and the cross-corpus runs in this many forked processes")
     args = parser.parse_args(argv)
@@ -60,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only or le.NAMES:
         query, threshold = watchlists[name]["query"], watchlists[name].get("threshold", 1.0)
         started = time.perf_counter()
+        if args.measure_only:
+            measure(name, query, threshold, [c for c in sets if c.name not in args.measure_without], args)
+            print(f"{name}: done in {time.perf_counter() - started:.0f}s", flush=True)
+            continue
         prepared = le.prepare(name, query, threshold, sets)
         items = prepared.items
         model, views = le.fit_and_measure(prepared, sets, args.jobs, measure=not args.no_eval)
@@ -82,6 +91,21 @@ def main(argv: list[str] | None = None) -> int:
         record(name, entry)
         print(f"{name}: done in {time.perf_counter() - started:.0f}s", flush=True)
     return 0
+
+
+def measure(name: str, query: str, threshold: float, sets: list[le.Corpus], args: argparse.Namespace) -> None:
+    """Measure the recipe on ``sets`` and record the figures beside the shipped model's provenance entry."""
+    prepared = le.prepare(name, query, threshold, sets)
+    _, views = le.fit_and_measure(prepared, sets, args.jobs, fit_model=False)
+    provenance = json.loads((MODELS / "provenance.json").read_text(encoding="utf-8"))
+    entry = provenance["watchlists"][name]
+    entry["figures"] = [r.to_dict() for found in views for r in found]
+    entry["measured_without"] = sorted(args.measure_without)
+    entry["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    entry["measured_with_learner"] = learner_commit()
+    for row in (r for found in views for r in found):
+        print(row.describe(), flush=True)
+    record(name, entry)
 
 
 def learner_commit() -> str:
@@ -138,10 +162,15 @@ def markdown(provenance: dict) -> str:
             lines += ["", "Held-out figures: not recorded by the run that wrote this model (it was stopped "
                           "after the fit); docs/learned.md gives the figures measured so far."]
         else:
-            lines += ["", "Held-out figures (P / R / F1), beside the naive floor and the shipped query:", "",
+            measured = (f" The recipe was measured on every source except {', '.join(entry['measured_without'])} "
+                        f"({entry.get('measured_at', '')}, learner at {entry.get('measured_with_learner', '?')}); "
+                        "the model above is fitted on all of them."
+                        if entry.get("measured_without") else "")
+            lines += ["", "Held-out figures (P / R / F1), beside the naive floor and the shipped query." + measured,
+                      "",
                       "| view | stories | on topic | learned | floor | query |", "|---|---:|---:|---|---|---|"]
             for f in entry["figures"]:
-                cells = [" / ".join(f"{f[k][m]:.3f}" for m in ("precision", "recall", "f1"))
+                cells = [" / ".join("—" if f[k][m] is None else f"{f[k][m]:.3f}" for m in ("precision", "recall", "f1"))
                          for k in ("learned", "floor", "query")]
                 lines.append(f"| {f['view']} | {f['stories']} | {f['positives']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -26,11 +26,16 @@ def shown(view: str) -> bool:
     return view.startswith(("5-fold CV",))
 
 
-def describe_view(view: str) -> str:
+def describe_view(view: str, sources: dict) -> str:
+    """A view's name for people: which corpora a cross-corpus run trained on and which it was tested on."""
     if view.startswith("train "):
-        trained, _ = view[len("train "):].split(" -> ", 1)
-        real = [s for s in trained.split("+") if not s.startswith("synthetic/")]
-        return f"cross-corpus: trained on {', '.join(real)} only, tested on the other corpora"
+        trained = set(view[len("train "):].split(" -> ", 1)[0].split("+"))
+        real = [s for s, c in sources.items() if c["scored"] and c["stories"] and s != "seeds"]
+        inside = [s for s in real if s in trained]
+        if len(inside) == 1:
+            return f"cross-corpus: trained on {inside[0]} only, tested on the other corpora"
+        outside = [s for s in real if s not in trained]
+        return f"cross-corpus: trained on the other corpora, tested on {', '.join(outside)}"
     return view.replace("5-fold CV", "grouped 5-fold CV", 1)
 
 
@@ -47,8 +52,14 @@ def table(provenance: dict) -> str:
         entry = provenance["watchlists"].get(name, {})
         for f in entry.get("figures", []):
             if shown(f["view"]) and f["positives"]:
-                lines.append(f"| {name} | {describe_view(f['view'])} | {f['stories']:,} ({f['positives']}) "
+                lines.append(f"| {name} | {describe_view(f['view'], entry['sources'])} | {f['stories']:,} ({f['positives']}) "
                              f"| **{cells(f['learned'])}** | {cells(f['query'])} | {cells(f['floor'])} |")
+    without = sorted({c for e in provenance["watchlists"].values() for c in e.get("measured_without", [])})
+    if without:
+        lines += ["", f"These figures measure the recipe on every labelled set except {', '.join(without)} "
+                      "(left out of the measurement to bound its cost; the shipped models are fitted on all of "
+                      "them): `scripts/train_shipped_models.py --measure-only "
+                      + " ".join(f"--measure-without {c}" for c in without) + "`."]
     return "\n".join(lines) + "\n"
 
 
