@@ -421,7 +421,7 @@ def search(config_path: str | None, db_path: str | None, query: str | None, watc
             rows = store.search(query, limit)
         else:
             try:
-                rows = [f.to_dict() for f in search_stories(store, query, limit, threshold)]
+                rows = [f.to_dict() for f in search_stories(store, query, limit, threshold).found]
             except QuerySyntaxError as exc:
                 where = f"watchlists.{watchlist}.query" if watchlist else "query"
                 fail(f"{where}: {exc}")

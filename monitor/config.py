@@ -632,9 +632,17 @@ class _Validator:
         return out
 
     def channel_key(self, key: str, setting: Setting, value: Any) -> None:
-        """Check one core-level channel key (``digest``, ``rate_limit``)."""
+        """Check one core-level channel key (``digest``, ``rate_limit``) as it reads once ``${VAR}`` is filled.
+
+        The core reads these keys for every channel, whatever command runs, so a
+        variable they name must be set now, not when the channel is first used.
+        """
         if not isinstance(value, str):
             self.error(key, f"expected {_KIND_WORDS['str']}, got {_describe(value)}")
+            return
+        errors = len(self.errors)
+        value = self.interpolate(key, value)
+        if len(self.errors) > errors:
             return
         try:
             if setting.name == "digest":

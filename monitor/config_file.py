@@ -12,12 +12,14 @@ import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import tomlkit
+from tomlkit.container import Container
 from tomlkit.exceptions import ParseError as TomlParseError
+from tomlkit.items import Comment, Item, Null, Table, Whitespace
 
 from .config import load_config
 from .errors import ConfigError, ConfigErrors
@@ -50,6 +52,68 @@ def unique_name(base: str, taken: set[str]) -> str:
         n += 1
         name = f"{base}-{n}"
     return name
+
+
+def _rendered_order(container: Container, path: tuple[str, ...] = ()) -> Iterator[tuple[Container, int, tuple[str, ...]]]:
+    """Every item of the document in the order it is written: ``(container, index in its body, key path)``."""
+    for index, (key, item) in enumerate(container.body):
+        here = (*path, key.key) if key is not None else path
+        yield container, index, here
+        if isinstance(item, Table):
+            yield from _rendered_order(item.value, here)
+
+
+def _comments_directly_above(order: list[tuple[Container, int, tuple[str, ...]]], at: int) -> list[int]:
+    """Where in ``order`` the comment lines written directly above item ``at`` are: no blank line or value between."""
+    found = []
+    for i in range(at - 1, -1, -1):
+        container, index, _ = order[i]
+        item = container.body[index][1]
+        if _writes_nothing(item):
+            continue
+        if not isinstance(item, Comment):
+            break
+        found.append(i)
+    return found[::-1]
+
+
+def _trailing_comments(order: list[tuple[Container, int, tuple[str, ...]]], at: int, end: int) -> list[int]:
+    """Where the comment lines (and blank lines between them) after the last value of table ``at`` are."""
+    found: list[int] = []
+    for i in range(end - 1, at, -1):
+        container, index, _ = order[i]
+        item = container.body[index][1]
+        if _writes_nothing(item):
+            continue
+        if not isinstance(item, (Comment, Whitespace)):
+            break
+        found.append(i)
+    found.reverse()
+    while found and not isinstance(order[found[0]][0].body[order[found[0]][1]][1], Comment):
+        found.pop(0)  # the blank line that set them apart from the table's values
+    return found
+
+
+def _last_written(order: list[tuple[Container, int, tuple[str, ...]]], at: int) -> tuple[Container, int] | None:
+    """Where the item written last before item ``at`` of ``order`` is (``None``: nothing is)."""
+    for container, index, _ in reversed(order[:at]):
+        if not _writes_nothing(container.body[index][1]):
+            return container, index
+    return None
+
+
+def _writes_nothing(item: Item) -> bool:
+    # An item removed earlier, or a [sources] left implicit.
+    return isinstance(item, Null) or (isinstance(item, Table) and item.is_super_table())
+
+
+def _append_text(container: Container, index: int, text: str) -> None:
+    """Make the item at ``index`` of ``container`` write ``text`` (whole lines) after itself."""
+    item = container.body[index][1]
+    if isinstance(item, Whitespace):
+        container.body[index] = (None, Whitespace(item.s + text))  # the document is parsed again at once
+    else:
+        item.trivia.trail += text
 
 
 class SourcesFile:
@@ -100,14 +164,37 @@ class SourcesFile:
         sources[name] = table
 
     def remove(self, name: str) -> str:
-        """Delete ``[sources.NAME]`` and return its url; every other table stays as it was."""
+        """Delete ``[sources.NAME]`` with the comment lines written directly above it, and return its url.
+
+        "Directly above" is no blank line between: a comment block set apart by
+        one stays. Every other table keeps its comments, including the block
+        directly above the next table, which tomlkit keeps inside this one.
+        """
         sources = self._sources()
         if sources is None or name not in self.sources():
             known = ", ".join(self.sources()) or "none"
             raise ConfigErrors([ConfigError(f"no source named {name!r} in this file (its sources: {known})",
                                             file=str(self.path), key=f"sources.{name}")])
         url = self.sources()[name]
+        order = list(_rendered_order(self.doc))
+        at = next(i for i, (_, _, path) in enumerate(order) if path == ("sources", name))
+        end = at + 1
+        while end < len(order) and order[end][2][:2] == ("sources", name):
+            end += 1
+        own = _comments_directly_above(order, at)
+        # tomlkit keeps the comments written below the table's last value (those above the next table
+        # among them) inside the table: they are not the table's, and stay.
+        kept = "".join(order[i][0].body[order[i][1]][1].as_string() for i in _trailing_comments(order, at, end))
+        written_before = _last_written(order, min([at, *own]))
         del sources[name]
+        for i in own:
+            container, index, _ = order[i]
+            container.body[index] = (None, Null())  # as tomlkit itself removes an item: indices stay valid
+        if kept:
+            if written_before is not None:
+                _append_text(*written_before, kept)
+            text = tomlkit.dumps(self.doc)
+            self.doc = tomlkit.parse(text if written_before is not None else kept + text)
         return url
 
     def save(self) -> None:

@@ -67,21 +67,27 @@ class InputError(ValueError):
         super().__init__(f"line {line}: {message}")
 
 
-def read_stories(lines: Iterable[str], source: str = "input") -> Iterator[LabelledStory | InputError]:
-    """Parse JSON lines ``{"id", "title", "summary" or "text", "labels"?, "published"?, "source"?, "url"?}``.
-
-    Bad lines come back as errors.
-    """
+def json_lines(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """Each non-blank line's number (from 1) with its JSON object, or with a sentence saying why it is not one."""
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         try:
             row = json.loads(raw)
         except ValueError as exc:
-            yield InputError(number, f"not valid JSON ({exc})")
+            yield number, f"not valid JSON ({exc})"
             continue
-        if not isinstance(row, dict):
-            yield InputError(number, "expected a JSON object")
+        yield number, row if isinstance(row, dict) else "expected a JSON object"
+
+
+def read_stories(lines: Iterable[str], source: str = "input") -> Iterator[LabelledStory | InputError]:
+    """Parse JSON lines ``{"id", "title", "summary" or "text", "labels"?, "published"?, "source"?, "url"?}``.
+
+    Bad lines come back as errors.
+    """
+    for number, row in json_lines(lines):
+        if isinstance(row, str):
+            yield InputError(number, row)
             continue
         title = row.get("title") or ""
         text = row.get("summary") if row.get("summary") is not None else row.get("text")

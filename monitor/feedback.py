@@ -8,27 +8,34 @@ can read it back as labels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import MonitorError
-from .models import VERDICTS
+from .models import VERDICTS, Feedback
 from .store import Store
+
+
+__all__ = ["Feedback", "FeedbackError", "feedback_from", "feedback_rows", "record_feedback"]
 
 
 class FeedbackError(MonitorError):
     """A verdict that cannot be stored (unknown story, watchlist or verdict)."""
 
 
-@dataclass(frozen=True)
-class Feedback:
-    """One verdict on one story for one watchlist."""
+MAX_NOTE = 500
 
-    story_id: str
-    watchlist: str
-    verdict: str
-    note: str = ""
-    origin: str = "web"
+
+def feedback_from(fields: Mapping[str, Any], origin: str) -> Feedback:
+    """The verdict a form or a JSON body gives (``story_id``, ``watchlist``, ``verdict``, ``note``).
+
+    :raises FeedbackError: one of the three is missing or not text.
+    """
+    given = {key: fields.get(key) for key in ("story_id", "watchlist", "verdict")}
+    if not all(isinstance(value, str) and value for value in given.values()):
+        raise FeedbackError("expected story_id, watchlist and verdict, each a non-empty string")
+    note = fields.get("note")
+    return Feedback(**given, note=str(note or "")[:MAX_NOTE], origin=origin)
 
 
 def record_feedback(store: Store, feedback: Feedback, watchlists: tuple[str, ...] | list[str]) -> int:

@@ -257,24 +257,27 @@ VERDICTS = ("right", "wrong", "missed")
 
 @dataclass(frozen=True)
 class Feedback:
-    """A reader's verdict on whether a story belongs to a watchlist.
+    """A reader's verdict on whether a story belongs to a watchlist, as given (web, API, CLI) or as stored.
 
     :param verdict: ``"right"`` (a good match), ``"wrong"`` (a false match) or ``"missed"``
         (on topic, but the watchlist did not match it).
+    :param note: the reader's words, if any.
+    :param origin: where the verdict was given (``cli``, ``web``, ``api``).
+    :param id: the stored verdict's row, ``None`` until it is stored.
     :param match_id: the match judged, or ``None`` for a story the watchlist missed.
-    :param title: the story's title and ``text`` as they were when judged.
+    :param title: the story's title and ``text`` as they were when judged (filled in when stored).
     """
 
-    id: int
     story_id: str
     watchlist: str
     verdict: str
-    match_id: int | None
-    title: str
-    text: str
-    created_at: datetime | None = None
     note: str = ""
     origin: str = ""
+    id: int | None = None
+    match_id: int | None = None
+    title: str = ""
+    text: str = ""
+    created_at: datetime | None = None
 
 @dataclass(frozen=True)
 class Reported:

@@ -17,9 +17,12 @@ as one token.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .models import Evidence
 from .query import And, KeywordMatcher, Near, Node, Not, Or, Term, is_cjk, parse_query
 from .store import Store
 
@@ -34,8 +37,17 @@ class Found:
 
     row: dict[str, Any]
     score: float
-    terms: tuple[str, ...]
-    snippet: str  # the matched words in [brackets]
+    evidence: Evidence
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        """The distinct terms that matched, strongest first."""
+        return self.evidence.terms
+
+    @property
+    def snippet(self) -> str:
+        """The excerpt with the matched words in [brackets]."""
+        return self.evidence.snippet.marked()
 
     def to_dict(self) -> dict[str, Any]:
         """The row shown by ``monitor search`` (JSON, CSV...)."""
@@ -44,6 +56,19 @@ class Found:
             "published_at": self.row["published_at"], "score": self.score, "terms": list(self.terms),
             "snippet": self.snippet,
         }
+
+
+@dataclass(frozen=True)
+class Results:
+    """What a search found, best first, and how many candidate stories the matcher read.
+
+    :param truncated: there were more candidates than the search was allowed to read
+        (the newest were read); a narrower query reads them all.
+    """
+
+    found: list[Found]
+    candidates: int
+    truncated: bool = False
 
 
 def positive_terms(node: Node) -> list[Term]:
@@ -103,21 +128,33 @@ def _cjk_runs(term: Term) -> list[str]:
     return runs + ([current] if current else [])
 
 
-def search(store: Store, query: str, limit: int, threshold: float = 0.0) -> list[Found]:
+def search(store: Store, query: str, limit: int, threshold: float = 0.0,
+           max_candidates: int | None = None) -> Results:
     """The stored stories ``query`` matches with at least ``threshold``, best score first, then newest.
 
+    :param max_candidates: read at most this many candidate stories, the newest
+        (the web UI answers in bounded time); ``None`` reads them all.
     :raises QuerySyntaxError: the query does not parse.
     """
     node = parse_query(query)
     matcher = KeywordMatcher({_QUERY: query})
-    found = []
     found_by = candidates(node)
-    for row in store.search_candidates(found_by.fts, found_by.substrings):
+    rows: Iterable[dict[str, Any]] = store.search_candidates(found_by.fts, found_by.substrings)
+    truncated = False
+    if max_candidates is not None:
+        # Candidates come oldest first: keep the newest, holding no more than that many at once.
+        newest: deque[dict[str, Any]] = deque(maxlen=max_candidates + 1)
+        newest.extend(rows)
+        truncated = len(newest) > max_candidates
+        rows = list(newest)[-max_candidates:] if max_candidates else []
+    found, read = [], 0
+    for row in rows:
+        read += 1
         result = matcher.match(row["title"] or "", row["text"] or "").get(_QUERY)
         if result is None or result[0] < threshold:
             continue
         score, evidence = result
-        found.append(Found(row, score, evidence.terms, evidence.snippet.marked()))
+        found.append(Found(row, score, evidence))
     found.sort(key=lambda f: f.row["published_at"] or "", reverse=True)
     found.sort(key=lambda f: -f.score)  # stable: newest first among equal scores
-    return found[:limit]
+    return Results(found[:limit], read, truncated)

@@ -171,7 +171,10 @@ def add_source_commands(group: click.Group) -> None:
     @click.argument("name")
     @handle_errors
     def remove(config_path: str | None, name: str) -> None:
-        """Remove the source NAME from the configuration file (its stored stories stay in the database)."""
+        """Remove the source NAME from the configuration file (its stored stories stay in the database).
+
+        The comment lines directly above its table go with it; every other comment stays.
+        """
         target = _target(config_path)
         if not target.exists():
             raise click.ClickException(f"{target}: file not found")

@@ -11,8 +11,9 @@ the ``keywords`` classifier (see ``replaces``), so a semantic veto in
 batch, the keyword matches count as they would without it.
 
 Without the ``semantic`` extra (sentence-transformers and the model package)
-the plugin registers nothing and the monitor runs on keywords alone;
-``monitor check`` names every watchlist that asks for semantic scoring.
+the plugin registers nothing and every watchlist runs as it would without
+it (on its learned model where it has one, else on its query); a watchlist
+that asks for semantic scoring is named at start-up and by ``monitor check``.
 See docs/semantic.md.
 """
 
@@ -33,6 +34,7 @@ import click
 from monitor import (
     ConfigError,
     Evidence,
+    InputError,
     KeywordMatcher,
     Match,
     Monitor,
@@ -42,6 +44,7 @@ from monitor import (
     hookimpl,
     load_cli_config,
     open_cli_monitor,
+    read_stories,
 )
 from monitor_plugins.semantic_model import (
     EMBEDDER,
@@ -87,6 +90,20 @@ def wants_semantic(watchlist: Watchlist) -> bool:
     """Whether the watchlist asks for semantic scoring (``options.semantic`` present and not false)."""
     value = watchlist.options.get("semantic")
     return value is not None and value is not False
+
+
+def runs_without(monitor: Monitor, watchlist: Watchlist) -> str:
+    """What decides ``watchlist`` when semantic scoring cannot, in words: the classifiers that take
+    it over from the keyword query (``replaces``), or the query alone."""
+    takers = [name for name, classifier in monitor.classifiers.items()
+              if name != NAME and KEYWORDS in (getattr(classifier, "replaces", _replaces_nothing)(watchlist) or ())]
+    if takers:
+        return "on the " + " and ".join(takers) + " classifier" + ("s" if len(takers) > 1 else "")
+    return "on its keyword query alone"
+
+
+def _replaces_nothing(watchlist: Watchlist) -> tuple[str, ...]:
+    return ()
 
 
 def read_settings(watchlist: Watchlist, base_dir: Path, problems: list[str] | None = None, where: str = "") -> SemanticSettings:
@@ -142,30 +159,20 @@ def _examples(watchlist: Watchlist, base_dir: Path, problem: Any) -> tuple[str, 
 
 
 def read_labelled(path: Path) -> list[tuple[str, list[str] | None]]:
-    """``(title + text, labels or None)`` for each row of a JSONL file of stories.
+    """``(title + text, labels or None)`` for each row of a JSONL file of stories (read as ``monitor eval`` reads them).
 
     :raises OSError: the file cannot be read.
     :raises ValueError: a row is not a JSON object with a title or text (message names file and line).
     """
     rows = []
     with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not valid JSON: {exc.msg}") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object")
-            title = row.get("title") or ""
-            text = row.get("summary") or row.get("text") or ""
-            if not isinstance(title, str) or not isinstance(text, str) or not (title or text):
-                raise ValueError(f"{path}:{number}: a row needs a \"title\" and a \"summary\" or \"text\" (strings)")
-            labels = row.get("labels")
-            if labels is not None and not (isinstance(labels, list) and all(isinstance(v, str) for v in labels)):
-                raise ValueError(f"{path}:{number}: \"labels\" must be a list of watchlist names")
-            rows.append((story_text(title, text, PLUGIN_DEFAULTS["max_words"]), labels))
+        for item in read_stories(fh, source=str(path)):
+            if isinstance(item, InputError):
+                raise ValueError(f"{path}: {item}")
+            if not (item.story.title or item.story.text):
+                raise ValueError(f"{path}: line {item.line}: a row needs a \"title\" and a \"summary\" or \"text\"")
+            labels = sorted(item.labels) if item.labels is not None else None
+            rows.append((story_text(item.story.title, item.story.text, PLUGIN_DEFAULTS["max_words"]), labels))
     return rows
 
 
@@ -417,8 +424,9 @@ def startup(monitor: Monitor) -> None:
     for watchlist in monitor.watchlists:
         if wants_semantic(watchlist):
             log.warning("%s: watchlists.%s.options.semantic: semantic scoring is asked for but the semantic extra "
-                        "is not installed (%s): the watchlist runs on keywords alone; %s", monitor.config.where,
-                        watchlist.name, ", ".join(missing_requirements()), INSTALL_HINT)
+                        "is not installed (%s): the watchlist runs without it, %s; %s", monitor.config.where,
+                        watchlist.name, ", ".join(missing_requirements()), runs_without(monitor, watchlist),
+                        INSTALL_HINT)
 
 
 @hookimpl
@@ -428,7 +436,7 @@ def check_config(monitor: Monitor) -> list[str]:
     missing = ", ".join(missing_requirements()) or "the semantic classifier"
     return [
         ConfigError(f"semantic scoring is asked for but the semantic extra is not installed ({missing}), so this "
-                    f"watchlist would run on keywords alone; {INSTALL_HINT}",
+                    f"watchlist would run without it, {runs_without(monitor, w)}; {INSTALL_HINT}",
                     file=monitor.config.where, key=f"watchlists.{w.name}.options.semantic")
         for w in monitor.watchlists if wants_semantic(w)
     ]

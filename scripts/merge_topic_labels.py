@@ -25,6 +25,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from monitor.evaluation import json_lines
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "data" / "news_topics_labels.jsonl"
 TOPICS = ("north_korea", "abductions", "trade")
@@ -41,13 +43,11 @@ class Annotation:
     reason: str
 
 
-def parse_line(line: str, where: str) -> Annotation | str:
-    """One annotation, or a one-line complaint naming where the line is."""
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return f"{where}: not JSON ({exc.msg})"
-    if not isinstance(row, dict) or not isinstance(row.get("uid"), str):
+def parse_row(row: dict | str, where: str) -> Annotation | str:
+    """One annotation from a line's JSON object (or the reason it has none), or a one-line complaint naming where."""
+    if isinstance(row, str):
+        return f"{where}: {row}"
+    if not isinstance(row.get("uid"), str):
         return f"{where}: no uid"
     labels = row.get("labels")
     if not isinstance(labels, list) or any(label not in TOPICS for label in labels):
@@ -67,10 +67,8 @@ def read_annotations(labels_dir: Path, pool: dict[str, dict]) -> tuple[list[Anno
             continue
         annotator = match.group(2)
         seen: set[str] = set()
-        for number, line in enumerate(path.read_text().split("\n"), start=1):
-            if not line.strip():
-                continue
-            parsed = parse_line(line, f"{path}:{number}")
+        for number, row in json_lines(path.read_text().split("\n")):
+            parsed = parse_row(row, f"{path}:{number}")
             if isinstance(parsed, str):
                 problems.append(parsed)
             elif parsed.uid not in pool:
@@ -134,13 +132,9 @@ def resolve(anns: list[Annotation]) -> tuple[list[str], bool, str]:
 def merge(workdir: Path, out: Path) -> dict:
     pool_path = workdir / "pool.jsonl"
     pool = {}
-    for number, line in enumerate(pool_path.read_text().split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{pool_path}:{number}: not JSON ({exc.msg})") from None
+    for number, row in json_lines(pool_path.read_text().split("\n")):
+        if isinstance(row, str) or not isinstance(row.get("uid"), str):
+            raise ValueError(f"{pool_path}:{number}: {row if isinstance(row, str) else 'no uid'}")
         pool[row["uid"]] = row
     annotations, problems = read_annotations(workdir / "labels", pool)
     by_uid: dict[str, list[Annotation]] = defaultdict(list)

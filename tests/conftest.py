@@ -137,16 +137,10 @@ def seed_rss(base: str = "http://news.test") -> bytes:
 
 
 @pytest.fixture
-def make_config(tmp_path: Path) -> Callable[[str], Path]:
-    """Write a TOML config into the test's folder; its database is ``tmp_path/monitor.db``.
-
-    Feeds may connect to the loopback test servers (see :func:`allow_private_networks`).
-    """
-
-    def write(text: str, name: str = "monitor.toml") -> Path:
-        return write_config(tmp_path, text, name)
-
-    return write
+def make_config(monitor_config: Callable[..., Path]) -> Callable[..., Path]:
+    """The ``monitor_config`` fixture of monitor.testing, under the name the suite uses: a TOML config
+    in the test's folder, its database ``tmp_path/monitor.db``, loopback feeds allowed."""
+    return monitor_config
 
 
 @pytest.fixture

@@ -332,6 +332,37 @@ def test_rate_limit_delays_the_excess_instead_of_dropping_it(feed_server, make_c
     assert 59 <= wait <= 61 and rows[2]["attempts"] == 0 and rows[2]["last_error"] is None
 
 
+def test_rate_limit_and_digest_are_checked_once_their_variables_are_filled(feed_server, make_config, cli_run,
+                                                                           monkeypatch):
+    monkeypatch.setenv("HOOK_SECRET", "x")
+    monkeypatch.setenv("HOOK_RATE", "2/minute")
+    url = feed_server.serve("/feed.xml", rss([story(n) for n in range(1, 4)]))
+    feed_server.routes["/hook"] = Response(status=200, etag=False)
+    text = webhook_channel(feed_server, extra='rate_limit = "${HOOK_RATE}"\n') + feed_config(url, '["hook"]')
+    path = make_config(text)
+    assert cli_run("check", "--config", path).exit_code == 0
+    with Monitor.open(load_config(path)) as monitor:
+        monitor.run_once()
+        monitor.dispatch()
+    assert [r["status"] for r in outbox(load_config(path).db_path)] == ["sent", "sent", "pending"]
+
+    # A variable the core reads for every channel cannot wait for the channel's first message.
+    monkeypatch.delenv("HOOK_RATE")
+    unset = cli_run("check", "--no-env", "--config", path)
+    assert unset.exit_code == 1
+    assert f"{path}: channels.hook.rate_limit: environment variable HOOK_RATE is not set" in unset.output
+    monkeypatch.setenv("HOOK_RATE", "lots")
+    bad = cli_run("check", "--config", path)
+    assert bad.exit_code == 1 and f"{path}: channels.hook.rate_limit:" in bad.output and "10/minute" in bad.output
+
+    monkeypatch.setenv("HOOK_DIGEST", "0 8 * * *")
+    digest = make_config(webhook_channel(feed_server, extra='digest = "${HOOK_DIGEST}"\n'), name="digest.toml")
+    assert cli_run("check", "--config", digest).exit_code == 0
+    monkeypatch.setenv("HOOK_DIGEST", "every morning")
+    late = cli_run("check", "--config", digest)
+    assert late.exit_code == 1 and f"{digest}: channels.hook.digest:" in late.output and "cron" in late.output
+
+
 # -- configuration ------------------------------------------------------------------
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import email.utils
 import json
 import sqlite3
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlite_utils
 
-from conftest import FeedServer, Response, rss
+from conftest import FeedServer, Response, rss, wait_for
 from monitor import Monitor, load_config
+from monitor.scheduler import build_scheduler
 
 # One wire story as three agencies wrote it, and another North Korea story of the same day.
 REUTERS = ("North Korea fires ballistic missile into sea off its east coast, Seoul says",
@@ -111,6 +113,42 @@ def test_one_wire_story_from_three_outlets_alerts_once_per_watchlist_and_channel
     assert farm[0]["cluster"]["also_reported_by"] == [] and farm[0]["cluster"]["id"] != missile[0]["cluster"]["id"]
     stored = clusters(config.db_path)
     assert len(set(stored.values())) == 2  # the wire story and the farm story
+
+
+def test_polls_in_parallel_under_the_scheduler_alert_once_per_cluster_and_name_the_stored_cluster(feed_server,
+                                                                                                    make_config):
+    # Two outlets polled at the same moment by the real scheduler. The cluster is named by the story the
+    # clusterer saw first; the story that alerts may be another member (here Reuters answers first, and
+    # only AP's version says "missile"). The alert carries no cluster of its own: the one it names is read
+    # from the alerting story's stored row when it is sent, so the two cannot disagree.
+    wire = (REUTERS[0].replace("ballistic missile", "rocket"), REUTERS[1].replace("missile", "rocket"))
+    feed_server.serve("/reuters/feed.xml", rss([item("reuters", wire, "rocket")], title="reuters"))
+    ap_feed = rss([item("ap", AP, "missile")], title="ap")
+    feed_server.serve("/ap/feed.xml", lambda handler: time.sleep(0.3) or ap_feed)  # answers a moment later
+    feed_server.routes["/hook"] = Response(status=204, etag=False)
+    urls = {"reuters": feed_server.url("/reuters/feed.xml"), "ap": feed_server.url("/ap/feed.xml")}
+    schedule = ('[schedule]\ninterval = "1s"\nmin_interval = "1s"\nadaptive = false\njitter = 0\nmax_workers = 2\n'
+                'dispatch_interval = "200ms"\n[alerts]\nnew_source_window = 0\n')
+    config = load_config(make_config(schedule + config_text(feed_server, urls)))
+    with Monitor.open(config) as monitor:
+        scheduler = build_scheduler(monitor)
+        scheduler.start()
+        try:
+            wait_for(lambda: len(posted(feed_server)) >= 2 and len(feed_server.hits("/ap/feed.xml")) >= 2, timeout=30)
+        finally:
+            scheduler.shutdown(wait=True)
+        monitor.dispatch()
+    first_polls = [feed_server.hits(f"/{outlet}/feed.xml")[0].at for outlet in ("reuters", "ap")]
+    assert abs(first_polls[0] - first_polls[1]) < 1  # started in the same round (a 50 ms stagger per source)
+    with sqlite3.connect(config.db_path) as db:
+        cluster_of = dict(db.execute("SELECT source, cluster_id FROM stories"))
+        story_of = dict(db.execute("SELECT source, id FROM stories"))
+    assert cluster_of == {"reuters": story_of["reuters"], "ap": story_of["reuters"]}  # one cluster, named by Reuters
+    bodies = {b["watchlist"]["name"]: b for b in posted(feed_server)}
+    assert len(posted(feed_server)) == 2 and set(bodies) == {"korea", "missiles"}  # once per watchlist
+    assert bodies["missiles"]["story"]["source"] == "ap"
+    for body in bodies.values():
+        assert body["cluster"]["id"] == story_of["reuters"]
 
 
 def test_two_outlets_then_a_restart_then_the_third_changes_nothing(feed_server, make_config, cli_run):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import rss, seed_rss
-from monitor.feedback import Feedback, FeedbackError, feedback_rows, record_feedback
+from monitor.feedback import Feedback, FeedbackError, feedback_from, feedback_rows, record_feedback
 from monitor.health import readiness
 
 
@@ -59,3 +59,12 @@ def test_readiness_names_a_migration_not_applied(polled) -> None:
     polled.store.db.conn.commit()
     state = readiness(polled.config)
     assert not state.ready and state.checks["migrations"] == "not applied: m012_feedback"
+
+
+def test_the_form_and_the_api_give_a_verdict_through_one_reader() -> None:
+    given = feedback_from({"story_id": "s1", "watchlist": "trade", "verdict": "wrong", "note": "x" * 600}, "api")
+    assert given == Feedback("s1", "trade", "wrong", note="x" * 500, origin="api")
+    assert given.id is None and given.match_id is None  # not stored yet: the stored fields come from the store
+    for fields in ({"story_id": "s1", "watchlist": "trade"}, {"story_id": "s1", "watchlist": 3, "verdict": "wrong"}):
+        with pytest.raises(FeedbackError, match="expected story_id, watchlist and verdict, each a non-empty string"):
+            feedback_from(fields, "web")

@@ -58,8 +58,15 @@ def test_without_the_extra_the_monitor_runs_on_keywords_and_check_says_why(tmp_p
     check = run_without_extra(tmp_path, "check", "--config", str(config))
     assert check.returncode == 1, check.stdout + check.stderr
     assert "watchlists.north_korea.options.semantic" in check.stderr
-    assert "is not installed" in check.stderr and "keywords alone" in check.stderr
+    # The shipped watchlist has a learned model: that, not its query alone, decides it.
+    assert "is not installed" in check.stderr and "would run without it, on the learned classifier;" in check.stderr
+    assert "keywords alone" not in check.stderr and "query alone" not in check.stderr
     assert str(config) in check.stderr
+    own = make_config('[watchlists.chips]\nquery = "semiconductor*"\n[watchlists.chips.options]\n'
+                      'semantic = {mode = "boost"}\n', name="chips.toml")
+    chips = run_without_extra(tmp_path, "check", "--config", str(own))
+    assert "watchlists.chips.options.semantic" in chips.stderr
+    assert "would run without it, on its keyword query alone;" in chips.stderr
 
     once = run_without_extra(tmp_path, "once", "--config", str(config))
     assert once.returncode == 0, once.stderr
@@ -68,6 +75,7 @@ def test_without_the_extra_the_monitor_runs_on_keywords_and_check_says_why(tmp_p
     # One warning, naming the watchlist's key; no general "not installed" line.
     assert once.stderr.count("not installed") == 1
     assert "watchlists.north_korea.options.semantic: semantic scoring is asked for" in once.stderr
+    assert "runs without it, on the learned classifier;" in once.stderr
     classifiers = {r["classifier"] for r in sqlite_utils.Database(tmp_path / "monitor.db").query("SELECT classifier FROM matches")}
     assert classifiers == {"learned"}
 
@@ -220,10 +228,15 @@ def test_semantic_rerank_drops_off_topic_keyword_matches_and_train_changes_score
 def test_bad_semantic_options_are_reported_with_file_and_key(extra, tmp_path, make_config):
     from monitor import Monitor, load_config
 
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"title": "Tariffs rise", "labels": ["trade"]}\n{not json\n', encoding="utf-8")
     config = make_config('[watchlists.trade.options]\nsemantic = {mode = "sideways", weight = "lots"}\n'
-                         'examples = "no-such-file.jsonl"\n')
+                         'examples = "no-such-file.jsonl"\n'
+                         '[watchlists.north_korea.options]\nsemantic = {mode = "rerank"}\nexamples = "bad.jsonl"\n')
     with Monitor.open(load_config(config)) as monitor:
         problems = "\n".join(monitor.check())
+    # Examples are read as monitor eval reads stories: the file and line of a bad one are named.
+    assert f"{bad}: line 2: not valid JSON" in problems
     assert f"{config}: watchlists.trade.options.semantic.mode: must be one of rerank, boost, either" in problems
     assert "watchlists.trade.options.semantic.weight: expected a number" in problems
     assert "watchlists.trade.options.examples" in problems and "no-such-file.jsonl" in problems

@@ -215,12 +215,41 @@ def test_remove_deletes_one_table_and_keeps_the_rest(tmp_path, cli_run):
     assert result.exit_code == 0, result.output
     assert result.output.strip() == f"Removed source wire (http://127.0.0.1:9/wire.xml) from {path}."
     after = path.read_text()
-    start, end = before.index("[sources.wire]"), before.index("[watchlists.korea]")
+    # The comment written directly above the table goes with it.
+    start, end = before.index("# The wire, polled often."), before.index("[watchlists.korea]")
     assert after == before[:start] + before[end:]
     assert set(load_config(path).sources) == {"other"}
     missing = cli_run("sources", "remove", "wire", "--config", path)
     assert missing.exit_code == 2 and "no source named 'wire' in this file (its sources: other)" in missing.output
     assert path.read_text() == after
+
+
+def test_remove_takes_the_comment_directly_above_and_leaves_every_other_comment(tmp_path, cli_run):
+    path = tmp_path / "monitor.toml"
+    kept_above = '# My sources.\n\n# Set apart by a blank line: about every source.\n\n'
+    path.write_text(
+        f'[monitor]\ndb = "{tmp_path / "monitor.db"}"\n\n' + kept_above +
+        '# The wire, polled often.\n# Its second line.\n[sources.wire]\nurl = "http://127.0.0.1:9/wire.xml"\n'
+        '# interval = "1m"  (inside the table: goes with it)\ninterval = "5m"\n\n'
+        '# Below the wire, apart from the outlet.\n\n'
+        '# The outlet, directly above it.\n[sources.outlet]\nurl = "http://127.0.0.1:9/outlet.xml"\n\n'
+        '# The agency.\n[sources.agency]\nurl = "http://127.0.0.1:9/agency.xml"\n', encoding="utf-8")
+
+    assert cli_run("sources", "remove", "wire", "--config", path).exit_code == 0
+    after = path.read_text(encoding="utf-8")
+    assert after == (
+        f'[monitor]\ndb = "{tmp_path / "monitor.db"}"\n\n' + kept_above +
+        '# Below the wire, apart from the outlet.\n\n'
+        '# The outlet, directly above it.\n[sources.outlet]\nurl = "http://127.0.0.1:9/outlet.xml"\n\n'
+        '# The agency.\n[sources.agency]\nurl = "http://127.0.0.1:9/agency.xml"\n')
+
+    assert cli_run("sources", "remove", "agency", "--config", path).exit_code == 0
+    assert path.read_text(encoding="utf-8") == after.replace(
+        '# The agency.\n[sources.agency]\nurl = "http://127.0.0.1:9/agency.xml"\n', "")
+    assert cli_run("sources", "remove", "outlet", "--config", path).exit_code == 0
+    assert path.read_text(encoding="utf-8") == (
+        f'[monitor]\ndb = "{tmp_path / "monitor.db"}"\n\n' + kept_above + '# Below the wire, apart from the outlet.\n\n')
+    assert load_config(path).sources == {}
 
 
 def test_feed_links_follow_base_and_skip_what_is_not_a_web_feed():

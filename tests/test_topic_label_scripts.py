@@ -96,7 +96,7 @@ def test_merge_names_each_bad_line_and_keeps_the_rest(workdir: Path, tmp_path: P
     out = tmp_path / "merged.jsonl"
     done = run_merge(workdir, out)
     assert done.returncode == 0
-    assert f"{bad}:2: not JSON" in done.stderr
+    assert f"{bad}:2: not valid JSON" in done.stderr
     assert f"{bad}:3: labels must be a list drawn from" in done.stderr
     assert f"{bad}:4: uid n-99 is not in the pool" in done.stderr
     assert "Traceback" not in done.stderr

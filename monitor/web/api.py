@@ -10,11 +10,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..feedback import Feedback, feedback_rows, record_feedback
+from ..feedback import feedback_from, feedback_rows, record_feedback
 from . import data
 from .data import requeue_one
 from .openapi import openapi_document
-from .search import search, watchlist_toml
+from .search import found_row, search_stored, watchlist_toml
 from .security import check_csrf, safe_href
 
 
@@ -72,11 +72,10 @@ def search_api(request: Request) -> Response:
     q = request.query_params.get("q", "").strip()
     if not q:
         raise HTTPException(400, "q is required: a query in the watchlist query language")
-    result = search(request.app.state.store, q, limit=_limit(request))
-    for row in result.rows:
-        row["url"] = safe_href(row["url"])
+    result = search_stored(request.app.state.store, q, limit=_limit(request))
+    rows = [{**found_row(f), "url": safe_href(f.row["url"])} for f in result.found]
     name = request.query_params.get("name", "my_search")
-    return JSONResponse({"items": result.rows, "candidates": result.candidates, "truncated": result.truncated,
+    return JSONResponse({"items": rows, "candidates": result.candidates, "truncated": result.truncated,
                          "watchlist_toml": watchlist_toml(name, q)})
 
 
@@ -119,10 +118,9 @@ async def feedback_post(request: Request) -> Response:
         body = await request.json()
     except ValueError:
         raise HTTPException(400, "expected a JSON object: {\"story_id\", \"watchlist\", \"verdict\"}") from None
-    if not isinstance(body, dict) or not all(isinstance(body.get(k), str) for k in ("story_id", "watchlist", "verdict")):
-        raise HTTPException(400, "expected a JSON object with string story_id, watchlist and verdict")
-    feedback = Feedback(body["story_id"], body["watchlist"], body["verdict"], note=str(body.get("note", ""))[:500],
-                        origin="api")
+    if not isinstance(body, dict):
+        raise HTTPException(400, "expected a JSON object: {\"story_id\", \"watchlist\", \"verdict\"}")
+    feedback = feedback_from(body, origin="api")
     row_id = await run_in_threadpool(record_feedback, request.app.state.store, feedback,
                                      list(request.app.state.config.watchlists))
     return JSONResponse({"id": row_id, "story_id": feedback.story_id, "watchlist": feedback.watchlist,

@@ -13,11 +13,11 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ..errors import MonitorError, QuerySyntaxError, StorageError
-from ..feedback import Feedback, FeedbackError, feedback_rows, record_feedback
+from ..feedback import FeedbackError, feedback_from, feedback_rows, record_feedback
 from . import data
 from .data import requeue_one
 from .cursor import BadCursor
-from .search import search, watchlist_toml
+from .search import found_row, search_stored, watchlist_toml
 from .security import CsrfError, check_csrf, csrf_token, local_path
 
 DEFAULT_NAME = "my_search"
@@ -63,13 +63,14 @@ def story_page(request: Request) -> Response:
 def search_page(request: Request) -> Response:
     q = request.query_params.get("q", "").strip()
     name = request.query_params.get("name", "").strip() or DEFAULT_NAME
-    result, error = None, ""
+    result, rows, error = None, [], ""
     if q:
         try:
-            result = search(request.app.state.store, q)
+            result = search_stored(request.app.state.store, q)
+            rows = [found_row(f) for f in result.found]
         except QuerySyntaxError as exc:
             error = str(exc)
-    return _render(request, "search.html", "Search", q=q, name=name, result=result, error=error,
+    return _render(request, "search.html", "Search", q=q, name=name, result=result, rows=rows, error=error,
                    toml=watchlist_toml(name, q) if q else "", save_open="name" in request.query_params)
 
 
@@ -103,8 +104,7 @@ def _with_notice(path: str, notice: str) -> str:
 async def post_feedback(request: Request) -> Response:
     await check_csrf(request)
     form = await request.form()
-    feedback = Feedback(str(form.get("story_id", "")), str(form.get("watchlist", "")), str(form.get("verdict", "")),
-                        note=str(form.get("note", ""))[:500], origin="web")
+    feedback = feedback_from(form, origin="web")
     config = request.app.state.config
     await run_in_threadpool(record_feedback, request.app.state.store, feedback, list(config.watchlists))
     notice = f"Saved: {feedback.watchlist} was {feedback.verdict} for this story."

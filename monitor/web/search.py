@@ -1,85 +1,32 @@
-"""Search stored stories with the watchlist query language.
-
-Full-text search finds candidates (any term of the query, a superset: FTS
-stems words); :class:`~monitor.query.KeywordMatcher` then decides and
-highlights exactly as a watchlist would, so what the search shows is what
-the query would match.
-"""
+"""The web UI's search: :mod:`monitor.search`, the one search ``monitor search`` runs too, shaped for
+the page and the API, and the TOML that saves a query as a watchlist."""
 
 from __future__ import annotations
 
-import sqlite3
-from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import QuerySyntaxError
-from ..query import KeywordMatcher, parse_query, terms_of
+from ..search import Found, Results, search
 from ..store import Store
 
+# The web answers in bounded time: the matcher reads at most this many candidates, the newest.
 MAX_CANDIDATES = 2000
-NAME = "search"
+PAGE_LIMIT = 50
 
 
-@dataclass(frozen=True)
-class SearchResult:
-    """The stories a query matched, best first, and how many candidates were read."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    candidates: int = 0
-    truncated: bool = False
-
-
-# The FTS index stems words (porter), and a stem can be shorter than a prefix
-# the query gives: "kidnapped" is indexed as "kidnap", which "kidnapp*" would
-# miss. A prefix is therefore shortened by the most a stemmer removes before
-# it goes to FTS; the matcher then decides on the real prefix.
-STEM_SLACK = 5
-MIN_PREFIX = 3
-
-
-def fts_candidates(query: str) -> str:
-    """An FTS5 expression matching every story that holds any term of ``query`` (a superset)."""
-    parts = []
-    for term in terms_of(parse_query(query)):
-        words = []
-        for word, is_prefix in term.words:
-            if is_prefix:
-                word = word[:max(MIN_PREFIX, len(word) - STEM_SLACK)]
-            words.append(f'"{word}"' + ("*" if is_prefix else ""))
-        parts.append(words[0] if len(words) == 1 else "(" + " ".join(words) + ")")
-    return " OR ".join(dict.fromkeys(parts))
-
-
-def search(store: Store, query: str, threshold: float = 0.0, limit: int = 50) -> SearchResult:
-    """Stories ``query`` matches (score at or above ``threshold``), best first.
+def search_stored(store: Store, query: str, limit: int = PAGE_LIMIT) -> Results:
+    """What ``monitor search QUERY`` finds, best first, among the newest :data:`MAX_CANDIDATES` candidates.
 
     :raises QuerySyntaxError: the query does not parse.
     """
-    matcher = KeywordMatcher({NAME: query})
-    expression = fts_candidates(query)
-    if not expression:
-        return SearchResult()
-    try:
-        rows = store.query(
-            "SELECT s.id, s.title, s.text, s.url, s.source, s.published_at, s.first_seen_at "
-            "FROM stories_fts JOIN stories s ON s.rowid = stories_fts.rowid "
-            "WHERE stories_fts MATCH ? ORDER BY s.first_seen_at DESC LIMIT ?",
-            [expression, MAX_CANDIDATES + 1],
-        )
-    except sqlite3.OperationalError as exc:
-        raise QuerySyntaxError(f"cannot search for {query!r}: {exc}") from exc
-    truncated = len(rows) > MAX_CANDIDATES
-    found = []
-    for row in rows[:MAX_CANDIDATES]:
-        result = matcher.match(row["title"], row["text"]).get(NAME)
-        if result is None or result[0] < threshold:
-            continue
-        score, evidence = result
-        row = {k: v for k, v in row.items() if k != "text"}
-        row.update(score=score, evidence=evidence.to_dict())
-        found.append(row)
-    found.sort(key=lambda r: (-r["score"], r["first_seen_at"] or ""), reverse=False)
-    return SearchResult(found[:limit], min(len(rows), MAX_CANDIDATES), truncated)
+    return search(store, query, limit, max_candidates=MAX_CANDIDATES)
+
+
+def found_row(found: Found) -> dict[str, Any]:
+    """One result as the page and the API show it: the story, its score and the evidence with its offsets."""
+    row = found.row
+    return {"id": row["id"], "title": row["title"], "url": row["url"], "source": row["source"],
+            "published_at": row["published_at"], "first_seen_at": row.get("first_seen_at"),
+            "score": found.score, "evidence": found.evidence.to_dict()}
 
 
 def watchlist_toml(name: str, query: str, threshold: float = 1.0) -> str:
