@@ -159,8 +159,9 @@ def markdown(provenance: dict) -> str:
         lines += [f"| {s} | {c['stories']} | {c['positives']} | {'yes' if c['scored'] else 'no (synthetic)'} |"
                   for s, c in entry["sources"].items()]
         if not entry.get("figures"):
-            lines += ["", "Held-out figures: not recorded by the run that wrote this model (it was stopped "
-                          "after the fit); docs/learned.md gives the figures measured so far."]
+            lines += ["", "Held-out figures: **not recorded** for this model yet (the measurement did not finish "
+                          "on the machine that trained it); `scripts/train_shipped_models.py --measure-only` "
+                          "records them here."]
         else:
             measured = (f" The recipe was measured on every source except {', '.join(entry['measured_without'])} "
                         f"({entry.get('measured_at', '')}, learner at {entry.get('measured_with_learner', '?')}); "

@@ -54,6 +54,11 @@ def table(provenance: dict) -> str:
             if shown(f["view"]) and f["positives"]:
                 lines.append(f"| {name} | {describe_view(f['view'], entry['sources'])} | {f['stories']:,} ({f['positives']}) "
                              f"| **{cells(f['learned'])}** | {cells(f['query'])} | {cells(f['floor'])} |")
+    missing = [n for n in ORDER if not provenance["watchlists"].get(n, {}).get("figures")]
+    if missing:
+        lines += ["", f"**Not measured yet** for the models that ship: {', '.join(missing)} (no held-out figure is "
+                      "recorded in provenance.json; `scripts/train_shipped_models.py --measure-only "
+                      "--measure-without reuters_topics --jobs 7` records them)."]
     without = sorted({c for e in provenance["watchlists"].values() for c in e.get("measured_without", [])})
     if without:
         lines += ["", f"These figures measure the recipe on every labelled set except {', '.join(without)} "
