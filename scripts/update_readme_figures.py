@@ -26,11 +26,11 @@ def shown(view: str) -> bool:
     return view.startswith(("5-fold CV",))
 
 
-def describe_view(view: str, sources: dict) -> str:
+def describe_view(view: str, sources: dict, left_out: list[str] = ()) -> str:
     """A view's name for people: which corpora a cross-corpus run trained on and which it was tested on."""
     if view.startswith("train "):
         trained = set(view[len("train "):].split(" -> ", 1)[0].split("+"))
-        real = [s for s, c in sources.items() if c["scored"] and c["stories"] and s != "seeds"]
+        real = [s for s, c in sources.items() if c["scored"] and c["stories"] and s != "seeds" and s not in left_out]
         inside = [s for s in real if s in trained]
         if len(inside) == 1:
             return f"cross-corpus: trained on {inside[0]} only, tested on the other corpora"
@@ -52,7 +52,7 @@ def table(provenance: dict) -> str:
         entry = provenance["watchlists"].get(name, {})
         for f in entry.get("figures", []):
             if shown(f["view"]) and f["positives"]:
-                lines.append(f"| {name} | {describe_view(f['view'], entry['sources'])} | {f['stories']:,} ({f['positives']}) "
+                lines.append(f"| {name} | {describe_view(f['view'], entry['sources'], entry.get('measured_without', []))} | {f['stories']:,} ({f['positives']}) "
                              f"| **{cells(f['learned'])}** | {cells(f['query'])} | {cells(f['floor'])} |")
     missing = [n for n in ORDER if not provenance["watchlists"].get(n, {}).get("figures")]
     if missing:
