@@ -296,8 +296,11 @@ class _StoreTimer:
 # Where a poll's time goes, by the file the time is spent in (first match wins).
 PROFILE_PARTS = (
     ("feedparser", ("/feedparser/", "/sgmllib", "xml/sax", "expat")),
+    ("learned classifier", ("plugins/learned", "/sklearn/", "/scipy/", "/numpy/")),
+    ("clustering", ("monitor/clustering.py", "monitor/cluster_stage.py")),
     ("keyword matching", ("monitor/query.py", "plugins/keywords.py", "ahocorasick")),
-    ("normalisation (HTML to text)", ("monitor/normalize.py", "html/parser.py", "html/__init__.py", "_markupbase")),
+    ("normalisation (HTML to text)", ("monitor/normalize.py", "/ftfy/", "html/parser.py", "html/__init__.py",
+                                      "_markupbase")),
     ("storage (SQLite, FTS)", ("monitor/store.py", "sqlite_utils", "sqlite3")),
     ("fetching (httpx)", ("/httpx/", "/httpcore/", "/h11/", "socket", "ssl.py", "selectors")),
 )

@@ -63,6 +63,7 @@ from .normalize import canonical_url, html_to_text
 from .polling import parse_retry_after
 from .query import KeywordMatcher, parse_query, query_error_words
 from .safetext import json_safe, safe_line, safe_text
+from .storage import Storage, is_postgres_url, open_store
 from .rendering import (
     alert_subject,
     also_reported_line,
@@ -88,6 +89,8 @@ __all__ = [
     "receiver_body_line",
     # text from the outside, made safe to print and log
     "safe_line", "safe_text", "json_safe",
+    # the storage interface (docs/plugins.md: the storage API for plugins)
+    "Storage", "is_postgres_url", "open_store",
     # helpers for commands that plugins add through register_commands
     "config_options", "handle_errors", "load_cli_config", "open_cli_monitor",
     # reading labelled stories (JSON lines), for plugins that train

@@ -27,7 +27,7 @@ from .limits import EntryLimits
 from .models import Event, Match, Source, Story, UpdateResult, Watchlist
 from .plugins import load_plugins, make_plugin_manager, plugin_infos, unknown_plugin_names
 from .sender_lock import SenderLock
-from .store import Store
+from .storage import Storage, open_store
 from .timeutil import format_duration, utcnow
 from .wording import plural
 from .workers import WorkerPool
@@ -69,7 +69,7 @@ def disable_warnings(config: Config) -> list[str]:
 class Monitor:
     """A configured monitor with its database and plugins."""
 
-    def __init__(self, config: Config, pm: pluggy.PluginManager, store: Store, origins: dict[str, str]):
+    def __init__(self, config: Config, pm: pluggy.PluginManager, store: Storage, origins: dict[str, str]):
         self.config = config
         self.pm = pm
         self.store = store
@@ -94,7 +94,11 @@ class Monitor:
         # handed in by the caller (tests, embedding code) cannot cross, so it reads in-process.
         self.own_plugins = False
         # Across processes: only the holder delivers (the daemon holds it for its life).
-        self.sender_lock = None if str(config.db_path) == ":memory:" else SenderLock(config.db_path)
+        self.sender_lock: Any = None
+        if config.is_postgres:
+            self.sender_lock = store.sender_lock()
+        elif str(config.db_path) != ":memory:":
+            self.sender_lock = SenderLock(config.db_path)
         self._closed = False
         # Set when the daemon is asked to stop: polls in progress end at their
         # next check instead of running to completion (see monitor.budget).
@@ -134,7 +138,7 @@ class Monitor:
             pm = make_plugin_manager()
             origins = load_plugins(pm, disable=config.disable_plugins, plugins_dir=config.plugins_dir,
                                    redact=config.redact)
-        store = Store(config.db_path, config.secrets)
+        store = open_store(config.db, config.secrets)
         monitor = cls(config, pm, store, origins)
         monitor.own_plugins = own_plugins
         try:
@@ -296,7 +300,7 @@ class Monitor:
         return results
 
     def prune(self, *, dry_run: bool = False) -> int:
-        """Apply ``retention``: delete stories older than ``max_age`` (see :meth:`Store.prune`),
+        """Apply ``retention``: delete stories older than ``max_age`` (see :meth:`~monitor.storage.Storage.prune`),
         forget tombstones older than ``tombstone_max_age`` and give the freed space back to
         the file system. Returns the stories deleted; 0 when retention is off.
 

@@ -72,16 +72,28 @@ def classify(monitor: Monitor, stories: Sequence[Story], watchlists: Sequence[Wa
 def run_classifiers(classifiers: Mapping[str, Any], stories: Sequence[Story], watchlists: Sequence[Watchlist],
                     max_text_chars: int) -> Found:
     """Run each of ``classifiers`` over ``stories`` (title and text cut to ``max_text_chars``);
-    a failing one is logged and listed in ``failures``."""
+    a failing one is logged and listed in ``failures``.
+
+    Classifiers that take watchlists over from others (``replaces``) run
+    first; the others then skip the watchlists taken from them, whose
+    matches :func:`combine` would ignore anyway.
+    """
     found = Found()
     if not stories or not watchlists:
         return found
     stories, found.cut = _cut_for_classifiers(stories, max_text_chars)
-    for name, classifier in classifiers.items():
+    taking_first = sorted(classifiers, key=lambda name: not hasattr(classifiers[name], "replaces"))
+    results: dict[str, list[Match]] = {}
+    for name in taking_first:
+        classifier = classifiers[name]
+        mine = [w for w in watchlists if (name, w.name) not in found.replaced]
+        if not mine:
+            results[name] = []
+            continue
         started = time.perf_counter()
         try:
-            matches = list(classifier.classify(stories, watchlists))
-            taken = _replaced_by(classifier, watchlists)
+            matches = list(classifier.classify(stories, mine))
+            taken = _replaced_by(classifier, mine)
         except Exception as exc:
             log.exception("classifier %s failed on a batch of %d stories", name, len(stories))
             found.failures.append(ClassifierFailed(classifier=name, error=f"{type(exc).__name__}: {exc}"))
@@ -89,8 +101,10 @@ def run_classifiers(classifiers: Mapping[str, Any], stories: Sequence[Story], wa
         elapsed = time.perf_counter() - started
         if elapsed > SLOW_SECONDS:
             log.warning("classifier %s took %.1fs for %d stories", name, elapsed, len(stories))
-        found.by_classifier[name] = matches
+        results[name] = matches
         found.replaced.update(taken)
+    # In the configured order: when two classifiers score a story alike, the first one's match is kept.
+    found.by_classifier.update((name, results[name]) for name in classifiers if name in results)
     return found
 
 

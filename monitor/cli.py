@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from .outbox import DispatchResult
 from .output import json_line, output_options, typed_rows, write_rows
 from .plugins import load_plugins, make_plugin_manager
 from .safetext import json_safe, safe_line
-from .store import Store
+from .storage import Storage, open_store
 from .timeutil import format_duration, from_iso, utcnow
 from .version import __version__
 from .wording import plural
@@ -42,7 +43,8 @@ def config_options(with_db: bool = True) -> Callable:
             help="Configuration file (default: config/monitor.toml if present, else built-in defaults).",
         )(fn)
         if with_db:
-            fn = click.option("--db", "db_path", type=click.Path(dir_okay=False), help="SQLite database (overrides monitor.db).")(fn)
+            fn = click.option("--db", "db_path", metavar="PATH|URL",
+                              help="SQLite database file or postgresql:// URL (overrides monitor.db).")(fn)
         return fn
 
     return decorate
@@ -92,6 +94,8 @@ def fail(message: str, code: int = 2) -> None:
 
 def require_database(config: Config) -> None:
     """Refuse (exit 2) a database file that does not exist: a read command must not create an empty one."""
+    if config.is_postgres:
+        return  # a server database: opening it says whether it can be reached
     path = config.db_path
     if str(path) != ":memory:" and not path.exists():
         fail(f"no database at {path}: nothing has been polled into it yet (run `monitor once` first), "
@@ -130,11 +134,11 @@ class Since(click.ParamType):
 
 
 @contextmanager
-def _store(config_path: str | None, db_path: str | None) -> Iterator[tuple[Config, Store]]:
+def _store(config_path: str | None, db_path: str | None) -> Iterator[tuple[Config, Storage]]:
     """The configuration and its database, opened for a read command and closed after."""
     config = _load(config_path, db_path)
     require_database(config)
-    store = Store.for_reading(config.db_path, config.secrets)
+    store = open_store(config.db, config.secrets, for_reading=True)
     if store.warning:
         echo(f"warning: {store.warning}", err=True)
     try:
@@ -166,10 +170,18 @@ def cli() -> None:
 @config_options()
 @handle_errors
 def run(config_path: str | None, db_path: str | None) -> None:
-    """Run the daemon: poll every source on its schedule until SIGINT or SIGTERM."""
+    """Run the daemon: poll every source on its schedule until SIGINT or SIGTERM.
+
+    With --db postgresql://…, run as one worker of a fleet sharing that database (docs/scale-out.md).
+    """
     from .daemon import run_daemon
 
     config = _load(config_path, db_path)
+    if config.is_postgres:
+        from .fleet import run_worker
+
+        _setup_logging(config)
+        raise SystemExit(run_worker(config))
     _setup_logging(config)
     monitor = _open(config)
     try:
@@ -297,7 +309,7 @@ def _describe_check(config_path: str | None, config: Config, monitor: Monitor) -
         click.echo("warning: no sources are configured; add [sources.NAME] tables (see README).")
     _describe_polling(config, enabled)
     # The check ran on a scratch database; what has been polled is in the real one.
-    _note_new_sources(load_config(config_path).db_path, config.alerts["new_source_window"], enabled)
+    _note_new_sources(load_config(config_path), config.alerts["new_source_window"], enabled)
 
 
 def _describe_polling(config: Config, enabled: list) -> None:
@@ -315,11 +327,16 @@ def _describe_polling(config: Config, enabled: list) -> None:
                "`monitor sources` shows why.")
 
 
-def _note_new_sources(db_path: Path, window: float, enabled: list) -> None:
+def _note_new_sources(config: Config, window: float, enabled: list) -> None:
     """Say which feeds have never been polled and what their first poll will alert on."""
-    from .store import never_polled
+    names = [s.name for s in enabled if s.kind == "feed"]
+    if config.is_postgres:
+        with closing(open_store(config.db, config.secrets, read_only=True)) as store:
+            new = store.never_polled(names)
+    else:
+        from .sqlite_store import never_polled
 
-    new = never_polled(db_path, [s.name for s in enabled if s.kind == "feed"])
+        new = never_polled(config.db_path, names)
     if not new:
         return
     if window:
@@ -457,6 +474,12 @@ def sources(ctx: click.Context, config_path: str | None, db_path: str | None, ou
         except StorageError:
             pass  # a read-only or damaged file: list what it holds
         rows = typed_rows((r for r in store.sources() if r["name"] in config.sources), booleans=("enabled",))
+        if config.is_postgres:
+            from .fleet_cli import last_polled_by
+
+            polled_by = last_polled_by(store)
+            for row in rows:
+                row["polled_by"] = polled_by.get(row["name"])
 
     def human(rows: Sequence[dict]) -> None:
         for row in rows:
@@ -471,7 +494,8 @@ def sources(ctx: click.Context, config_path: str | None, db_path: str | None, ou
                 next_poll = row["next_poll_at"] + (f" ({row['poll_reason']})" if row["poll_reason"] else "")
             else:
                 next_poll = "at start"
-            echo(f"    last fetch: {row['last_fetch_at'] or 'never'}  next poll: {next_poll}"
+            by = f"  by worker {row['polled_by']}" if row.get("polled_by") else ""
+            echo(f"    last fetch: {row['last_fetch_at'] or 'never'}{by}  next poll: {next_poll}"
                  f"  errors in a row: {row['error_count']}")
             if row["last_error"]:
                 echo(f"    error: {row['last_error']}")
@@ -528,6 +552,58 @@ def prune(config_path: str | None, db_path: str | None, dry_run: bool, yes: bool
 
 def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+@cli.command(name="migrate-db")
+@config_options()
+@click.option("--to", "target", required=True, metavar="URL",
+              help="The empty PostgreSQL database to copy into: postgresql://user@host/dbname "
+                   "(a password written ${VAR} is read from the environment).")
+@handle_errors
+def migrate_db(config_path: str | None, db_path: str | None, target: str) -> None:
+    """Copy the SQLite database (monitor.db or --db) into an empty PostgreSQL database.
+
+    Copies sources with their fetch state, stories, matches, the outbox, digest timetables,
+    tombstones, trained models and feedback in one transaction, keeping ids, and says how many
+    rows of each it copied. Refuses a target that holds any row. The SQLite file is only read:
+    point monitor.db (or --db) at the URL afterwards. Stop the daemon first, or what it writes
+    meanwhile stays behind.
+    """
+    import os
+
+    from .migrate_db import copy_database
+    from .postgres_store import PostgresStore
+    from .secrets import Secrets
+    from .sqlite_store import SQLiteStore
+    from .storage import is_postgres_url, redact_url
+
+    config = _load(config_path, db_path)
+    if config.is_postgres:
+        fail(f"the database to copy from is {config.database}: migrate-db copies a SQLite file "
+             "(monitor.db or --db) into PostgreSQL")
+    require_database(config)
+    names = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", target))
+    unset = sorted(n for n in names if not os.environ.get(n))
+    if unset:
+        fail(f"--to: environment variable {', '.join(unset)} is not set")
+    secrets = Secrets({**dict(config.secrets.values), **{n: os.environ[n] for n in names}})
+    url = secrets.reveal(target)
+    if not is_postgres_url(url):
+        fail(f"--to must be a postgresql:// URL, got {redact_url(target)!r}")
+    source = SQLiteStore(config.db_path, config.secrets)
+    try:
+        destination = PostgresStore(url, secrets)
+        try:
+            copied = copy_database(source, destination)
+        finally:
+            destination.close()
+    finally:
+        source.close()
+    shown = redact_url(secrets.redact(url))
+    click.echo(f"Copied {config.db_path} into {shown}:")
+    for table, count in copied.items():
+        click.echo(f"  {table}: {count:,} rows")
+    click.echo(f'Use it with --db {shown} or [monitor] db = "{shown}".')
 
 
 ALERT_STATUSES = ("pending", "sending", "sent", "failed")
@@ -648,7 +724,7 @@ def feedback(config_path: str | None, db_path: str | None, args: tuple[str, ...]
 def _classifier_monitor(config_path: str | None, db_path: str | None) -> Monitor:
     """A monitor for classifying input: the configured database if it exists (trained models), else in memory."""
     config = _load(config_path, db_path)
-    if not config.db_path.exists():
+    if not config.is_postgres and not config.db_path.exists():
         config = _load(config_path, ":memory:")
     _setup_logging(config, "WARNING")
     return _open(config, require_env=False)  # classifying sends nothing
@@ -783,6 +859,10 @@ def eval_command(config_path: str | None, db_path: str | None, labels_file, show
 from .sources_cli import add_source_commands  # noqa: E402  (they use the helpers above)
 
 add_source_commands(sources)
+
+from .fleet_cli import add_fleet_commands  # noqa: E402
+
+add_fleet_commands(cli)
 
 
 @cli.command(name="cluster")

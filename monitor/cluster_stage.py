@@ -18,12 +18,11 @@ from typing import Any
 
 from .clustering import Assignment, ClusterIndex, ClusterSettings, Profile, profile
 from .models import Story
-from .store import Store
+from .storage import Storage
 from .timeutil import from_iso, to_iso, utcnow
 
 log = logging.getLogger("monitor.clusters")
 
-_ROW_COLUMNS = "rowid, id, source, title, text, url, published_at, first_seen_at, coalesce(cluster_id, id) AS cluster"
 
 
 def settings_from_config(table: Mapping[str, Any]) -> ClusterSettings:
@@ -53,7 +52,7 @@ def assign_stories(index: ClusterIndex, stories: Sequence[Story]) -> list[Story]
 class StoryClusters:
     """The daemon's clustering, shared by every poll of one monitor (thread-safe)."""
 
-    def __init__(self, store: Store, settings: ClusterSettings):
+    def __init__(self, store: Storage, settings: ClusterSettings):
         self.store = store
         self.settings = settings
         self.index = ClusterIndex(settings)
@@ -73,16 +72,15 @@ class StoryClusters:
         now = utcnow()
         if self._last_rowid is None:
             since = to_iso(now - timedelta(seconds=self.settings.window))
-            rows = self.store.query(
-                f"SELECT {_ROW_COLUMNS} FROM stories WHERE first_seen_at >= ? ORDER BY rowid", [since])
-            top = self.store.query("SELECT max(rowid) AS top FROM stories")[0]["top"]
-            self._last_rowid = top or 0
+            rows = self.store.stories_for_clustering(first_seen_since=since)
+            self._last_rowid = self.store.last_story_rowid()
             log.info("clustering: %d stories of the last %s read back", len(rows), timedelta(seconds=self.settings.window))
         else:
-            rows = self.store.query(
-                f"SELECT {_ROW_COLUMNS} FROM stories WHERE rowid > ? ORDER BY rowid", [self._last_rowid])
+            rows = self.store.stories_for_clustering(after_rowid=self._last_rowid)
         for row in rows:
             self._last_rowid = max(self._last_rowid, row["rowid"])
+            if row["id"] in self.index:
+                continue  # assigned by this process, already in the index: profiling it again was a quarter of clustering's time
             item = profile(row["id"], row["source"], row["title"], row["text"],
                            from_iso(row["published_at"]) or from_iso(row["first_seen_at"]), row["url"])
             self.index.remember(item, row["cluster"])

@@ -24,10 +24,12 @@ from typing import Any
 
 import httpx
 
+from .clustering import DEFAULT_THRESHOLD as DEFAULT_CLUSTER_THRESHOLD
 from .errors import ConfigError, ConfigErrors
 from .models import Source, Watchlist
 from .netpolicy import parse_allow_entry
 from .secrets import Secrets
+from .storage import describe_location, is_postgres_url
 
 DEFAULT_CONFIG_PATH = Path("config") / "monitor.toml"
 BUILTIN = "built-in defaults"
@@ -42,6 +44,9 @@ SOURCE_KINDS = ("feed", "directory")
 # The longest duration any setting takes: longer ones overflow date arithmetic
 # later (a poll, a prune, a retry), so they are refused here instead.
 MAX_DURATION = 3650 * 86400.0
+
+# The db_path of a configuration whose database is PostgreSQL: never a file anyone creates.
+POSTGRES_DB_PATH = "(postgresql)"
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,8 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("log_level", "str", "DEBUG, INFO, WARNING or ERROR.", "INFO"),
         Setting("disable_plugins", "list[str]", "Plugin names not to load (built-in or third-party)."),
         Setting("plugins_dir", "path", "A folder of single-file plugins loaded by path."),
-        Setting("db", "path", "SQLite database path, relative to the working directory.", "monitor.db"),
+        Setting("db", "path", "The database: a SQLite file path (relative to the working directory) or a "
+                "PostgreSQL URL, postgresql://user:${PASSWORD}@host:5432/dbname (docs/storage.md).", "monitor.db"),
     ),
     "schedule": (
         Setting("interval", "duration", "Default time between polls of a source.", 900, positive=True),
@@ -164,7 +170,7 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("window", "duration", "A story joins a cluster only if its first story is at most this much older.",
                 259200, positive=True),
         Setting("threshold", "number", "How sure (0 to 1) clustering must be that two reports are of one story; "
-                "higher merges less.", 0.65, positive=True, maximum=1),
+                "higher merges less.", DEFAULT_CLUSTER_THRESHOLD, positive=True, maximum=1),
     ),
     "source": (
         Setting("url", "str", "http(s) URL, file: URL, or path (relative to the config file)."),
@@ -208,6 +214,8 @@ class Config:
     """The validated configuration. ``file`` is ``None`` for built-in defaults only."""
 
     file: Path | None
+    # A SQLite database's file; for a PostgreSQL database (``db``) a name that
+    # is never a file: every use of it is guarded by :attr:`is_postgres`.
     db_path: Path
     log_level: str
     disable_plugins: tuple[str, ...]
@@ -228,6 +236,18 @@ class Config:
     # ``${VAR}`` references in channel and plugin tables whose variable is not
     # set: only what uses those tables needs them (see :meth:`require_env`).
     unset_env: tuple[ConfigError, ...] = ()
+    # Where the database is: ``db_path`` as text, or a PostgreSQL URL (its password revealed).
+    db: str = ""
+
+    @property
+    def is_postgres(self) -> bool:
+        """Whether the database is a PostgreSQL server rather than a SQLite file."""
+        return is_postgres_url(self.db)
+
+    @property
+    def database(self) -> str:
+        """How messages name the database: its file, or its URL with the password hidden."""
+        return describe_location(self.secrets.redact(self.db)) if self.is_postgres else str(self.db_path)
 
     @property
     def where(self) -> str:
@@ -579,10 +599,16 @@ class _Validator:
         plugins = {n: self.interpolate(f"plugins.{n}", t, deferred=True) for n, t in plugins.items() if isinstance(t, dict)}
         # --db and relative paths: the database is relative to the working
         # directory (where the user runs the command), not to the config file.
-        db_path = Path(db_override) if db_override is not None else Path(os.path.expanduser(monitor["db"]))
+        location = str(db_override) if db_override is not None else monitor["db"]
+        if is_postgres_url(location):
+            db_path = Path(POSTGRES_DB_PATH)
+        else:
+            db_path = Path(location) if db_override is not None else Path(os.path.expanduser(location))
+            location = str(db_path)
         return Config(
             file=self.file,
             db_path=db_path,
+            db=location,
             log_level=monitor["log_level"],
             disable_plugins=tuple(monitor["disable_plugins"] or ()),
             plugins_dir=self.path(monitor["plugins_dir"]),

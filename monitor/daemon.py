@@ -83,7 +83,7 @@ def run_daemon(monitor) -> int:
         log.info(
             "news-monitor started (pid %d): %d sources (%s), %d watchlists, channels: %s; database %s",
             os.getpid(), len(sources), ", ".join(sources) or "none", len(monitor.watchlists),
-            ", ".join(monitor.channels) or "none", monitor.config.db_path,
+            ", ".join(monitor.channels) or "none", monitor.config.database,
         )
         monitor.worker_pool()  # its processes start while the first feeds are fetched
         scheduler.start()
@@ -122,7 +122,7 @@ def start_metrics(monitor: Monitor) -> MetricsServer | None:
     from .metrics import make_registry
     from .metrics_server import MetricsServer
 
-    registry, events = make_registry(monitor.config.db_path)
+    registry, events = make_registry(monitor.config, monitor.store)
     try:
         server = MetricsServer(monitor.config, registry, settings["host"], settings["port"])
     except OSError as exc:

@@ -94,6 +94,11 @@ class SchemaTooNewError(StorageError):
     """The database was written by a newer news-monitor than this one."""
 
 
+class LeaseLost(MonitorError):
+    """A fleet worker's write was refused: the lease it worked under is held by another worker now
+    (or expired). Nothing of that write is kept; the new holder does the work."""
+
+
 class PluginError(MonitorError):
     """Base class of plugin problems."""
 

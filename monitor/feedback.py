@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import MonitorError
 from .models import VERDICTS, Feedback
-from .store import Store
+from .storage import Storage
 
 
 __all__ = ["Feedback", "FeedbackError", "feedback_from", "feedback_rows", "record_feedback"]
@@ -38,7 +38,7 @@ def feedback_from(fields: Mapping[str, Any], origin: str) -> Feedback:
     return Feedback(**given, note=str(note or "")[:MAX_NOTE], origin=origin)
 
 
-def record_feedback(store: Store, feedback: Feedback, watchlists: tuple[str, ...] | list[str]) -> int:
+def record_feedback(store: Storage, feedback: Feedback, watchlists: tuple[str, ...] | list[str]) -> int:
     """Store ``feedback`` (replacing an earlier verdict on the same story and watchlist); returns its row id.
 
     :param watchlists: the configured watchlist names; a verdict on any other is refused.
@@ -49,10 +49,9 @@ def record_feedback(store: Store, feedback: Feedback, watchlists: tuple[str, ...
         raise FeedbackError(f"unknown verdict {feedback.verdict!r} (expected one of {', '.join(VERDICTS)})")
     if feedback.watchlist not in watchlists:
         raise FeedbackError(f"no watchlist named {feedback.watchlist!r}")
-    if not store.query("SELECT 1 FROM stories WHERE id = ?", [feedback.story_id]):
+    if store.story_row(feedback.story_id) is None:
         raise FeedbackError(f"no stored story with id {feedback.story_id!r}")
-    matched = bool(store.query("SELECT 1 FROM matches WHERE story_id = ? AND watchlist = ?",
-                               [feedback.story_id, feedback.watchlist]))
+    matched = store.has_match(feedback.story_id, feedback.watchlist)
     if feedback.verdict in ("right", "wrong") and not matched:
         raise FeedbackError(f"story {feedback.story_id!r} has no match for {feedback.watchlist!r} to call "
                             f"{feedback.verdict} (say 'missed' if it should have matched)")
@@ -62,19 +61,7 @@ def record_feedback(store: Store, feedback: Feedback, watchlists: tuple[str, ...
     return stored.id
 
 
-def feedback_rows(store: Store, *, story_id: str | None = None, watchlist: str | None = None,
+def feedback_rows(store: Storage, *, story_id: str | None = None, watchlist: str | None = None,
                   limit: int = 100) -> list[dict[str, Any]]:
     """Stored verdicts with their story's title, newest first."""
-    clauses, params = [], []
-    if story_id:
-        clauses.append("f.story_id = ?")
-        params.append(story_id)
-    if watchlist:
-        clauses.append("f.watchlist = ?")
-        params.append(watchlist)
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    return store.query(
-        "SELECT f.id, f.story_id, f.watchlist, f.verdict, f.note, f.origin, f.created_at, s.title "
-        f"FROM feedback f LEFT JOIN stories s ON s.id = f.story_id {where} ORDER BY f.created_at DESC, f.id DESC LIMIT ?",
-        [*params, limit],
-    )
+    return store.feedback_rows(story_id=story_id, watchlist=watchlist, limit=limit)

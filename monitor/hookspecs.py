@@ -98,7 +98,9 @@ def register_classifiers(register: Callable[[str, Any], None], monitor: Monitor)
     configuration problems to ``monitor check``; ``replaces(watchlist) ->
     Iterable[str]`` names other classifiers whose matches for that watchlist
     are ignored whenever this one ran on the batch without failing (for a
-    classifier that folds their score into its own).
+    classifier that folds their score into its own). Classifiers with
+    ``replaces`` run first, and the others are then not asked about the
+    watchlists taken from them.
 
     :param register: ``register(name: str, classifier) -> None``.
     :param monitor: the running :class:`monitor.Monitor` (configuration, database).

@@ -13,20 +13,25 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .errors import StorageError
 from .health import connect_read_only
 from .hookspecs import hookimpl
 from .models import AlertFailed, AlertSent, Event, MatchFound, SourceFailed, SourceUpdated
 from .timeutil import from_iso, utcnow
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .storage import Storage
 
 FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -72,10 +77,12 @@ class EventMetrics:
 
 
 class DatabaseCollector(Collector):
-    """Gauges read from the database at ``db_path`` on every scrape (read-only)."""
+    """Gauges read from the database on every scrape (read-only): a SQLite file at ``db_path``
+    through a connection of its own, else (PostgreSQL) through ``store``."""
 
-    def __init__(self, db_path: Path):
+    def __init__(self, db_path: Path, store: Storage | None = None):
         self.db_path = Path(db_path)
+        self.store = store
 
     def describe(self) -> list:
         return []  # collected on demand: no up-front scrape at registration
@@ -83,9 +90,13 @@ class DatabaseCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("monitor_database_up", "1 when the database could be read on this scrape.")
         try:
-            with closing(connect_read_only(self.db_path)) as conn:
-                families = list(self._families(conn, utcnow()))
-        except sqlite3.Error:
+            if self.store is not None:
+                store = self.store
+                families = list(self._families(lambda sql: [tuple(r.values()) for r in store.query(sql)], utcnow()))
+            else:
+                with closing(connect_read_only(self.db_path)) as conn:
+                    families = list(self._families(lambda sql: conn.execute(sql).fetchall(), utcnow()))
+        except (sqlite3.Error, StorageError):
             up.add_metric([], 0)
             yield up
             return
@@ -94,10 +105,10 @@ class DatabaseCollector(Collector):
         yield from families
 
     @staticmethod
-    def _families(conn: sqlite3.Connection, now: datetime) -> Iterator[GaugeMetricFamily]:
+    def _families(rows: Callable[[str], list], now: datetime) -> Iterator[GaugeMetricFamily]:
         def gauge(name: str, doc: str, labels: list[str], sql: str) -> GaugeMetricFamily:
             family = GaugeMetricFamily(name, doc, labels=labels)
-            for row in conn.execute(sql):
+            for row in rows(sql):
                 family.add_metric([str(v) for v in tuple(row)[:-1]], float(tuple(row)[-1] or 0))
             return family
 
@@ -110,22 +121,24 @@ class DatabaseCollector(Collector):
                     "SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')")
         overdue = GaugeMetricFamily("monitor_oldest_due_poll_age_seconds",
                                     "How long the most overdue poll has been due (0 when none is due).")
-        oldest = conn.execute("SELECT min(next_poll_at) FROM sources WHERE enabled = 1 AND status != 'gone'").fetchone()[0]
+        oldest = rows("SELECT min(next_poll_at) FROM sources WHERE enabled = 1 AND status != 'gone'")[0][0]
         due = from_iso(oldest)
         overdue.add_metric([], max(0.0, (now - due).total_seconds()) if due else 0.0)
         yield overdue
         success = GaugeMetricFamily("monitor_source_last_success_age_seconds",
                                     "Seconds since each source's last successful poll (absent: never).",
                                     labels=["source"])
-        for name, last in conn.execute("SELECT name, last_success_at FROM sources ORDER BY name"):
+        for name, last in rows("SELECT name, last_success_at FROM sources ORDER BY name"):
             when = from_iso(last)
             if when is not None:
                 success.add_metric([name], (now - when).total_seconds())
         yield success
 
 
-def make_registry(db_path: Path, events: bool = True) -> tuple[CollectorRegistry, EventMetrics | None]:
-    """A registry with the database gauges and (``events``) the event counters to register as a plugin."""
+def make_registry(config: Config, store: Storage | None = None,
+                  events: bool = True) -> tuple[CollectorRegistry, EventMetrics | None]:
+    """A registry with the database gauges and (``events``) the event counters to register as a plugin.
+    ``store`` is read for the gauges when the database is PostgreSQL."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DatabaseCollector(db_path))
+    registry.register(DatabaseCollector(config.db_path, store if config.is_postgres else None))
     return registry, EventMetrics(registry) if events else None

@@ -39,7 +39,7 @@ from .normalize import canonical_url
 from .polling import RETRY_AFTER_CAP
 from .rendering import render_digest_plain, render_plain
 from .safetext import MESSAGE_MAX, safe_line
-from .store import match_from_row, story_from_row
+from .storage import match_from_row, story_from_row
 from .timeutil import CLOCK_SLACK, from_iso
 
 if TYPE_CHECKING:
@@ -49,16 +49,6 @@ log = logging.getLogger("monitor.outbox")
 
 BATCH = 200
 DIGEST_BATCH = 1000
-
-_ROWS_SQL = (
-    "SELECT o.id AS outbox_id, o.channel, o.attempts, "
-    "m.story_id, m.watchlist, m.score, m.classifier, m.evidence, "
-    "s.source, s.title, s.text, s.url, s.summary, s.guid, s.published_at, s.fetched_at, "
-    "s.author, s.language, s.content_hash, s.cluster_id "
-    "FROM outbox o JOIN matches m ON m.id = o.match_id JOIN stories s ON s.id = m.story_id "
-    "WHERE o.status = 'pending' AND o.channel = ? AND o.next_attempt_at <= ? ORDER BY o.id LIMIT ?"
-)
-
 
 @dataclass(frozen=True)
 class DispatchResult:
@@ -98,11 +88,7 @@ def dispatch_due(monitor: Monitor, limit: int = BATCH) -> DispatchResult:
     recover_interrupted(monitor)
     now = _now()
     _pull_in_future_retries(monitor, now)
-    channels = [r["channel"] for r in monitor.store.query(
-        "SELECT DISTINCT channel FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY channel",
-        [_iso(now)],
-    )]
-    for name in channels:
+    for name in monitor.store.due_channels(_iso(now)):
         if name in monitor.unavailable_channels:
             continue  # its secrets are not in this process's environment: left for one that has them
         table = monitor.config.channels.get(name, {})
@@ -124,21 +110,15 @@ def _pull_in_future_retries(monitor: Monitor, now: datetime) -> None:
     """Bring back pending rows scheduled by a clock that was ahead (see :func:`monitor.timeutil.trusted_future`)."""
     latest = _iso(now + timedelta(seconds=longest_retry_wait(monitor)))
     written_after = _iso(now + CLOCK_SLACK)
-    where = "status = 'pending' AND (next_attempt_at > ? OR updated_at > ?)"
-    # Read first: the common case writes nothing (and works on a full disk).
-    if not monitor.store.query(f"SELECT 1 FROM outbox WHERE {where} LIMIT 1", [latest, written_after]):
+    # The store reads first: the common case writes nothing (and works on a full disk).
+    count = monitor.store.reschedule_future_alerts(_iso(now), latest, written_after)
+    if not count:
         return
-    with monitor.store.write() as db:
-        count = db.execute(
-            f"UPDATE outbox SET next_attempt_at = CASE WHEN updated_at > ? THEN ? ELSE ? END, updated_at = ? "
-            f"WHERE {where}",
-            [written_after, _iso(now), latest, _iso(now), latest, written_after],
-        ).rowcount
     log.warning("%d alert(s) were scheduled by a clock that was ahead of the current time; rescheduled", count)
 
 
 def _dispatch_each(monitor: Monitor, channel: str, limit: int, tally: _Tally) -> None:
-    rows = monitor.store.query(_ROWS_SQL, [channel, _iso(_now()), limit])
+    rows = monitor.store.due_alerts(channel, _iso(_now()), limit)
     for index, row in enumerate(rows):
         free_at = _throttled_until(monitor, channel)
         if free_at is not None:
@@ -204,18 +184,17 @@ def _dispatch_digest(monitor: Monitor, channel_name: str, spec: str, tally: _Tal
 
     schedule = digest_schedule(spec)
     now = _now()
-    state = monitor.store.query("SELECT digest_spec, next_digest_at FROM channel_state WHERE channel = ?",
-                                [channel_name])
-    if not state or state[0]["digest_spec"] != spec:
+    state = monitor.store.channel_state(channel_name)
+    if not state or state["digest_spec"] != spec:
         # First sight of this channel (or a new timetable): the period starts now.
         _set_next_digest(monitor, channel_name, spec, schedule.next_after(now))
         return
-    next_digest = from_iso(state[0]["next_digest_at"]) or now
+    next_digest = from_iso(state["next_digest_at"]) or now
     if next_digest > schedule.next_after(now):
         # Set by a clock that was ahead: no timetable is further away than its next time from now.
         next_digest = schedule.next_after(now)
         _set_next_digest(monitor, channel_name, spec, next_digest)
-    rows = monitor.store.query(_ROWS_SQL, [channel_name, _iso(now), DIGEST_BATCH])
+    rows = monitor.store.due_alerts(channel_name, _iso(now), DIGEST_BATCH)
     due_by_schedule = now >= next_digest
     retrying = any(r["attempts"] > 0 for r in rows)  # a failed digest retries on its backoff
     if not rows or not (due_by_schedule or retrying):
@@ -248,13 +227,7 @@ def _dispatch_digest(monitor: Monitor, channel_name: str, spec: str, tally: _Tal
 
 
 def _set_next_digest(monitor: Monitor, channel: str, spec: str, when: datetime) -> None:
-    with monitor.store.write() as db:
-        db.execute(
-            "INSERT INTO channel_state (channel, digest_spec, next_digest_at, updated_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(channel) DO UPDATE SET digest_spec = excluded.digest_spec, "
-            "next_digest_at = excluded.next_digest_at, updated_at = excluded.updated_at",
-            [channel, spec, _iso(when), _iso(_now())],
-        )
+    monitor.store.set_channel_state(channel, spec, _iso(when), _iso(_now()))
 
 
 def _throttled_until(monitor: Monitor, channel: str) -> datetime | None:
@@ -265,12 +238,8 @@ def _throttled_until(monitor: Monitor, channel: str) -> datetime | None:
     count, period = parse_rate_limit(spec)
     now = _now()
     # A digest is one message however many rows it carries.
-    recent = monitor.store.query(
-        "SELECT COALESCE(digest_id, id) AS message, MIN(COALESCE(sent_at, claimed_at)) AS at FROM outbox "
-        "WHERE channel = ? AND status IN ('sent', 'sending') AND COALESCE(sent_at, claimed_at) > ? "
-        "AND COALESCE(sent_at, claimed_at) <= ? GROUP BY message ORDER BY at",  # none sent in the future
-        [channel, _iso(now - timedelta(seconds=period)), _iso(now + CLOCK_SLACK)],
-    )
+    # None sent in the future counts.
+    recent = monitor.store.recent_messages(channel, _iso(now - timedelta(seconds=period)), _iso(now + CLOCK_SLACK))
     if len(recent) < count:
         return None
     oldest_that_counts = from_iso(recent[len(recent) - count]["at"]) or now
@@ -280,13 +249,7 @@ def _throttled_until(monitor: Monitor, channel: str) -> datetime | None:
 def _update_rows(monitor: Monitor, ids: Sequence[int], *, only_pending: bool = False, **fields: Any) -> None:
     """Set ``fields`` (and ``updated_at``) on the outbox rows ``ids``, in one transaction."""
     fields["updated_at"] = _iso(_now())
-    sets = ", ".join(f"{name} = ?" for name in fields)
-    pending = "status = 'pending' AND " if only_pending else ""
-    with monitor.store.write() as db:
-        db.execute(
-            f"UPDATE outbox SET {sets} WHERE {pending}id IN ({','.join('?' * len(ids))})",
-            [*fields.values(), *ids],
-        )
+    monitor.store.update_alerts(ids, only_pending=only_pending, **fields)
 
 
 def _defer(monitor: Monitor, ids: Sequence[int], until: datetime) -> None:
@@ -296,18 +259,8 @@ def _defer(monitor: Monitor, ids: Sequence[int], until: datetime) -> None:
 
 def _claim(monitor: Monitor, alerts: Sequence[Alert]) -> list[Alert]:
     """Mark rows ``sending`` (committed before the send); returns those this run got."""
-    now = _iso(_now())
-    claimed = []
-    with monitor.store.write() as db:
-        for alert in alerts:
-            cursor = db.execute(
-                "UPDATE outbox SET status = 'sending', claimed_at = ?, attempts = attempts + 1, updated_at = ? "
-                "WHERE id = ? AND status = 'pending'",
-                [now, now, alert.id],
-            )
-            if cursor.rowcount == 1:
-                claimed.append(alert)
-    return claimed
+    claimed = set(monitor.store.claim_alerts([a.id for a in alerts], _iso(_now())))
+    return [a for a in alerts if a.id in claimed]
 
 
 def _mark_sent(monitor: Monitor, alerts: Sequence[Alert], digest_id: int | None) -> None:
@@ -367,17 +320,8 @@ def recover_interrupted(monitor: Monitor) -> int:
     Right only for the holder of the sender lock between two dispatcher runs:
     then no live process is sending any row.
     """
-    now = _now()
-    if not monitor.store.query("SELECT 1 FROM outbox WHERE status = 'sending' LIMIT 1"):
-        return 0
-    with monitor.store.write() as db:
-        cursor = db.execute(
-            "UPDATE outbox SET status = 'pending', next_attempt_at = ?, updated_at = ?, "
-            "last_error = 'interrupted while sending (the process stopped); sent again, the receiver may see it twice' "
-            "WHERE status = 'sending'",
-            [_iso(now), _iso(now)],
-        )
-        count = cursor.rowcount
+    count = monitor.store.requeue_interrupted(
+        _iso(_now()), "interrupted while sending (the process stopped); sent again, the receiver may see it twice")
     if count:
         log.warning("%d alert(s) were being sent when a previous run stopped; sending them again", count)
     return count

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import reading
 from .budget import PollInterrupted
-from .errors import FetchError, SourceError, StorageError
+from .errors import FetchError, LeaseLost, SourceError, StorageError
 from .models import FetchResult, FetchState, MatchFound, Source, SourceFailed, SourceUpdated, Story, UpdateResult
 from .polling import (GONE, WEEK, NextPoll, Plan, next_poll_after_failure, next_poll_after_success, planned_interval,
                       quiet_on_first_poll)
@@ -87,8 +87,8 @@ def _update_source(monitor: Monitor, source: Source) -> UpdateResult:
         return UpdateResult(source=source.name, error=exc.message)
     except SourceError as exc:
         return _failed(monitor, source, state, now, exc)
-    except StorageError:
-        raise  # update_source records it: nothing of this poll is kept
+    except (StorageError, LeaseLost):
+        raise  # update_source records a StorageError; a fleet worker's lost lease goes to the worker
     except Exception as exc:  # a plugin bug must not take the daemon down
         log.exception("%s: unexpected error while reading %s", source.name, monitor.config.redact(target.url))
         return _failed(monitor, source, state, now, SourceError(f"internal error: {type(exc).__name__}: {exc}", url=target.url))

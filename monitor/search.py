@@ -24,7 +24,7 @@ from typing import Any
 
 from .models import Evidence
 from .query import And, KeywordMatcher, Near, Node, Not, Or, Term, is_cjk, parse_query
-from .store import Store
+from .storage import Storage as Store
 
 # Letters of a prefix sent to FTS5 (see the module docstring).
 FTS_PREFIX_LETTERS = 3

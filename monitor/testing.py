@@ -14,6 +14,17 @@ Installing news-monitor makes these pytest fixtures available everywhere
     plugins and ``plugins`` registered (so a plugin under test need not be
     installed); every monitor is closed after the test.
 
+``monitor_db``
+    Parametrised over both stores: a SQLite file in the test's folder, then a
+    PostgreSQL URL naming a schema of its own (see ``monitor_postgres_url``).
+    Use it as ``db`` in a configuration (:func:`write_config`) or open it with
+    :func:`monitor.storage.open_store`: a test written once runs on both.
+``monitor_postgres_url``
+    A fresh, empty PostgreSQL schema for the test, dropped after it, in a
+    database created for the test module (dropped after the module), on the
+    server named by ``MONITOR_TEST_POSTGRES_URL``. Skips, saying why, when the
+    variable is unset or the server cannot be reached.
+
 Plain functions (:func:`rss`, :func:`write_config`, :func:`allow_private_networks`)
 work without pytest.
 """
@@ -21,13 +32,16 @@ work without pytest.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 from xml.sax.saxutils import escape
 
 import pytest
@@ -160,12 +174,12 @@ def allow_private_networks(text: str) -> str:
     return text + ("" if text.endswith("\n") or not text else "\n") + "\n[fetch]\n" + line
 
 
-def write_config(folder: Path, text: str, name: str = "monitor.toml") -> Path:
-    """Write ``text`` as ``folder/name`` with ``db = "folder/monitor.db"`` (unless it sets ``db``)
-    and loopback feeds allowed (see :func:`allow_private_networks`); returns the path."""
+def write_config(folder: Path, text: str, name: str = "monitor.toml", db: str | Path | None = None) -> Path:
+    """Write ``text`` as ``folder/name`` with ``db = "folder/monitor.db"`` (or ``db``; unless the text
+    sets ``db``) and loopback feeds allowed (see :func:`allow_private_networks`); returns the path."""
     path = folder / name
     text = allow_private_networks(text)
-    db_line = f'db = "{folder / "monitor.db"}"\n'
+    db_line = f'db = "{db or folder / "monitor.db"}"\n'
     if "db =" in text:
         body = text
     elif "[monitor]\n" in text:
@@ -223,3 +237,74 @@ def make_monitor(monitor_config: Callable[..., Path]) -> Iterator[Callable[..., 
     yield open_
     for monitor in opened:
         monitor.close()
+
+
+# -- PostgreSQL ----------------------------------------------------------------------
+
+POSTGRES_ENV = "MONITOR_TEST_POSTGRES_URL"
+
+
+def postgres_server_url() -> str:
+    """The server the PostgreSQL tests use (``MONITOR_TEST_POSTGRES_URL``), or skip saying why."""
+    url = os.environ.get(POSTGRES_ENV, "")
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set: the PostgreSQL store's tests need a server "
+                    "(e.g. postgresql://postgres@127.0.0.1:5432/test; .ci/postgres.sh starts one)")
+    try:
+        import psycopg
+    except ImportError:
+        pytest.skip("psycopg is not installed: pip install -e '.[postgres]'")
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        from .storage import redact_url
+
+        pytest.skip(f"PostgreSQL at {redact_url(url)} ({POSTGRES_ENV}) cannot be reached: {' '.join(str(exc).split())}")
+    return url
+
+
+def with_database(url: str, dbname: str, schema: str | None = None) -> str:
+    """``url`` naming database ``dbname`` (and, if given, ``schema`` as its search path)."""
+    parts = urlsplit(url)
+    query = f"options={quote(f'-csearch_path={schema}')}" if schema else ""
+    return urlunsplit(parts._replace(path=f"/{dbname}", query=query))
+
+
+@pytest.fixture(scope="module")
+def monitor_postgres_database() -> Iterator[str]:
+    """A PostgreSQL database created for the test module and dropped after it; its URL."""
+    import psycopg
+
+    server = postgres_server_url()
+    name = f"monitor_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield with_database(server, name)
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def monitor_postgres_url(monitor_postgres_database: str) -> Iterator[str]:
+    """An empty schema of the module's database for this test, dropped after it; a URL naming it."""
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(monitor_postgres_database, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield with_database(monitor_postgres_database, urlsplit(monitor_postgres_database).path.lstrip("/"), schema)
+    finally:
+        with psycopg.connect(monitor_postgres_database, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def monitor_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database location of a test that runs on both stores: a SQLite file, then a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return str(tmp_path / "monitor.db")
+    return request.getfixturevalue("monitor_postgres_url")
+

@@ -288,11 +288,11 @@ def _run(monitor: Monitor, job: Job) -> tuple:
 def _worker_monitor(config: Config) -> Monitor:
     from .app import Monitor
     from .plugins import load_plugins, make_plugin_manager
-    from .store import Store
+    from .storage import open_store
 
     pm = make_plugin_manager()
     origins = load_plugins(pm, disable=config.disable_plugins, plugins_dir=config.plugins_dir, redact=config.redact)
-    store = Store(config.db_path, config.secrets, read_only=True, quick_check=False)
+    store = open_store(config.db, config.secrets, read_only=True, quick_check=False)
     monitor = Monitor(config, pm, store, origins)
     monitor.register_classifiers()
     return monitor

@@ -36,8 +36,10 @@ class KeywordClassifier:
 
     def classify(self, stories: Sequence[Story], watchlists: Sequence[Watchlist]) -> Iterable[Match]:
         matcher = self._matcher_for(watchlists)
+        # Matches under a watchlist's threshold are dropped by the core: not building their evidence saves its cost.
+        thresholds = {w.name: w.threshold for w in watchlists}
         for story in stories:
-            for name, (score, evidence) in matcher.match(story.title, story.text).items():
+            for name, (score, evidence) in matcher.match(story.title, story.text, thresholds).items():
                 yield Match(story_id=story.id, watchlist=name, score=score, classifier=NAME, evidence=evidence)
 
     def validate(self, watchlists: Sequence[Watchlist]) -> list[ConfigError]:

@@ -17,9 +17,8 @@ feedback, ``--semantic`` trains the semantic plugin's model instead.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +31,16 @@ from monitor import (
     InputError,
     Match,
     Monitor,
+    StorageError,
     Story,
     Watchlist,
     config_options,
     handle_errors,
     hookimpl,
+    is_postgres_url,
     load_cli_config,
     open_cli_monitor,
+    open_store,
     read_stories,
 )
 from monitor_plugins.learned_model import (
@@ -92,8 +94,9 @@ class Loaded:
 class LearnedClassifier:
     """Decides every watchlist that has a usable model. Picklable: models are rebuilt lazily per process."""
 
-    def __init__(self, db_path: str, where: str = "configuration"):
-        self.db_path = db_path
+    def __init__(self, db: str, where: str = "configuration", secrets: Any = None):
+        self.db = db  # the database's location (a file path or a PostgreSQL URL)
+        self.secrets = secrets
         self.where = where
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], Loaded | None] = {}  # (watchlist, version) -> model or unusable
@@ -134,29 +137,28 @@ class LearnedClassifier:
         return out
 
     def _stored_versions(self) -> dict[str, str]:
-        return {r["watchlist"]: r["trained_at"] for r in self._query("SELECT watchlist, trained_at FROM learned_models")}
+        return self._read(lambda store: store.model_versions("learned"), {})
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    def _read(self, what: Callable[[Any], Any], empty: Any) -> Any:
+        """``what(store)`` on the monitor's store, or (unpickled in another process) on one opened read-only."""
         if self._monitor is not None:
-            return self._monitor.store.query(sql, params)
-        # Unpickled in another process: read the database on our own, read-only.
-        if self.db_path == ":memory:" or not Path(self.db_path).exists():
-            return []
-        with closing(sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)) as conn:
-            conn.row_factory = sqlite3.Row
-            try:
-                return [dict(r) for r in conn.execute(sql, params)]
-            except sqlite3.OperationalError:
-                return []  # not migrated yet: no stored models
+            return what(self._monitor.store)
+        if self.db == ":memory:" or not (is_postgres_url(self.db) or Path(self.db).exists()):
+            return empty
+        try:
+            with closing(open_store(self.db, self.secrets, read_only=True, quick_check=False)) as store:
+                return what(store)
+        except StorageError:
+            return empty  # not migrated yet, or unreadable: no stored models
 
     def _load(self, watchlist: str, version: str) -> Loaded | None:
         where = "the model stored in the database" if version.startswith("database:") else version.split(":", 1)[1]
         try:
             if version.startswith("database:"):
-                rows = self._query("SELECT model FROM learned_models WHERE watchlist = ?", [watchlist])
-                if not rows:
+                row = self._read(lambda store: store.model("learned", watchlist), None)
+                if row is None:
                     raise ModelLoadError("it was deleted")
-                data = rows[0]["model"]
+                data = row["model"]
             else:
                 try:
                     data = Path(where).read_bytes()
@@ -212,7 +214,7 @@ def _evidence(model: LearnedModel, origin: str, story: Story, probability: float
 
 @hookimpl
 def register_classifiers(register, monitor: Monitor) -> None:
-    classifier = LearnedClassifier(str(monitor.config.db_path), monitor.config.where)
+    classifier = LearnedClassifier(monitor.config.db, monitor.config.where, monitor.config.secrets)
     classifier.bind(monitor)
     register(NAME, classifier)
 
@@ -350,7 +352,7 @@ def _train_from_examples(monitor: Monitor, target: Watchlist, examples: list[Exa
         target.name, dump_model(model), format=1, examples=len(examples), positives=positives,
         feedback=sum(e.source == "feedback" for e in examples), cv_precision=figures.precision,
         cv_recall=figures.recall, cv_f1=figures.f1, origin=f"examples: {origin}")
-    click.echo(f"Stored the {target.name} model in {monitor.config.db_path} (cutoff {model.cutoff:.2f}).")
+    click.echo(f"Stored the {target.name} model in {monitor.config.database} (cutoff {model.cutoff:.2f}).")
 
 
 def _retrain_from_feedback(monitor: Monitor, target: Watchlist, feedback: list[Example], folds: int,
@@ -380,4 +382,4 @@ def _retrain_from_feedback(monitor: Monitor, target: Watchlist, feedback: list[E
         origin=f"feedback ({len(feedback)} verdicts) on the {'stored' if previous else SHIPPED} model")
     click.echo(f"Retrained {target.name} from {len(feedback)} feedback verdicts (it now agrees with "
                f"{fitted.tp + (len(feedback) - fitted.tp - fitted.fp - fitted.fn)} of them); stored in "
-               f"{monitor.config.db_path}.")
+               f"{monitor.config.database}.")

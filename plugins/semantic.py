@@ -198,9 +198,7 @@ def plugin_settings(monitor: Monitor, problems: list[PluginConfigError] | None =
 
 def stored_models(monitor: Monitor) -> dict[str, tuple[str, LogisticModel]]:
     """``{watchlist: (trained_at, model)}`` for every model trained with this embedder."""
-    rows = monitor.store.query(
-        "SELECT watchlist, weights, bias, cutoff, trained_at FROM semantic_models WHERE embedder = ?", [EMBEDDER]
-    )
+    rows = [r for r in monitor.store.models("semantic").values() if r["embedder"] == EMBEDDER]
     return {
         r["watchlist"]: (r["trained_at"], LogisticModel(tuple(json.loads(r["weights"])), r["bias"], r["cutoff"]))
         for r in rows
@@ -209,16 +207,11 @@ def stored_models(monitor: Monitor) -> dict[str, tuple[str, LogisticModel]]:
 
 def store_model(monitor: Monitor, watchlist: str, model: LogisticModel, positives: int, negatives: int, labels_file: str) -> None:
     """Save (or replace) the watchlist's trained model."""
-    with monitor.store.write() as db:
-        db["semantic_models"].upsert(
-            {
-                "watchlist": watchlist, "embedder": EMBEDDER, "dim": len(model.weights),
-                "weights": json.dumps(model.weights), "bias": model.bias, "cutoff": model.cutoff,
-                "positives": positives, "negatives": negatives, "labels_file": labels_file,
-                "trained_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-            },
-            pk="watchlist",
-        )
+    monitor.store.save_model(
+        "semantic", watchlist, embedder=EMBEDDER, dim=len(model.weights), weights=json.dumps(model.weights),
+        bias=model.bias, cutoff=model.cutoff, positives=positives, negatives=negatives, labels_file=labels_file,
+        trained_at=datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+    )
 
 
 # -- the classifier ---------------------------------------------------------------
@@ -496,7 +489,7 @@ def train_semantic(config_path: str | None, db_path: str | None, watchlist: str,
         store_model(monitor, watchlist, model, positives, len(targets) - positives, str(labels))
     f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
     click.echo(f"Trained {watchlist} on {positives} on-topic and {len(targets) - positives} off-topic stories "
-               f"(F1 on those stories {f1:.2f}); stored in {config.db_path}.")
+               f"(F1 on those stories {f1:.2f}); stored in {config.database}.")
     if not wants_semantic(target):
         click.echo(f"Note: watchlist {watchlist} does not use semantic scoring yet: add "
                    f"options.semantic = {{mode = \"rerank\"}} to its table in {config.where}.")
@@ -504,6 +497,5 @@ def train_semantic(config_path: str | None, db_path: str | None, watchlist: str,
 
 def _forget(config: Any, watchlist: str) -> None:
     with open_cli_monitor(config, start=False, require_env=False) as monitor:
-        with monitor.store.write() as db:
-            deleted = db.execute("DELETE FROM semantic_models WHERE watchlist = ?", [watchlist]).rowcount
+        deleted = monitor.store.forget_model("semantic", watchlist)
     click.echo(f"Forgot the trained model of {watchlist}." if deleted else f"{watchlist} has no trained model.")

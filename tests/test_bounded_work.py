@@ -112,10 +112,15 @@ def _nine_mb_feed() -> bytes:
 
 
 def _maxrss_run(*args: str, cwd) -> tuple[subprocess.CompletedProcess, int]:
-    """Run the CLI in a child process; its own peak RSS in KB (Linux ru_maxrss)."""
-    code = ("import resource, sys\nfrom monitor.cli import cli\n"
+    """Run the CLI in a child process; its own peak RSS in KB.
+
+    VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork and exec, so a
+    child of a test process that had grown large would report the parent's peak.
+    """
+    code = ("import re, sys\nfrom monitor.cli import cli\n"
             "try:\n    cli.main(sys.argv[1:], prog_name='monitor', standalone_mode=False)\n"
-            "finally:\n    print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+            "finally:\n    hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
+            "    print('MAXRSS', hwm, file=sys.stderr)\n")
     proc = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=240)
     line = [l for l in proc.stderr.splitlines() if l.startswith("MAXRSS")][-1]
     return proc, int(line.split()[1])

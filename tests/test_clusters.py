@@ -288,3 +288,24 @@ def test_a_report_joins_through_a_later_member_while_it_stays_near_the_first(cli
     result = cli_run("cluster", input="".join(json.dumps(r) + "\n" for r in rows))
     assert result.exit_code == 0, result.stderr
     assert [json.loads(x)["cluster"] for x in result.stdout.splitlines()] == ["wire", "wire", "wire", "gazette"]
+
+
+def test_the_margin_signal_measures_a_story_against_the_closest_other_cluster():
+    # Two clusters on one subject, and a report of the first: its margin over the rival is what the
+    # score weighs, so a window crowded with stories on one subject does not merge them all.
+    from monitor.clustering import ClusterIndex, profile
+
+    index = ClusterIndex()
+    for story_id, source, story in (("wire", "wire", REUTERS), ("farm", "kcna", FARM)):
+        index.assign(profile(story_id, source, *story, None, None))
+    compared = dict(index.compared(profile("ap", "ap", *AP, None, None)))
+    assert set(compared) == {"wire", "farm"}
+    wire, farm = compared["wire"][0], compared["farm"][0]
+    assert wire["cosine"] > farm["cosine"] > 0
+    assert wire["cosine_margin"] == wire["cosine"] - farm["cosine"]
+    assert farm["cosine_margin"] == farm["cosine"] - wire["cosine"]
+    assert wire["lead_margin"] == wire["lead"] - farm["lead"]
+    assert index.assign(profile("ap", "ap", *AP, None, None)).cluster == "wire"
+    # Inflections meet in the title's character n-grams where whole words do not.
+    assert ClusterIndex().features(profile("a", "x", "Sanctions hit Pyongyang's banks", "", None, None),
+                                   profile("b", "y", "Sanctioned Pyongyang bank", "", None, None))["title_grams"] > 0.4

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.errors import QuerySyntaxError
-from monitor.query import And, KeywordMatcher, Near, Not, Or, Term, normalize_word, parse_query, tokenize
+from monitor.query import (And, KeywordMatcher, Near, Not, Or, Term, folded_words, normalize_word, parse_query,
+                           tokenize)
 
 
 def matches(query: str, title: str = "", text: str = "") -> bool:
@@ -412,3 +413,22 @@ def test_snippet_highlights_stay_inside_snippet(text, title):
         for start, end in snippet.highlights:
             assert 0 <= start < end <= len(snippet.text)
             assert tokenize(snippet.text[start:end])
+
+
+# -- what matching skips for speed --------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=200), st.text(alphabet="abc ÉéßİıÅ北朝鮮ガ’-_½ﬁ\u0301\n", max_size=200)))
+def test_folded_words_are_the_words_of_tokenize(text):
+    assert folded_words(text) == [word for word, _, _ in tokenize(text)]
+
+
+def test_min_scores_leave_out_weak_matches_and_keep_the_rest_as_they_were():
+    matcher = KeywordMatcher({"trade": "trade OR tariff*", "korea": '"north korea" OR pyongyang'})
+    title, text = "Tariffs rise again", "Trade talks stalled as tariffs rose; Pyongyang said nothing."
+    everything = matcher.match(title, text)
+    assert set(everything) == {"trade", "korea"}
+    wanted = {"trade": everything["trade"][0], "korea": everything["korea"][0] + 0.01}
+    assert matcher.match(title, text, min_scores=wanted) == {"trade": everything["trade"]}
+    assert matcher.match(title, text, min_scores={}) == everything

@@ -21,7 +21,7 @@ def insert_stories(store: Store, count: int, first_seen: str, prefix: str = "bul
     text = "Officials said the talks would resume next week after a pause over the summer. " * 12
     with store.write() as db:
         db.execute("INSERT OR IGNORE INTO sources (name, url, kind, status) VALUES ('bulk', 'http://127.0.0.1/', 'feed', 'ok')")
-        db.conn.executemany(
+        db.executemany(
             "INSERT INTO stories (id, source, guid, url, title, text, summary, first_seen_at, updated_at, content_hash) "
             "VALUES (?, 'bulk', ?, ?, ?, ?, '', ?, ?, 'h')",
             ((f"{prefix}-{i}", f"{prefix}{i}", f"http://news.test/{i}", f"Story number {i} about the talks", text,

@@ -140,6 +140,56 @@ def test_a_classifier_can_take_a_watchlist_over_from_keywords_unless_it_fails(tm
     assert found == ({"north_korea", "trade"} if fail else {"north_korea"})
 
 
+SKIPPED_PLUGIN = textwrap.dedent("""
+    from monitor import hookimpl
+
+    class Watcher:
+        # Records the watchlists it is asked about; "takeover" takes "trade" from it.
+        def __init__(self):
+            self.seen = []
+
+        def classify(self, stories, watchlists):
+            self.seen.append(sorted(w.name for w in watchlists))
+            return []
+
+    class TakeOver:
+        def __init__(self, fail):
+            self.fail = fail
+
+        def replaces(self, watchlist):
+            return ("watcher",) if watchlist.name == "trade" else ()
+
+        def classify(self, stories, watchlists):
+            if self.fail:
+                raise RuntimeError("model exploded")
+            return []
+
+    @hookimpl
+    def register_classifiers(register, monitor):
+        register("watcher", Watcher())  # registered first: it must still not work for what is taken from it
+        register("takeover", TakeOver(fail=bool(monitor.plugin_config("skipper").get("fail"))))
+""")
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_classifier_is_not_run_for_watchlists_taken_from_it(tmp_path, make_config, fail):
+    from monitor import Monitor, Story, load_config
+
+    plugins_dir = tmp_path / "local_plugins"
+    plugins_dir.mkdir()
+    (plugins_dir / "skipper.py").write_text(SKIPPED_PLUGIN, encoding="utf-8")
+    config = make_config(f'[monitor]\ndb = "{tmp_path / "t.db"}"\nplugins_dir = "{plugins_dir}"\n'
+                         f'[plugins.skipper]\nfail = {str(fail).lower()}\n')
+    story = Story(id="s1", source="t", title="North Korea trade talks", text="Pyongyang and Beijing discuss tariffs.")
+    with Monitor.open(load_config(config)) as monitor:
+        monitor.classify([story])
+        seen = monitor.classifiers["watcher"].seen
+    everything = sorted(monitor.config.watchlists)
+    assert "trade" in everything
+    # Its matches for "trade" would be ignored: it is not asked, unless the taker failed.
+    assert seen == [everything if fail else [name for name in everything if name != "trade"]]
+
+
 # -- with the model (skipped without the extra) -----------------------------------
 
 TRADE_STORY = ("US and China trade talks stall over steel tariffs",

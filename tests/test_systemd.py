@@ -125,3 +125,20 @@ def test_logs_keep_their_timestamps_elsewhere(make_config, tmp_path):
                           capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     warning = next(line for line in done.stderr.splitlines() if "dead:" in line)
     assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ WARNING monitor.pipeline: dead:", warning), warning
+
+
+FLEET = UNITS / "news-monitor-fleet@.service"
+
+
+def test_the_fleet_worker_unit_verifies_and_is_hardened(tmp_path):
+    unit = here(tmp_path, FLEET, "news-monitor-fleet@1.service")
+    (tmp_path / "fleet.env").write_text("MONITOR_POSTGRES_URL=postgresql://monitor@db.invalid/monitor\n")
+    done = verify(unit)
+    assert done.returncode == 0 and done.stderr == "" and done.stdout == "", done.stderr
+    found = settings(FLEET)
+    assert found["DynamicUser"] == "yes" and found["ProtectSystem"] == "strict"
+    assert "--db ${MONITOR_POSTGRES_URL}" in found["ExecStart"] and found["KillSignal"] == "SIGTERM"
+    report = subprocess.run([analyze(), "security", "--offline=yes", "--no-pager", str(unit)],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    exposure = float(re.search(r"Overall exposure level for \S+: ([\d.]+)", report.stdout).group(1))
+    assert exposure <= 2.5, report.stdout[-2000:]

@@ -15,7 +15,7 @@ from starlette.templating import Jinja2Templates
 from ..access import Credentials
 from ..config import Config
 from ..metrics import make_registry
-from ..store import Store
+from ..storage import Storage, open_store
 from ..timeutil import utcnow
 from . import api, data, ops, pages
 from .render import age_words, bar_chart, highlight, paragraphs, time_tag
@@ -44,10 +44,10 @@ def _snippet_parts(evidence: dict) -> tuple[str, tuple]:
     return snippet.text, snippet.highlights
 
 
-def create_app(config: Config, store: Store | None = None) -> Starlette:
+def create_app(config: Config, store: Storage | None = None) -> Starlette:
     """The web application over ``config``'s database (opened here unless ``store`` is given)."""
-    store = store or Store(config.db_path, config.secrets)
-    registry, _ = make_registry(config.db_path, events=False)
+    store = store or open_store(config.db, config.secrets)
+    registry, _ = make_registry(config, store, events=False)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -15,7 +15,7 @@ from typing import Any
 from ..config import Config
 from ..models import Snippet
 from ..query import KeywordMatcher
-from ..store import Store
+from ..storage import Storage
 from ..timeutil import to_iso, utcnow
 from .cursor import decode_cursor, encode_cursor
 
@@ -48,9 +48,9 @@ class Page:
     next_cursor: str | None
 
 
-def has_clusters(store: Store) -> bool:
+def has_clusters(store: Storage) -> bool:
     """Whether stories carry a cluster id (the clustering migration has run)."""
-    return any(c["name"] == "cluster_id" for c in store.query("PRAGMA table_info(stories)"))
+    return "cluster_id" in store.columns("stories")
 
 
 def _evidence(raw: str | None) -> dict[str, Any]:
@@ -61,7 +61,7 @@ def _evidence(raw: str | None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def list_matches(store: Store, flt: MatchFilter, cursor: str | None = None, limit: int = PAGE_SIZE) -> Page:
+def list_matches(store: Storage, flt: MatchFilter, cursor: str | None = None, limit: int = PAGE_SIZE) -> Page:
     """Matches newest first, filtered, one page after ``cursor``.
 
     :raises BadCursor: ``cursor`` is not one this module made.
@@ -104,7 +104,7 @@ def list_matches(store: Store, flt: MatchFilter, cursor: str | None = None, limi
     return Page(rows, next_cursor)
 
 
-def cluster_reports(store: Store, story_id: str, cluster: str | None,
+def cluster_reports(store: Storage, story_id: str, cluster: str | None,
                     clustered: bool | None = None) -> list[dict[str, Any]]:
     """The other stories of ``story_id``'s cluster (source, title, url), earliest first.
 
@@ -125,18 +125,18 @@ def watchlist_matcher(config: Config) -> KeywordMatcher | None:
     return KeywordMatcher(queries) if queries else None
 
 
-def story_detail(store: Store, config: Config, story_id: str,
+def story_detail(store: Storage, config: Config, story_id: str,
                  matcher: KeywordMatcher | None = None) -> dict[str, Any] | None:
     """A story with every watchlist's decision, its highlights, alerts, feedback and cluster; ``None`` if absent.
 
     :param matcher: :func:`watchlist_matcher` of ``config``, when the caller keeps one.
     """
-    rows = store.query("SELECT * FROM stories WHERE id = ?", [story_id])
+    row = store.story_row(story_id)
+    rows = [row] if row else []
     if not rows:
         return None
     story = rows[0]
-    stored = {m["watchlist"]: m for m in store.query(
-        "SELECT id, watchlist, score, classifier, evidence, matched_at FROM matches WHERE story_id = ?", [story_id])}
+    stored = {m["watchlist"]: m for m in store.story_matches(story_id)}
     matcher = matcher or watchlist_matcher(config)
     found = matcher.match(story["title"], story["text"]) if matcher else {}
     spans: dict[str, list[tuple[int, int]]] = {"title": [], "text": []}
@@ -168,11 +168,8 @@ def story_detail(store: Store, config: Config, story_id: str,
         "title_spans": spans["title"],
         "text_spans": spans["text"],
         "decisions": decisions,
-        "alerts": store.query(
-            "SELECT o.id, o.channel, o.status, o.attempts, o.next_attempt_at, o.sent_at, o.last_error, m.watchlist "
-            "FROM outbox o JOIN matches m ON m.id = o.match_id WHERE m.story_id = ? ORDER BY o.id", [story_id]),
-        "feedback": {r["watchlist"]: r for r in store.query(
-            "SELECT watchlist, verdict, origin, created_at FROM feedback WHERE story_id = ?", [story_id])},
+        "alerts": store.story_alerts(story_id),
+        "feedback": store.story_feedback(story_id),
         "also_reported": cluster_reports(store, story["id"], cluster),
     }
 
@@ -195,7 +192,7 @@ def snippet_of(evidence: dict[str, Any]) -> Snippet:
     return Snippet(str(evidence.get("snippet", "")), spans)  # type: ignore[arg-type]
 
 
-def sources_overview(store: Store, config: Config, days: int = CHART_DAYS) -> list[dict[str, Any]]:
+def sources_overview(store: Storage, config: Config, days: int = CHART_DAYS) -> list[dict[str, Any]]:
     """Every source row with its stories per day over the last ``days`` days (oldest first)."""
     today = utcnow().date()
     first = today - timedelta(days=days - 1)
@@ -215,7 +212,7 @@ def sources_overview(store: Store, config: Config, days: int = CHART_DAYS) -> li
     return out
 
 
-def list_alerts(store: Store, status: str = "", cursor: str | None = None, limit: int = PAGE_SIZE) -> Page:
+def list_alerts(store: Storage, status: str = "", cursor: str | None = None, limit: int = PAGE_SIZE) -> Page:
     """Outbox rows newest first, with their watchlist, story and last error.
 
     :raises BadCursor: ``cursor`` is not one this module made.
@@ -240,18 +237,18 @@ def list_alerts(store: Store, status: str = "", cursor: str | None = None, limit
     return Page(rows, encode_cursor(rows[-1]["id"]) if more and rows else None)
 
 
-def requeue_one(store: Store, alert_id: int) -> int:
+def requeue_one(store: Storage, alert_id: int) -> int:
     """Queue failed alert ``alert_id`` again; 0 when it is not failed or cannot exist (beyond SQLite's integers)."""
     if not 0 <= alert_id < 2**63:
         return 0
     return store.requeue_failed(alert_id=alert_id)
 
 
-def outbox_counts(store: Store) -> dict[str, int]:
+def outbox_counts(store: Storage) -> dict[str, int]:
     """Outbox rows per status."""
-    return {r["status"]: r["n"] for r in store.query("SELECT status, count(*) AS n FROM outbox GROUP BY status")}
+    return store.outbox_counts()
 
 
-def source_names(store: Store) -> list[str]:
+def source_names(store: Storage) -> list[str]:
     """Every source that has stories or a row, by name."""
-    return [r["name"] for r in store.query("SELECT name FROM sources ORDER BY name")]
+    return store.source_names()

@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..search import Found, Results, search
-from ..store import Store
+from ..storage import Storage
 
 # The web answers in bounded time: the matcher reads at most this many candidates, the newest.
 MAX_CANDIDATES = 2000
 PAGE_LIMIT = 50
 
 
-def search_stored(store: Store, query: str, limit: int = PAGE_LIMIT) -> Results:
+def search_stored(store: Storage, query: str, limit: int = PAGE_LIMIT) -> Results:
     """What ``monitor search QUERY`` finds, best first, among the newest :data:`MAX_CANDIDATES` candidates.
 
     :raises QuerySyntaxError: the query does not parse.

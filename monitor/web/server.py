@@ -10,7 +10,7 @@ import uvicorn
 from ..access import Credentials, check_bind
 from ..config import Config
 from ..errors import ConfigError
-from ..store import Store
+from ..storage import open_store
 from .app import create_app
 
 DEFAULT_PORT = 8765
@@ -43,13 +43,13 @@ def serve(config: Config, host: str = "127.0.0.1", port: int = DEFAULT_PORT, ann
     config.require_env("web")
     check_bind(host, Credentials.from_config(config.web), "monitor serve", config.where)
     # A damaged or read-only file is still shown (pages read; changes answer 503 in one sentence).
-    store = Store.for_reading(config.db_path, config.secrets)
+    store = open_store(config.db, config.secrets, for_reading=True)
     if store.warning:
         log.warning("%s", store.warning)
     app = create_app(config, store)
     sock = bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    announce(f"Serving news-monitor on http://{shown}:{bound_port}/ (database {config.db_path}); Ctrl-C stops.")
+    announce(f"Serving news-monitor on http://{shown}:{bound_port}/ (database {config.database}); Ctrl-C stops.")
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
     server.run(sockets=[sock])
