@@ -1,7 +1,7 @@
 """Precision, recall and F1 of the shipped watchlists on the labelled corpora.
 
 Usage: python bench/eval_watchlists.py [--shared DIR] [--show-errors WATCHLIST] [--halves]
-                                        [--export-topics-jsonl PATH] [--learned]
+                                        [--export-topics-jsonl PATH] [--learned [--mirrors DIR | --news FILE]]
 
 Reads the watchlists from monitor/defaults.toml, builds one KeywordMatcher with
 the shipped settings and reports, per watchlist, figures on:
@@ -161,13 +161,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learned", action="store_true",
                         help="report the learned models' held-out figures instead: k-fold cross-validated and "
                              "cross-corpus, beside the naive floor and the query (bench/learned_eval.py)")
+    parser.add_argument("--mirrors", type=Path, default=ROOT.parent / ".mirror",
+                        help="with --learned: git mirrors of the blind-labelled stories' repositories")
+    parser.add_argument("--news", type=Path, metavar="FILE",
+                        help="with --learned: the blind-labelled stories rebuilt by scripts/labelled_news.py --out")
     parser.add_argument("--export-topics-jsonl", type=Path, metavar="PATH",
                         help="write Reuters train with our TOPICS.md labels as JSON lines for 'monitor eval', then stop")
     args = parser.parse_args(argv)
     if args.learned:
         import learned_eval
 
-        learned_eval.report(args.shared)
+        try:
+            learned_eval.report(args.shared, args.mirrors, args.news)
+        except (learned_eval.labelled_news.SourceError, OSError) as exc:
+            print(f"error: the blind-labelled stories cannot be read: {exc}", file=sys.stderr)
+            return 1
         return 0
     if args.export_topics_jsonl:
         relabelled, borderline = reuters_topics(args.shared)

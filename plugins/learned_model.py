@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ import sklearn
 from scipy.optimize import minimize
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.svm import LinearSVC
 from sklearn.utils import murmurhash3_32
 
@@ -297,11 +298,14 @@ def _best_cutoff(probabilities: np.ndarray, targets: np.ndarray) -> float:
 
 
 def train(watchlist: str, query: str | None, examples: Sequence[Example], *, c: float = C, folds: int = 3,
-          seed: int = 0, raw: Raw | None = None, chars: bool = True) -> LearnedModel:
+          seed: int = 0, raw: Raw | None = None, chars: bool = True,
+          groups: Sequence[int] | None = None) -> LearnedModel:
     """Fit a model on ``examples``; calibration and the cutoff come from ``folds`` out-of-fold decisions.
 
     :param raw: the examples' features from :meth:`Featurizer.raw`, when the caller already has them.
     :param chars: whether the model reads character n-grams as well as words.
+    :param groups: a group number per example (:func:`near_duplicate_groups`); a group never straddles
+        the calibration folds, so the cutoff is not chosen on copies of stories the model was fitted on.
     """
     targets = np.array([e.positive for e in examples], dtype=int)
     if min(targets.sum(), len(targets) - targets.sum()) < MIN_PER_CLASS:
@@ -314,7 +318,7 @@ def train(watchlist: str, query: str | None, examples: Sequence[Example], *, c: 
     featurizer.fit_idf(raw.counts)
     matrix = featurizer.weigh(raw)
     out_of_fold = np.zeros(len(examples))
-    for train_rows, test_rows in _folds(targets, folds, seed):
+    for train_rows, test_rows in _folds(targets, folds, seed, groups):
         coef, intercept = _fit_linear(matrix[train_rows], targets[train_rows], weights[train_rows], c)
         out_of_fold[test_rows] = matrix[test_rows] @ coef.astype(np.float64) + intercept
     platt = _fit_platt(out_of_fold, targets)
@@ -326,24 +330,65 @@ def train(watchlist: str, query: str | None, examples: Sequence[Example], *, c: 
     return model
 
 
-def _folds(targets: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _folds(targets: np.ndarray, folds: int, seed: int, groups: Sequence[int] | None = None
+           ) -> list[tuple[np.ndarray, np.ndarray]]:
     k = max(2, min(folds, int(targets.sum()), int(len(targets) - targets.sum())))
-    return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(targets)), targets))
+    if groups is None:
+        return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(targets)),
+                                                                                        targets))
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(targets)), targets, np.asarray(groups)))
+
+
+def near_duplicate_groups(examples: Sequence[Example], words: int = 40) -> list[int]:
+    """A group number per example: stories with the same normalised title or the same opening words share one.
+
+    Wire copy is republished (the same story under two outlets, a corrected
+    version, a title reused for a follow-up): a copy on each side of a fold
+    boundary would let the model be judged on a story it has seen.
+    """
+    parent = list(range(len(examples)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[str, int] = {}
+    for i, example in enumerate(examples):
+        title = _WORD.findall(example.title.lower())
+        opening = _WORD.findall(example.text.lower())[:words]
+        keys = [f"o:{' '.join(opening)}"] if len(opening) >= min(words, 12) else []
+        keys += [f"t:{' '.join(title)}"] if len(title) >= 5 else []
+        for key in keys:
+            if key in first:
+                parent[root(i)] = root(first[key])
+            else:
+                first[key] = i
+    roots: dict[int, int] = {}
+    return [roots.setdefault(root(i), len(roots)) for i in range(len(examples))]
+
+
+_WORD = re.compile(r"\w+")
 
 
 def out_of_fold_predictions(watchlist: str, query: str | None, examples: Sequence[Example], *, folds: int = 5,
-                            seed: int = 0, raw: Raw | None = None, chars: bool = True, **kwargs: Any) -> list[bool]:
+                            seed: int = 0, groups: Sequence[int] | None = None, raw: Raw | None = None,
+                            chars: bool = True, **kwargs: Any) -> list[bool]:
     """Each example's decision by a model trained on the other folds (k-fold cross-validation).
 
+    :param groups: a group number per example (:func:`near_duplicate_groups`): a group stays in one fold.
     :param raw: the examples' features from :meth:`Featurizer.raw`, when the caller already has them.
     """
     targets = np.array([e.positive for e in examples], dtype=int)
     if raw is None:
         raw = Featurizer(query, chars=chars).raw([(e.title, e.text) for e in examples])
     decided = [False] * len(examples)
-    for train_rows, test_rows in _folds(targets, folds, seed):
+    for train_rows, test_rows in _folds(targets, folds, seed, groups):
+        inner = None if groups is None else [groups[i] for i in train_rows]
         model = train(watchlist, query, [examples[i] for i in train_rows], seed=seed, raw=raw.rows(train_rows),
-                      chars=chars, **kwargs)
+                      chars=chars, groups=inner, **kwargs)
         probabilities = model.probabilities_of(model.decisions_of(raw.rows(test_rows)))
         for i, p in zip(test_rows, probabilities):
             decided[i] = bool(p >= model.cutoff)

@@ -135,6 +135,46 @@ def test_adjust_moves_a_decision_the_feedback_disagrees_with_and_keeps_the_other
     assert adjust(adjusted, []).coef.tolist() == model.coef.tolist()
 
 
+def test_near_duplicates_share_a_group_and_cross_validation_never_splits_a_group():
+    from monitor_plugins.learned_model import _folds, near_duplicate_groups
+
+    opening = ("Pyongyang fired a ballistic missile into the sea on Monday, officials in Seoul and Tokyo said, "
+               "the third launch this month and the first since the United States and South Korea began their "
+               "annual drills, which the North calls a rehearsal for invasion; the missile flew about 600 km.")
+    stories = [
+        Example("North Korea fires missile", opening, True),
+        Example("N. Korea fires missile, Seoul says", opening + " (updates with Japan).", True),  # the same opening
+        Example("North Korea fires missile into the sea", "A different text entirely.", True),
+        Example("North Korea fires missile into the sea", "Reworded copy of the same story.", True),  # same title
+        Example("Bakery wins bread award", "The sourdough took first prize at the county show this year.", False),
+        Example("Bus lanes approved", "Buses will get priority on three main roads from next spring.", False),
+    ]
+    groups = near_duplicate_groups(stories)
+    assert groups[0] == groups[1] and groups[2] == groups[3]
+    assert len({groups[0], groups[2], groups[4], groups[5]}) == 4
+    # Many copies of each story: a plain split would put copies on both sides of a fold.
+    many = [s for s in stories for _ in range(5)]
+    targets = __import__("numpy").array([s.positive for s in many], dtype=int)
+    for train_rows, test_rows in _folds(targets, 3, 0, near_duplicate_groups(many)):
+        seen = {near_duplicate_groups(many)[i] for i in train_rows}
+        assert not seen & {near_duplicate_groups(many)[i] for i in test_rows}
+
+
+def test_the_blind_set_leaves_borderline_stories_out(tmp_path):
+    sys.path.insert(0, str(ROOT / "bench"))
+    import learned_eval
+
+    rebuilt = tmp_path / "news_topics.jsonl"
+    rows = [{"uid": "n-1", "source_repo": "a/b", "title": "Kim meets envoy", "text": "North Korea talks.",
+             "labels": ["north_korea"], "borderline": False, "outlet": "KCNA"},
+            {"uid": "n-2", "source_repo": "a/b", "title": "Exports of rice", "text": "Figures for one crop.",
+             "labels": [], "borderline": True, "outlet": "ABC"}]
+    rebuilt.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    [corpus] = learned_eval.news_blind(None, rebuilt)
+    assert [(i.story.id, sorted(i.labels)) for i in corpus.items] == [("n-1", ["north_korea"])]
+    assert corpus.name == "news_blind" and corpus.items[0].story.source == "KCNA"
+
+
 # -- the shipped models ------------------------------------------------------------
 
 
@@ -153,9 +193,40 @@ def test_provenance_names_every_source_and_keeps_synthetic_out_of_figures():
         entry = provenance["watchlists"][name]
         assert entry["sources"]["synthetic/synthetic_abductions"]["scored"] is False
         assert entry["examples"] > 10_000 and entry["sklearn"]
+        # The 4,110 blind-labelled stories (borderline ones left out) are in the training data.
+        assert entry["sources"]["news_blind"]["stories"] > 3_500
         # Figures are held out (cross-validated or cross-corpus), and synthetic stories are never counted.
-        assert all(f["view"].startswith(("5-fold CV", "train ")) for f in entry.get("figures", []))
-        assert all("synthetic" not in f["view"].split("->")[-1] for f in entry.get("figures", []))
+        assert all(f["view"].startswith(("5-fold CV", "train ")) for f in entry["figures"])
+        assert all("synthetic" not in f["view"].split("->")[-1] for f in entry["figures"])
+
+
+def _recorded(name: str) -> dict[str, dict]:
+    """The held-out figures the training script recorded for the shipped model ``name``, by view."""
+    import hashlib
+
+    entry = json.loads((ROOT / "plugins" / "models" / "provenance.json").read_text())["watchlists"][name]
+    # The figures speak for the file that ships: the script recorded its hash when it wrote both.
+    assert entry["sha256"] == hashlib.sha256(shipped_model_path(name).read_bytes()).hexdigest(), (
+        f"plugins/models/{name}.npz is not the model its provenance describes: "
+        "rerun scripts/train_shipped_models.py")
+    return {f["view"]: f for f in entry["figures"]}
+
+
+
+
+@pytest.mark.parametrize("name", ["north_korea", "abductions", "trade"])
+def test_the_shipped_models_recorded_cross_validated_figures_never_fall_below_the_floor(name):
+    # A retrained model that got worse on held-out folds fails here, whatever its fit-set figures.
+    views = _recorded(name)
+    assert "5-fold CV" in views, f"no cross-validated figures recorded for the shipped {name} model"
+    for view in ("5-fold CV", "5-fold CV: feed-sized (<= 150 words)", "5-fold CV: long-form",
+                 "5-fold CV: news_blind", "5-fold CV: ag_news_dev"):
+        f = views[view]
+        if not f["positives"]:
+            continue
+        assert f["learned"]["f1"] >= f["floor"]["f1"] - 0.005, (view, f["learned"], f["floor"])
+    assert views["5-fold CV"]["learned"]["precision"] >= 0.90, views["5-fold CV"]["learned"]
+    assert views["5-fold CV"]["learned"]["f1"] >= 0.85, views["5-fold CV"]["learned"]
 
 
 @pytest.mark.slow
@@ -175,6 +246,30 @@ def test_cross_validated_figures_on_ag_news_dev_beat_the_floor(name):
         floor.add(floor_predicts(name, item.title, item.text), item.positive)
     assert learned.f1 >= floor.f1 - 0.01, (learned.describe(), floor.describe())
     assert learned.precision >= 0.90 and learned.f1 >= 0.90, learned.describe()
+
+
+@pytest.mark.slow
+def test_cross_validated_abduction_figures_beat_the_floor_with_near_duplicates_kept_in_one_fold():
+    # Abductions are rare in real news: the guard pools the written abduction stories and
+    # long articles (their hard negatives: hostages, ransom, custody, fiction) with AG News
+    # dev, cross-validates the shipped recipe with near-duplicates grouped, and holds it to
+    # the naive floor and to precision 0.90 on the stories it never saw.
+    from monitor.evaluation import floor_predicts
+    from monitor_plugins.learned_model import near_duplicate_groups
+
+    rows = []
+    for path in (ROOT / "tests" / "data" / "abductions_written.jsonl", ROOT / "tests" / "data" /
+                 "long_articles_written.jsonl", shared_corpus("ag_news", "dev.jsonl")):
+        rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    query = load_config(None).watchlists["abductions"].query
+    items = [Example(r["title"], r.get("text") or r.get("summary") or "", "abductions" in r["labels"]) for r in rows]
+    learned = cross_validate("abductions", query, items, folds=5, groups=near_duplicate_groups(items))
+    floor = Figures()
+    for item in items:
+        floor.add(floor_predicts("abductions", item.title, item.text), item.positive)
+    assert learned.tp + learned.fn >= 25
+    assert learned.f1 >= floor.f1 - 0.01, (learned.describe(), floor.describe())
+    assert learned.precision >= 0.90 and learned.f1 >= 0.80, learned.describe()
 
 
 def test_default_config_decides_the_shipped_watchlists_with_the_models(open_monitor):
