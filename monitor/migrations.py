@@ -40,8 +40,13 @@ def stored_version(db: Database) -> tuple[int, list[str]]:
 
 def is_newer_than_known(db: Database) -> str | None:
     """A sentence naming both versions when the database is newer than this program, else ``None``."""
-    version, unknown = stored_version(db)
-    mine, newest = known_version()
+    return newer_schema(*stored_version(db), known_version())
+
+
+def newer_schema(version: int, unknown: list[str], known: tuple[int, str]) -> str | None:
+    """A sentence naming both versions when a database at ``version`` (with ``unknown`` migrations) is newer
+    than ``known``, this program's ``(version, newest migration)``, else ``None``; either store's words."""
+    mine, newest = known
     if not unknown and version <= mine:
         return None
     theirs = f"version {version}" + (f" ({', '.join(unknown)})" if unknown else "")

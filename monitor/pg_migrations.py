@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import psycopg
 
+from .migrations import newer_schema
 from .timeutil import to_iso, utcnow
 
 TABLE = "news_monitor_migrations"
@@ -135,12 +136,7 @@ def is_newer_than_known(conn: psycopg.Connection) -> str | None:
     names = applied(conn)
     unknown = [n for n in names if n not in known]
     version = max([0, *(_number(n) for n in names)])
-    mine, newest = known_version()
-    if not unknown and version <= mine:
-        return None
-    theirs = f"version {version}" + (f" ({', '.join(unknown)})" if unknown else "")
-    return (f"the database schema is {theirs}, newer than this news-monitor knows (version {mine}, {newest}): "
-            "it was written by a newer release; upgrade news-monitor, or use another database")
+    return newer_schema(version, unknown, known_version())
 
 
 def apply(conn: psycopg.Connection, refuse_newer: Callable[[str], Exception]) -> None:

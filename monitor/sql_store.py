@@ -557,14 +557,7 @@ class SQLStore(Storage):
 
     def outbox(self, status: str | None = None, channel: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Outbox rows with their watchlist and story title, newest first."""
-        clauses, params = [], []
-        if status:
-            clauses.append("o.status = ?")
-            params.append(status)
-        if channel:
-            clauses.append("o.channel = ?")
-            params.append(channel)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, params = _where(("o.status = ?", status), ("o.channel = ?", channel))
         return self.query(
             "SELECT o.id, o.channel, o.status, o.attempts, o.next_attempt_at, o.sent_at, o.last_error, "
             "m.watchlist, s.title FROM outbox o JOIN matches m ON m.id = o.match_id "
@@ -744,14 +737,7 @@ class SQLStore(Storage):
     def feedback_rows(self, *, story_id: str | None = None, watchlist: str | None = None,
                       limit: int = 50) -> list[dict[str, Any]]:
         """Stored verdicts with their story's title, newest first."""
-        clauses, params = [], []
-        if story_id:
-            clauses.append("f.story_id = ?")
-            params.append(story_id)
-        if watchlist:
-            clauses.append("f.watchlist = ?")
-            params.append(watchlist)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, params = _where(("f.story_id = ?", story_id), ("f.watchlist = ?", watchlist))
         return self.query(
             "SELECT f.id, f.story_id, f.watchlist, f.verdict, f.note, f.origin, f.created_at, s.title "
             f"FROM feedback f LEFT JOIN stories s ON s.id = f.story_id {where} "
@@ -829,15 +815,18 @@ def _story_values(story: Story, now: str | None) -> list[Any]:
             story.content_hash, story.cluster]
 
 
+def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """A WHERE clause of the ``(clause, value)`` pairs whose value is given (not None or empty), and its parameters."""
+    given = [(clause, value) for clause, value in conditions if value is not None and value != ""]
+    if not given:
+        return "", []
+    return "WHERE " + " AND ".join(clause for clause, _ in given), [value for _, value in given]
+
+
 def _match_filter(watchlist: str | None, source: str | None, since: datetime | None) -> tuple[str, list[Any]]:
     """The WHERE clause and parameters that narrow ``matches m JOIN stories s`` to a watchlist, source and time."""
-    clauses, params = [], []
-    for clause, value in (("m.watchlist = ?", watchlist), ("s.source = ?", source),
-                          ("m.matched_at >= ?", to_iso(since) if since else None)):
-        if value is not None:
-            clauses.append(clause)
-            params.append(value)
-    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+    return _where(("m.watchlist = ?", watchlist), ("s.source = ?", source),
+                  ("m.matched_at >= ?", to_iso(since) if since else None))
 
 
 def cjk_snippet(text: str, run: str, around: int = 24) -> str:
