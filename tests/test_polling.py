@@ -154,10 +154,11 @@ def test_a_changed_entry_is_updated_and_an_unchanged_one_is_not_rewritten(feed_s
 
 def test_a_new_source_alerts_only_on_recent_entries(feed_server, open_monitor, cli_run):
     now = utcnow()
+    # Titles any trade classifier takes: the test is about the new-source window, not the watchlist.
     feed = rss([
-        {"title": "Fresh tariff news", "guid": "fresh", "pubDate": format_datetime(now - timedelta(hours=2))},
-        {"title": "Old tariff news", "guid": "old", "pubDate": format_datetime(now - timedelta(days=3))},
-        {"title": "Undated tariff news", "guid": "undated"},
+        {"title": "Fresh: US raises tariffs on Chinese steel imports as trade talks stall", "guid": "fresh", "pubDate": format_datetime(now - timedelta(hours=2))},
+        {"title": "Old: US raises tariffs on Chinese steel imports as trade talks stall", "guid": "old", "pubDate": format_datetime(now - timedelta(days=3))},
+        {"title": "Undated: US raises tariffs on Chinese steel imports as trade talks stall", "guid": "undated"},
     ])
     url = feed_server.serve("/feed", feed)
     config = f'[alerts]\nnew_source_window = "24h"\n[sources.fresh]\nurl = "{url}"\n'
@@ -169,7 +170,7 @@ def test_a_new_source_alerts_only_on_recent_entries(feed_server, open_monitor, c
     assert result.new_stories == 3 and result.matches == 3  # all stored and matched...
     assert result.alerts_queued == 1  # ...but only the fresh one alerts
     # Later polls alert on everything new, dated or not.
-    feed_server.serve("/feed", feed.replace(b"</channel>", b"<item><title>Undated tariff 2</title><guid>u2</guid></item></channel>"))
+    feed_server.serve("/feed", feed.replace(b"</channel>", b"<item><title>Undated 2: US raises tariffs on Chinese steel imports as trade talks stall</title><guid>u2</guid></item></channel>"))
     assert monitor.update_source("fresh").alerts_queued == 1
     assert "New source" not in cli_run("check", "-c", monitor.config.file).output
 
