@@ -514,7 +514,7 @@ class SQLStore(Storage):
         last = 0
         while True:
             rows = self._search_rows(
-                "SELECT s.rowid AS rowid, s.id, s.title, s.text, s.url, s.source, s.published_at, s.first_seen_at "
+                "SELECT s.rowid AS rowid, s.id, s.title, s.text, s.url, s.source, s.published_at, s.first_seen_at, s.language "
                 f"FROM stories s WHERE ({' OR '.join(found)}) AND s.rowid > ? ORDER BY s.rowid LIMIT ?",
                 [*params, last, batch], fts_query or "",
             )

@@ -167,3 +167,21 @@ def test_the_same_link_in_two_feeds_is_one_story(feed_server, open_monitor):
     results = monitor.run_once()
     assert sum(r.new_stories for r in results) == 1
     assert rows(monitor, "SELECT count(*) AS n FROM outbox")[0]["n"] == 1
+
+
+def test_a_story_in_swedish_is_matched_with_its_own_letters(feed_server, open_monitor):
+    # "gått" (gone) folded to "gatt" used to match a watchlist about the trade agreement.
+    when = "Mon, 27 May 2019 09:00:00 GMT"
+    swedish = feed_server.serve("/sv.xml", rss([
+        {"title": "Priserna har gått upp i Malmö", "link": "http://sv.test/1", "guid": "sv-1", "pubDate": when},
+    ], language="sv-SE"))
+    english = feed_server.serve("/en.xml", rss([
+        {"title": "GATT talks resume as Malmo hosts ministers", "link": "http://en.test/1", "guid": "en-1",
+         "pubDate": when},
+    ], language="en"))
+    monitor = open_monitor(feed_config(sv=swedish, en=english)
+                           + '[watchlists.gatt]\nquery = "gatt"\n[watchlists.malmo]\nquery = "malmö"\n')
+    monitor.run_once()
+    found = rows(monitor, "SELECT s.source, m.watchlist FROM matches m JOIN stories s ON s.id = m.story_id "
+                          "WHERE m.watchlist IN ('gatt', 'malmo') ORDER BY 1, 2")
+    assert [(r["source"], r["watchlist"]) for r in found] == [("en", "gatt"), ("en", "malmo"), ("sv", "malmo")]
