@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from monitor.timeutil import to_iso
+
 @dataclass(frozen=True)
 class Source:
     """A configured place stories come from.
@@ -278,6 +280,12 @@ class Feedback:
     title: str = ""
     text: str = ""
     created_at: datetime | None = None
+
+    def listing(self) -> dict[str, Any]:
+        """The stored verdict as listed (web UI, API): everything but the story's text."""
+        return {"id": self.id, "story_id": self.story_id, "watchlist": self.watchlist, "verdict": self.verdict,
+                "note": self.note, "origin": self.origin, "title": self.title,
+                "created_at": to_iso(self.created_at)}
 
 @dataclass(frozen=True)
 class Reported:

@@ -274,8 +274,9 @@ class Storage(ABC):
         """Record a verdict on a match or a missed story."""
 
     @abstractmethod
-    def feedback(self, watchlist: str | None = None, *, story_id: str | None = None) -> list[Feedback]:
-        """Stored verdicts, oldest first."""
+    def feedback(self, watchlist: str | None = None, *, story_id: str | None = None, limit: int | None = None,
+                 newest_first: bool = False) -> list[Feedback]:
+        """Stored verdicts, oldest first (or newest first), at most ``limit``."""
 
     # -- plugins' data: one row per watchlist and kind -------------------------
 
