@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from faults import FaultServer
-from monitor import Monitor, load_config
+from monitor import Monitor
 from monitor.plugins import LOAD_ENV
 from monitor.testing import FeedServer, Response, rss, write_config  # noqa: F401  (tests import Response from here)
 
