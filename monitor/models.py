@@ -27,6 +27,7 @@ class Source:
         a quiet feed (``None``: as ``schedule.adaptive_max``; 0: never longer
         than ``interval``).
     :param category: a folder such as ``"News/Tech"`` (OPML import and export keep it); nothing else reads it.
+    :param language: the language of its stories as configured; it overrides what the feed says.
     """
 
     name: str
@@ -37,6 +38,7 @@ class Source:
     options: Mapping[str, Any] = field(default_factory=dict)
     adaptive_max: float | None = None
     category: str | None = None
+    language: str | None = None
 
 @dataclass(frozen=True)
 class FetchState:
