@@ -212,6 +212,10 @@ class Storage(ABC):
         """Delete old stories, leaving tombstones; returns how many."""
 
     @abstractmethod
+    def pending_migrations(self) -> list[str]:
+        """The migrations this program knows that the database has not had (read only)."""
+
+    @abstractmethod
     def reclaim_space(self) -> int | None:
         """Give space freed by deletions back; bytes regained, or ``None`` when it cannot."""
 
