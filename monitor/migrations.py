@@ -270,3 +270,11 @@ def m012_feedback(db: Database) -> None:
     db["feedback"].add_column("note", str)
     db["feedback"].add_column("origin", str)
     db["feedback"].create_index(["watchlist", "created_at"], if_not_exists=True)
+
+
+@migrations()
+def m013_search_folds_accents(db: Database) -> None:
+    # Nothing to change here: FTS5's unicode61 tokenizer has always folded
+    # accents. PostgreSQL's search gained the same in its m013; the number
+    # keeps both schemas at one version.
+    pass

@@ -105,9 +105,44 @@ CREATE UNIQUE INDEX idx_feedback_watchlist_story_id ON feedback (watchlist, stor
 CREATE INDEX idx_feedback_watchlist_created_at ON feedback (watchlist, created_at);
 """
 
+# Full-text search folds accents, as SQLite's FTS5 (unicode61) does: the
+# 'news_monitor' configuration is 'simple' with the unaccent dictionary in
+# front, where the unaccent extension can be had (it is in PostgreSQL's own
+# contrib, and trusted: a database owner may create it). Without it, search
+# stays as 'simple', and the store says so once (``search_folds_accents``).
+# Watchlists never depend on it: matching re-reads every candidate.
+M013_SEARCH = """
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'unaccent') THEN
+        BEGIN
+            CREATE EXTENSION unaccent SCHEMA public;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE NOTICE 'news-monitor: the unaccent extension is not available (%): search will not fold accents',
+                SQLERRM;
+        END;
+    END IF;
+END $$;
+CREATE TEXT SEARCH CONFIGURATION news_monitor (COPY = simple);
+DO $$
+DECLARE
+    dictionary text;
+BEGIN
+    SELECT format('%I.%I', n.nspname, d.dictname) INTO dictionary
+        FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace WHERE d.dictname = 'unaccent' LIMIT 1;
+    IF dictionary IS NOT NULL THEN
+        EXECUTE format('ALTER TEXT SEARCH CONFIGURATION news_monitor '
+                       'ALTER MAPPING FOR hword, hword_part, word WITH %s, simple', dictionary);
+    END IF;
+END $$;
+DROP INDEX stories_fts;
+CREATE INDEX stories_fts ON stories USING gin (to_tsvector('news_monitor', title || ' ' || text));
+"""
+
 # (name, SQL) in order; the name's number is the schema version it brings.
 MIGRATIONS: list[tuple[str, str]] = [
     ("m012_initial", M012_SCHEMA),
+    ("m013_search_folds_accents", M013_SEARCH),
 ]
 
 

@@ -174,6 +174,20 @@ def test_candidate_search_finds_words_prefixes_and_cjk_runs(store):
     assert {r["id"] for r in store.newest_found('("sunny")', 10)} == {"s3"}
 
 
+def test_search_folds_accents_on_both_stores(store):
+    # SQLite's FTS5 always folded them; PostgreSQL's 'simple' search did not, so
+    # `monitor search cafe` missed "Café" there.
+    save(store, [story(1, title="Café society in Zürich", text="Élections à São Paulo."),
+                 story(2, title="Cafeteria menu", text="Soup.")])
+    assert {r["id"] for r in store.search_candidates('("cafe")')} == {"s1"}
+    assert {r["id"] for r in store.search_candidates('("zurich") AND ("elections")')} == {"s1"}
+    assert {r["id"] for r in store.search_candidates('("café")')} == {"s1"}
+    assert [r["id"] for r in store.search("sao paulo")] == ["s1"]
+    from monitor.search import search
+
+    assert [f.row["id"] for f in search(store, "cafe", limit=10).found] == ["s1"]
+
+
 def test_feedback_and_models_round_trip(store):
     save(store, [story(1), story(2)], [match(1)])
     right = store.add_feedback("korea", "right", story_id="s2")
