@@ -273,8 +273,8 @@ def m012_feedback(db: Database) -> None:
 
 
 @migrations()
-def m013_search_folds_accents(db: Database) -> None:
+def m014_search_folds_accents(db: Database) -> None:
     # Nothing to change here: FTS5's unicode61 tokenizer has always folded
-    # accents. PostgreSQL's search gained the same in its m013; the number
+    # accents. PostgreSQL's search gained the same in its m014; the number
     # keeps both schemas at one version.
     pass

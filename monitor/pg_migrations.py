@@ -111,7 +111,7 @@ CREATE INDEX idx_feedback_watchlist_created_at ON feedback (watchlist, created_a
 # contrib, and trusted: a database owner may create it). Without it, search
 # stays as 'simple', and the store says so once (``search_folds_accents``).
 # Watchlists never depend on it: matching re-reads every candidate.
-M013_SEARCH = """
+M014_SEARCH = """
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'unaccent') THEN
@@ -142,7 +142,7 @@ CREATE INDEX stories_fts ON stories USING gin (to_tsvector('news_monitor', title
 # (name, SQL) in order; the name's number is the schema version it brings.
 MIGRATIONS: list[tuple[str, str]] = [
     ("m012_initial", M012_SCHEMA),
-    ("m013_search_folds_accents", M013_SEARCH),
+    ("m014_search_folds_accents", M014_SEARCH),
 ]
 
 

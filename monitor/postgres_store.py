@@ -44,7 +44,7 @@ POOL_WAIT = 10  # seconds a read or write waits for a connection while the serve
 SENDER_LOCK_KEY = 0x6E6D5F73656E64  # "nm_send": the pg_advisory_lock of the process delivering alerts
 
 _HEADLINE = "StartSel=[, StopSel=], MaxWords=16, MinWords=6, MaxFragments=1, FragmentDelimiter=…"
-# The configuration of the stories_fts index (pg_migrations m013): 'simple' that folds accents.
+# The configuration of the stories_fts index (pg_migrations m014): 'simple' that folds accents.
 _TS_CONFIG = "news_monitor"
 _TSV = f"to_tsvector('{_TS_CONFIG}', s.title || ' ' || s.text)"
 
