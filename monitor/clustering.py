@@ -198,6 +198,10 @@ class ClusterIndex:
         self.by_url: dict[str, str] = {}  # canonical link -> cluster id
         self.members: dict[str, tuple[str, datetime | None, tuple[str, ...], str | None]] = {}
         self._keys: dict[str, tuple[str, ...]] = {}  # cluster id -> the terms keying it (first story and followers)
+        # Idf weights and profile norms computed since the window last changed: one story is
+        # compared with dozens of members, and each comparison needs the same norms again.
+        self._idfs: dict[str, float] = {}
+        self._norms: dict[int, tuple[Counter, float]] = {}  # id(terms) -> (terms, kept alive; norm)
 
     def __len__(self) -> int:
         return len(self.members)
@@ -275,8 +279,15 @@ class ClusterIndex:
         }
 
     def _idf(self, term: str) -> float:
-        n = max(self.docs, MIN_WINDOW_DOCS)
-        return math.log((n + 1) / (self.df.get(term, 0) + 1)) + 1.0
+        found = self._idfs.get(term)
+        if found is None:
+            n = max(self.docs, MIN_WINDOW_DOCS)
+            found = self._idfs[term] = math.log((n + 1) / (self.df.get(term, 0) + 1)) + 1.0
+        return found
+
+    def _window_changed(self) -> None:
+        self._idfs.clear()
+        self._norms.clear()
 
     def _cosine(self, a: Counter, b: Counter) -> float:
         if not a or not b:
@@ -294,7 +305,11 @@ class ClusterIndex:
         return dot / (self._norm(a) * self._norm(b))
 
     def _norm(self, terms: Counter) -> float:
-        return math.sqrt(sum(((1 + math.log(c)) * self._idf(t)) ** 2 for t, c in terms.items()))
+        found = self._norms.get(id(terms))
+        if found is None:
+            norm = math.sqrt(sum(((1 + math.log(c)) * self._idf(t)) ** 2 for t, c in terms.items()))
+            found = self._norms[id(terms)] = (terms, norm)
+        return found[1]
 
     def _in_window(self, leader: Profile, item: Profile) -> bool:
         if leader.time is None or item.time is None:
@@ -329,6 +344,7 @@ class ClusterIndex:
             return
         self.docs += 1
         self.df.update(item.terms.keys())
+        self._window_changed()
         keys: tuple[str, ...] = ()
         if cluster == item.story_id:
             self.leaders[cluster] = item
@@ -352,6 +368,7 @@ class ClusterIndex:
             cluster, _, terms, url = self.members.pop(story_id)
             self.docs -= 1
             self.df.subtract(terms)
+            self._window_changed()
             for term in terms:
                 if self.df[term] <= 0:
                     del self.df[term]
