@@ -18,9 +18,13 @@ import re
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import mmh3
 import numpy as np
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 _TOKEN = re.compile(r"(?u)\b\w+\b")
 _INT32_MIN = -(2**31)
@@ -90,9 +94,11 @@ class HashedCounts:
         return HashedCounts(indptr, self.indices[picks], self.data[picks], (len(rows), self.shape[1]))
 
     def with_data(self, data: np.ndarray) -> HashedCounts:
+        """The same rows and columns with other values."""
         return HashedCounts(self.indptr, self.indices, data, self.shape)
 
-    def to_csr(self):  # noqa: ANN201 - a scipy.sparse.csr_matrix; SciPy is imported only here (training)
+    def to_csr(self) -> sp.csr_matrix:
+        """The same counts as a SciPy matrix, for training (SciPy is imported here, not at serve time)."""
         import scipy.sparse as sp
 
         return sp.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
