@@ -93,7 +93,7 @@ import math
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import accumulate
 
@@ -182,16 +182,34 @@ def tokenize(text: str, own: frozenset[str] = NO_LETTERS) -> list[tuple[str, int
 
     :param own: letters not folded (see :func:`normalize_word`).
     """
+    return list(iter_tokens(text, own))
+
+
+def iter_tokens(text: str, own: frozenset[str] = NO_LETTERS) -> Iterator[tuple[str, int, int]]:
+    """:func:`tokenize`, one word at a time."""
     if text.isascii():
         # The common case, and the hot path: ASCII lower-casing keeps every
         # offset, and an ASCII word of letters and digits is already folded.
-        return [(m.group(), m.start(), m.end()) for m in _ASCII_WORD_RE.finditer(text.lower())]
-    out = []
-    for m in _word_re(text).finditer(text):
-        norm = _fold(m.group(), own)
-        if norm:
-            out.append((norm, m.start(), m.end()))
-    return out
+        return ((m.group(), m.start(), m.end()) for m in _ASCII_WORD_RE.finditer(text.lower()))
+    return ((norm, m.start(), m.end()) for m in _word_re(text).finditer(text) if (norm := _fold(m.group(), own)))
+
+
+class _Tokens:
+    """A text's :func:`tokenize` words, found only as far as someone asks: a match's hits are
+    mostly in the title and lead, and a long text's later words need no offsets then."""
+
+    def __init__(self, text: str, own: frozenset[str] = NO_LETTERS):
+        self._rest = iter_tokens(text, own)
+        self._found: list[tuple[str, int, int]] = []
+
+    def __getitem__(self, index: int) -> tuple[str, int, int]:
+        found = self._found
+        while len(found) <= index:
+            word = next(self._rest, None)
+            if word is None:
+                raise IndexError(index)
+            found.append(word)
+        return found[index]
 
 
 def folded_words(text: str, own: frozenset[str] = NO_LETTERS) -> list[str]:
@@ -775,7 +793,7 @@ class KeywordMatcher:
             def place_weight(fld: str, index: float) -> float:
                 return self._place_weight(fld, at_word[int(index)] if fld == "text" else index)
 
-        spans: dict[str, list[tuple[str, int, int]]] = {}  # word offsets: only once a query has matched
+        spans: dict[str, _Tokens] = {}  # word offsets: only once a query has matched, only as far as needed
         results = {}
         for name in sorted(candidates):
             compiled = self.queries[name]
@@ -783,7 +801,7 @@ class KeywordMatcher:
             if not support:
                 continue
             if not spans:
-                spans.update(title=tokenize(title, own), text=tokenize(text, own))
+                spans.update(title=_Tokens(title, own), text=_Tokens(text, own))
             hits = _hits(support, spans, place_weight)
             score = _score(hits, compiled.title_weight)
             if long_text and _is_aside(support):
@@ -859,7 +877,7 @@ class _ScoredHit:
 
 def _hits(
     support: list[_Occ],
-    spans: Mapping[str, list[tuple[str, int, int]]],
+    spans: Mapping[str, _Tokens],
     place_weight: Callable[[str, int], float],
 ) -> list[_ScoredHit]:
     """Turn supporting occurrences into character-offset hits, one per term and place."""
@@ -877,7 +895,7 @@ def _hits(
     return sorted(seen.values(), key=lambda h: (FIELDS.index(h.hit.field), h.hit.start, h.hit.end))
 
 
-def _term_at(term: Term, words: list[tuple[str, int, int]], i: int) -> bool:
+def _term_at(term: Term, words: _Tokens, i: int) -> bool:
     for k, (_, is_prefix) in enumerate(term.words):
         got = words[i + k][0]
         if not any(got.startswith(want) if is_prefix else got == want for want in term.spelled(k)):
