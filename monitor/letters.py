@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 
-__all__ = ["OWN_LETTERS", "own_letters"]
+__all__ = ["OWN_LETTERS", "SAME_LETTER", "own_letters"]
 
 NO_LETTERS: frozenset[str] = frozenset()
 
@@ -31,20 +31,32 @@ OWN_LETTERS: dict[str, str] = {
     "hu": "öőüű", "tr": "çğıöşü", "az": "çəğıöşü",
     "es": "ñ", "gl": "ñ", "eu": "ñ",
     "pl": "ąćęłńóśźż", "cs": "čřšž", "sk": "äčôšž",
-    "ro": "ăâîșşțţ", "hr": _SOUTH_SLAVIC, "bs": _SOUTH_SLAVIC, "sr": _SOUTH_SLAVIC, "sl": "čšž",
+    "ro": "ăâîșț", "hr": _SOUTH_SLAVIC, "bs": _SOUTH_SLAVIC, "sr": _SOUTH_SLAVIC, "sl": "čšž",
 }
+
+
+# ISO 639-2 codes (feeds and people write them too) for the languages of the table.
+_THREE_LETTER = {
+    "swe": "sv", "fin": "fi", "dan": "da", "nob": "nb", "nno": "nn", "nor": "no", "isl": "is", "ice": "is",
+    "fao": "fo", "est": "et", "lav": "lv", "lit": "lt", "hun": "hu", "tur": "tr", "aze": "az", "spa": "es",
+    "glg": "gl", "eus": "eu", "baq": "eu", "pol": "pl", "ces": "cs", "cze": "cs", "slk": "sk", "slo": "sk",
+    "ron": "ro", "rum": "ro", "hrv": "hr", "bos": "bs", "srp": "sr", "slv": "sl",
+}
+# One letter written two ways: Romanian s and t with a comma below, often typed
+# with a cedilla (ş, ţ) on keyboards without them.
+SAME_LETTER = str.maketrans("şţŞŢ", "șțȘȚ")
 
 
 @functools.lru_cache(maxsize=256)
 def own_letters(language: str | None) -> frozenset[str]:
-    """The letters kept unfolded in a story written in ``language`` (a code such as ``sv`` or ``sv-SE``).
+    """The letters kept unfolded in a story written in ``language`` (a code such as ``sv``, ``sv-SE`` or ``swe``).
 
     An unknown or missing language keeps none: every mark is folded, as it always was.
     """
     if not language:
         return NO_LETTERS
     primary = language.strip().replace("_", "-").split("-")[0].casefold()
-    return frozenset(OWN_LETTERS.get(primary, ""))
+    return frozenset(OWN_LETTERS.get(_THREE_LETTER.get(primary, primary), ""))
 
 
 def letter_sets() -> list[frozenset[str]]:

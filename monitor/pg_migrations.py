@@ -109,21 +109,23 @@ CREATE INDEX idx_feedback_watchlist_created_at ON feedback (watchlist, created_a
 # 'news_monitor' configuration is 'simple' with the unaccent dictionary in
 # front, where the unaccent extension can be had (it is in PostgreSQL's own
 # contrib, and trusted: a database owner may create it). Without it, search
-# stays as 'simple', and the store says so once (``search_folds_accents``).
-# Watchlists never depend on it: matching re-reads every candidate.
-M014_SEARCH = """
+# stays as 'simple' and the store says so when it opens; once an
+# administrator installs the extension, the next open maps it and rebuilds
+# the index (:func:`ensure_accent_folding`). Watchlists never depend on it:
+# matching re-reads every candidate.
+_TRY_UNACCENT = """
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'unaccent') THEN
         BEGIN
             CREATE EXTENSION unaccent SCHEMA public;
         EXCEPTION WHEN OTHERS THEN
-            RAISE NOTICE 'news-monitor: the unaccent extension is not available (%): search will not fold accents',
-                SQLERRM;
+            NULL;  -- no right to create it, or not installed: ensure_accent_folding says so
         END;
     END IF;
 END $$;
-CREATE TEXT SEARCH CONFIGURATION news_monitor (COPY = simple);
+"""
+_MAP_UNACCENT = """
 DO $$
 DECLARE
     dictionary text;
@@ -131,13 +133,40 @@ BEGIN
     SELECT format('%I.%I', n.nspname, d.dictname) INTO dictionary
         FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace WHERE d.dictname = 'unaccent' LIMIT 1;
     IF dictionary IS NOT NULL THEN
-        EXECUTE format('ALTER TEXT SEARCH CONFIGURATION news_monitor '
-                       'ALTER MAPPING FOR hword, hword_part, word WITH %s, simple', dictionary);
+        EXECUTE format('ALTER TEXT SEARCH CONFIGURATION news_monitor ALTER MAPPING FOR '
+                       'hword, hword_part, word, numword, numhword, hword_numpart WITH %s, simple', dictionary);
     END IF;
 END $$;
+"""
+# Rebuilding the index locks the stories table for as long as it takes (minutes on millions of stories).
+M014_SEARCH = f"""
+{_TRY_UNACCENT}
+CREATE TEXT SEARCH CONFIGURATION news_monitor (COPY = simple);
+{_MAP_UNACCENT}
 DROP INDEX stories_fts;
 CREATE INDEX stories_fts ON stories USING gin (to_tsvector('news_monitor', title || ' ' || text));
 """
+
+_FOLDS = """
+SELECT EXISTS (SELECT 1 FROM pg_ts_config_map m JOIN pg_ts_config c ON c.oid = m.mapcfg
+               JOIN pg_ts_dict d ON d.oid = m.mapdict
+               WHERE c.cfgname = 'news_monitor' AND c.cfgnamespace = current_schema()::regnamespace
+               AND d.dictname = 'unaccent')
+"""
+
+
+def ensure_accent_folding(conn: psycopg.Connection) -> bool:
+    """Whether search folds accents, mapping ``unaccent`` (and rebuilding the index) if it has become available."""
+    if conn.execute(_FOLDS).fetchone()[0]:
+        return True
+    with conn.transaction():
+        conn.execute(_TRY_UNACCENT)
+        conn.execute(_MAP_UNACCENT)
+        folds = conn.execute(_FOLDS).fetchone()[0]
+        if folds:
+            conn.execute("REINDEX INDEX stories_fts")
+    return bool(folds)
+
 
 # (name, SQL) in order; the name's number is the schema version it brings.
 MIGRATIONS: list[tuple[str, str]] = [

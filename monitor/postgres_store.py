@@ -90,6 +90,10 @@ class PostgresStore(SQLStore):
                         raise SchemaTooNewError(f"{self.location}: {newer}")
                 else:
                     pg_migrations.apply(conn, lambda text: SchemaTooNewError(f"{self.location}: {text}"))
+                    if not pg_migrations.ensure_accent_folding(conn):
+                        log.warning("%s: search does not fold accents (cafe will not find Café): the unaccent "
+                                    "extension is missing and this user may not create it; an administrator can "
+                                    "run CREATE EXTENSION unaccent SCHEMA public in this database", self.location)
         except psycopg.Error as exc:
             raise self._failure(exc, "open the database") from exc
         self.pool = ConnectionPool(

@@ -100,7 +100,7 @@ from itertools import accumulate
 import ahocorasick
 
 from monitor.errors import QuerySyntaxError
-from monitor.letters import NO_LETTERS, letter_sets, own_letters
+from monitor.letters import NO_LETTERS, SAME_LETTER, letter_sets, own_letters
 from monitor.models import Evidence, Hit, Snippet
 
 __all__ = [
@@ -167,7 +167,7 @@ def normalize_word(word: str, own: frozenset[str] = NO_LETTERS) -> str:
         # NFKC, not NFKD: dropping a kana's voicing mark would make ガス (gas) カス (dregs).
         return unicodedata.normalize("NFKC", word)
     if own:
-        composed = unicodedata.normalize("NFC", word).casefold()
+        composed = unicodedata.normalize("NFC", word).translate(SAME_LETTER).casefold()
         if any(c in own for c in composed):
             return "".join(c if c in own else normalize_word(c) for c in composed)
     decomposed = unicodedata.normalize("NFKD", word)
@@ -611,7 +611,12 @@ _Occ = tuple[str, int, int, tuple[Term, ...]]
 
 @dataclass
 class _Occurrences:
-    """Where each (word, is_prefix) atom occurred, per field, as sets of word indexes."""
+    """Where each (spelling, is_prefix) atom occurred, per field, as sets of word indexes.
+
+    Atoms are keyed by the spelling seen, not by the folded word: ``gått`` in a
+    Swedish story is an occurrence for a query word spelled ``gått``, never for
+    one spelled ``gatt`` in another watchlist.
+    """
 
     atoms: Mapping[tuple[str, bool], Mapping[str, set[int]]]
     # Keyed by identity: terms live as long as their compiled query, and
@@ -624,18 +629,28 @@ class _Occurrences:
             found = self.cache[id(term)] = self._find(term)
         return found
 
+    def _at(self, term: Term, k: int) -> Mapping[str, set[int]]:
+        """Where word ``k`` of ``term`` occurred, per field, in any of its own spellings."""
+        is_prefix = term.words[k][1]
+        if not term.forms or not term.forms[k]:
+            return self.atoms.get((term.words[k][0], is_prefix), {})
+        merged: dict[str, set[int]] = defaultdict(set)
+        for form in term.spelled(k):
+            for fld, where in self.atoms.get((form, is_prefix), {}).items():
+                merged[fld] |= where
+        return merged
+
     def _find(self, term: Term) -> list[_Occ]:
-        first, *rest = term.words
         found: list[_Occ] = []
-        for fld, starts in self.atoms.get(first, {}).items():
+        for fld, starts in self._at(term, 0).items():
             if term.field not in (None, fld):
                 continue
             # Narrow the candidate starts word by word, walking the smaller
             # set each time: a phrase whose later word is rare costs little
             # however often its first word occurs.
             positions = set(starts)
-            for k, word in enumerate(rest, 1):
-                following = self.atoms.get(word, {}).get(fld)
+            for k in range(1, len(term.words)):
+                following = self._at(term, k).get(fld)
                 if not following:
                     positions = set()
                 elif len(following) < len(positions):
@@ -754,14 +769,14 @@ class KeywordMatcher:
         self.queries: dict[str, _Compiled] = {}
         for name, text in queries.items():
             self.queries[name] = _Compiled(name, parse_query(text), overrides.get(name, title_weight))
+        # Keyed by spelling: every form a query word takes in some language is an atom of its own.
         self._by_atom: dict[tuple[str, bool], set[str]] = defaultdict(set)
-        spelled: dict[tuple[str, bool], set[str]] = defaultdict(set)
         for name, compiled in self.queries.items():
             for term in terms_of(compiled.node):
-                for k, atom in enumerate(term.words):
-                    self._by_atom[atom].add(name)
-                    spelled[atom].update(term.spelled(k))
-        self._automaton = _build_automaton(spelled)
+                for k, (_, is_prefix) in enumerate(term.words):
+                    for form in term.spelled(k):
+                        self._by_atom[(form, is_prefix)].add(name)
+        self._automaton = _build_automaton(self._by_atom)
 
     def match(self, title: str, text: str, min_scores: Mapping[str, float] | None = None,
               language: str | None = None) -> dict[str, tuple[float, Evidence]]:
@@ -855,13 +870,11 @@ def _is_aside(support: list[_Occ]) -> bool:
     return len(places) == 1 and next(iter(places))[0] == "text"
 
 
-def _build_automaton(atoms: Mapping[tuple[str, bool], Iterable[str]]) -> ahocorasick.Automaton | None:
-    """Every spelling of every atom leads to the atom: *malmö* in a Swedish story is ``malmo``."""
+def _build_automaton(atoms: Iterable[tuple[str, bool]]) -> ahocorasick.Automaton | None:
     automaton = ahocorasick.Automaton()
-    for (word, is_prefix), forms in atoms.items():
-        for form in forms:
-            key = "\x01" + form + ("" if is_prefix else "\x02")
-            automaton.add_word(key, ((word, is_prefix), len(key)))
+    for word, is_prefix in atoms:
+        key = "\x01" + word + ("" if is_prefix else "\x02")
+        automaton.add_word(key, ((word, is_prefix), len(key)))
     if len(automaton) == 0:
         return None
     automaton.make_automaton()

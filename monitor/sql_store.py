@@ -719,15 +719,19 @@ class SQLStore(Storage):
         return self.feedback(watchlist, story_id=story.id)[0]
 
     def feedback(self, watchlist: str | None = None, *, story_id: str | None = None, limit: int | None = None,
-                 newest_first: bool = False) -> list[Feedback]:
-        """Stored verdicts, oldest first (or newest first); only ``watchlist``'s (and ``story_id``'s) when given."""
+                 newest_first: bool = False, with_text: bool = True) -> list[Feedback]:
+        """Stored verdicts, oldest first (or newest first); only ``watchlist``'s (and ``story_id``'s) when given.
+
+        :param with_text: read each story's text (training does; a listing does not need it).
+        """
         where, params = _where(("watchlist = ?", watchlist), ("story_id = ?", story_id))
         order = "ORDER BY created_at DESC, id DESC" if newest_first else "ORDER BY id"
         if limit is not None:
             order, params = order + " LIMIT ?", [*params, limit]
-        rows = self.query(f"SELECT * FROM feedback {where} {order}", params)
+        columns = "*" if with_text else "id, story_id, watchlist, verdict, match_id, title, created_at, note, origin"
+        rows = self.query(f"SELECT {columns} FROM feedback {where} {order}", params)
         return [Feedback(id=r["id"], story_id=r["story_id"], watchlist=r["watchlist"], verdict=r["verdict"],
-                         match_id=r["match_id"], title=r["title"] or "", text=r["text"] or "",
+                         match_id=r["match_id"], title=r["title"] or "", text=r.get("text") or "",
                          created_at=from_iso(r["created_at"]), note=r.get("note") or "",
                          origin=r.get("origin") or "") for r in rows]
 
@@ -735,7 +739,7 @@ class SQLStore(Storage):
                       limit: int = 50) -> list[dict[str, Any]]:
         """Stored verdicts newest first, as the web UI and API list them: :meth:`feedback` without the story's text."""
         return [verdict.listing() for verdict in self.feedback(watchlist, story_id=story_id, limit=limit,
-                                                               newest_first=True)]
+                                                               newest_first=True, with_text=False)]
 
     def story_feedback(self, story_id: str) -> dict[str, dict[str, Any]]:
         """The verdicts on one story, by watchlist."""

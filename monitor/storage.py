@@ -279,8 +279,9 @@ class Storage(ABC):
 
     @abstractmethod
     def feedback(self, watchlist: str | None = None, *, story_id: str | None = None, limit: int | None = None,
-                 newest_first: bool = False) -> list[Feedback]:
-        """Stored verdicts, oldest first (or newest first), at most ``limit``."""
+                 newest_first: bool = False, with_text: bool = True) -> list[Feedback]:
+        """Stored verdicts, oldest first (or newest first), at most ``limit``; ``with_text=False`` leaves the
+        stories' texts unread."""
 
     # -- plugins' data: one row per watchlist and kind -------------------------
 

@@ -473,3 +473,21 @@ def test_spellings_of_a_query_word():
     assert spellings("café") == ("café",)  # Icelandic é is a letter of its own
     assert normalize_word("Gått", own_letters("sv")) == "gått"
     assert normalize_word("Gått") == "gatt"
+
+
+def test_one_watchlists_spelling_never_counts_for_another():
+    # Every watchlist is compiled into one matcher: "gått" in one must not make "gatt" in another match.
+    matcher = KeywordMatcher({"trade": "gatt priserna", "prices": "priserna NOT gatt", "swe": "gått"})
+    found = matcher.match("Priserna har gått upp i Malmö", "", language="sv")
+    assert sorted(found) == ["prices", "swe"]
+    alone = KeywordMatcher({"trade": "gatt priserna"}).match("Priserna har gått upp i Malmö", "", language="sv")
+    assert alone == {}
+    # In an English story GATT is GATT for both spellings.
+    assert sorted(matcher.match("GATT talks: priserna", "", language="en")) == ["swe", "trade"]
+
+
+def test_romanian_comma_and_cedilla_letters_are_one_letter_and_three_letter_codes_count():
+    matcher = KeywordMatcher({"city": "timișoara"})
+    assert "city" in matcher.match("Protest la Timişoara", "", language="ro")  # cedilla, as many keyboards type it
+    assert "city" in matcher.match("Protest la Timișoara", "", language="ro")
+    assert own_letters("swe") == own_letters("sv") and own_letters("SV_se") == own_letters("sv")

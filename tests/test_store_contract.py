@@ -413,3 +413,51 @@ def test_one_wire_story_from_three_outlets_alerts_once_across_a_restart(monitor_
         assert len(posted(server)) == 2
         assert len({r["cluster"] for r in monitor.store.matches("korea")}) == 1
         assert len(monitor.store.matches("korea")) == 3
+
+
+def test_search_without_unaccent_says_so_still_finds_own_spellings_and_folds_once_it_is_installed(caplog):
+    # A user who may not create extensions (PostgreSQL 15 grants no CREATE on a database to others).
+    import uuid
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    from monitor.testing import postgres_server_url, with_database
+
+    server = postgres_server_url()
+    suffix = uuid.uuid4().hex[:10]
+    name, role = f"monitor_plain_{suffix}", f"monitor_plain_{suffix}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        with psycopg.connect(with_database(server, name), autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA news AUTHORIZATION "{role}"')
+        plain = with_database(urlsplit(server)._replace(netloc=f"{role}@{urlsplit(server).hostname}:"
+                                                          f"{urlsplit(server).port or 5432}").geturl(), name, "news")
+        with caplog.at_level("WARNING", logger="monitor.postgres"):
+            store = open_store(plain)
+        try:
+            assert "search does not fold accents" in caplog.text and "CREATE EXTENSION unaccent" in caplog.text
+            save(store, [story(1, title="Priserna växer i Malmö", text="Hamnen växer.")])
+            from monitor.search import search
+
+            # The query's own spelling still finds the story (the index keeps växer as written).
+            assert [f.row["id"] for f in search(store, "växer", limit=5).found] == ["s1"]
+            assert [r["id"] for r in store.search_candidates('("vaxer")')] == []
+        finally:
+            store.close()
+        with psycopg.connect(with_database(server, name), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION unaccent SCHEMA public")
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="monitor.postgres"):
+            store = open_store(plain)
+        try:
+            assert "fold accents" not in caplog.text
+            assert [r["id"] for r in store.search_candidates('("vaxer")')] == ["s1"]
+        finally:
+            store.close()
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
