@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from .migrations import newer_schema
+from .migrations import CLUSTER_ALERTS_BACKFILL, newer_schema
 from .timeutil import to_iso, utcnow
 
 TABLE = "news_monitor_migrations"
@@ -105,9 +105,20 @@ CREATE UNIQUE INDEX idx_feedback_watchlist_story_id ON feedback (watchlist, stor
 CREATE INDEX idx_feedback_watchlist_created_at ON feedback (watchlist, created_at);
 """
 
+# See monitor.migrations.m013_cluster_alerts.
+M013_CLUSTER_ALERTS = f"""
+CREATE TABLE cluster_alerts (
+    cluster_id {T} NOT NULL, watchlist {T} NOT NULL, channel {T} NOT NULL, match_id bigint NOT NULL,
+    PRIMARY KEY (cluster_id, watchlist, channel)
+);
+CREATE INDEX idx_cluster_alerts_match_id ON cluster_alerts (match_id);
+{CLUSTER_ALERTS_BACKFILL};
+"""
+
 # (name, SQL) in order; the name's number is the schema version it brings.
 MIGRATIONS: list[tuple[str, str]] = [
     ("m012_initial", M012_SCHEMA),
+    ("m013_cluster_alerts", M013_CLUSTER_ALERTS),
 ]
 
 
