@@ -119,6 +119,9 @@ WIRE = (
 )
 
 
+WIRE_WAIT = 15.0  # seconds a wire copy's answer waits for the other copies to be asked for
+
+
 def _item(title: str, link: str, guid: str, text: str, when: int) -> str:
     return (f"<item><title>{title}</title><link>{link}</link><guid isPermaLink=\"false\">{guid}</guid>"
             f"<description>{text}</description><pubDate>{formatdate(when, usegmt=True)}</pubDate></item>")
@@ -148,6 +151,10 @@ class Farm:
                  wire: bool = False):
         self.hosts, self.feeds, self.items, self.delay, self.cap = hosts, feeds, items, delay, cap
         self.wire = wire
+        # The wire copies are answered together, once all three were asked for (or after WIRE_WAIT):
+        # workers then cluster them at the same moment, the case a shared cluster stage must get right.
+        self.wire_asked = 0
+        self.wire_all_asked = threading.Event()
         # Entries are dated from the farm's start: inside the cluster stage's window, as live news is.
         self.published = int(time.time()) - 60
         self.hook_delay = hook_delay
@@ -269,6 +276,12 @@ class Handler(BaseHTTPRequestHandler):
         host = self.server.server_address[0]
         farm.enter(host, n)
         try:
+            if farm.wire and n < len(WIRE):
+                with farm.lock:
+                    farm.wire_asked += 1
+                    if farm.wire_asked >= min(farm.feeds, len(WIRE)):
+                        farm.wire_all_asked.set()
+                farm.wire_all_asked.wait(WIRE_WAIT)
             if farm.delay:
                 time.sleep(farm.delay)
             self._send(200, feed_body(n, farm.items, farm.wire, farm.published), "application/rss+xml")

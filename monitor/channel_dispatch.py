@@ -84,7 +84,7 @@ class ChannelDispatcher:
         self._coordinated(lambda coord: coord.ensure(CHANNEL, channels))
         held: list[str] = []
         for name in channels:
-            lease = self._coordinated(lambda coord: coord.claim(CHANNEL, self.lease, [name]))
+            lease = self.claim(name)
             if lease is None:
                 held.append(name)
                 continue
@@ -93,16 +93,31 @@ class ChannelDispatcher:
             except LeaseLost as exc:
                 log.warning("channel %s: %s; its next holder sends what is left", name, exc)
             finally:
-                self._coordinated(lambda coord: coord.release(lease))
+                self.release(lease)
         tried = len(channels) - len(held)
         return tally.result(held_by=self._holders(held) if held and not tried else None)
 
-    def _send_channel(self, lease: Lease, tally: Tally) -> None:
-        renewed = [lease]
+    # What a fleet worker overrides, to keep the lease renewed by its heartbeat while a send is slow.
 
+    def claim(self, channel: str) -> Lease | None:
+        """The lease of ``channel``, if nobody holds it."""
+        return self._coordinated(lambda coord: coord.claim(CHANNEL, self.lease, [channel]))
+
+    def renew(self, lease: Lease) -> Lease:
+        """``lease`` pushed out by its full time, checked with the database.
+
+        :raises LeaseLost: it expired or another process claimed it.
+        """
+        return self._coordinated(lambda coord: coord.renew(lease, self.lease))
+
+    def release(self, lease: Lease) -> None:
+        """Give ``lease`` back (nothing happens when it is no longer ours)."""
+        self._coordinated(lambda coord: coord.release(lease))
+
+    def _send_channel(self, lease: Lease, tally: Tally) -> None:
         def before_send() -> None:
             # Checked with the database, not a local clock: a sender that lost the lease sends nothing more.
-            renewed[0] = self._coordinated(lambda coord: coord.renew(renewed[0], self.lease))
+            self.renew(lease)
 
         with self.monitor.store.fenced(lease_fence(lease)):
             # Claimed just now: a row of this channel still 'sending' was left by an earlier holder.

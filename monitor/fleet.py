@@ -50,7 +50,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .errors import ConfigErrors, LeaseLost, StorageError
 from .channel_dispatch import ChannelDispatcher
-from .leases import HOST, Coordinator, Lease, lease_lost, new_worker_id, store_fence
+from .leases import CHANNEL, HOST, Coordinator, Lease, lease_lost, new_worker_id, store_fence
 from .models import Source
 from .polling import longest_wait
 from .safetext import MESSAGE_MAX, safe_line
@@ -143,7 +143,7 @@ class FleetWorker:
         # Its own warnings repeat per connection attempt; one line per outage comes from _database_down.
         logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
         # Alerts go out under channel leases held in this worker's name (monitor.channel_dispatch).
-        monitor.channel_dispatcher = ChannelDispatcher(monitor, self.pool.connection, self.worker, self.settings.lease)
+        monitor.channel_dispatcher = _FleetChannelDispatcher(self)
 
     def _configure(self, conn: psycopg.Connection) -> None:
         # A worker stopped inside a transaction holds its lease row's lock: the
@@ -394,6 +394,22 @@ class FleetWorker:
             log.exception("delivering alerts: unexpected error; trying again in %.1fs", self.settings.dispatch_every)
         else:
             self._database_up()
+
+
+class _FleetChannelDispatcher(ChannelDispatcher):
+    """Channel leases held like host leases: renewed by the worker's heartbeat while a send is slow,
+    so only a worker that stops (or is stopped) loses one."""
+
+    def __init__(self, worker: FleetWorker):
+        super().__init__(worker.monitor, worker.pool.connection, worker.worker, worker.settings.lease)
+        self.fleet = worker
+
+    def claim(self, channel: str) -> Lease | None:
+        return self.fleet._claim(CHANNEL, [channel])
+
+    def release(self, lease: Lease) -> None:
+        self.fleet._drop(lease)  # first: the heartbeat must not renew what is being given back
+        super().release(lease)
 
 
 def run_worker(config: Config, settings: FleetSettings | None = None, worker_id: str | None = None) -> int:
