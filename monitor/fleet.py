@@ -153,9 +153,9 @@ class FleetWorker:
     # -- the database, with retries ----------------------------------------------------------
 
     @contextmanager
-    def coordinator(self) -> Iterator[Coordinator]:
-        """A coordinator on a pooled connection."""
-        with self.pool.connection() as conn:
+    def coordinator(self, wait: float | None = None) -> Iterator[Coordinator]:
+        """A coordinator on a pooled connection, waiting at most ``wait`` seconds (else POOL_WAIT) for one."""
+        with self.pool.connection(timeout=wait) as conn:
             yield Coordinator(conn, self.worker)
 
     def retrying(self, what: str, func: Any, *args: Any) -> Any:
@@ -279,7 +279,9 @@ class FleetWorker:
         with self._held_lock:
             claims, self._claims = self._claims, [0, 0.0, 0.0]
             polls, self._polls = self._polls, [0, None]
-        with self.coordinator() as coord:
+        # The heartbeat is the worker's probe of the database: it does not wait out an outage in the
+        # pool's queue, so the outage is logged (once) while it lasts and its end when it is over.
+        with self.coordinator(wait=max(self.settings.heartbeat, 1.0)) as coord:
             try:
                 coord.heartbeat(polls[0], polls[1], *claims)
             except BaseException:

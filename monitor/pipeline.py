@@ -65,7 +65,7 @@ def _update_source(monitor: Monitor, source: Source) -> UpdateResult:
     if row is not None and row["status"] == "gone" and row["url"] == monitor.store.stored_url(source):
         message = f"not polled: the feed is gone (HTTP 410, {row['last_fetch_at']}); change its url to poll it again"
         return UpdateResult(source=source.name, error=message, status=410)
-    state = monitor.store.fetch_state(source)
+    state = monitor.store.fetch_state(source, row)  # one read of the source's row: a round trip on PostgreSQL
     now = utcnow()
     # After a permanent redirect the feed lives at its new address.
     target = replace(source, url=state.effective_url) if state.effective_url else source

@@ -136,11 +136,11 @@ class SQLStore(Storage):
                     [source.name, self.stored_url(source), source.kind, int(source.enabled), now],
                 )
 
-    def fetch_state(self, source: Source) -> FetchState:
-        rows = self.query("SELECT * FROM sources WHERE name = ?", [source.name])
-        if not rows:
+    def fetch_state(self, source: Source, row: dict[str, Any] | None = None) -> FetchState:
+        if row is None:
+            row = self.source_row(source.name)
+        if row is None:
             return FetchState()
-        row = rows[0]
         if row["url"] != self.stored_url(source):
             # The configured URL changed: the validators belong to the old one.
             return FetchState(first_poll=row["first_polled_at"] is None)

@@ -151,8 +151,8 @@ class Storage(ABC):
         """Make sure every configured source has a row; keep existing fetch state."""
 
     @abstractmethod
-    def fetch_state(self, source: Source) -> FetchState:
-        """What the previous poll of ``source`` left behind."""
+    def fetch_state(self, source: Source, row: dict[str, Any] | None = None) -> FetchState:
+        """What the previous poll of ``source`` left behind (read from ``row``, its :meth:`source_row`, when given)."""
 
     @abstractmethod
     def record_poll(self, source: Source, outcome: SourceOutcome) -> None:
