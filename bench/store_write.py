@@ -103,13 +103,15 @@ def main() -> None:
 
 
 def _empty_postgres(url: str) -> None:
+    """Empty the database's schema: tables, functions, aggregates, text search configurations, whatever a
+    checkout's migrations made."""
     import psycopg
+    from psycopg import sql
 
     with psycopg.connect(url, autocommit=True) as conn:
-        for (table,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall():
-            conn.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
-        conn.execute("DROP AGGREGATE IF EXISTS group_concat(text)")
-        conn.execute("DROP FUNCTION IF EXISTS news_monitor_concat(text, text), instr(text, text)")
+        schema = conn.execute("SELECT current_schema()").fetchone()[0]
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
 
 
 if __name__ == "__main__":

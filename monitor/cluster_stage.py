@@ -85,12 +85,29 @@ class StoryClusters:
             self._catch_up()
             return assign_stories(self.index, stories)
 
-    def assign_serialised(self, stories: Sequence[Story]) -> list[Story]:
+    def prepare(self, stories: Sequence[Story]) -> dict[str, Profile]:
+        """Before a write given :meth:`assign_serialised`: the batch's profiles, and a catch-up with
+        what is committed now. Both are most of the stage's work, done here while other
+        processes may be assigning, so what waits for them is only the stories stored since."""
+        if not self.settings.enabled or not stories:
+            return {}
+        profiles = {story.id: story_profile(story) for story in stories}
+        with self._lock:
+            self._catch_up()
+        return profiles
+
+    def assign_serialised(self, stories: Sequence[Story], profiles: Mapping[str, Profile] | None = None) -> list[Story]:
         """:meth:`assign`, called by the store inside its write transaction once no other process
         assigns clusters (see the module's note); the catch-up reads through that transaction.
-        Tell :meth:`write_ended` how the write ended."""
-        assigned = self.assign(stories)
-        self._unconfirmed.pending = bool(assigned) and self.settings.enabled
+        ``profiles`` are :meth:`prepare`'s. Tell :meth:`write_ended` how the write ended."""
+        if not self.settings.enabled or not stories:
+            return list(stories)
+        profiles = profiles or {}
+        with self._lock:
+            self._catch_up()
+            assigned = [story.replace(cluster=self.index.assign(profiles.get(story.id) or story_profile(story)).cluster)
+                        for story in stories]
+        self._unconfirmed.pending = True
         return assigned
 
     def write_ended(self, committed: bool) -> None:

@@ -130,13 +130,14 @@ def _store(monitor: Monitor, source: Source, outcome: SourceOutcome, new: list[S
     """
     clusters = monitor.clusters
     watchlists = monitor.config.watchlists
-    if not clusters.shared:
+    if not clusters.shared or not clusters.settings.enabled:
         return monitor.store.save_update(source, outcome, clusters.assign(new), changed, matches, watchlists,
                                          quiet=quiet)
+    profiles = clusters.prepare(new)
     committed = False
     try:
         saved = monitor.store.save_update(source, outcome, new, changed, matches, watchlists, quiet=quiet,
-                                          clusters=clusters.assign_serialised)
+                                          clusters=lambda stories: clusters.assign_serialised(stories, profiles))
         committed = True
         return saved
     finally:
