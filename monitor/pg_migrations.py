@@ -4,7 +4,7 @@ The version semantics are SQLite's (:mod:`monitor.migrations`): the schema
 version is the number of the newest migration, and the same number means the
 same tables and columns on both. PostgreSQL support starts at version 12, so
 its first migration creates the whole schema of SQLite's m001..m012; a later
-change adds ``m013_...`` to both lists. The applied names are kept in
+change (``m013_...``, ``m014_...``) is in both lists. The applied names are kept in
 ``news_monitor_migrations``; a database holding a name this program does not
 know, or a higher number, was written by a newer news-monitor and is refused
 before anything touches it.
@@ -115,10 +115,45 @@ CREATE INDEX idx_cluster_alerts_match_id ON cluster_alerts (match_id);
 {CLUSTER_ALERTS_BACKFILL};
 """
 
+# Full-text search folds accents, as SQLite's FTS5 (unicode61) does: the
+# 'news_monitor' configuration is 'simple' with the unaccent dictionary in
+# front, where the unaccent extension can be had (it is in PostgreSQL's own
+# contrib, and trusted: a database owner may create it). Without it, search
+# stays as 'simple', and the store says so once (``search_folds_accents``).
+# Watchlists never depend on it: matching re-reads every candidate.
+M014_SEARCH = """
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'unaccent') THEN
+        BEGIN
+            CREATE EXTENSION unaccent SCHEMA public;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE NOTICE 'news-monitor: the unaccent extension is not available (%): search will not fold accents',
+                SQLERRM;
+        END;
+    END IF;
+END $$;
+CREATE TEXT SEARCH CONFIGURATION news_monitor (COPY = simple);
+DO $$
+DECLARE
+    dictionary text;
+BEGIN
+    SELECT format('%I.%I', n.nspname, d.dictname) INTO dictionary
+        FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace WHERE d.dictname = 'unaccent' LIMIT 1;
+    IF dictionary IS NOT NULL THEN
+        EXECUTE format('ALTER TEXT SEARCH CONFIGURATION news_monitor '
+                       'ALTER MAPPING FOR hword, hword_part, word WITH %s, simple', dictionary);
+    END IF;
+END $$;
+DROP INDEX stories_fts;
+CREATE INDEX stories_fts ON stories USING gin (to_tsvector('news_monitor', title || ' ' || text));
+"""
+
 # (name, SQL) in order; the name's number is the schema version it brings.
 MIGRATIONS: list[tuple[str, str]] = [
     ("m012_initial", M012_SCHEMA),
     ("m013_cluster_alerts", M013_CLUSTER_ALERTS),
+    ("m014_search_folds_accents", M014_SEARCH),
 ]
 
 

@@ -44,7 +44,9 @@ POOL_WAIT = 10  # seconds a read or write waits for a connection while the serve
 CLUSTER_LOCK_KEY = 0x6E6D5F636C7573  # "nm_clus": pg_advisory_xact_lock of the write that assigns clusters
 
 _HEADLINE = "StartSel=[, StopSel=], MaxWords=16, MinWords=6, MaxFragments=1, FragmentDelimiter=…"
-_TSV = "to_tsvector('simple', s.title || ' ' || s.text)"
+# The configuration of the stories_fts index (pg_migrations m014): 'simple' that folds accents.
+_TS_CONFIG = "news_monitor"
+_TSV = f"to_tsvector('{_TS_CONFIG}', s.title || ' ' || s.text)"
 
 
 @functools.lru_cache(maxsize=512)
@@ -196,7 +198,7 @@ class PostgresStore(SQLStore):
         tsquery = fts5_to_tsquery(fts_query)
         if not tsquery:
             return "FALSE", []
-        return f"{_TSV} @@ to_tsquery('simple', ?)", [tsquery]
+        return f"{_TSV} @@ to_tsquery('{_TS_CONFIG}', ?)", [tsquery]
 
     def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
         """Full-text search over stored stories (PostgreSQL's web-search syntax: words, "phrases",
@@ -207,7 +209,7 @@ class PostgresStore(SQLStore):
             clauses = [f"instr(s.title || {self.NEWLINE} || s.text, ?) > 0" for _ in runs]
             params: list[Any] = list(runs)
             if rest.strip():
-                clauses.append(f"{_TSV} @@ websearch_to_tsquery('simple', ?)")
+                clauses.append(f"{_TSV} @@ websearch_to_tsquery('{_TS_CONFIG}', ?)")
                 params.append(rest)
             rows = self.query(
                 "SELECT s.id, s.title, s.url, s.source, s.published_at, s.text FROM stories s "
@@ -217,8 +219,8 @@ class PostgresStore(SQLStore):
             return rows
         return self.query(
             "SELECT s.id, s.title, s.url, s.source, s.published_at, "
-            f"ts_headline('simple', s.text, q, '{_HEADLINE}') AS snippet "
-            f"FROM stories s, websearch_to_tsquery('simple', ?) AS q WHERE {_TSV} @@ q "
+            f"ts_headline('{_TS_CONFIG}', s.text, q, '{_HEADLINE}') AS snippet "
+            f"FROM stories s, websearch_to_tsquery('{_TS_CONFIG}', ?) AS q WHERE {_TSV} @@ q "
             f"ORDER BY ts_rank({_TSV}, q) DESC, s.rowid DESC LIMIT ?", [query, limit])
 
     def pending_migrations(self) -> list[str]:

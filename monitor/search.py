@@ -150,7 +150,7 @@ def search(store: Store, query: str, limit: int, threshold: float = 0.0,
     found, read = [], 0
     for row in rows:
         read += 1
-        result = matcher.match(row["title"] or "", row["text"] or "").get(_QUERY)
+        result = matcher.match(row["title"] or "", row["text"] or "", language=row.get("language")).get(_QUERY)
         if result is None or result[0] < threshold:
             continue
         score, evidence = result

@@ -542,7 +542,7 @@ class SQLStore(Storage):
         last = 0
         while True:
             rows = self._search_rows(
-                "SELECT s.rowid AS rowid, s.id, s.title, s.text, s.url, s.source, s.published_at, s.first_seen_at "
+                "SELECT s.rowid AS rowid, s.id, s.title, s.text, s.url, s.source, s.published_at, s.first_seen_at, s.language "
                 f"FROM stories s WHERE ({' OR '.join(found)}) AND s.rowid > ? ORDER BY s.rowid LIMIT ?",
                 [*params, last, batch], fts_query or "",
             )
@@ -760,17 +760,14 @@ class SQLStore(Storage):
             )
         return self.feedback(watchlist, story_id=story.id)[0]
 
-    def feedback(self, watchlist: str | None = None, *, story_id: str | None = None) -> list[Feedback]:
-        """Stored verdicts, oldest first; only ``watchlist``'s (and ``story_id``'s) when given."""
-        clauses, params = [], []
-        if watchlist is not None:
-            clauses.append("watchlist = ?")
-            params.append(watchlist)
-        if story_id is not None:
-            clauses.append("story_id = ?")
-            params.append(story_id)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        rows = self.query(f"SELECT * FROM feedback {where} ORDER BY id", params)
+    def feedback(self, watchlist: str | None = None, *, story_id: str | None = None, limit: int | None = None,
+                 newest_first: bool = False) -> list[Feedback]:
+        """Stored verdicts, oldest first (or newest first); only ``watchlist``'s (and ``story_id``'s) when given."""
+        where, params = _where(("watchlist = ?", watchlist), ("story_id = ?", story_id))
+        order = "ORDER BY created_at DESC, id DESC" if newest_first else "ORDER BY id"
+        if limit is not None:
+            order, params = order + " LIMIT ?", [*params, limit]
+        rows = self.query(f"SELECT * FROM feedback {where} {order}", params)
         return [Feedback(id=r["id"], story_id=r["story_id"], watchlist=r["watchlist"], verdict=r["verdict"],
                          match_id=r["match_id"], title=r["title"] or "", text=r["text"] or "",
                          created_at=from_iso(r["created_at"]), note=r.get("note") or "",
@@ -778,14 +775,9 @@ class SQLStore(Storage):
 
     def feedback_rows(self, *, story_id: str | None = None, watchlist: str | None = None,
                       limit: int = 50) -> list[dict[str, Any]]:
-        """Stored verdicts with their story's title, newest first."""
-        where, params = _where(("f.story_id = ?", story_id), ("f.watchlist = ?", watchlist))
-        return self.query(
-            "SELECT f.id, f.story_id, f.watchlist, f.verdict, f.note, f.origin, f.created_at, s.title "
-            f"FROM feedback f LEFT JOIN stories s ON s.id = f.story_id {where} "
-            "ORDER BY f.created_at DESC, f.id DESC LIMIT ?",
-            [*params, limit],
-        )
+        """Stored verdicts newest first, as the web UI and API list them: :meth:`feedback` without the story's text."""
+        return [verdict.listing() for verdict in self.feedback(watchlist, story_id=story_id, limit=limit,
+                                                               newest_first=True)]
 
     def story_feedback(self, story_id: str) -> dict[str, dict[str, Any]]:
         """The verdicts on one story, by watchlist."""

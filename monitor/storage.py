@@ -217,6 +217,10 @@ class Storage(ABC):
         """Delete old stories, leaving tombstones; returns how many."""
 
     @abstractmethod
+    def pending_migrations(self) -> list[str]:
+        """The migrations this program knows that the database has not had (read only)."""
+
+    @abstractmethod
     def reclaim_space(self) -> int | None:
         """Give space freed by deletions back; bytes regained, or ``None`` when it cannot."""
 
@@ -279,8 +283,9 @@ class Storage(ABC):
         """Record a verdict on a match or a missed story."""
 
     @abstractmethod
-    def feedback(self, watchlist: str | None = None, *, story_id: str | None = None) -> list[Feedback]:
-        """Stored verdicts, oldest first."""
+    def feedback(self, watchlist: str | None = None, *, story_id: str | None = None, limit: int | None = None,
+                 newest_first: bool = False) -> list[Feedback]:
+        """Stored verdicts, oldest first (or newest first), at most ``limit``."""
 
     # -- plugins' data: one row per watchlist and kind -------------------------
 
