@@ -272,6 +272,29 @@ def m012_feedback(db: Database) -> None:
     db["feedback"].create_index(["watchlist", "created_at"], if_not_exists=True)
 
 
+# Shared by both stores: the same table, filled from the alerts already queued.
+CLUSTER_ALERTS_BACKFILL = (
+    "INSERT INTO cluster_alerts (cluster_id, watchlist, channel, match_id) "
+    "SELECT coalesce(s.cluster_id, s.id), m.watchlist, o.channel, min(m.id) FROM outbox o "
+    "JOIN matches m ON m.id = o.match_id JOIN stories s ON s.id = m.story_id "
+    "GROUP BY coalesce(s.cluster_id, s.id), m.watchlist, o.channel"
+)
+
+
+@migrations()
+def m013_cluster_alerts(db: Database) -> None:
+    # One row per cluster, watchlist and channel that has queued an alert: the
+    # primary key decides "has this cluster alerted here already?" for every
+    # writer at once (several fleet workers, reclassify beside the daemon),
+    # where a look at the outbox first could be raced.
+    db.execute(
+        "CREATE TABLE cluster_alerts (cluster_id TEXT NOT NULL, watchlist TEXT NOT NULL, channel TEXT NOT NULL, "
+        "match_id INTEGER NOT NULL, PRIMARY KEY (cluster_id, watchlist, channel))"
+    )
+    db.execute("CREATE INDEX idx_cluster_alerts_match_id ON cluster_alerts (match_id)")
+    db.execute(CLUSTER_ALERTS_BACKFILL)
+
+
 @migrations()
 def m014_search_folds_accents(db: Database) -> None:
     # Nothing to change here: FTS5's unicode61 tokenizer has always folded

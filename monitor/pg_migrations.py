@@ -4,7 +4,7 @@ The version semantics are SQLite's (:mod:`monitor.migrations`): the schema
 version is the number of the newest migration, and the same number means the
 same tables and columns on both. PostgreSQL support starts at version 12, so
 its first migration creates the whole schema of SQLite's m001..m012; a later
-change adds ``m013_...`` to both lists. The applied names are kept in
+change (``m013_...``, ``m014_...``) is in both lists. The applied names are kept in
 ``news_monitor_migrations``; a database holding a name this program does not
 know, or a higher number, was written by a newer news-monitor and is refused
 before anything touches it.
@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from .migrations import newer_schema
+from .migrations import CLUSTER_ALERTS_BACKFILL, newer_schema
 from .timeutil import to_iso, utcnow
 
 TABLE = "news_monitor_migrations"
@@ -105,6 +105,16 @@ CREATE UNIQUE INDEX idx_feedback_watchlist_story_id ON feedback (watchlist, stor
 CREATE INDEX idx_feedback_watchlist_created_at ON feedback (watchlist, created_at);
 """
 
+# See monitor.migrations.m013_cluster_alerts.
+M013_CLUSTER_ALERTS = f"""
+CREATE TABLE cluster_alerts (
+    cluster_id {T} NOT NULL, watchlist {T} NOT NULL, channel {T} NOT NULL, match_id bigint NOT NULL,
+    PRIMARY KEY (cluster_id, watchlist, channel)
+);
+CREATE INDEX idx_cluster_alerts_match_id ON cluster_alerts (match_id);
+{CLUSTER_ALERTS_BACKFILL};
+"""
+
 # Full-text search folds accents, as SQLite's FTS5 (unicode61) does: the
 # 'news_monitor' configuration is 'simple' with the unaccent dictionary in
 # front, where the unaccent extension can be had (it is in PostgreSQL's own
@@ -171,6 +181,7 @@ def ensure_accent_folding(conn: psycopg.Connection) -> bool:
 # (name, SQL) in order; the name's number is the schema version it brings.
 MIGRATIONS: list[tuple[str, str]] = [
     ("m012_initial", M012_SCHEMA),
+    ("m013_cluster_alerts", M013_CLUSTER_ALERTS),
     ("m014_search_folds_accents", M014_SEARCH),
 ]
 
