@@ -332,7 +332,12 @@ def train(watchlist: str, query: str | None, examples: Sequence[Example], *, c: 
 
 def _folds(targets: np.ndarray, folds: int, seed: int, groups: Sequence[int] | None = None
            ) -> list[tuple[np.ndarray, np.ndarray]]:
-    k = max(2, min(folds, int(targets.sum()), int(len(targets) - targets.sum())))
+    if groups is None:
+        k = max(2, min(folds, int(targets.sum()), int(len(targets) - targets.sum())))
+    else:
+        # A group goes to one fold whole: a class has as many fold-able units as it has groups.
+        labelled = set(zip(np.asarray(groups).tolist(), targets.tolist()))
+        k = max(2, min(folds, sum(1 for _, t in labelled if t), sum(1 for _, t in labelled if not t)))
     if groups is None:
         return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(targets)),
                                                                                         targets))
