@@ -54,8 +54,12 @@ C = 1.0  # inverse regularisation of the linear SVM
 # Fewest examples of each class a model is fitted on (calibration splits them in two);
 # cross-validation needs one more, so that every training fold has that many.
 MIN_PER_CLASS = 2
-QUERY_FEATURES = 3
+# The query's score (capped, reaching 1.0, hitting at all), then where it hit (hit_features).
+SCORE_FEATURES = 3
+HIT_FEATURES = 4
 QUERY_SCALE = 3.0  # so the regulariser does not silence the query's few dense features
+# Cutoffs tried on the out-of-fold probabilities (see _best_cutoff).
+CUTOFF_RANGE = (0.3, 0.9)
 
 
 class ModelLoadError(Exception):
@@ -121,9 +125,12 @@ class Raw:
 class Featurizer:
     """Stories to a sparse matrix: tf-idf word 1-2-grams, character 3-5-grams, the query's score."""
 
-    def __init__(self, query: str | None, idf: np.ndarray | None = None, chars: bool = True):
+    def __init__(self, query: str | None, idf: np.ndarray | None = None, chars: bool = True, hits: bool = True):
         self.query = query or ""
         self.idf = idf
+        # Where the query hit as well as how much (hit_features); models stored before these
+        # features existed read the score alone, and still load.
+        self.hits = hits
         # Character n-grams catch word forms (abducted, abductee) but cost four times the
         # words' time to count; without them their columns stay empty (the same file layout).
         self.chars = chars
@@ -137,8 +144,12 @@ class Featurizer:
         return state
 
     @property
+    def query_width(self) -> int:
+        return SCORE_FEATURES + (HIT_FEATURES if self.hits else 0)
+
+    @property
     def width(self) -> int:
-        return WORD_FEATURES + CHAR_FEATURES + QUERY_FEATURES
+        return WORD_FEATURES + CHAR_FEATURES + self.query_width
 
     def counts(self, docs: Sequence[tuple[str, str]]) -> HashedCounts:
         """Hashed word n-gram counts, then character n-gram counts (their columns after the words')."""
@@ -172,8 +183,10 @@ class Featurizer:
         """The idf-free part of the features, computed once and reusable across folds."""
         counts = log_counts if log_counts is not None else self.log_counts(docs)
         query = query if query is not None else self.query_scores(docs)
-        dense = np.array([[min(s, 4.0) / 4.0, float(s >= 1.0), float(s > 0)] for s, _ in query],
-                         dtype=np.float64).reshape(-1, QUERY_FEATURES) * QUERY_SCALE
+        dense = np.array([[min(s, 4.0) / 4.0, float(s >= 1.0), float(s > 0)]
+                          + (hit_features(found, text) if self.hits else [])
+                          for (s, found), (_, text) in zip(query, docs)],
+                         dtype=np.float64).reshape(-1, self.query_width) * QUERY_SCALE
         return Raw(counts, dense)
 
     def weigh(self, raw: Raw) -> sp.csr_matrix:
@@ -202,6 +215,25 @@ class Featurizer:
     def ngrams(self, title: str, text: str) -> dict[int, str]:
         """Column index -> the word n-gram of this story hashed there (for explanations)."""
         return {column(gram, WORD_FEATURES): gram for gram in set(word_ngrams(document(title, text)))}
+
+
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+
+
+def hit_features(evidence: Any, text: str) -> list[float]:
+    """Where the query hit, beside how much: in the title; in the text's first sentence; how early in the
+    text (1 / (1 + sentences before the first hit)); how many distinct terms (capped at four).
+
+    A story is about what its title and first sentence say: "trade deficit" in a headline or the lead
+    is a trade story, the same words in the ninth paragraph of a budget story an aside.
+    """
+    hits = getattr(evidence, "hits", ()) or ()
+    if not hits:
+        return [0.0] * HIT_FEATURES
+    starts = [h.start for h in hits if h.field == "text"]
+    sentences = len(_SENTENCE_END.findall(text[:min(starts)])) if starts else None
+    return [float(any(h.field == "title" for h in hits)), float(sentences == 0),
+            0.0 if sentences is None else 1.0 / (1.0 + sentences), min(len(evidence.terms), 4) / 4.0]
 
 
 @dataclass
@@ -285,28 +317,40 @@ def _fit_platt(decisions: np.ndarray, targets: np.ndarray) -> tuple[float, float
     return float(scaler.coef_[0, 0]), float(scaler.intercept_[0])
 
 
-def _best_cutoff(probabilities: np.ndarray, targets: np.ndarray) -> float:
-    """The probability cutoff with the best out-of-fold F1, precision breaking ties (between 0.3 and 0.9)."""
-    best = (-1.0, -1.0, 0.0, 0.5)
+def _best_cutoff(probabilities: np.ndarray, targets: np.ndarray, min_precision: float | None = None,
+                 between: tuple[float, float] = CUTOFF_RANGE) -> float:
+    """The probability cutoff with the best out-of-fold F1, precision breaking ties.
+
+    :param min_precision: only cutoffs whose out-of-fold precision reaches it compete (all of them
+        when none does): the operating point a watchlist promises, chosen on held-out decisions.
+    :param between: the cutoffs tried, in steps of 0.025.
+    """
+    best = (-1, -1.0, -1.0, 0.0, 0.5)
     gold = targets.astype(bool)
-    for cutoff in np.arange(0.3, 0.91, 0.025):
+    for cutoff in np.arange(between[0], between[1] + 0.01, 0.025):
         predicted = probabilities >= cutoff
         figures = Figures(tp=int(np.sum(predicted & gold)), fp=int(np.sum(predicted & ~gold)),
                           fn=int(np.sum(~predicted & gold)))
+        # A cutoff that lets nothing through is not precise, only silent.
+        precise = int(min_precision is None or (figures.tp > 0 and figures.precision >= min_precision))
         # Among equals, the cutoff nearest 0.5: calibrated probabilities mean what they say.
-        best = max(best, (round(figures.f1, 4), round(figures.precision, 4), -abs(cutoff - 0.5), float(cutoff)))
-    return round(best[3], 3)
+        best = max(best, (precise, round(figures.f1, 4), round(figures.precision, 4), -abs(cutoff - 0.5),
+                          float(cutoff)))
+    return round(best[4], 3)
 
 
 def train(watchlist: str, query: str | None, examples: Sequence[Example], *, c: float = C, folds: int = 3,
           seed: int = 0, raw: Raw | None = None, chars: bool = True,
-          groups: Sequence[int] | None = None) -> LearnedModel:
+          groups: Sequence[int] | None = None, min_precision: float | None = None,
+          cutoffs: tuple[float, float] = CUTOFF_RANGE) -> LearnedModel:
     """Fit a model on ``examples``; calibration and the cutoff come from ``folds`` out-of-fold decisions.
 
     :param raw: the examples' features from :meth:`Featurizer.raw`, when the caller already has them.
     :param chars: whether the model reads character n-grams as well as words.
     :param groups: a group number per example (:func:`near_duplicate_groups`); a group never straddles
         the calibration folds, so the cutoff is not chosen on copies of stories the model was fitted on.
+    :param min_precision: the cutoff is the best-F1 one among those that reach this out-of-fold precision
+        (:func:`_best_cutoff`); ``cutoffs`` bounds the ones tried.
     """
     targets = np.array([e.positive for e in examples], dtype=int)
     if min(targets.sum(), len(targets) - targets.sum()) < MIN_PER_CLASS:
@@ -325,9 +369,9 @@ def train(watchlist: str, query: str | None, examples: Sequence[Example], *, c: 
     platt = _fit_platt(out_of_fold, targets)
     coef, intercept = _fit_linear(matrix, targets, weights, c)
     model = LearnedModel(watchlist, featurizer, coef, intercept, platt, 0.5)
-    model.cutoff = _best_cutoff(model.probabilities_of(out_of_fold), targets)
+    model.cutoff = _best_cutoff(model.probabilities_of(out_of_fold), targets, min_precision, cutoffs)
     model.meta = {"examples": len(examples), "positives": int(targets.sum()), "c": c, "chars": chars,
-                  "sklearn": sklearn_version()}
+                  "min_precision": min_precision, "sklearn": sklearn_version()}
     return model
 
 
@@ -335,7 +379,12 @@ def _folds(targets: np.ndarray, folds: int, seed: int, groups: Sequence[int] | N
            ) -> list[tuple[np.ndarray, np.ndarray]]:
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-    k = max(2, min(folds, int(targets.sum()), int(len(targets) - targets.sum())))
+    if groups is None:
+        k = max(2, min(folds, int(targets.sum()), int(len(targets) - targets.sum())))
+    else:
+        # A group goes to one fold whole: a class has as many fold-able units as it has groups.
+        labelled = set(zip(np.asarray(groups).tolist(), targets.tolist()))
+        k = max(2, min(folds, sum(1 for _, t in labelled if t), sum(1 for _, t in labelled if not t)))
     if groups is None:
         return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(targets)),
                                                                                         targets))
@@ -463,7 +512,8 @@ def dump_model(model: LearnedModel) -> bytes:
               "platt": list(model.platt), "cutoff": model.cutoff, "meta": model.meta,
               "sklearn": sklearn_version(), "base_intercept": model.base_intercept,
               "word_features": WORD_FEATURES, "char_features": CHAR_FEATURES, "max_chars": MAX_CHARS,
-              "char_chars": CHAR_CHARS if model.featurizer.chars else 0}
+              "char_chars": CHAR_CHARS if model.featurizer.chars else 0,
+              "query_features": model.featurizer.query_width}
     arrays: dict[str, np.ndarray] = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
                                      "idf": np.asarray(model.featurizer.idf, dtype=np.float32),
                                      "coef": model.coef.astype(np.float32)}
@@ -495,7 +545,13 @@ def load_model(data: bytes) -> LearnedModel:
                                      f"this is {sklearn_version() or 'not installed'} (retrain it)")
             idf, coef = arrays["idf"], arrays["coef"]
             base = arrays["base_coef"] if "base_coef" in arrays.files else None
-            featurizer = Featurizer(header["query"], idf, chars=header["char_chars"] == CHAR_CHARS)
+            # Files written before the hit features have the score's three columns only (no key).
+            query_features = header.get("query_features", SCORE_FEATURES)
+            if query_features not in (SCORE_FEATURES, SCORE_FEATURES + HIT_FEATURES):
+                raise ModelLoadError(f"model reads {query_features} query features, this version reads "
+                                     f"{SCORE_FEATURES} or {SCORE_FEATURES + HIT_FEATURES} (retrain it)")
+            featurizer = Featurizer(header["query"], idf, chars=header["char_chars"] == CHAR_CHARS,
+                                    hits=query_features > SCORE_FEATURES)
             if idf.shape != (WORD_FEATURES + CHAR_FEATURES,) or coef.shape != (featurizer.width,):
                 raise ModelLoadError("model arrays have the wrong shape (retrain it)")
             return LearnedModel(header["watchlist"], featurizer, coef, float(header["intercept"]),

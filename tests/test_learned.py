@@ -123,6 +123,62 @@ def test_a_model_from_another_format_or_sklearn_major_is_refused():
             load_model(buffer.getvalue())
 
 
+def test_hit_features_say_where_the_query_hit_and_a_story_with_the_hit_in_its_lead_scores_higher():
+    from monitor_plugins.learned_model import Featurizer, hit_features
+
+    featurizer = Featurizer("tariff* OR \"trade war\"")
+    lead = ("Steel talks resume", "Tariffs on steel rise again. Ministers met in Geneva. The talks go on.")
+    aside = ("Steel talks resume", "Ministers met in Geneva. The talks go on. Tariffs on steel rise again.")
+    titled = ("Tariffs on steel rise", "Ministers met in Geneva.")
+    (_, in_lead), (_, late), (_, in_title) = featurizer.query_scores([lead, aside, titled])
+    assert hit_features(in_lead, lead[1]) == [0.0, 1.0, 1.0, 0.25]
+    assert hit_features(late, aside[1]) == [0.0, 0.0, 1 / 3, 0.25]  # two sentences before the hit
+    assert hit_features(in_title, titled[1])[:3] == [1.0, 0.0, 0.0]
+    assert hit_features(None, "no hit") == [0.0] * 4
+
+
+def test_a_model_stored_before_the_hit_features_still_loads_and_decides_the_same():
+    import io
+
+    import numpy as np
+
+    from monitor_plugins.learned_model import Featurizer, LearnedModel
+
+    current = train("bees", "bee OR bees", bee_examples())
+    # The layout of a file written before the hit features: three query columns, no "query_features" key.
+    older = LearnedModel("bees", Featurizer("bee OR bees", current.featurizer.idf, hits=False),
+                         current.coef[:-4].copy(), current.intercept, current.platt, current.cutoff)
+    with np.load(io.BytesIO(dump_model(older))) as arrays:
+        parts = {k: arrays[k] for k in arrays.files}
+    header = json.loads(bytes(parts["header"]).decode())
+    del header["query_features"]
+    parts["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **parts)
+    loaded = load_model(buffer.getvalue())
+    docs = [("Bees swarm in park", "A beekeeper came."), ("Bus lanes approved", "Buses.")]
+    assert loaded.featurizer.hits is False
+    assert [round(p, 6) for p, _ in loaded.predict(docs)] == [round(p, 6) for p, _ in older.predict(docs)]
+
+
+def test_the_operating_point_is_the_best_f1_cutoff_that_keeps_the_precision_asked_for():
+    import numpy as np
+
+    from monitor_plugins.learned_model import _best_cutoff
+
+    # Ten on topic, ten off (probabilities off the 0.025 grid of cutoffs tried).
+    targets = np.array([1] * 10 + [0] * 10)
+    clean = np.array([0.95] * 8 + [0.41, 0.41] + [0.36, 0.36] + [0.1] * 8)
+    assert _best_cutoff(clean, targets) == 0.4  # F1 1.0; of the equals, the one nearest 0.5
+    # Two on-topic stories rank below two off-topic ones: at 0.35 recall is whole at precision 0.83
+    # (F1 0.91); from 0.4 on, precision 1.0 at recall 0.8 (F1 0.89).
+    noisy = np.array([0.95] * 8 + [0.36, 0.36] + [0.38, 0.38] + [0.1] * 8)
+    assert _best_cutoff(noisy, targets) == 0.35
+    assert _best_cutoff(noisy, targets, min_precision=0.95) == 0.5
+    # No cutoff reaches the precision asked for: the best F1 stands.
+    assert _best_cutoff(np.full(20, 0.6), targets, min_precision=0.95) == 0.5
+
+
 def test_adjust_moves_a_decision_the_feedback_disagrees_with_and_keeps_the_others():
     model = train("bees", None, bee_examples())
     story = ("Beekeeper fined for parking", "The beekeeper left his van on a yellow line.")
@@ -471,9 +527,11 @@ def test_train_rejects_bad_input_in_one_line(tmp_path, make_config, cli_run):
 def test_feedback_then_train_changes_the_decision_and_keeps_sent_alerts(tmp_path, make_config, cli_run, feed_server):
     from conftest import rss
 
-    items = [{"title": "Beekeeper fined for parking outside town hall",
-              "description": "The beekeeper left his van on a yellow line for three hours.",
-              "link": "http://news.test/parking", "guid": "parking"},
+    # A football club nicknamed the Bees: the query hits in the title and the lead, as on the bee
+    # stories, and the model, having seen no football among its examples, takes it.
+    items = [{"title": "Bees football club wins derby",
+              "description": "The Bees beat their rivals two nil, and the beekeeper's son scored.",
+              "link": "http://news.test/derby", "guid": "derby"},
              {"title": "Bees swarm over school playground", "description": "A beekeeper collected the swarm.",
               "link": "http://news.test/swarm", "guid": "swarm"},
              {"title": "Spelling bee final goes to 20 rounds", "description": "The spelling bee champion won a trophy.",
@@ -486,11 +544,11 @@ def test_feedback_then_train_changes_the_decision_and_keeps_sent_alerts(tmp_path
     assert polled.exit_code == 0, polled.output
     db = sqlite3.connect(tmp_path / "monitor.db")
     matched = dict(db.execute("SELECT s.title, m.id FROM matches m JOIN stories s ON s.id = m.story_id"))
-    parking = matched["Beekeeper fined for parking outside town hall"]
+    derby = matched["Bees football club wins derby"]
     assert "Spelling bee final goes to 20 rounds" not in matched  # the query's hit, overruled by the model
 
-    said = cli_run("feedback", str(parking), "wrong", "--config", config)
-    assert said.exit_code == 0 and f"match {parking} (bees, story" in said.output and "is wrong" in said.output
+    said = cli_run("feedback", str(derby), "wrong", "--config", config)
+    assert said.exit_code == 0 and f"match {derby} (bees, story" in said.output and "is wrong" in said.output
     missed_id = db.execute("SELECT id FROM stories WHERE title LIKE 'Bees swarm%'").fetchone()[0]
     assert cli_run("feedback", "--story", missed_id, "--watchlist", "bees", "right", "--config", config).exit_code == 0
     retrained = cli_run("train", "bees", "--config", config)
@@ -498,13 +556,13 @@ def test_feedback_then_train_changes_the_decision_and_keeps_sent_alerts(tmp_path
     assert "Retrained bees from 2 feedback verdicts" in retrained.output
 
     stories = _write_examples(tmp_path / "again.jsonl", [
-        {"id": "p", "title": "Beekeeper fined for parking outside town hall",
-         "summary": "The beekeeper left his van on a yellow line for three hours."}])
+        {"id": "p", "title": "Bees football club wins derby",
+         "summary": "The Bees beat their rivals two nil, and the beekeeper's son scored."}])
     out = json.loads(cli_run("classify", str(stories), "--config", config).output)
     assert out["topics"] == []
     # Feedback never deletes a match or an alert already sent.
-    assert db.execute("SELECT count(*) FROM matches WHERE id = ?", [parking]).fetchone()[0] == 1
-    assert db.execute("SELECT count(*) FROM outbox WHERE match_id = ? AND status = 'sent'", [parking]).fetchone()[0] == 1
+    assert db.execute("SELECT count(*) FROM matches WHERE id = ?", [derby]).fetchone()[0] == 1
+    assert db.execute("SELECT count(*) FROM outbox WHERE match_id = ? AND status = 'sent'", [derby]).fetchone()[0] == 1
 
 
 def test_feedback_errors_are_one_line(tmp_path, make_config, cli_run):

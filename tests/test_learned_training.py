@@ -88,3 +88,65 @@ def test_train_reads_words_only_when_told(tmp_path, make_config, cli_run):
         [data] = sqlite3.connect(tmp_path / "monitor.db").execute(
             "SELECT model FROM learned_models WHERE watchlist = 'trade'").fetchone()
         assert load_model(data).featurizer.chars is chars
+
+
+def _copies_file(tmp_path, name: str = "copies.jsonl"):
+    """Labels the words cannot predict, each story filed four times (wire copies, a correction).
+
+    Twenty different stories of random words, half of them labelled on topic at random: no model
+    can learn the topic, so held-out F1 must be about chance. Each story comes with three
+    near-duplicates (the same title and opening, a different ending): a plain k-fold split puts
+    copies on both sides of a fold boundary and the model "predicts" a story it has seen.
+    """
+    import random
+
+    rng = random.Random(7)
+    vocabulary = [f"w{i}" for i in range(400)]
+    rows = []
+    for story in range(20):
+        title = " ".join(rng.choice(vocabulary) for _ in range(7))
+        opening = " ".join(rng.choice(vocabulary) for _ in range(45))
+        labels = ["zeta"] if story % 2 else []
+        for copy in range(4):
+            rows.append({"title": title, "text": f"{opening} update {copy} {rng.choice(vocabulary)}.",
+                         "labels": labels})
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_train_keeps_near_duplicates_in_one_fold_so_copies_do_not_inflate_its_figures(tmp_path, make_config,
+                                                                                      cli_run):
+    config = make_config('[watchlists.zeta]\nquery = "zeta"\n')
+    examples = _copies_file(tmp_path)
+    result = cli_run("train", "zeta", "--examples", examples, "--config", config)
+    assert result.exit_code == 0, result.output
+    found = COUNTS.search(result.output)
+    assert found and found.group(1) == "zeta", result.output
+    # Split copy from copy, this file scored F1 1.000: every story was judged by a model that had
+    # seen three copies of it. Grouped, the model has nothing to go on but unrelated stories.
+    assert float(found.group(4)) < 0.8, result.output
+    assert "60 near-duplicates kept in their original's fold" in result.output
+    # The gate trusts the stored figure: an honest model on real signal is not displaced by one
+    # whose figure only copies made look good.
+    honest = tmp_path / "honest.jsonl"
+    rows = [{"title": f"Zeta report number {i} on the zeta project", "text": f"The zeta team met {i} times.",
+             "labels": ["zeta"]} for i in range(8)]
+    rows += [{"title": f"Bakery wins award {i} for sourdough loaves", "text": f"The bread took prize {i}.",
+              "labels": []} for i in range(8)]
+    honest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert cli_run("train", "zeta", "--examples", honest, "--config", config, "--force").exit_code == 0
+    refused = cli_run("train", "zeta", "--examples", examples, "--config", config)
+    assert refused.exit_code == 1 and "not stored: the new model's cross-validated F1" in refused.output
+
+
+def test_train_counts_near_duplicates_once_when_it_asks_for_enough_examples(tmp_path, make_config, cli_run):
+    rows = [{"title": "Zeta project reaches its first milestone today", "text": f"The team met. Copy {i}.",
+             "labels": ["zeta"]} for i in range(5)]
+    rows += [{"title": f"Bakery wins award {i} for sourdough loaves", "text": f"The bread took prize {i}.",
+              "labels": []} for i in range(5)]
+    examples = tmp_path / "one.jsonl"
+    examples.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = cli_run("train", "zeta", "--examples", examples, "--config", make_config('[watchlists.zeta]\nquery = "zeta"\n'))
+    assert result.exit_code == 1 and "needs at least 3 different on-topic" in result.output
+    assert "(1 and 5 once near-duplicates count once)" in result.output and "Traceback" not in result.output
