@@ -18,6 +18,7 @@ from typing import Any
 
 from .clustering import Assignment, ClusterIndex, ClusterSettings, Profile, profile
 from .models import Story
+from .story_embeddings import embedding_mode
 from .storage import Storage
 from .timeutil import from_iso, to_iso, utcnow
 
@@ -31,7 +32,8 @@ def settings_from_config(table: Mapping[str, Any]) -> ClusterSettings:
     return ClusterSettings(
         enabled=bool(table.get("enabled", defaults.enabled)),
         window=float(table.get("window", defaults.window)),
-        threshold=float(table.get("threshold", defaults.threshold)),
+        threshold=None if table.get("threshold") is None else float(table["threshold"]),
+        embeddings=embedding_mode(table.get("embeddings", defaults.embeddings)),
     )
 
 
