@@ -56,7 +56,7 @@ class Setting:
     """One known key of a fixed section: its type check, default and help text."""
 
     name: str
-    kind: str  # "str", "int", "number", "bool", "auto|bool", "duration", "list[str]", "path"
+    kind: str  # "str", "int", "number", "bool", "bool/auto", "duration", "list[str]", "path"
     help: str
     default: Any = None
     minimum: float | None = None  # the smallest value allowed (ints, numbers, durations)
@@ -174,7 +174,7 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("threshold", "number", "How sure (0 to 1) clustering must be that two reports are of one story; "
                 f"higher merges less. Default: the fitted one, {DEFAULT_CLUSTER_THRESHOLD:g} on words alone, "
                 f"{EMBEDDING_CLUSTER_THRESHOLD:g} with embeddings.", None, positive=True, maximum=1),
-        Setting("embeddings", "auto|bool", "Sentence embeddings (the semantic extra's model) as a clustering signal: "
+        Setting("embeddings", "bool/auto", "Sentence embeddings (the semantic extra's model) as a clustering signal: "
                 "\"auto\" uses them when the extra is installed, true requires it, false never loads the model.",
                 "auto"),
     ),
@@ -507,7 +507,7 @@ class _Validator:
                     return setting.default
         elif kind == "bool":
             ok = isinstance(value, bool)
-        elif kind == "auto|bool":
+        elif kind == "bool/auto":
             ok = isinstance(value, bool) or value == "auto"
         elif kind == "list[str]":
             ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
@@ -587,6 +587,7 @@ class _Validator:
         if clustering["embeddings"] is True and (missing := missing_embedding_requirements()):
             self.error("clustering.embeddings", f"true needs the semantic extra ({', '.join(missing)} not installed): "
                        "install it or set \"auto\"")
+            clustering["embeddings"] = "auto"  # as for any bad value: the later checks go on with the default
         # The web credentials are needed only by `monitor serve` (Config.require_env("web")).
         web = self.section("web", data.get("web", {}), SETTINGS["web"], deferred=True)
         metrics = self.section("metrics", data.get("metrics", {}), SETTINGS["metrics"])
@@ -789,7 +790,7 @@ _KIND_WORDS = {
     "int": "a whole number (0 or more)",
     "number": "a number",
     "bool": "true or false",
-    "auto|bool": 'true, false or "auto"',
+    "bool/auto": 'true, false or "auto"',
     "list[str]": "a list of strings",
     "table": "a table",
     "path": "a path (a non-empty string)",

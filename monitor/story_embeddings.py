@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .errors import MonitorError
+
 # Each story is embedded as its title and this many words of its text: the lead says
 # who did what, where; more words cost more and the model reads 256 word pieces at most.
 EMBEDDED_WORDS = 60
@@ -19,7 +21,7 @@ MODES = ("auto", "true", "false")
 Embed = Callable[[Sequence[str]], Any]  # texts -> one unit-length vector (numpy row) per text
 
 
-class EmbeddingsUnavailable(RuntimeError):
+class EmbeddingsUnavailable(MonitorError):
     """``embeddings = true`` but the ``semantic`` extra is not installed."""
 
 
