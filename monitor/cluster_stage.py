@@ -44,9 +44,11 @@ def story_profile(story: Story) -> Profile:
 
 def assign_stories(index: ClusterIndex, stories: Sequence[Story]) -> list[Story]:
     """``stories`` with their ``cluster`` set, in order; the one code path of the daemon and ``monitor cluster``."""
+    profiles = [story_profile(story) for story in stories]
+    index.prepare_batch(profiles)
     out = []
-    for story in stories:
-        found: Assignment = index.assign(story_profile(story))
+    for story, item in zip(stories, profiles):
+        found: Assignment = index.assign(item)
         out.append(story.replace(cluster=found.cluster))
     return out
 

@@ -15,7 +15,11 @@ docs/clustering.md for the figures and how they were fitted):
   the stories in the window (so the weights follow the news of the day);
 - the same cosine scaled up for long texts (full articles, not excerpts);
 - TF-IDF cosine of the titles alone;
-- overlap of the names (capitalised words and numbers) of the two stories.
+- overlap of the names (capitalised words and numbers) of the two stories;
+- with the ``semantic`` extra (``[clustering] embeddings``), the cosine of
+  the sentence embeddings of title and lead, and its margin over the other
+  candidates: one model with them, one without, each with its own fitted
+  weights and threshold. A story is embedded only when it has candidates.
 
 Time only bounds the window: the dev corpus's dates are roundup times, and a
 model that weighs them learns "same timestamp, same story" (docs/clustering.md).
@@ -33,7 +37,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -278,6 +282,17 @@ class ClusterIndex:
         compared = [(cluster, [self.features(item, member) for member in members]) for cluster, members in out]
         _add_margins(compared)
         return compared
+
+    def prepare_batch(self, items: Sequence[Profile]) -> None:
+        """Embed, in one call, those of a batch of new stories that have candidate clusters.
+
+        One call for a batch costs a fraction of one call per story; stories
+        with nothing to compare are left out (a quiet batch loads no model).
+        Stories whose only candidates arrive in the same batch are embedded
+        when compared, as usual.
+        """
+        if self.embed:
+            self.prepare([item for item in items if self.candidates(item)])
 
     def prepare(self, items: Iterable[Profile]) -> None:
         """Embed, in one call, those of ``items`` not embedded yet (no-op without embeddings)."""
