@@ -323,11 +323,33 @@ def profile(args: dict[str, Any]) -> dict[str, Any]:
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     parts: dict[str, float] = {name: 0.0 for name, _ in PROFILE_PARTS}
     parts["other"] = 0.0
-    for (filename, _, _), (_, _, tottime, _, _) in stats.items():
-        name = next((n for n, marks in PROFILE_PARTS if any(m in filename for m in marks)), "other")
-        parts[name] += tottime
+    for key, (_, _, tottime, _, callers) in stats.items():
+        for part, seconds in _charged_parts(stats, key, tottime, callers):
+            parts[part] += seconds
     total = sum(parts.values()) or 1.0
     return {"sources": len(config.sources), "total_s": total, "shares": {k: v / total for k, v in parts.items()}}
+
+
+def _part_of(filename: str) -> str | None:
+    return next((n for n, marks in PROFILE_PARTS if any(m in filename for m in marks)), None)
+
+
+def _charged_parts(stats: dict[Any, Any], key: tuple[str, int, str], seconds: float, callers: dict[Any, Any],
+                   depth: int = 0) -> list[tuple[str, float]]:
+    """Whose time ``seconds`` in ``key`` is: its file's part, else (a builtin such as ``re.findall`` or
+    ``str.lower``, or a stdlib helper) its callers' parts in proportion to their calls' time."""
+    part = _part_of(key[0])
+    if part is not None:
+        return [(part, seconds)]
+    total = sum(entry[2] for entry in callers.values())
+    if depth >= 4 or not callers or total <= 0:
+        return [("other", seconds)]
+    out = []
+    for caller, entry in callers.items():
+        share = seconds * entry[2] / total
+        caller_callers = stats[caller][4] if caller in stats else {}
+        out.extend(_charged_parts(stats, caller, share, caller_callers, depth + 1))
+    return out
 
 
 TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {

@@ -4,7 +4,9 @@
 on 127.0.0.2 … 127.0.0.51 (one port for all hosts, printed as a JSON line on
 standard output), feed ``n`` on host ``2 + n % hosts``. Each feed has
 ``--items`` entries with stable GUIDs, so a story stored twice is a bug of
-the poller, not of the farm. ``--delay`` holds every feed response that many
+the poller, not of the farm; every entry is a story of its own (its own words
+and made-up place names), and with ``--wire`` feeds 0-2 also carry one wire
+story as three agencies reworded it (one cluster). ``--delay`` holds every feed response that many
 seconds (slow servers), ``--hook-delay`` every webhook answer. The first
 entry of every tenth feed carries the word "embargo" (what the benchmark's
 watchlist alerts on).
@@ -12,7 +14,9 @@ watchlist alerts on).
 It records, per host, the requests in flight at once (the maximum seen and
 how many requests found more than ``--cap`` in flight: the per-host cap
 broken), how often each feed was fetched, and takes webhook POSTs on
-``/hook`` on 127.0.0.1 counting them by ``Idempotency-Key``. ``GET /_stats``
+``/hook`` (or ``/hook/<channel>``) on 127.0.0.1 counting them by
+``Idempotency-Key``, with their arrival times and how many were in flight at
+once, per receiver. ``GET /_stats``
 on 127.0.0.1 answers all of it as JSON; ``GET /_reset`` zeroes it. It stops
 on SIGTERM or when its standard input closes.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import signal
 import socket
 import sys
@@ -52,29 +57,106 @@ def alerting(n: int, i: int) -> bool:
     return i == 0 and n % 10 == 0
 
 
-def expected_alerts(feeds: int) -> int:
-    """How many entries of the farm carry :data:`ALERT_WORD`."""
-    return sum(1 for n in range(feeds) if alerting(n, 0))
+def expected_alerts(feeds: int, wire: bool = False) -> int:
+    """How many alerts per channel the farm's entries carrying :data:`ALERT_WORD` make: one per
+    story, and one for the wire story's cluster."""
+    return sum(1 for n in range(feeds) if alerting(n, 0)) + (1 if wire and feeds else 0)
 
 
-def feed_body(n: int, items: int) -> bytes:
-    """Feed ``n``'s RSS: ``items`` entries with GUIDs unique across the farm."""
-    entries = "".join(
-        f"<item><title>Report {n}-{i}: a note on the local weather{' and an ' + ALERT_WORD if alerting(n, i) else ''}</title>"
-        f"<link>http://farm.invalid/{n}/{i}</link><guid isPermaLink=\"false\">farm-{n}-{i}</guid>"
-        f"<description>Story {i} of feed {n} about the local weather.</description>"
-        f"<pubDate>{formatdate(1_700_000_000 + i, usegmt=True)}</pubDate></item>"
-        for i in range(items)
-    )
+# Words the farm's stories are written with: each story draws its own, and carries two made-up
+# place names of its own, so no two farm stories are one story to the cluster stage.
+_VOCABULARY = """
+harbour council budget bridge railway school hospital farmers market festival drought flood river
+museum library stadium airport tunnel factory workers union strike election mayor court judge police
+fire storm snow heatwave wildfire vaccine clinic nurses teachers students rent housing tenants water
+power grid solar wind turbine pipeline mine coal timber fishing quota ferry harbourmaster cathedral
+bakery brewery vineyard orchard harvest cattle sheep dairy bicycle tram bus motorway toll parking
+""".split()
+_SYLLABLES = "ba be bo ka ke ko la le lo ma me mo na ne no ra re ro sa se so ta te to va ve vo za ze zo".split()
+
+
+def _name(k: int) -> str:
+    """A made-up place name unique to ``k`` (``Bakelo``, ``Zorate``...)."""
+    out = ""
+    for _ in range(4):
+        k, syllable = divmod(k, len(_SYLLABLES))
+        out += _SYLLABLES[syllable]
+    return out.capitalize()
+
+
+def _story(n: int, i: int) -> tuple[str, str]:
+    """Feed ``n``'s entry ``i``: a title and a description no other farm entry shares."""
+    k = n * 16 + i
+    words = random.Random(k).sample(_VOCABULARY, 10)
+    town, river = _name(2 * k), _name(2 * k + 1)
+    title = f"{town} {words[0]} and {words[1]} plans for {river}"
+    if alerting(n, i):
+        title += f" under an {ALERT_WORD}"
+    text = (f"Officials in {town} discussed the {words[2]} and the {words[3]} on the {river} side, with "
+            f"{words[4]} and {words[5]} next; the {words[6]} {words[7]} waits for {words[8]} {words[9]}.")
+    return title, text
+
+
+# One wire story as three agencies wrote it (the wording of tests/test_clusters.py): with
+# ``--wire``, feeds 0, 1 and 2 (three hosts when there are three) each carry one version.
+WIRE = (
+    ("North Korea fires ballistic missile into sea off its east coast, defying arms embargo, Seoul says",
+     "SEOUL, Nov 29 (Reuters) - North Korea fired a ballistic missile into the sea off its east coast on Sunday, "
+     "South Korea's Joint Chiefs of Staff said, the latest in a series of weapons tests by Pyongyang under a UN "
+     "arms embargo. The missile was launched from the Sunan area near Pyongyang and flew about 600 km before "
+     "landing in the sea, the JCS said in a statement. Japan's defence ministry also reported the launch."),
+    ("North Korea launches ballistic missile toward sea despite embargo, South Korea military says",
+     "SEOUL, South Korea (AP) — North Korea launched a ballistic missile toward its eastern waters Sunday, "
+     "South Korea's military said, extending a run of weapons demonstrations banned by the UN arms embargo. "
+     "South Korea's Joint Chiefs of Staff said the missile was fired from the Sunan area of Pyongyang and "
+     "travelled about 600 kilometers. Japan's Defense Ministry said it appeared to have landed outside Japan's "
+     "exclusive economic zone."),
+    ("N. Korea fires ballistic missile in breach of embargo: Seoul",
+     "North Korea fired a ballistic missile off its east coast on Sunday, Seoul's military said, in Pyongyang's "
+     "latest launch this year in breach of the UN arms embargo. \"North Korea fired a ballistic missile from the "
+     "Sunan area into the East Sea,\" the Joint Chiefs of Staff said, adding it flew around 600 kilometres. Tokyo "
+     "confirmed the launch, the Japanese defence ministry said."),
+)
+
+
+WIRE_WAIT = 15.0  # seconds a wire copy's answer waits for the other copies to be asked for
+
+
+def _item(title: str, link: str, guid: str, text: str, when: int) -> str:
+    return (f"<item><title>{title}</title><link>{link}</link><guid isPermaLink=\"false\">{guid}</guid>"
+            f"<description>{text}</description><pubDate>{formatdate(when, usegmt=True)}</pubDate></item>")
+
+
+def feed_body(n: int, items: int, wire: bool = False, published: int = 1_700_000_000) -> bytes:
+    """Feed ``n``'s RSS: ``items`` entries with GUIDs unique across the farm (and a version of the wire story
+    for feeds 0-2 when ``wire``), published from ``published`` (epoch seconds) on."""
+    entries = "".join(_item(*_story(n, i)[:1], f"http://farm.invalid/{n}/{i}", f"farm-{n}-{i}", _story(n, i)[1],
+                            published + i) for i in range(items))
+    if wire and n < len(WIRE):
+        title, text = WIRE[n]
+        entries += _item(title, f"http://agency{n}.invalid/world/missile", f"wire-{n}", text, published)
     return (f"<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Feed {n}</title>"
             f"<link>http://farm.invalid/{n}</link><description>farm</description>{entries}</channel></rss>").encode()
+
+
+def expected_stories(feeds: int, items: int, wire: bool = False) -> int:
+    """How many stories the farm's feeds hold."""
+    return feeds * items + (min(feeds, len(WIRE)) if wire else 0)
 
 
 class Farm:
     """The shared counters of every host's server."""
 
-    def __init__(self, *, hosts: int, feeds: int, items: int, delay: float, cap: int, hook_delay: float = 0.0):
+    def __init__(self, *, hosts: int, feeds: int, items: int, delay: float, cap: int, hook_delay: float = 0.0,
+                 wire: bool = False):
         self.hosts, self.feeds, self.items, self.delay, self.cap = hosts, feeds, items, delay, cap
+        self.wire = wire
+        # The wire copies are answered together, once all three were asked for (or after WIRE_WAIT):
+        # workers then cluster them at the same moment, the case a shared cluster stage must get right.
+        self.wire_asked = 0
+        self.wire_all_asked = threading.Event()
+        # Entries are dated from the farm's start: inside the cluster stage's window, as live news is.
+        self.published = int(time.time()) - 60
         self.hook_delay = hook_delay
         self.lock = threading.Lock()
         self.reset()
@@ -87,7 +169,12 @@ class Farm:
             self.fetches: Counter[int] = Counter()
             self.hooks: Counter[str] = Counter()
             self.hooks_in_flight = 0
+            self.max_hooks_in_flight = 0
             self.hook_times: list[float] = []  # wall-clock arrival of each webhook POST
+            # Per receiver path (/hook, /hook/<name>): arrivals, POSTs in flight and the most at once.
+            self.channel_times: dict[str, list[float]] = {}
+            self.channel_in_flight: Counter[str] = Counter()
+            self.channel_max_in_flight: Counter[str] = Counter()
             self.requests = 0
 
     def enter(self, host: str, feed: int) -> None:
@@ -104,16 +191,22 @@ class Farm:
         with self.lock:
             self.in_flight[host] -= 1
 
-    def hook(self, key: str, arrived: bool) -> None:
-        """A webhook POST arrived (``arrived``) or was answered: counted on arrival, a sender
-        that dies waiting for the answer has still delivered it."""
+    def hook(self, key: str, arrived: bool, channel: str = "hook") -> None:
+        """A webhook POST to receiver ``channel`` arrived (``arrived``) or was answered: counted on
+        arrival, a sender that dies waiting for the answer has still delivered it."""
         with self.lock:
             if arrived:
                 self.hooks[key] += 1
                 self.hook_times.append(time.time())
+                self.channel_times.setdefault(channel, []).append(time.time())
                 self.hooks_in_flight += 1
+                self.max_hooks_in_flight = max(self.max_hooks_in_flight, self.hooks_in_flight)
+                self.channel_in_flight[channel] += 1
+                self.channel_max_in_flight[channel] = max(self.channel_max_in_flight[channel],
+                                                          self.channel_in_flight[channel])
             else:
                 self.hooks_in_flight -= 1
+                self.channel_in_flight[channel] -= 1
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -127,7 +220,10 @@ class Farm:
                 "hook_keys": len(self.hooks),
                 "duplicate_hooks": sum(c - 1 for c in self.hooks.values() if c > 1),
                 "hooks_in_flight": self.hooks_in_flight,
+                "max_hooks_in_flight": self.max_hooks_in_flight,
                 "hook_times": list(self.hook_times),
+                "channel_times": {name: list(times) for name, times in self.channel_times.items()},
+                "channel_max_in_flight": dict(self.channel_max_in_flight),
             }
 
 
@@ -180,25 +276,33 @@ class Handler(BaseHTTPRequestHandler):
         host = self.server.server_address[0]
         farm.enter(host, n)
         try:
+            if farm.wire and n < len(WIRE):
+                with farm.lock:
+                    farm.wire_asked += 1
+                    if farm.wire_asked >= min(farm.feeds, len(WIRE)):
+                        farm.wire_all_asked.set()
+                farm.wire_all_asked.wait(WIRE_WAIT)
             if farm.delay:
                 time.sleep(farm.delay)
-            self._send(200, feed_body(n, farm.items), "application/rss+xml")
+            self._send(200, feed_body(n, farm.items, farm.wire, farm.published), "application/rss+xml")
         finally:
             farm.leave(host)
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
-        if self.path.split("?", 1)[0] != "/hook":
+        path = self.path.split("?", 1)[0]
+        if path != "/hook" and not path.startswith("/hook/"):
             return self._send(404, b"{}")
+        channel = path[len("/hook/"):] or "hook"
         farm = self.server.farm
-        farm.hook(self.headers.get("Idempotency-Key") or "", arrived=True)
+        farm.hook(self.headers.get("Idempotency-Key") or "", arrived=True, channel=channel)
         try:
             if farm.hook_delay:
                 time.sleep(farm.hook_delay)
             self._send(200, b"{}")
         finally:
-            farm.hook("", arrived=False)
+            farm.hook("", arrived=False, channel=channel)
 
 
 def start(farm: Farm) -> tuple[int, list[FarmServer]]:
@@ -229,12 +333,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--items", type=int, default=3)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds each feed response is held")
     parser.add_argument("--hook-delay", type=float, default=0.0, help="seconds each webhook POST is held")
+    parser.add_argument("--wire", action="store_true", help="feeds 0-2 also carry one wire story, reworded by each")
     parser.add_argument("--cap", type=int, default=2, help="requests in flight per host that count as over the cap")
     args = parser.parse_args(argv)
     if not 1 <= args.hosts <= 250:
         raise SystemExit("feedfarm: --hosts must be 1 to 250 (127.0.0.2 upwards)")
     farm = Farm(hosts=args.hosts, feeds=args.feeds, items=args.items, delay=args.delay, cap=args.cap,
-                hook_delay=args.hook_delay)
+                hook_delay=args.hook_delay, wire=args.wire)
     port, servers = start(farm)
     print(json.dumps({"port": port, "hosts": args.hosts, "feeds": args.feeds}), flush=True)
     done = threading.Event()

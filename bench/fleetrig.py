@@ -18,20 +18,25 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
-from bench.feedfarm import ALERT_WORD, expected_alerts, feed_url
+from bench.feedfarm import ALERT_WORD, expected_alerts, expected_stories, feed_url
 
 ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_WATCHLISTS = ("north_korea", "abductions", "trade")
 
 
 class FarmProcess:
     """``python -m bench.feedfarm`` in its own process."""
 
     def __init__(self, *, hosts: int, feeds: int, items: int = 2, delay: float = 0.0, cap: int = 2,
-                 hook_delay: float = 0.0):
-        self.hosts, self.feeds, self.items, self.cap = hosts, feeds, items, cap
+                 hook_delay: float = 0.0, wire: bool = False, channels: tuple[str, ...] = ("hook",)):
+        """:param channels: the webhook receivers the configuration alerts (``hook`` is ``/hook``,
+        another name ``/hook/<name>``); :param wire: feeds 0-2 carry one wire story, reworded."""
+        self.hosts, self.feeds, self.items, self.cap, self.wire = hosts, feeds, items, cap, wire
+        self.channels = channels
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.feedfarm", "--hosts", str(hosts), "--feeds", str(feeds),
-             "--items", str(items), "--delay", str(delay), "--cap", str(cap), "--hook-delay", str(hook_delay)],
+             "--items", str(items), "--delay", str(delay), "--cap", str(cap), "--hook-delay", str(hook_delay),
+             *(["--wire"] if wire else [])],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         assert self.proc.stdout is not None
@@ -43,6 +48,10 @@ class FarmProcess:
     @property
     def hook_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
+
+    def receiver_url(self, channel: str) -> str:
+        """Where the configuration's channel ``channel`` posts."""
+        return self.hook_url if channel == "hook" else f"{self.hook_url}/{channel}"
 
     def stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_stats", timeout=10) as response:
@@ -62,11 +71,12 @@ class FarmProcess:
 
     @property
     def expected_stories(self) -> int:
-        return self.feeds * self.items
+        return expected_stories(self.feeds, self.items, self.wire)
 
     @property
     def expected_alerts(self) -> int:
-        return expected_alerts(self.feeds)
+        """Alerts over every channel: one per alerting story (the wire story's cluster counts once) and channel."""
+        return expected_alerts(self.feeds, self.wire) * len(self.channels)
 
 
 def write_config(folder: Path, farm: FarmProcess, *, max_per_host: int = 2, max_workers: int = 16,
@@ -78,11 +88,14 @@ def write_config(folder: Path, farm: FarmProcess, *, max_per_host: int = 2, max_
         "[schedule]", f"max_workers = {max_workers}", "jitter = 0", "",
         "[fetch]", f"max_per_host = {max_per_host}", "allow_private_networks = true", "",
         "[alerts]", "new_source_window = 0", "",
-        # The farm's entries are near-identical: clustered, they would alert once per cluster.
-        "[clustering]", "enabled = false", "",
-        "[channels.hook]", 'type = "webhook"', f'url = "{farm.hook_url}"', channel_options, "",
-        "[watchlists.embargo]", f'query = "{ALERT_WORD}"', 'channels = ["hook"]', "",
+        # Only the farm's watchlist: the shipped ones would alert on the wire story too (console).
+        *(line for name in SHIPPED_WATCHLISTS for line in (f"[watchlists.{name}]", "enabled = false", "")),
+        # Clustering on, as in production: every farm entry is a story of its own, the wire copies one.
+        "[clustering]", "enabled = true", "",
     ]
+    for channel in farm.channels:
+        lines += [f"[channels.{channel}]", 'type = "webhook"', f'url = "{farm.receiver_url(channel)}"', channel_options, ""]
+    lines += ["[watchlists.embargo]", f'query = "{ALERT_WORD}"', f"channels = {json.dumps(list(farm.channels))}", ""]
     for n in range(farm.feeds):
         lines += [f"[sources.feed-{n}]", f'url = "{feed_url(n, farm.hosts, farm.port)}"', f'interval = "{interval}"', ""]
     path = folder / "fleet.toml"
@@ -140,13 +153,13 @@ class WorkerProcess:
 
 
 def fleet_counts(conn: Any) -> dict[str, int]:
-    """What the fleet has done so far, from the store's tables (alerts: the farm's ``hook`` channel)."""
+    """What the fleet has done so far, from the store's tables (alerts: every channel, all the farm's receivers)."""
     row = conn.execute(
         "SELECT (SELECT count(*) FROM sources WHERE last_fetch_at IS NOT NULL) AS polled, "
         "(SELECT count(*) FROM stories) AS stories, "
-        "(SELECT count(*) FROM outbox WHERE channel = 'hook') AS alerts, "
-        "(SELECT count(*) FROM outbox WHERE channel = 'hook' AND status = 'sent') AS sent, "
-        "(SELECT count(*) FROM outbox WHERE channel = 'hook' AND status <> 'sent') AS unsent"
+        "(SELECT count(*) FROM outbox) AS alerts, "
+        "(SELECT count(*) FROM outbox WHERE status = 'sent') AS sent, "
+        "(SELECT count(*) FROM outbox WHERE status <> 'sent') AS unsent"
     ).fetchone()
     return dict(row)
 

@@ -2,7 +2,8 @@
 
     python -m bench.store_write                      # SQLite
     python -m bench.store_write --postgres URL       # and PostgreSQL (an empty database or schema)
-    python -m bench.store_write --baseline DIR       # and SQLite as another checkout stores it
+    python -m bench.store_write --baseline DIR       # and SQLite (and PostgreSQL, with --postgres) as
+                                                     # another checkout stores it
                                                      # (e.g. `git archive main | tar -x -C DIR`)
 
 Each store runs in a process of its own, the runs interleaved ``--rounds``
@@ -77,7 +78,7 @@ def _child(tree: str, location: str) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres", help="an empty PostgreSQL database (or schema) to measure too")
-    parser.add_argument("--baseline", help="another checkout whose SQLite store to measure in the same run")
+    parser.add_argument("--baseline", help="another checkout whose stores to measure in the same run")
     parser.add_argument("--rounds", type=int, default=3)
     opts = parser.parse_args()
     runs: dict[str, list[tuple[float, float]]] = {}
@@ -88,25 +89,29 @@ def main() -> None:
                 cases.append(("sqlite (baseline)", str(Path(opts.baseline).resolve()), f"{folder}/base-{n}.db"))
             if opts.postgres:
                 cases.append(("postgresql", str(ROOT), opts.postgres))
+                if opts.baseline:
+                    cases.append(("postgresql (baseline)", str(Path(opts.baseline).resolve()), opts.postgres))
             for label, tree, location in cases:
-                if label == "postgresql":
+                if label.startswith("postgresql"):
                     _empty_postgres(opts.postgres)
                 runs.setdefault(label, []).append(_child(tree, location))
     print(f"{STORIES} stories in polls of {BATCH} (a match per 5), then {READS} read rounds; medians of {opts.rounds}")
     for label, figures in runs.items():
         write = statistics.median(w for w, _ in figures)
         read = statistics.median(r for _, r in figures)
-        print(f"  {label:<18} {write:8,.0f} stories/s stored   {read:8,.0f} read rounds/s")
+        print(f"  {label:<21} {write:8,.0f} stories/s stored   {read:8,.0f} read rounds/s")
 
 
 def _empty_postgres(url: str) -> None:
+    """Empty the database's schema: tables, functions, aggregates, text search configurations, whatever a
+    checkout's migrations made."""
     import psycopg
+    from psycopg import sql
 
     with psycopg.connect(url, autocommit=True) as conn:
-        for (table,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall():
-            conn.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
-        conn.execute("DROP AGGREGATE IF EXISTS group_concat(text)")
-        conn.execute("DROP FUNCTION IF EXISTS news_monitor_concat(text, text), instr(text, text)")
+        schema = conn.execute("SELECT current_schema()").fetchone()[0]
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ congo: congo* OR kinshasa
 china_politics: (china OR chinese OR beijing) AND (xi OR "communist party" OR politburo)
 taiwan: taiwan* OR taipei
 hong_kong: "hong kong"
-japan: japan* OR tokyo OR ishiba OR kishida
+japan_politics: (japan* OR tokyo) AND (ishiba OR kishida OR takaichi OR "prime minister" OR election* OR ldp OR "bank of japan")
 south_korea: "south korea*" OR seoul OR "yoon suk yeol" OR "lee jae myung"
 india: india OR indian OR delhi OR mumbai OR modi
 pakistan: pakistan* OR islamabad OR karachi OR lahore
@@ -126,7 +126,7 @@ opec: opec OR "oil cartel"
 eu_commission: "european commission" OR "von der leyen" OR brussels
 wto_trade: "world trade organization" OR wto OR tariff* OR "trade war"
 apple: "apple inc" OR iphone* OR ipad* OR "tim cook" OR macbook* OR "app store"
-google: google OR alphabet OR youtube OR pichai
+google: alphabet OR pichai OR (google AND (antitrust OR lawsuit* OR regulator* OR earnings OR layoff* OR fine*))
 microsoft: microsoft OR windows OR nadella OR azure
 amazon: amazon OR aws OR bezos OR "andy jassy"
 meta: facebook OR instagram OR whatsapp OR zuckerberg OR "meta platforms"

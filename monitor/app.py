@@ -93,10 +93,15 @@ class Monitor:
         # Worker processes rebuild the plugins from the configuration: a plugin manager
         # handed in by the caller (tests, embedding code) cannot cross, so it reads in-process.
         self.own_plugins = False
-        # Across processes: only the holder delivers (the daemon holds it for its life).
+        # Across processes: on SQLite only the sender lock's holder delivers (the daemon holds it
+        # for its life); on PostgreSQL each channel has a sender at a time, the holder of its lease.
         self.sender_lock: Any = None
+        self.channel_dispatcher: Any = None
         if config.is_postgres:
-            self.sender_lock = store.sender_lock()
+            from .channel_dispatch import ChannelDispatcher  # psycopg: only with a PostgreSQL database
+            from .leases import new_worker_id
+
+            self.channel_dispatcher = ChannelDispatcher(self, store.connection, new_worker_id())
         elif str(config.db_path) != ":memory:":
             self.sender_lock = SenderLock(config.db_path)
         self._closed = False
@@ -332,6 +337,8 @@ class Monitor:
         if not self._dispatch_lock.acquire(blocking=False):
             return outbox.DispatchResult()
         try:
+            if self.channel_dispatcher is not None:
+                return self.channel_dispatcher.dispatch()
             lock = self.sender_lock
             if lock is not None and not lock.try_acquire("command"):
                 return outbox.DispatchResult(held_by=lock.describe_holder())

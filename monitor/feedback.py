@@ -16,7 +16,7 @@ from .models import VERDICTS, Feedback
 from .storage import Storage
 
 
-__all__ = ["Feedback", "FeedbackError", "feedback_from", "feedback_rows", "record_feedback"]
+__all__ = ["Feedback", "FeedbackError", "feedback_from", "record_feedback"]
 
 
 class FeedbackError(MonitorError):
@@ -60,8 +60,3 @@ def record_feedback(store: Storage, feedback: Feedback, watchlists: tuple[str, .
                                 story_id=feedback.story_id, note=feedback.note, origin=feedback.origin)
     return stored.id
 
-
-def feedback_rows(store: Storage, *, story_id: str | None = None, watchlist: str | None = None,
-                  limit: int = 100) -> list[dict[str, Any]]:
-    """Stored verdicts with their story's title, newest first."""
-    return store.feedback_rows(story_id=story_id, watchlist=watchlist, limit=limit)

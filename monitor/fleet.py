@@ -15,10 +15,12 @@ no new request is started under that lease, so a worker continued after a
 SIGSTOP does not hit a host that another worker owns now. The fence at the
 write is what makes it safe; the local deadline only keeps it polite.
 
-Alerts: every worker runs the outbox dispatcher; the database's sender lock
-lets one send at a time (so rate limits and digests stay exact), and the
-holder resends rows left ``sending`` by a sender that died mid-send (the one
-duplicate window, which the ``Idempotency-Key`` lets receivers close).
+Alerts: every worker runs the outbox dispatcher in a thread of its own; a
+channel is sent by the holder of its lease (:mod:`monitor.channel_dispatch`),
+so two workers send on two channels at once and never on the same one (rate
+limits and digests stay exact), and the next holder resends rows left
+``sending`` by a sender that died mid-send (the one duplicate window, which
+the ``Idempotency-Key`` lets receivers close).
 
 When PostgreSQL goes away the worker logs it once per outage, retries with
 backoff (``RETRY_FIRST`` doubling to ``RETRY_MAX`` seconds) and carries on
@@ -47,7 +49,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .errors import ConfigErrors, LeaseLost, StorageError
-from .leases import HOST, Coordinator, Lease, lease_lost, new_worker_id, store_fence
+from .channel_dispatch import ChannelDispatcher
+from .leases import CHANNEL, HOST, Coordinator, Lease, lease_lost, new_worker_id, store_fence
 from .models import Source
 from .polling import longest_wait
 from .safetext import MESSAGE_MAX, safe_line
@@ -139,6 +142,8 @@ class FleetWorker:
                                    reconnect_timeout=24 * 3600, name=f"fleet {self.worker}")
         # Its own warnings repeat per connection attempt; one line per outage comes from _database_down.
         logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
+        # Alerts go out under channel leases held in this worker's name (monitor.channel_dispatch).
+        monitor.channel_dispatcher = _FleetChannelDispatcher(self)
 
     def _configure(self, conn: psycopg.Connection) -> None:
         # A worker stopped inside a transaction holds its lease row's lock: the
@@ -148,9 +153,9 @@ class FleetWorker:
     # -- the database, with retries ----------------------------------------------------------
 
     @contextmanager
-    def coordinator(self) -> Iterator[Coordinator]:
-        """A coordinator on a pooled connection."""
-        with self.pool.connection() as conn:
+    def coordinator(self, wait: float | None = None) -> Iterator[Coordinator]:
+        """A coordinator on a pooled connection, waiting at most ``wait`` seconds (else POOL_WAIT) for one."""
+        with self.pool.connection(timeout=wait) as conn:
             yield Coordinator(conn, self.worker)
 
     def retrying(self, what: str, func: Any, *args: Any) -> Any:
@@ -203,8 +208,10 @@ class FleetWorker:
                 return
             beat = threading.Thread(target=self._heartbeats, name="fleet heartbeat", daemon=True)
             beat.start()
+            # Its own thread: a slow receiver must not hold up claiming hosts.
+            sender = threading.Thread(target=self._dispatching, name="fleet dispatch", daemon=True)
+            sender.start()
             with ThreadPoolExecutor(self.settings.hosts_at_once, thread_name_prefix="fleet host") as hosts:
-                last_dispatch = 0.0
                 while not self.stopping.is_set():
                     claimed = None
                     if self._hosts_held() < self.settings.hosts_at_once:
@@ -212,10 +219,8 @@ class FleetWorker:
                     if claimed is not None:
                         hosts.submit(self._work_host, claimed)
                         continue
-                    if time.monotonic() - last_dispatch >= self.settings.dispatch_every:
-                        last_dispatch = time.monotonic()
-                        self._dispatch()
                     self.stopping.wait(self.settings.idle)
+            sender.join(timeout=self.settings.lease)
             beat.join(timeout=self.settings.heartbeat + 1)
         finally:
             self.retrying_once("stopping", lambda: self._with(lambda c: (c.heartbeat(self._polls[0], self._polls[1], *self._claims),
@@ -274,7 +279,9 @@ class FleetWorker:
         with self._held_lock:
             claims, self._claims = self._claims, [0, 0.0, 0.0]
             polls, self._polls = self._polls, [0, None]
-        with self.coordinator() as coord:
+        # The heartbeat is the worker's probe of the database: it does not wait out an outage in the
+        # pool's queue, so the outage is logged (once) while it lasts and its end when it is over.
+        with self.coordinator(wait=max(self.settings.heartbeat, 1.0)) as coord:
             try:
                 coord.heartbeat(polls[0], polls[1], *claims)
             except BaseException:
@@ -375,14 +382,36 @@ class FleetWorker:
 
     # -- alerts --------------------------------------------------------------------------------
 
+    def _dispatching(self) -> None:
+        while not self.stopping.wait(self.settings.dispatch_every):
+            self._dispatch()
+
     def _dispatch(self) -> None:
-        """Deliver what is due: one worker of the fleet at a time holds the database's sender lock."""
+        """Deliver what is due on the channels whose leases this worker can take (monitor.channel_dispatch)."""
         try:
             self.monitor.dispatch()
-        except StorageError as exc:
+        except CONNECTION_LOST as exc:
             self._database_down("delivering alerts", exc, self.settings.dispatch_every)
+        except Exception:
+            log.exception("delivering alerts: unexpected error; trying again in %.1fs", self.settings.dispatch_every)
         else:
             self._database_up()
+
+
+class _FleetChannelDispatcher(ChannelDispatcher):
+    """Channel leases held like host leases: renewed by the worker's heartbeat while a send is slow,
+    so only a worker that stops (or is stopped) loses one."""
+
+    def __init__(self, worker: FleetWorker):
+        super().__init__(worker.monitor, worker.pool.connection, worker.worker, worker.settings.lease)
+        self.fleet = worker
+
+    def claim(self, channel: str) -> Lease | None:
+        return self.fleet._claim(CHANNEL, [channel])
+
+    def release(self, lease: Lease) -> None:
+        self.fleet._drop(lease)  # first: the heartbeat must not renew what is being given back
+        super().release(lease)
 
 
 def run_worker(config: Config, settings: FleetSettings | None = None, worker_id: str | None = None) -> int:

@@ -1,24 +1,20 @@
 """Readiness: is the database reachable, its schema current, and polling alive?
 
-Read through a read-only connection of its own, so a probe never takes a
-lock the daemon needs and never creates a missing database.
+Read through a read-only store of its own (either kind), so a probe never
+takes a lock the daemon needs and never creates a missing database.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
-
-from sqlite_utils import Database
 
 from .config import Config
-from .migrations import migrations
+from .errors import StorageError
+from .storage import open_store
 from .timeutil import from_iso, utcnow
 
-BUSY_TIMEOUT_S = 5.0
 # Polling is "recent" when the newest poll is within this many of the longest source interval.
 CYCLES_ALLOWED = 2
 MIN_WINDOW = timedelta(minutes=5)
@@ -32,17 +28,6 @@ class Readiness:
     checks: dict[str, str] = field(default_factory=dict)
 
 
-def connect_read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection to the database at ``path``.
-
-    :raises sqlite3.OperationalError: the file is missing or unreadable.
-    """
-    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
-                           check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    return conn
-
-
 def poll_window(config: Config) -> timedelta:
     """How long ago the newest poll may be for polling to count as alive."""
     intervals = [s.interval for s in config.sources.values() if s.enabled] or [config.schedule["interval"]]
@@ -53,35 +38,16 @@ def readiness(config: Config, now: datetime | None = None) -> Readiness:
     """Check the database of ``config``: reachable, migrations applied, a poll within :func:`poll_window`."""
     now = now or utcnow()
     checks: dict[str, str] = {}
-    if config.is_postgres:
-        return _postgres_readiness(config, now)
     try:
-        with closing(connect_read_only(config.db_path)) as conn:
-            conn.execute("SELECT 1 FROM sources LIMIT 1").fetchall()
-            checks["database"] = "ok"
-            pending = [m.name for m in migrations.pending(Database(conn))]
-            checks["migrations"] = "ok" if not pending else f"not applied: {', '.join(pending)}"
-            newest = conn.execute("SELECT max(last_fetch_at) FROM sources").fetchone()[0]
-    except sqlite3.Error as exc:
-        checks["database"] = f"cannot read {config.db_path}: {exc}"
-        return Readiness(False, checks)
-    return _polling(config, checks, newest, now)
-
-
-def _postgres_readiness(config: Config, now: datetime) -> Readiness:
-    from .errors import StorageError
-    from .storage import open_store
-
-    checks: dict[str, str] = {}
-    try:
-        # Read-only: no migration runs, and one the database needs is reported instead.
-        with closing(open_store(config.db, config.secrets, read_only=True)) as store:
+        # Read-only, either store: no migration runs (one the database needs is
+        # reported instead), no lock the daemon needs, and a missing SQLite file stays missing.
+        with closing(open_store(config.db, config.secrets, read_only=True, quick_check=False)) as store:
             checks["database"] = "ok"
             missing = store.pending_migrations()
             checks["migrations"] = "ok" if not missing else f"not applied: {', '.join(missing)}"
             newest = store.query("SELECT max(last_fetch_at) AS newest FROM sources")[0]["newest"] if not missing else None
     except StorageError as exc:
-        checks["database"] = f"cannot read {config.database}: {exc}"
+        checks["database"] = f"cannot read it: {exc}"  # the error names the database
         return Readiness(False, checks)
     return _polling(config, checks, newest, now)
 

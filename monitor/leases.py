@@ -41,8 +41,8 @@ from psycopg.rows import dict_row
 
 from .errors import LeaseLost
 
-__all__ = ["Coordinator", "Lease", "LeaseLost", "FLEET_SCHEMA", "HOST", "CHANNEL", "new_worker_id", "store_fence",
-           "live_workers"]
+__all__ = ["Coordinator", "Lease", "LeaseLost", "FLEET_SCHEMA", "HOST", "CHANNEL", "new_worker_id", "lease_fence",
+           "store_fence", "live_workers"]
 
 HOST = "host"
 CHANNEL = "channel"
@@ -132,6 +132,10 @@ class Coordinator:
         self.conn = conn
         self.worker = worker
 
+    def _one(self, sql: str, params: Any) -> dict[str, Any] | None:
+        # Rows as dicts on any connection: the store's pool lends plain tuple-row connections.
+        return self.conn.cursor(row_factory=dict_row).execute(sql, params).fetchone()
+
     # -- schema and workers ------------------------------------------------
 
     def create_schema(self) -> None:
@@ -192,7 +196,7 @@ class Coordinator:
         :param names: only among these names (a worker claims only the hosts of its own sources).
         """
         only = "AND name = ANY(%(names)s)" if names is not None else ""
-        row = self.conn.execute(
+        row = self._one(
             f"""
             WITH pick AS (
                 SELECT kind, name FROM fleet_leases
@@ -209,20 +213,26 @@ class Coordinator:
             """,
             {"kind": kind, "names": list(names) if names is not None else None, "owner": self.worker,
              "seconds": seconds},
-        ).fetchone()
+        )
         return Lease(**row) if row else None
+
+    def holders(self, kind: str, names: Sequence[str]) -> list[dict[str, Any]]:
+        """``name`` and ``owner`` (``None`` when free or expired) of the leases ``names`` of ``kind``."""
+        return self.conn.cursor(row_factory=dict_row).execute(
+            "SELECT name, CASE WHEN expires_at > clock_timestamp() THEN owner END AS owner FROM fleet_leases "
+            "WHERE kind = %s AND name = ANY(%s) ORDER BY name", [kind, list(names)]).fetchall()
 
     def renew(self, lease: Lease, seconds: float) -> Lease:
         """Push the lease's expiry ``seconds`` out from now.
 
         :raises LeaseLost: the lease expired or another worker claimed it.
         """
-        row = self.conn.execute(
+        row = self._one(
             "UPDATE fleet_leases SET expires_at = clock_timestamp() + make_interval(secs => %s) "
             "WHERE kind = %s AND name = %s AND owner = %s AND token = %s AND expires_at > clock_timestamp() "
             "RETURNING expires_at",
             [seconds, lease.kind, lease.name, lease.owner, lease.token],
-        ).fetchone()
+        )
         if row is None:
             raise lease_lost(lease)
         return Lease(lease.kind, lease.name, lease.owner, lease.token, row["expires_at"])
@@ -267,13 +277,12 @@ class Coordinator:
             yield cur
 
 
-def store_fence(lease: Lease, source: str) -> Callable[[Any], None]:
-    """The check a fleet worker gives :meth:`monitor.storage.Storage.fenced` for a poll of ``source``.
+def lease_fence(lease: Lease) -> Callable[[Any], None]:
+    """The check to give :meth:`monitor.storage.Storage.fenced` for writes under ``lease``.
 
     In the store's write transaction (neutral SQL, ``?`` placeholders) it
     share-locks the lease row and refuses the write unless ``lease`` still
-    holds, then records which worker, under which token, wrote ``source``'s
-    poll (``monitor sources`` shows it).
+    holds; the row stays locked until the commit, so no claim slips in between.
 
     :raises LeaseLost: the lease is no longer ours; the store rolls the transaction back.
     """
@@ -286,6 +295,21 @@ def store_fence(lease: Lease, source: str) -> Callable[[Any], None]:
         ).fetchone()
         if row is None:
             raise lease_lost(lease)
+
+    return check
+
+
+def store_fence(lease: Lease, source: str) -> Callable[[Any], None]:
+    """The check a fleet worker gives :meth:`monitor.storage.Storage.fenced` for a poll of ``source``:
+    :func:`lease_fence`, then a record of which worker, under which token, wrote ``source``'s
+    poll (``monitor sources`` shows it).
+
+    :raises LeaseLost: the lease is no longer ours; the store rolls the transaction back.
+    """
+    fence = lease_fence(lease)
+
+    def check(tx: Any) -> None:
+        fence(tx)
         tx.execute(
             "INSERT INTO fleet_polls (source, worker, token, polled_at) VALUES (?, ?, ?, clock_timestamp()) "
             "ON CONFLICT (source) DO UPDATE SET worker = excluded.worker, token = excluded.token, "

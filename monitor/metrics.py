@@ -11,12 +11,10 @@ daemon, a worker, ``monitor serve`` — reports the same state.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -24,9 +22,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .errors import StorageError
-from .health import connect_read_only
 from .hookspecs import hookimpl
 from .models import AlertFailed, AlertSent, Event, MatchFound, SourceFailed, SourceUpdated
+from .storage import open_store
 from .timeutil import from_iso, utcnow
 
 if TYPE_CHECKING:
@@ -77,11 +75,12 @@ class EventMetrics:
 
 
 class DatabaseCollector(Collector):
-    """Gauges read from the database on every scrape (read-only): a SQLite file at ``db_path``
-    through a connection of its own, else (PostgreSQL) through ``store``."""
+    """Gauges read from the database on every scrape (read-only): through ``store``, the
+    process's own (its reads never wait behind a write: SQLite's WAL reader, PostgreSQL's
+    pool), or, without one, a read-only store opened for the scrape."""
 
-    def __init__(self, db_path: Path, store: Storage | None = None):
-        self.db_path = Path(db_path)
+    def __init__(self, config: Config, store: Storage | None = None):
+        self.config = config
         self.store = store
 
     def describe(self) -> list:
@@ -91,18 +90,21 @@ class DatabaseCollector(Collector):
         up = GaugeMetricFamily("monitor_database_up", "1 when the database could be read on this scrape.")
         try:
             if self.store is not None:
-                store = self.store
-                families = list(self._families(lambda sql: [tuple(r.values()) for r in store.query(sql)], utcnow()))
+                families = self._read(self.store)
             else:
-                with closing(connect_read_only(self.db_path)) as conn:
-                    families = list(self._families(lambda sql: conn.execute(sql).fetchall(), utcnow()))
-        except (sqlite3.Error, StorageError):
+                with closing(open_store(self.config.db, self.config.secrets, read_only=True,
+                                        quick_check=False)) as store:
+                    families = self._read(store)
+        except StorageError:
             up.add_metric([], 0)
             yield up
             return
         up.add_metric([], 1)
         yield up
         yield from families
+
+    def _read(self, store: Storage) -> list[GaugeMetricFamily]:
+        return list(self._families(lambda sql: [tuple(r.values()) for r in store.query(sql)], utcnow()))
 
     @staticmethod
     def _families(rows: Callable[[str], list], now: datetime) -> Iterator[GaugeMetricFamily]:
@@ -137,8 +139,8 @@ class DatabaseCollector(Collector):
 
 def make_registry(config: Config, store: Storage | None = None,
                   events: bool = True) -> tuple[CollectorRegistry, EventMetrics | None]:
-    """A registry with the database gauges and (``events``) the event counters to register as a plugin.
-    ``store`` is read for the gauges when the database is PostgreSQL."""
+    """A registry with the database gauges (read through ``store`` when given) and (``events``) the
+    event counters to register as a plugin."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DatabaseCollector(config.db_path, store if config.is_postgres else None))
+    registry.register(DatabaseCollector(config, store))
     return registry, EventMetrics(registry) if events else None

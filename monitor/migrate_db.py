@@ -20,7 +20,7 @@ from .sqlite_store import SQLiteStore
 BATCH = 2000
 
 # In the order foreign keys need: a match after its story, an alert after its match.
-TABLES = ("sources", "stories", "matches", "outbox", "channel_state", "pruned_stories",
+TABLES = ("sources", "stories", "matches", "outbox", "cluster_alerts", "channel_state", "pruned_stories",
           "semantic_models", "learned_models", "feedback")
 # Tables whose integer id PostgreSQL numbers itself (identity columns).
 _IDENTITY = ("matches", "outbox", "feedback")

@@ -10,6 +10,9 @@ before anything touches it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
@@ -55,11 +58,52 @@ def newer_schema(version: int, unknown: list[str], known: tuple[int, str]) -> st
 
 
 def apply(db: Database) -> None:
-    """Apply pending migrations and record the schema version in ``user_version``."""
-    migrations.apply(db)
+    """Apply pending migrations and record the schema version in ``user_version``.
+
+    Several processes may open a new or old database at once (three ``monitor
+    train`` beside a daemon). Each migration runs in a ``BEGIN IMMEDIATE``
+    transaction, which waits for the write lock (the busy timeout) instead of
+    failing with "database is locked" when a read transaction cannot become a
+    write one, and checks again under that lock whether another process has
+    just applied it.
+    """
+    while pending := migrations.pending(db):
+        migration = pending[0]
+        if not migration.transactional:
+            # VACUUM cannot run in a transaction; such a migration checks for itself whether it is needed.
+            migration.fn(db)
+        with _write_lock(db):
+            if migration.name not in {m.name for m in migrations.pending(db)}:
+                continue  # another process applied it while this one waited
+            if migration.transactional:
+                migration.fn(db)
+            _record_applied(db, migration.name)
     mine, _ = known_version()
     if db.execute("PRAGMA user_version").fetchone()[0] != mine:
         db.execute(f"PRAGMA user_version = {mine}")
+
+
+@contextmanager
+def _write_lock(db: Database) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _record_applied(db: Database, name: str) -> None:
+    # The table and row sqlite-utils' own Migrations.apply writes, so its
+    # pending() and applied() read them as before.
+    table = db[migrations.migrations_table]
+    if not table.exists():
+        table.create({"id": int, "migration_set": str, "name": str, "applied_at": str}, pk="id")
+        table.create_index(["migration_set", "name"], unique=True)
+    table.insert({"migration_set": migrations.name, "name": name,
+                  "applied_at": str(datetime.now(timezone.utc))})
 
 
 @migrations()
@@ -226,3 +270,34 @@ def m012_feedback(db: Database) -> None:
     db["feedback"].add_column("note", str)
     db["feedback"].add_column("origin", str)
     db["feedback"].create_index(["watchlist", "created_at"], if_not_exists=True)
+
+
+# Shared by both stores: the same table, filled from the alerts already queued.
+CLUSTER_ALERTS_BACKFILL = (
+    "INSERT INTO cluster_alerts (cluster_id, watchlist, channel, match_id) "
+    "SELECT coalesce(s.cluster_id, s.id), m.watchlist, o.channel, min(m.id) FROM outbox o "
+    "JOIN matches m ON m.id = o.match_id JOIN stories s ON s.id = m.story_id "
+    "GROUP BY coalesce(s.cluster_id, s.id), m.watchlist, o.channel"
+)
+
+
+@migrations()
+def m013_cluster_alerts(db: Database) -> None:
+    # One row per cluster, watchlist and channel that has queued an alert: the
+    # primary key decides "has this cluster alerted here already?" for every
+    # writer at once (several fleet workers, reclassify beside the daemon),
+    # where a look at the outbox first could be raced.
+    db.execute(
+        "CREATE TABLE cluster_alerts (cluster_id TEXT NOT NULL, watchlist TEXT NOT NULL, channel TEXT NOT NULL, "
+        "match_id INTEGER NOT NULL, PRIMARY KEY (cluster_id, watchlist, channel))"
+    )
+    db.execute("CREATE INDEX idx_cluster_alerts_match_id ON cluster_alerts (match_id)")
+    db.execute(CLUSTER_ALERTS_BACKFILL)
+
+
+@migrations()
+def m014_search_folds_accents(db: Database) -> None:
+    # Nothing to change here: FTS5's unicode61 tokenizer has always folded
+    # accents. PostgreSQL's search gained the same in its m014; the number
+    # keeps both schemas at one version.
+    pass

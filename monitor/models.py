@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from monitor.timeutil import to_iso
+
 @dataclass(frozen=True)
 class Source:
     """A configured place stories come from.
@@ -25,6 +27,7 @@ class Source:
         a quiet feed (``None``: as ``schedule.adaptive_max``; 0: never longer
         than ``interval``).
     :param category: a folder such as ``"News/Tech"`` (OPML import and export keep it); nothing else reads it.
+    :param language: the language of its stories as configured; it overrides what the feed says.
     """
 
     name: str
@@ -35,6 +38,7 @@ class Source:
     options: Mapping[str, Any] = field(default_factory=dict)
     adaptive_max: float | None = None
     category: str | None = None
+    language: str | None = None
 
 @dataclass(frozen=True)
 class FetchState:
@@ -278,6 +282,12 @@ class Feedback:
     title: str = ""
     text: str = ""
     created_at: datetime | None = None
+
+    def listing(self) -> dict[str, Any]:
+        """The stored verdict as listed (web UI, API): everything but the story's text."""
+        return {"id": self.id, "story_id": self.story_id, "watchlist": self.watchlist, "verdict": self.verdict,
+                "note": self.note, "origin": self.origin, "title": self.title,
+                "created_at": to_iso(self.created_at)}
 
 @dataclass(frozen=True)
 class Reported:

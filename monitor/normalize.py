@@ -254,7 +254,7 @@ def normalize_entry(entry: EntryData, source: Source, fetched: datetime) -> Stor
         published=published,
         fetched=fetched,
         author=one_line(html_to_text(entry.author)) or None,
-        language=valid_text(entry.language or "") or None,
+        language=source.language or valid_text(entry.language or "") or None,
         content_hash=content_hash(title, text),
     )
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -61,12 +61,14 @@ class DispatchResult:
     held_by: str | None = None  # set when another process holds the sender lock: nothing was tried
 
 
-class _Tally:
+class Tally:
+    """What a dispatcher run did so far, channel after channel."""
+
     def __init__(self) -> None:
         self.sent = self.retrying = self.failed = self.deferred = 0
 
-    def result(self) -> DispatchResult:
-        return DispatchResult(self.sent, self.retrying, self.failed, self.deferred)
+    def result(self, held_by: str | None = None) -> DispatchResult:
+        return DispatchResult(self.sent, self.retrying, self.failed, self.deferred, held_by)
 
 
 def _now() -> datetime:
@@ -84,19 +86,32 @@ def dispatch_due(monitor: Monitor, limit: int = BATCH) -> DispatchResult:
 
     Call it holding the sender lock (:meth:`monitor.app.Monitor.dispatch` does).
     """
-    tally = _Tally()
+    tally = Tally()
     recover_interrupted(monitor)
     now = _now()
-    _pull_in_future_retries(monitor, now)
+    pull_in_future_retries(monitor, now)
     for name in monitor.store.due_channels(_iso(now)):
-        if name in monitor.unavailable_channels:
-            continue  # its secrets are not in this process's environment: left for one that has them
-        table = monitor.config.channels.get(name, {})
-        if table.get("digest") and name in monitor.channels:
-            _dispatch_digest(monitor, name, table["digest"], tally)
-        else:
-            _dispatch_each(monitor, name, limit, tally)
+        dispatch_channel(monitor, name, tally, limit)
     return tally.result()
+
+
+def dispatch_channel(monitor: Monitor, name: str, tally: Tally, limit: int = BATCH,
+                     before_send: Callable[[], None] | None = None) -> None:
+    """Send ``name``'s due alerts (or its digest), counting in ``tally``.
+
+    Call it as the only sender of that channel: the holder of the sender lock,
+    or of the channel's lease on PostgreSQL (:mod:`monitor.channel_dispatch`).
+
+    :param before_send: called right before every message goes out; it raises
+        to stop (a fleet worker whose channel lease was lost sends nothing more).
+    """
+    if name in monitor.unavailable_channels:
+        return  # its secrets are not in this process's environment: left for one that has them
+    table = monitor.config.channels.get(name, {})
+    if table.get("digest") and name in monitor.channels:
+        _dispatch_digest(monitor, name, table["digest"], tally, before_send)
+    else:
+        _dispatch_each(monitor, name, limit, tally, before_send)
 
 
 def longest_retry_wait(monitor: Monitor) -> float:
@@ -106,18 +121,26 @@ def longest_retry_wait(monitor: Monitor) -> float:
     return max([monitor.config.alerts["backoff_max"] * 1.25, RETRY_AFTER_CAP, *periods])
 
 
-def _pull_in_future_retries(monitor: Monitor, now: datetime) -> None:
-    """Bring back pending rows scheduled by a clock that was ahead (see :func:`monitor.timeutil.trusted_future`)."""
+def iso_now() -> str:
+    """Now, as the outbox's timestamps write it."""
+    return _iso(_now())
+
+
+def pull_in_future_retries(monitor: Monitor, now: datetime | None = None, channel: str | None = None) -> None:
+    """Bring back pending rows (of ``channel``, else all) scheduled by a clock that was ahead
+    (see :func:`monitor.timeutil.trusted_future`)."""
+    now = now or _now()
     latest = _iso(now + timedelta(seconds=longest_retry_wait(monitor)))
     written_after = _iso(now + CLOCK_SLACK)
     # The store reads first: the common case writes nothing (and works on a full disk).
-    count = monitor.store.reschedule_future_alerts(_iso(now), latest, written_after)
+    count = monitor.store.reschedule_future_alerts(_iso(now), latest, written_after, channel=channel)
     if not count:
         return
     log.warning("%d alert(s) were scheduled by a clock that was ahead of the current time; rescheduled", count)
 
 
-def _dispatch_each(monitor: Monitor, channel: str, limit: int, tally: _Tally) -> None:
+def _dispatch_each(monitor: Monitor, channel: str, limit: int, tally: Tally,
+                   before_send: Callable[[], None] | None) -> None:
     rows = monitor.store.due_alerts(channel, _iso(_now()), limit)
     for index, row in enumerate(rows):
         free_at = _throttled_until(monitor, channel)
@@ -125,7 +148,7 @@ def _dispatch_each(monitor: Monitor, channel: str, limit: int, tally: _Tally) ->
             _defer(monitor, [r["outbox_id"] for r in rows[index:]], free_at)
             tally.deferred += len(rows) - index
             return
-        outcome = deliver(monitor, row)
+        outcome = deliver(monitor, row, before_send)
         if outcome in ("sent", "retrying", "failed"):
             setattr(tally, outcome, getattr(tally, outcome) + 1)
 
@@ -158,10 +181,11 @@ def render(monitor: Monitor, alert: Alert, channel_type: str) -> RenderedAlert:
     return rendered or render_plain(alert)
 
 
-def deliver(monitor: Monitor, row: dict[str, Any]) -> str:
+def deliver(monitor: Monitor, row: dict[str, Any], before_send: Callable[[], None] | None = None) -> str:
     """Claim one outbox row and try it once; ``"sent"``, ``"retrying"``, ``"failed"`` or ``"skipped"``.
 
-    ``"skipped"`` means another dispatcher claimed the row first.
+    ``"skipped"`` means another dispatcher claimed the row first. ``before_send``
+    (see :func:`dispatch_channel`) runs after the claim, before the send.
     """
     alert = _alert_from_row(monitor, row)
     channel = monitor.channels.get(alert.channel)
@@ -170,6 +194,8 @@ def deliver(monitor: Monitor, row: dict[str, Any]) -> str:
     if not _claim(monitor, [alert]):
         return "skipped"
     channel_type = monitor.config.channels[alert.channel]["type"]
+    if before_send is not None:
+        before_send()  # raises when this process may no longer send on the channel: the row stays claimed
     try:
         channel.send(render(monitor, alert, channel_type), alert)
     except Exception as exc:
@@ -179,7 +205,8 @@ def deliver(monitor: Monitor, row: dict[str, Any]) -> str:
     return "sent"
 
 
-def _dispatch_digest(monitor: Monitor, channel_name: str, spec: str, tally: _Tally) -> None:
+def _dispatch_digest(monitor: Monitor, channel_name: str, spec: str, tally: Tally,
+                     before_send: Callable[[], None] | None) -> None:
     from .scheduler import digest_schedule
 
     schedule = digest_schedule(spec)
@@ -212,6 +239,8 @@ def _dispatch_digest(monitor: Monitor, channel_name: str, spec: str, tally: _Tal
         return
     channel = monitor.channels[channel_name]
     rendered = render_digest_plain(alerts)
+    if before_send is not None:
+        before_send()
     try:
         send_digest = getattr(channel, "send_digest", None)
         if send_digest is not None:
@@ -314,14 +343,16 @@ def _give_up(monitor: Monitor, alerts: Sequence[Alert], error: str) -> str:
     return "failed"
 
 
-def recover_interrupted(monitor: Monitor) -> int:
-    """Put rows left ``sending`` by a run that died mid-send back in the queue; returns how many.
+def recover_interrupted(monitor: Monitor, channel: str | None = None) -> int:
+    """Put rows (of ``channel``, else all) left ``sending`` by a run that died mid-send back in the
+    queue; returns how many.
 
-    Right only for the holder of the sender lock between two dispatcher runs:
-    then no live process is sending any row.
+    Right only for the holder of the sender lock (or of ``channel``'s lease, just
+    claimed) between two dispatcher runs: then no live process is sending any of those rows.
     """
     count = monitor.store.requeue_interrupted(
-        _iso(_now()), "interrupted while sending (the process stopped); sent again, the receiver may see it twice")
+        _iso(_now()), "interrupted while sending (the process stopped); sent again, the receiver may see it twice",
+        channel=channel)
     if count:
         log.warning("%d alert(s) were being sent when a previous run stopped; sending them again", count)
     return count

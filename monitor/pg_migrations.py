@@ -4,7 +4,7 @@ The version semantics are SQLite's (:mod:`monitor.migrations`): the schema
 version is the number of the newest migration, and the same number means the
 same tables and columns on both. PostgreSQL support starts at version 12, so
 its first migration creates the whole schema of SQLite's m001..m012; a later
-change adds ``m013_...`` to both lists. The applied names are kept in
+change (``m013_...``, ``m014_...``) is in both lists. The applied names are kept in
 ``news_monitor_migrations``; a database holding a name this program does not
 know, or a higher number, was written by a newer news-monitor and is refused
 before anything touches it.
@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from .migrations import newer_schema
+from .migrations import CLUSTER_ALERTS_BACKFILL, newer_schema
 from .timeutil import to_iso, utcnow
 
 TABLE = "news_monitor_migrations"
@@ -105,9 +105,84 @@ CREATE UNIQUE INDEX idx_feedback_watchlist_story_id ON feedback (watchlist, stor
 CREATE INDEX idx_feedback_watchlist_created_at ON feedback (watchlist, created_at);
 """
 
+# See monitor.migrations.m013_cluster_alerts.
+M013_CLUSTER_ALERTS = f"""
+CREATE TABLE cluster_alerts (
+    cluster_id {T} NOT NULL, watchlist {T} NOT NULL, channel {T} NOT NULL, match_id bigint NOT NULL,
+    PRIMARY KEY (cluster_id, watchlist, channel)
+);
+CREATE INDEX idx_cluster_alerts_match_id ON cluster_alerts (match_id);
+{CLUSTER_ALERTS_BACKFILL};
+"""
+
+# Full-text search folds accents, as SQLite's FTS5 (unicode61) does: the
+# 'news_monitor' configuration is 'simple' with the unaccent dictionary in
+# front, where the unaccent extension can be had (it is in PostgreSQL's own
+# contrib, and trusted: a database owner may create it). Without it, search
+# stays as 'simple' and the store says so when it opens; once an
+# administrator installs the extension, the next open maps it and rebuilds
+# the index (:func:`ensure_accent_folding`). Watchlists never depend on it:
+# matching re-reads every candidate.
+_TRY_UNACCENT = """
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'unaccent') THEN
+        BEGIN
+            CREATE EXTENSION unaccent SCHEMA public;
+        EXCEPTION WHEN OTHERS THEN
+            NULL;  -- no right to create it, or not installed: ensure_accent_folding says so
+        END;
+    END IF;
+END $$;
+"""
+_MAP_UNACCENT = """
+DO $$
+DECLARE
+    dictionary text;
+BEGIN
+    SELECT format('%I.%I', n.nspname, d.dictname) INTO dictionary
+        FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace WHERE d.dictname = 'unaccent' LIMIT 1;
+    IF dictionary IS NOT NULL THEN
+        EXECUTE format('ALTER TEXT SEARCH CONFIGURATION news_monitor ALTER MAPPING FOR '
+                       'hword, hword_part, word, numword, numhword, hword_numpart WITH %s, simple', dictionary);
+    END IF;
+END $$;
+"""
+# Rebuilding the index locks the stories table for as long as it takes (minutes on millions of stories).
+M014_SEARCH = f"""
+{_TRY_UNACCENT}
+CREATE TEXT SEARCH CONFIGURATION news_monitor (COPY = simple);
+{_MAP_UNACCENT}
+DROP INDEX stories_fts;
+CREATE INDEX stories_fts ON stories USING gin (to_tsvector('news_monitor', title || ' ' || text));
+"""
+
+_FOLDS = """
+SELECT EXISTS (SELECT 1 FROM pg_ts_config_map m JOIN pg_ts_config c ON c.oid = m.mapcfg
+               JOIN pg_ts_dict d ON d.oid = m.mapdict
+               WHERE c.cfgname = 'news_monitor' AND c.cfgnamespace = current_schema()::regnamespace
+               AND d.dictname = 'unaccent')
+"""
+
+
+def ensure_accent_folding(conn: psycopg.Connection) -> bool:
+    """Whether search folds accents, mapping ``unaccent`` (and rebuilding the index) if it has become available."""
+    if conn.execute(_FOLDS).fetchone()[0]:
+        return True
+    with conn.transaction():
+        conn.execute(_TRY_UNACCENT)
+        conn.execute(_MAP_UNACCENT)
+        folds = conn.execute(_FOLDS).fetchone()[0]
+        if folds:
+            conn.execute("REINDEX INDEX stories_fts")
+    return bool(folds)
+
+
 # (name, SQL) in order; the name's number is the schema version it brings.
 MIGRATIONS: list[tuple[str, str]] = [
     ("m012_initial", M012_SCHEMA),
+    ("m013_cluster_alerts", M013_CLUSTER_ALERTS),
+    ("m014_search_folds_accents", M014_SEARCH),
 ]
 
 

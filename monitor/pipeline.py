@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 from . import reading
 from .budget import PollInterrupted
 from .errors import FetchError, LeaseLost, SourceError, StorageError
-from .models import FetchResult, FetchState, MatchFound, Source, SourceFailed, SourceUpdated, Story, UpdateResult
+from .models import FetchResult, FetchState, Match, MatchFound, Source, SourceFailed, SourceUpdated, Story, UpdateResult
 from .polling import (GONE, WEEK, NextPoll, Plan, next_poll_after_failure, next_poll_after_success, planned_interval,
                       quiet_on_first_poll)
 from .safetext import MESSAGE_MAX, safe_line
-from .store import SourceOutcome
+from .store import SavedUpdate, SourceOutcome
 from .timeutil import format_duration, utcnow
 from .wording import plural
 from .workers import WorkersUnavailable
@@ -65,7 +65,7 @@ def _update_source(monitor: Monitor, source: Source) -> UpdateResult:
     if row is not None and row["status"] == "gone" and row["url"] == monitor.store.stored_url(source):
         message = f"not polled: the feed is gone (HTTP 410, {row['last_fetch_at']}); change its url to poll it again"
         return UpdateResult(source=source.name, error=message, status=410)
-    state = monitor.store.fetch_state(source)
+    state = monitor.store.fetch_state(source, row)  # one read of the source's row: a round trip on PostgreSQL
     now = utcnow()
     # After a permanent redirect the feed lives at its new address.
     target = replace(source, url=state.effective_url) if state.effective_url else source
@@ -96,12 +96,10 @@ def _update_source(monitor: Monitor, source: Source) -> UpdateResult:
     notes, new, changed = read.notes, read.new, read.changed
     quiet = _quiet(monitor, source, state, new, now)
     matches = reading.finish(monitor, read)
-    # In the writer's process, after classify: assignment reads and extends the clusters stored so far.
-    new = monitor.clusters.assign(new)  # a changed story keeps the cluster it was given
     plan = _plan(monitor, source, now, new=new)
     outcome = _ok_outcome(monitor, fetched, body_hash, now, plan, moved, status="ok",
                           note=safe_line("; ".join(notes), MESSAGE_MAX) or None)
-    saved = monitor.store.save_update(source, outcome, new, changed, matches, monitor.config.watchlists, quiet=quiet)
+    saved = _store(monitor, source, outcome, new, changed, matches, quiet)
     result = UpdateResult(
         source=source.name,
         new_stories=saved.new_stories,
@@ -120,6 +118,30 @@ def _update_source(monitor: Monitor, source: Source) -> UpdateResult:
         monitor.emit(MatchFound(match))
     monitor.emit(SourceUpdated(result))
     return result
+
+
+def _store(monitor: Monitor, source: Source, outcome: SourceOutcome, new: list[Story], changed: list[Story],
+           matches: list[Match], quiet: set[str]) -> SavedUpdate:
+    """Cluster the new stories (a changed story keeps the cluster it was given) and store the poll.
+
+    In the writer's process, after classify: assignment reads and extends the
+    clusters stored so far. On a store several processes write, inside the
+    store's write transaction, serialised with theirs (monitor.cluster_stage).
+    """
+    clusters = monitor.clusters
+    watchlists = monitor.config.watchlists
+    if not clusters.shared or not clusters.settings.enabled:
+        return monitor.store.save_update(source, outcome, clusters.assign(new), changed, matches, watchlists,
+                                         quiet=quiet)
+    profiles = clusters.prepare(new)
+    committed = False
+    try:
+        saved = monitor.store.save_update(source, outcome, new, changed, matches, watchlists, quiet=quiet,
+                                          clusters=lambda stories: clusters.assign_serialised(stories, profiles))
+        committed = True
+        return saved
+    finally:
+        clusters.write_ended(committed)
 
 
 def _quiet_words(monitor: Monitor, new: list[Story], quiet: set[str]) -> str:

@@ -41,10 +41,12 @@ log = logging.getLogger("monitor.postgres")
 CONNECT_TIMEOUT = 5  # seconds to reach the server before saying it cannot be reached
 POOL_SIZE = 4
 POOL_WAIT = 10  # seconds a read or write waits for a connection while the server is away
-SENDER_LOCK_KEY = 0x6E6D5F73656E64  # "nm_send": the pg_advisory_lock of the process delivering alerts
+CLUSTER_LOCK_KEY = 0x6E6D5F636C7573  # "nm_clus": pg_advisory_xact_lock of the write that assigns clusters
 
 _HEADLINE = "StartSel=[, StopSel=], MaxWords=16, MinWords=6, MaxFragments=1, FragmentDelimiter=…"
-_TSV = "to_tsvector('simple', s.title || ' ' || s.text)"
+# The configuration of the stories_fts index (pg_migrations m014): 'simple' that folds accents.
+_TS_CONFIG = "news_monitor"
+_TSV = f"to_tsvector('{_TS_CONFIG}', s.title || ' ' || s.text)"
 
 
 @functools.lru_cache(maxsize=512)
@@ -88,6 +90,10 @@ class PostgresStore(SQLStore):
                         raise SchemaTooNewError(f"{self.location}: {newer}")
                 else:
                     pg_migrations.apply(conn, lambda text: SchemaTooNewError(f"{self.location}: {text}"))
+                    if not pg_migrations.ensure_accent_folding(conn):
+                        log.warning("%s: search does not fold accents (cafe will not find Café): the unaccent "
+                                    "extension is missing and this user may not create it; an administrator can "
+                                    "run CREATE EXTENSION unaccent SCHEMA public in this database", self.location)
         except psycopg.Error as exc:
             raise self._failure(exc, "open the database") from exc
         self.pool = ConnectionPool(
@@ -175,6 +181,18 @@ class PostgresStore(SQLStore):
 
     # -- dialect --------------------------------------------------------------
 
+    def _serialise_clusters(self, db: _Transaction) -> None:
+        """Wait for the transaction-level advisory lock every cluster-assigning write takes.
+
+        Held until this transaction commits or rolls back, so the writer that holds
+        it reads every story the writers before it committed, and stores its own
+        before the next one reads: two processes given two outlets' copies of one
+        story cannot both start a cluster. It also makes ``rowid`` order the
+        commit order among these writers, which the cluster stage's catch-up
+        ("stories after the last rowid I saw") relies on.
+        """
+        db.execute("SELECT pg_advisory_xact_lock(?)", [CLUSTER_LOCK_KEY])
+
     def columns(self, table: str) -> set[str]:
         return {r["column_name"] for r in self.query(
             "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
@@ -184,7 +202,7 @@ class PostgresStore(SQLStore):
         tsquery = fts5_to_tsquery(fts_query)
         if not tsquery:
             return "FALSE", []
-        return f"{_TSV} @@ to_tsquery('simple', ?)", [tsquery]
+        return f"{_TSV} @@ to_tsquery('{_TS_CONFIG}', ?)", [tsquery]
 
     def search(self, query: str, limit: int = 20) -> list[dict[str, Any]]:
         """Full-text search over stored stories (PostgreSQL's web-search syntax: words, "phrases",
@@ -195,7 +213,7 @@ class PostgresStore(SQLStore):
             clauses = [f"instr(s.title || {self.NEWLINE} || s.text, ?) > 0" for _ in runs]
             params: list[Any] = list(runs)
             if rest.strip():
-                clauses.append(f"{_TSV} @@ websearch_to_tsquery('simple', ?)")
+                clauses.append(f"{_TSV} @@ websearch_to_tsquery('{_TS_CONFIG}', ?)")
                 params.append(rest)
             rows = self.query(
                 "SELECT s.id, s.title, s.url, s.source, s.published_at, s.text FROM stories s "
@@ -205,8 +223,8 @@ class PostgresStore(SQLStore):
             return rows
         return self.query(
             "SELECT s.id, s.title, s.url, s.source, s.published_at, "
-            f"ts_headline('simple', s.text, q, '{_HEADLINE}') AS snippet "
-            f"FROM stories s, websearch_to_tsquery('simple', ?) AS q WHERE {_TSV} @@ q "
+            f"ts_headline('{_TS_CONFIG}', s.text, q, '{_HEADLINE}') AS snippet "
+            f"FROM stories s, websearch_to_tsquery('{_TS_CONFIG}', ?) AS q WHERE {_TSV} @@ q "
             f"ORDER BY ts_rank({_TSV}, q) DESC, s.rowid DESC LIMIT ?", [query, limit])
 
     def pending_migrations(self) -> list[str]:
@@ -224,9 +242,13 @@ class PostgresStore(SQLStore):
         """Bytes the database takes on the server."""
         return int(self.query("SELECT pg_database_size(current_database()) AS n")[0]["n"])
 
-    def sender_lock(self) -> PostgresSenderLock:
-        """The right to deliver alerts from this database, across every process using it."""
-        return PostgresSenderLock(self.url, self.location)
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled autocommit connection, for coordination that is not the store's (channel leases:
+        :mod:`monitor.channel_dispatch`)."""
+        assert self.pool is not None
+        with self.pool.connection() as conn:
+            yield conn
 
 
 class _Transaction:
@@ -240,75 +262,6 @@ class _Transaction:
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self._conn.cursor().executemany(to_pg(sql), list(rows))
-
-
-class PostgresSenderLock:
-    """:class:`monitor.sender_lock.SenderLock` for a PostgreSQL database: a session advisory lock,
-    held on a connection of its own (PostgreSQL frees it when that connection or its process dies)."""
-
-    def __init__(self, url: str, location: str):
-        self.url = url
-        self.db_path = location  # how messages name the database
-        self.role: str | None = None
-        self._conn: psycopg.Connection | None = None
-        self._depth = 0
-        self._mutex = threading.Lock()
-
-    def try_acquire(self, role: str) -> bool:
-        with self._mutex:
-            if self._conn is not None:
-                self._depth += 1
-                return True
-            try:
-                conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
-                                       application_name=f"news-monitor {role} {os.getpid()}")
-                got = conn.execute("SELECT pg_try_advisory_lock(%s)", [SENDER_LOCK_KEY]).fetchone()[0]
-            except psycopg.Error as exc:
-                raise StorageError(f"PostgreSQL at {server_of(self.url)}: cannot take the sender lock: "
-                                   f"{' '.join(str(exc).split())}") from exc
-            if not got:
-                conn.close()
-                return False
-            self._conn, self.role, self._depth = conn, role, 1
-            return True
-
-    def release(self) -> None:
-        with self._mutex:
-            if self._conn is None:
-                return
-            self._depth -= 1
-            if self._depth:
-                return
-            try:
-                self._conn.close()  # ends the session, and with it the lock
-            finally:
-                self._conn, self.role = None, None
-
-    @property
-    def held(self) -> bool:
-        return self._conn is not None
-
-    def holder(self) -> tuple[int | None, str]:
-        """``(pid, role)`` of the process holding the lock, read from its connection's application name."""
-        try:
-            with psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
-                row = conn.execute(
-                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                    "WHERE l.locktype = 'advisory' AND l.granted AND "
-                    "((l.classid::bigint << 32) | l.objid::bigint) = %s LIMIT 1", [SENDER_LOCK_KEY]).fetchone()
-        except psycopg.Error:
-            return None, ""
-        fields = (row[0] if row else "").split()
-        if len(fields) == 3 and fields[2].isdigit():
-            return int(fields[2]), fields[1]
-        return None, ""
-
-    def describe_holder(self) -> str:
-        from .sender_lock import DAEMON
-
-        pid, role = self.holder()
-        who = "a monitor daemon" if role == DAEMON else "another monitor command"
-        return f"{who} (pid {pid})" if pid else who
 
 
 def fts5_to_tsquery(fts: str) -> str:

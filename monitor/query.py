@@ -26,7 +26,10 @@ Precedence, tightest first: NEAR, NOT, AND (explicit or implicit), OR. The
 keywords must be upper-case; lower-case ``and``/``or``/``not`` are plain words.
 
 Normalisation: text is split into words on every character that is not a
-letter or digit, and each word is folded (NFKD, accents dropped, casefolded).
+letter or digit, and each word is folded (NFKD, accents dropped, casefolded),
+except for the letters the story's language counts as its own
+(:mod:`monitor.letters`: Swedish *gått* is not *gatt*); a query word with such
+a letter matches both its spellings (``malmö``: *Malmö* and *Malmo*).
 So a hyphen or an apostrophe is the same as a space: ``"kim jong-un"`` matches
 *Kim Jong Un*, *Kim Jong-un* and *KIM JONG‐UN*; ``japan`` matches *Japan's*
 (and *Japan’s*); ``"japan's"`` is the phrase *japan s*. Query text is split
@@ -90,13 +93,14 @@ import math
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import accumulate
 
 import ahocorasick
 
 from monitor.errors import QuerySyntaxError
+from monitor.letters import NO_LETTERS, SAME_LETTER, letter_sets, own_letters
 from monitor.models import Evidence, Hit, Snippet
 
 __all__ = [
@@ -151,13 +155,21 @@ def is_cjk(word: str) -> bool:
     return len(word) == 1 and _CJK_RE.match(word) is not None
 
 
-def normalize_word(word: str) -> str:
-    """Fold one word: NFKD, drop accents and anything not a letter or digit, casefold."""
+def normalize_word(word: str, own: frozenset[str] = NO_LETTERS) -> str:
+    """Fold one word: NFKD, drop accents and anything not a letter or digit, casefold.
+
+    :param own: letters to keep as they are (:func:`monitor.letters.own_letters`
+        of the story's language): Swedish *gått* stays *gått*, not *gatt*.
+    """
     if word.isascii():
         return word.lower() if word.isalnum() else "".join(c for c in word if c.isalnum()).lower()
     if len(word) == 1 and _CJK_RE.match(word):
         # NFKC, not NFKD: dropping a kana's voicing mark would make ガス (gas) カス (dregs).
         return unicodedata.normalize("NFKC", word)
+    if own:
+        composed = unicodedata.normalize("NFC", word).translate(SAME_LETTER).casefold()
+        if any(c in own for c in composed):
+            return "".join(c if c in own else normalize_word(c) for c in composed)
     decomposed = unicodedata.normalize("NFKD", word)
     folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     # NFKD/casefold can themselves produce marks or punctuation (e.g. "½").
@@ -165,25 +177,46 @@ def normalize_word(word: str) -> str:
     return "".join(c for c in folded if c.isalnum() and not unicodedata.combining(c))
 
 
-def tokenize(text: str) -> list[tuple[str, int, int]]:
-    """Split ``text`` into ``(normalised word, start, end)``; offsets index ``text``."""
+def tokenize(text: str, own: frozenset[str] = NO_LETTERS) -> list[tuple[str, int, int]]:
+    """Split ``text`` into ``(normalised word, start, end)``; offsets index ``text``.
+
+    :param own: letters not folded (see :func:`normalize_word`).
+    """
+    return list(iter_tokens(text, own))
+
+
+def iter_tokens(text: str, own: frozenset[str] = NO_LETTERS) -> Iterator[tuple[str, int, int]]:
+    """:func:`tokenize`, one word at a time."""
     if text.isascii():
         # The common case, and the hot path: ASCII lower-casing keeps every
         # offset, and an ASCII word of letters and digits is already folded.
-        return [(m.group(), m.start(), m.end()) for m in _ASCII_WORD_RE.finditer(text.lower())]
-    out = []
-    for m in _word_re(text).finditer(text):
-        norm = _fold(m.group())
-        if norm:
-            out.append((norm, m.start(), m.end()))
-    return out
+        return ((m.group(), m.start(), m.end()) for m in _ASCII_WORD_RE.finditer(text.lower()))
+    return ((norm, m.start(), m.end()) for m in _word_re(text).finditer(text) if (norm := _fold(m.group(), own)))
 
 
-def folded_words(text: str) -> list[str]:
+class _Tokens:
+    """A text's :func:`tokenize` words, found only as far as someone asks: a match's hits are
+    mostly in the title and lead, and a long text's later words need no offsets then."""
+
+    def __init__(self, text: str, own: frozenset[str] = NO_LETTERS):
+        self._rest = iter_tokens(text, own)
+        self._found: list[tuple[str, int, int]] = []
+
+    def __getitem__(self, index: int) -> tuple[str, int, int]:
+        found = self._found
+        while len(found) <= index:
+            word = next(self._rest, None)
+            if word is None:
+                raise IndexError(index)
+            found.append(word)
+        return found[index]
+
+
+def folded_words(text: str, own: frozenset[str] = NO_LETTERS) -> list[str]:
     """The normalised words of :func:`tokenize`, without their offsets (several times faster)."""
     if text.isascii():
         return _ASCII_WORD_RE.findall(text.lower())
-    return [norm for norm in map(_fold, _word_re(text).findall(text)) if norm]
+    return [norm for norm in (_fold(word, own) for word in _word_re(text).findall(text)) if norm]
 
 
 def _word_re(text: str) -> re.Pattern[str]:
@@ -191,9 +224,22 @@ def _word_re(text: str) -> re.Pattern[str]:
     return _WORD_RE if _CJK_RE.search(text) else _PLAIN_WORD_RE
 
 
-def _fold(word: str) -> str:
+def _fold(word: str, own: frozenset[str] = NO_LETTERS) -> str:
     # Most words of a text with one curly quote are still ASCII letters and digits: folded but for case.
-    return word.lower() if word.isascii() else normalize_word(word)
+    return word.lower() if word.isascii() else normalize_word(word, own)
+
+
+def spellings(word: str) -> tuple[str, ...]:
+    """The forms other than the fully folded one that ``word`` takes in stories of some language.
+
+    ``malmö`` is *malmo* in an English story and *malmö* in a Swedish one: a
+    query word with such a letter matches both. ``gatt`` has no other form, so
+    it never matches a Swedish *gått*.
+    """
+    if word.isascii():
+        return ()
+    folded = normalize_word(word)
+    return tuple(sorted({normalize_word(word, own) for own in letter_sets()} - {folded, ""}))
 
 
 def split_cjk(query: str) -> tuple[str, list[str]]:
@@ -223,13 +269,20 @@ class Node:
 
 @dataclass(frozen=True)
 class Term(Node):
-    """A word, prefix or phrase: ``words`` is a tuple of ``(folded word, is_prefix)``."""
+    """A word, prefix or phrase: ``words`` is a tuple of ``(folded word, is_prefix)``;
+    ``forms[i]`` are the other spellings word ``i`` takes in stories of some
+    language (:func:`spellings`), empty for most words."""
 
     words: tuple[tuple[str, bool], ...]
     label: str
     pos: int = 0
     field: str | None = None
     weight: float = 1.0
+    forms: tuple[tuple[str, ...], ...] = ()
+
+    def spelled(self, k: int) -> tuple[str, ...]:
+        """Word ``k`` as folded and as spelled in stories of some language."""
+        return (self.words[k][0], *self.forms[k]) if self.forms else (self.words[k][0],)
 
 
 @dataclass(frozen=True)
@@ -479,17 +532,19 @@ def _make_term(tok: _Tok, query: str) -> Term:
     if value.strip() == "*" or (tok.kind == "WORD" and value == "*"):
         raise QuerySyntaxError("a bare * matches everything; put it after a word, e.g. abduct*", tok.pos, query)
     words: list[tuple[str, bool]] = []
+    forms: list[tuple[str, ...]] = []
     for m in re.finditer(f"(?:{_WORD_RE.pattern})" + r"(\*)?|\*", value):
         if m.group() == "*":
             raise QuerySyntaxError("* must follow a word", tok.pos, query)
         norm = normalize_word(m.group().rstrip("*"))
         if norm:
             words.append((norm, m.group(1) is not None))
+            forms.append(spellings(m.group().rstrip("*")))
     if not words:
         what = "phrase" if tok.kind == "PHRASE" else "term"
         raise QuerySyntaxError(f"{what} {value!r} has no letters or digits", tok.pos, query)
     label = " ".join(value.casefold().split())
-    return Term(tuple(words), label, tok.pos, tok.field, tok.weight)
+    return Term(tuple(words), label, tok.pos, tok.field, tok.weight, tuple(forms) if any(forms) else ())
 
 
 def parse_query(text: str) -> Node:
@@ -556,7 +611,12 @@ _Occ = tuple[str, int, int, tuple[Term, ...]]
 
 @dataclass
 class _Occurrences:
-    """Where each (word, is_prefix) atom occurred, per field, as sets of word indexes."""
+    """Where each (spelling, is_prefix) atom occurred, per field, as sets of word indexes.
+
+    Atoms are keyed by the spelling seen, not by the folded word: ``gått`` in a
+    Swedish story is an occurrence for a query word spelled ``gått``, never for
+    one spelled ``gatt`` in another watchlist.
+    """
 
     atoms: Mapping[tuple[str, bool], Mapping[str, set[int]]]
     # Keyed by identity: terms live as long as their compiled query, and
@@ -569,18 +629,28 @@ class _Occurrences:
             found = self.cache[id(term)] = self._find(term)
         return found
 
+    def _at(self, term: Term, k: int) -> Mapping[str, set[int]]:
+        """Where word ``k`` of ``term`` occurred, per field, in any of its own spellings."""
+        is_prefix = term.words[k][1]
+        if not term.forms or not term.forms[k]:
+            return self.atoms.get((term.words[k][0], is_prefix), {})
+        merged: dict[str, set[int]] = defaultdict(set)
+        for form in term.spelled(k):
+            for fld, where in self.atoms.get((form, is_prefix), {}).items():
+                merged[fld] |= where
+        return merged
+
     def _find(self, term: Term) -> list[_Occ]:
-        first, *rest = term.words
         found: list[_Occ] = []
-        for fld, starts in self.atoms.get(first, {}).items():
+        for fld, starts in self._at(term, 0).items():
             if term.field not in (None, fld):
                 continue
             # Narrow the candidate starts word by word, walking the smaller
             # set each time: a phrase whose later word is rare costs little
             # however often its first word occurs.
             positions = set(starts)
-            for k, word in enumerate(rest, 1):
-                following = self.atoms.get(word, {}).get(fld)
+            for k in range(1, len(term.words)):
+                following = self._at(term, k).get(fld)
                 if not following:
                     positions = set()
                 elif len(following) < len(positions):
@@ -699,25 +769,30 @@ class KeywordMatcher:
         self.queries: dict[str, _Compiled] = {}
         for name, text in queries.items():
             self.queries[name] = _Compiled(name, parse_query(text), overrides.get(name, title_weight))
+        # Keyed by spelling: every form a query word takes in some language is an atom of its own.
         self._by_atom: dict[tuple[str, bool], set[str]] = defaultdict(set)
         for name, compiled in self.queries.items():
             for term in terms_of(compiled.node):
-                for atom in term.words:
-                    self._by_atom[atom].add(name)
+                for k, (_, is_prefix) in enumerate(term.words):
+                    for form in term.spelled(k):
+                        self._by_atom[(form, is_prefix)].add(name)
         self._automaton = _build_automaton(self._by_atom)
 
     def match(self, title: str, text: str, min_scores: Mapping[str, float] | None = None,
-              ) -> dict[str, tuple[float, Evidence]]:
+              language: str | None = None) -> dict[str, tuple[float, Evidence]]:
         """Match one story against every query.
 
         :param min_scores: query name -> the least score worth reporting (a
             watchlist's threshold); a query scoring less is left out, and its
             evidence is never built.
+        :param language: the story's language, if known: its own letters are
+            not folded (:mod:`monitor.letters`).
         :returns: for each query that matched, ``(score, evidence)``; queries that
             did not match are absent. Hit offsets index the ``title``/``text`` given.
         """
         title, text = title or "", text or ""
-        words = {"title": folded_words(title), "text": folded_words(text)}
+        own = own_letters(language)
+        words = {"title": folded_words(title, own), "text": folded_words(text, own)}
         atoms = self._scan(words)
         if not atoms:
             return {}
@@ -733,7 +808,7 @@ class KeywordMatcher:
             def place_weight(fld: str, index: float) -> float:
                 return self._place_weight(fld, at_word[int(index)] if fld == "text" else index)
 
-        spans: dict[str, list[tuple[str, int, int]]] = {}  # word offsets: only once a query has matched
+        spans: dict[str, _Tokens] = {}  # word offsets: only once a query has matched, only as far as needed
         results = {}
         for name in sorted(candidates):
             compiled = self.queries[name]
@@ -741,7 +816,7 @@ class KeywordMatcher:
             if not support:
                 continue
             if not spans:
-                spans.update(title=tokenize(title), text=tokenize(text))
+                spans.update(title=_Tokens(title, own), text=_Tokens(text, own))
             hits = _hits(support, spans, place_weight)
             score = _score(hits, compiled.title_weight)
             if long_text and _is_aside(support):
@@ -815,7 +890,7 @@ class _ScoredHit:
 
 def _hits(
     support: list[_Occ],
-    spans: Mapping[str, list[tuple[str, int, int]]],
+    spans: Mapping[str, _Tokens],
     place_weight: Callable[[str, int], float],
 ) -> list[_ScoredHit]:
     """Turn supporting occurrences into character-offset hits, one per term and place."""
@@ -833,10 +908,10 @@ def _hits(
     return sorted(seen.values(), key=lambda h: (FIELDS.index(h.hit.field), h.hit.start, h.hit.end))
 
 
-def _term_at(term: Term, words: list[tuple[str, int, int]], i: int) -> bool:
-    for k, (want, is_prefix) in enumerate(term.words):
+def _term_at(term: Term, words: _Tokens, i: int) -> bool:
+    for k, (_, is_prefix) in enumerate(term.words):
         got = words[i + k][0]
-        if not (got.startswith(want) if is_prefix else got == want):
+        if not any(got.startswith(want) if is_prefix else got == want for want in term.spelled(k)):
             return False
     return True
 

@@ -107,13 +107,18 @@ def candidates(node: Node) -> Candidates:
             substrings.append(tuple(_cjk_runs(term)))
             continue
         words = []
-        for word, is_prefix in term.words:
-            if is_prefix and len(word) > FTS_PREFIX_LETTERS:
-                words.append(f'("{word[:FTS_PREFIX_LETTERS]}"* OR "{word}")')
-            else:
-                words.append(f'"{word}"' + ("*" if is_prefix else ""))
+        for k, (_, is_prefix) in enumerate(term.words):
+            # Every spelling the word takes (växer, vaxer): an index that does not fold accents has only one.
+            forms = [_fts_word(form, is_prefix) for form in term.spelled(k)]
+            words.append(forms[0] if len(forms) == 1 else "(" + " OR ".join(forms) + ")")
         alternatives.append("(" + " AND ".join(words) + ")")
     return Candidates(" OR ".join(dict.fromkeys(alternatives)) or None, tuple(dict.fromkeys(substrings)))
+
+
+def _fts_word(word: str, is_prefix: bool) -> str:
+    if is_prefix and len(word) > FTS_PREFIX_LETTERS:
+        return f'("{word[:FTS_PREFIX_LETTERS]}"* OR "{word}")'
+    return f'"{word}"' + ("*" if is_prefix else "")
 
 
 def _cjk_runs(term: Term) -> list[str]:
@@ -150,7 +155,7 @@ def search(store: Store, query: str, limit: int, threshold: float = 0.0,
     found, read = [], 0
     for row in rows:
         read += 1
-        result = matcher.match(row["title"] or "", row["text"] or "").get(_QUERY)
+        result = matcher.match(row["title"] or "", row["text"] or "", language=row.get("language")).get(_QUERY)
         if result is None or result[0] < threshold:
             continue
         score, evidence = result

@@ -36,6 +36,9 @@ _REDACTED_COLUMNS = (("sources", "name", ("url", "effective_url", "last_error", 
 # The tables plugins keep their per-watchlist models in (see Storage.models).
 MODEL_TABLES = {"learned": "learned_models", "semantic": "semantic_models"}
 
+# Rows per multi-row INSERT: 6 parameters each stays far below SQLite's limit of 32,766.
+_ROWS_PER_STATEMENT = 500
+
 STORY_COLUMNS = ("id", "source", "guid", "url", "title", "text", "summary", "published_at", "fetched_at",
                  "first_seen_at", "updated_at", "author", "language", "content_hash", "cluster_id")
 
@@ -133,11 +136,11 @@ class SQLStore(Storage):
                     [source.name, self.stored_url(source), source.kind, int(source.enabled), now],
                 )
 
-    def fetch_state(self, source: Source) -> FetchState:
-        rows = self.query("SELECT * FROM sources WHERE name = ?", [source.name])
-        if not rows:
+    def fetch_state(self, source: Source, row: dict[str, Any] | None = None) -> FetchState:
+        if row is None:
+            row = self.source_row(source.name)
+        if row is None:
             return FetchState()
-        row = rows[0]
         if row["url"] != self.stored_url(source):
             # The configured URL changed: the validators belong to the old one.
             return FetchState(first_poll=row["first_polled_at"] is None)
@@ -152,8 +155,12 @@ class SQLStore(Storage):
             interval=row["poll_interval"],
         )
 
-    def record_outcome(self, db: Transaction, source: Source, outcome: SourceOutcome) -> None:
-        """Update a source's row; call inside :meth:`write`."""
+    def record_outcome(self, db: Transaction, source: Source, outcome: SourceOutcome, *,
+                       count_stories: bool = False) -> None:
+        """Update a source's row in one statement; call inside :meth:`write`.
+
+        :param count_stories: also recount the source's stored stories (after a poll stored new ones).
+        """
         now = to_iso(utcnow())
         ok = outcome.status in ("ok", "not_modified")
         fields: dict[str, Any] = {
@@ -169,6 +176,8 @@ class SQLStore(Storage):
             fields["effective_url"] = self.secrets.redact(outcome.url)
         if outcome.interval:
             fields["poll_interval"] = outcome.interval
+        # (column, SQL expression, its parameters) beside the plain assignments above.
+        computed: list[tuple[str, str, list[Any]]] = []
         if ok:
             if outcome.status == "ok":  # a 304 says nothing new about the feed's damage
                 fields["last_note"] = self.secrets.redact(outcome.note) if outcome.note else None
@@ -176,14 +185,14 @@ class SQLStore(Storage):
                 etag=outcome.etag, last_modified=outcome.last_modified, body_hash=outcome.body_hash,
                 last_success_at=now, error_count=0,
             )
-            db.execute(
-                "UPDATE sources SET first_polled_at = coalesce(first_polled_at, ?) WHERE name = ?",
-                [now, source.name],
-            )
+            computed.append(("first_polled_at", "coalesce(first_polled_at, ?)", [now]))
         else:
-            db.execute("UPDATE sources SET error_count = error_count + 1 WHERE name = ?", [source.name])
-        sets = ", ".join(f"{k} = ?" for k in fields)
-        db.execute(f"UPDATE sources SET {sets} WHERE name = ?", [*fields.values(), source.name])
+            computed.append(("error_count", "coalesce(error_count, 0) + 1", []))
+        if count_stories:
+            computed.append(("stories_count", "(SELECT count(*) FROM stories WHERE source = ?)", [source.name]))
+        sets = [f"{k} = ?" for k in fields] + [f"{column} = {expression}" for column, expression, _ in computed]
+        params = [*fields.values(), *(p for _, _, ps in computed for p in ps)]
+        db.execute(f"UPDATE sources SET {', '.join(sets)} WHERE name = ?", [*params, source.name])
 
     def record_poll(self, source: Source, outcome: SourceOutcome) -> None:
         with self.write() as db:
@@ -264,9 +273,9 @@ class SQLStore(Storage):
                 f"SELECT id, source, ? FROM stories WHERE id IN ({doomed}) ON CONFLICT DO NOTHING", [now, *params],
             )
             if matched_older_than:
-                db.execute(
-                    f"DELETE FROM outbox WHERE match_id IN (SELECT id FROM matches WHERE story_id IN ({doomed}))", params
-                )
+                for table in ("outbox", "cluster_alerts"):
+                    db.execute(f"DELETE FROM {table} WHERE match_id IN (SELECT id FROM matches WHERE story_id IN "
+                               f"({doomed}))", params)
                 db.execute(f"DELETE FROM matches WHERE story_id IN ({doomed})", params)
             deleted = db.execute(f"DELETE FROM stories WHERE id IN ({doomed})", params).rowcount
             if deleted:
@@ -307,13 +316,19 @@ class SQLStore(Storage):
         watchlists: dict[str, Watchlist],
         alert: bool = True,
         quiet: Collection[str] = (),
+        clusters: Callable[[Sequence[Story]], list[Story]] | None = None,
     ) -> SavedUpdate:
-        """Write one poll's results in one transaction.
+        """Write one poll's results in one transaction, a statement per table.
 
         Matches already stored for a story and watchlist are kept as they are
         and alert nobody again; each new match gets one outbox row per channel
         of its watchlist (unless ``alert`` is false, or its story id is in
-        ``quiet``: stored, but too old to alert on).
+        ``quiet``: stored, but too old to alert on), and one per cluster:
+        see :meth:`_insert_matches`.
+
+        :param clusters: gives the new stories their clusters inside this
+            transaction, after :meth:`_serialise_clusters` (a store shared by
+            several processes: :class:`monitor.cluster_stage.StoryClusters`).
         """
         now = to_iso(utcnow())
         with self.write() as db:
@@ -325,6 +340,9 @@ class SQLStore(Storage):
             if stored:
                 changed = [*changed, *(s for s in new if s.id in stored and stored[s.id] != s.content_hash)]
                 new = [s for s in new if s.id not in stored]
+            if clusters is not None and new:
+                self._serialise_clusters(db)
+                new = clusters(new)
             if new:
                 marks = ", ".join("?" * len(STORY_COLUMNS))
                 db.executemany(
@@ -336,63 +354,73 @@ class SQLStore(Storage):
                 del row["id"], row["first_seen_at"], row["cluster_id"]  # a changed story keeps its cluster
                 db.execute(f"UPDATE stories SET {', '.join(f'{k} = ?' for k in row)} WHERE id = ?",
                            [*row.values(), story.id])
-            new_ids, queued = self._insert_matches(db, matches, watchlists, now, alert=alert, quiet=quiet)
-            self.record_outcome(db, source, outcome)
-            if new:
-                db.execute(
-                    "UPDATE sources SET stories_count = (SELECT count(*) FROM stories WHERE source = ?) WHERE name = ?",
-                    [source.name, source.name],
-                )
+            known = {story.id: story.cluster or story.id for story in new}
+            new_ids, queued = self._insert_matches(db, matches, watchlists, now, alert=alert, quiet=quiet,
+                                                   clusters=known)
+            self.record_outcome(db, source, outcome, count_stories=bool(new))
         self._forget_deferred(recorded)
         return SavedUpdate(len(new), len(changed), len(new_ids), queued, tuple(new_ids))
 
+    def _serialise_clusters(self, db: Transaction) -> None:
+        """Inside a write: wait until no other process is assigning clusters, until this transaction ends.
+
+        Nothing to do for a store one process writes (SQLite): its writes are serialised already.
+        """
+
     def _insert_matches(
         self, db: Transaction, matches: Sequence[Match], watchlists: dict[str, Watchlist], now: str, *,
-        alert: bool, quiet: Collection[str] = (),
+        alert: bool, quiet: Collection[str] = (), clusters: dict[str, str] | None = None,
     ) -> tuple[list[int], int]:
         """Store new matches and queue their alerts; call inside :meth:`write`. Returns (new match ids, rows queued).
 
-        One alert per cluster, watchlist and channel: a match whose story's
-        cluster has already queued an alert for that watchlist on a channel
-        queues nothing there (the first alert lists it as "also reported by").
+        One alert per cluster, watchlist and channel: the first match to claim
+        ``(cluster, watchlist, channel)`` in ``cluster_alerts`` queues the
+        alert; a later match of the cluster queues nothing there (the first
+        alert lists it as "also reported by"). The claim is a primary key, so
+        it cannot be raced: of two processes claiming at once, the second waits
+        for the first's commit and then finds the row.
+
+        :param clusters: ``{story id: cluster id}`` known already (this poll's new stories); the others are read.
         """
         new_ids: list[int] = []
-        queued = 0
-        for match in matches:
-            row = db.execute(
-                "INSERT INTO matches (story_id, watchlist, score, classifier, evidence, matched_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(story_id, watchlist) DO NOTHING RETURNING id",
-                [match.story_id, match.watchlist, match.score, match.classifier,
-                 json.dumps(match.evidence.to_dict(), ensure_ascii=False), now],
-            ).fetchone()
-            if row is None:
-                continue
-            match_id = row[0]
-            new_ids.append(match_id)
-            if alert and match.story_id not in quiet:
-                alerted = self._cluster_alerted_channels(db, match.story_id, match.watchlist)
-                for channel in watchlists[match.watchlist].channels:
-                    if channel in alerted:
-                        continue
-                    db.execute(
-                        "INSERT INTO outbox (match_id, channel, status, attempts, next_attempt_at, created_at, updated_at) "
-                        "VALUES (?, ?, 'pending', 0, ?, ?, ?) ON CONFLICT(match_id, channel) DO NOTHING",
-                        [match_id, channel, now, now, now],
-                    )
-                    queued += 1
-        return new_ids, queued
-
-    def _cluster_alerted_channels(self, db: Transaction, story_id: str, watchlist: str) -> set[str]:
-        """Channels on which another story of ``story_id``'s cluster already has an alert for ``watchlist``."""
-        join = self.ORDERED_JOIN
-        rows = db.execute(
-            # The join order is fixed: cluster -> its stories -> their matches, never all matches of a watchlist.
-            f"WITH {_CLUSTER_OF} SELECT DISTINCT o.channel FROM c {join} stories other ON {_IN_CLUSTER} "
-            f"{join} matches m ON m.story_id = other.id AND m.watchlist = ? "
-            "JOIN outbox o ON o.match_id = m.id WHERE other.id != ?",
-            [story_id, watchlist, story_id],
-        ).fetchall()
-        return {r[0] for r in rows}
+        if not matches:
+            return new_ids, 0
+        inserted: list[Sequence[Any]] = []
+        for chunk in _chunks(matches, _ROWS_PER_STATEMENT):
+            inserted += db.execute(
+                "INSERT INTO matches (story_id, watchlist, score, classifier, evidence, matched_at) VALUES "
+                + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
+                + " ON CONFLICT(story_id, watchlist) DO NOTHING RETURNING id, story_id, watchlist",
+                [v for m in chunk for v in (m.story_id, m.watchlist, m.score, m.classifier,
+                                            json.dumps(m.evidence.to_dict(), ensure_ascii=False), now)],
+            ).fetchall()
+        inserted.sort(key=lambda r: r[0])  # RETURNING's order is not promised: the first stored alerts
+        new_ids = [r[0] for r in inserted]
+        wanted = [(r[0], r[1], r[2]) for r in inserted if alert and r[1] not in quiet]
+        if not wanted:
+            return new_ids, 0
+        cluster_of = dict(clusters or {})
+        unknown = sorted({story for _, story, _ in wanted if story not in cluster_of})
+        for chunk in _chunks(unknown, 500):
+            for row in db.execute(f"SELECT id, coalesce(cluster_id, id) FROM stories WHERE id IN "
+                                  f"({','.join('?' * len(chunk))})", chunk).fetchall():
+                cluster_of[row[0]] = row[1]
+        claims = [(cluster_of.get(story, story), watchlist, channel, match_id)
+                  for match_id, story, watchlist in wanted for channel in watchlists[watchlist].channels]
+        won: list[tuple[int, str]] = []
+        for chunk in _chunks(claims, _ROWS_PER_STATEMENT):
+            won += [(r[0], r[1]) for r in db.execute(
+                "INSERT INTO cluster_alerts (cluster_id, watchlist, channel, match_id) VALUES "
+                + ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+                + " ON CONFLICT DO NOTHING RETURNING match_id, channel",
+                [v for claim in chunk for v in claim]).fetchall()]
+        for chunk in _chunks(sorted(won), _ROWS_PER_STATEMENT):
+            db.execute(
+                "INSERT INTO outbox (match_id, channel, status, attempts, next_attempt_at, created_at, updated_at) "
+                "VALUES " + ", ".join(["(?, ?, 'pending', 0, ?, ?, ?)"] * len(chunk))
+                + " ON CONFLICT(match_id, channel) DO NOTHING",
+                [v for match_id, channel in chunk for v in (match_id, channel, now, now, now)])
+        return new_ids, len(won)
 
     def save_matches(self, matches: Sequence[Match], watchlists: dict[str, Watchlist], *, alert: bool) -> SavedUpdate:
         now = to_iso(utcnow())
@@ -514,7 +542,7 @@ class SQLStore(Storage):
         last = 0
         while True:
             rows = self._search_rows(
-                "SELECT s.rowid AS rowid, s.id, s.title, s.text, s.url, s.source, s.published_at, s.first_seen_at "
+                "SELECT s.rowid AS rowid, s.id, s.title, s.text, s.url, s.source, s.published_at, s.first_seen_at, s.language "
                 f"FROM stories s WHERE ({' OR '.join(found)}) AND s.rowid > ? ORDER BY s.rowid LIMIT ?",
                 [*params, last, batch], fts_query or "",
             )
@@ -610,18 +638,30 @@ class SQLStore(Storage):
             "WHERE o.channel = ? AND o.status = 'pending' AND o.next_attempt_at <= ? ORDER BY o.id LIMIT ?",
             [channel, now, limit])
 
-    def reschedule_future_alerts(self, now: str, latest: str, written_after: str) -> int:
-        """Bring pending rows scheduled after ``latest`` (or written after ``written_after``, by a clock
-        that was ahead) back to ``latest`` (or ``now``); returns how many. Reads first: usually writes nothing."""
+    def reschedule_future_alerts(self, now: str, latest: str, written_after: str, channel: str | None = None) -> int:
+        """Bring pending rows (of ``channel``, else all) scheduled after ``latest`` (or written after
+        ``written_after``, by a clock that was ahead) back to ``latest`` (or ``now``); returns how many.
+        Reads first: usually writes nothing."""
         where = "status = 'pending' AND (next_attempt_at > ? OR updated_at > ?)"
-        if not self.query(f"SELECT 1 AS x FROM outbox WHERE {where} LIMIT 1", [latest, written_after]):
+        params: list[Any] = [latest, written_after]
+        if channel is not None:
+            where += " AND channel = ?"
+            params.append(channel)
+        if not self.query(f"SELECT 1 AS x FROM outbox WHERE {where} LIMIT 1", params):
             return 0
         with self.write() as db:
             return db.execute(
                 f"UPDATE outbox SET next_attempt_at = CASE WHEN updated_at > ? THEN ? ELSE ? END, updated_at = ? "
                 f"WHERE {where}",
-                [written_after, now, latest, now, latest, written_after],
+                [written_after, now, latest, now, *params],
             ).rowcount
+
+    def channels_to_dispatch(self, now: str) -> list[str]:
+        """Channels with pending rows due at ``now`` or rows left ``sending``, by name: what a
+        dispatcher per channel looks at (a ``sending`` row may have been left by a sender that died)."""
+        return [r["channel"] for r in self.query(
+            "SELECT DISTINCT channel FROM outbox WHERE (status = 'pending' AND next_attempt_at <= ?) "
+            "OR status = 'sending' ORDER BY channel", [now])]
 
     def channel_state(self, channel: str) -> dict[str, Any] | None:
         """A digest channel's timetable (``digest_spec``, ``next_digest_at``), or ``None``."""
@@ -669,14 +709,16 @@ class SQLStore(Storage):
                     claimed.append(alert_id)
         return claimed
 
-    def requeue_interrupted(self, now: str, note: str) -> int:
-        """Put rows left ``sending`` back in the queue with ``note`` as their error; returns how many."""
-        if not self.query("SELECT 1 AS x FROM outbox WHERE status = 'sending' LIMIT 1"):
+    def requeue_interrupted(self, now: str, note: str, channel: str | None = None) -> int:
+        """Put rows (of ``channel``, else all) left ``sending`` back in the queue with ``note`` as
+        their error; returns how many."""
+        where, params = _where(("status = ?", "sending"), ("channel = ?", channel))
+        if not self.query(f"SELECT 1 AS x FROM outbox {where} LIMIT 1", params):
             return 0
         with self.write() as db:
             return db.execute(
-                "UPDATE outbox SET status = 'pending', next_attempt_at = ?, updated_at = ?, last_error = ? "
-                "WHERE status = 'sending'", [now, now, note]).rowcount
+                f"UPDATE outbox SET status = 'pending', next_attempt_at = ?, updated_at = ?, last_error = ? {where}",
+                [now, now, note, *params]).rowcount
 
     # -- feedback and models --------------------------------------------------------
 
@@ -718,32 +760,28 @@ class SQLStore(Storage):
             )
         return self.feedback(watchlist, story_id=story.id)[0]
 
-    def feedback(self, watchlist: str | None = None, *, story_id: str | None = None) -> list[Feedback]:
-        """Stored verdicts, oldest first; only ``watchlist``'s (and ``story_id``'s) when given."""
-        clauses, params = [], []
-        if watchlist is not None:
-            clauses.append("watchlist = ?")
-            params.append(watchlist)
-        if story_id is not None:
-            clauses.append("story_id = ?")
-            params.append(story_id)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        rows = self.query(f"SELECT * FROM feedback {where} ORDER BY id", params)
+    def feedback(self, watchlist: str | None = None, *, story_id: str | None = None, limit: int | None = None,
+                 newest_first: bool = False, with_text: bool = True) -> list[Feedback]:
+        """Stored verdicts, oldest first (or newest first); only ``watchlist``'s (and ``story_id``'s) when given.
+
+        :param with_text: read each story's text (training does; a listing does not need it).
+        """
+        where, params = _where(("watchlist = ?", watchlist), ("story_id = ?", story_id))
+        order = "ORDER BY created_at DESC, id DESC" if newest_first else "ORDER BY id"
+        if limit is not None:
+            order, params = order + " LIMIT ?", [*params, limit]
+        columns = "*" if with_text else "id, story_id, watchlist, verdict, match_id, title, created_at, note, origin"
+        rows = self.query(f"SELECT {columns} FROM feedback {where} {order}", params)
         return [Feedback(id=r["id"], story_id=r["story_id"], watchlist=r["watchlist"], verdict=r["verdict"],
-                         match_id=r["match_id"], title=r["title"] or "", text=r["text"] or "",
+                         match_id=r["match_id"], title=r["title"] or "", text=r.get("text") or "",
                          created_at=from_iso(r["created_at"]), note=r.get("note") or "",
                          origin=r.get("origin") or "") for r in rows]
 
     def feedback_rows(self, *, story_id: str | None = None, watchlist: str | None = None,
                       limit: int = 50) -> list[dict[str, Any]]:
-        """Stored verdicts with their story's title, newest first."""
-        where, params = _where(("f.story_id = ?", story_id), ("f.watchlist = ?", watchlist))
-        return self.query(
-            "SELECT f.id, f.story_id, f.watchlist, f.verdict, f.note, f.origin, f.created_at, s.title "
-            f"FROM feedback f LEFT JOIN stories s ON s.id = f.story_id {where} "
-            "ORDER BY f.created_at DESC, f.id DESC LIMIT ?",
-            [*params, limit],
-        )
+        """Stored verdicts newest first, as the web UI and API list them: :meth:`feedback` without the story's text."""
+        return [verdict.listing() for verdict in self.feedback(watchlist, story_id=story_id, limit=limit,
+                                                               newest_first=True, with_text=False)]
 
     def story_feedback(self, story_id: str) -> dict[str, dict[str, Any]]:
         """The verdicts on one story, by watchlist."""
@@ -813,6 +851,12 @@ def _story_values(story: Story, now: str | None) -> list[Any]:
     return [story.id, story.source, story.guid, story.url, story.title, story.text, story.summary,
             to_iso(story.published), to_iso(story.fetched), now, now, story.author, story.language,
             story.content_hash, story.cluster]
+
+
+def _chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """``rows`` in slices of at most ``size``."""
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
 
 
 def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:

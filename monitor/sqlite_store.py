@@ -19,7 +19,7 @@ from sqlite_utils import Database
 
 from .errors import DatabaseDamagedError, DatabaseFullError, DatabaseReadOnlyError, SchemaTooNewError, StorageError
 from .migrations import apply as apply_migrations
-from .migrations import is_newer_than_known
+from .migrations import is_newer_than_known, migrations
 from .query import split_cjk
 from .secrets import Secrets
 from .sql_store import SQLStore, cjk_snippet
@@ -133,6 +133,11 @@ class SQLiteStore(SQLStore):
 
     def _fts_clause(self, fts_query: str) -> tuple[str, list[Any]]:
         return "s.rowid IN (SELECT rowid FROM stories_fts WHERE stories_fts MATCH ?)", [fts_query]
+
+    def pending_migrations(self) -> list[str]:
+        """The migrations this program knows that the database has not had (read only)."""
+        with self._lock:
+            return [m.name for m in migrations.pending(self.db)]
 
     def close(self) -> None:
         """Close the connections (checkpointing the WAL)."""

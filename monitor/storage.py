@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -151,8 +151,8 @@ class Storage(ABC):
         """Make sure every configured source has a row; keep existing fetch state."""
 
     @abstractmethod
-    def fetch_state(self, source: Source) -> FetchState:
-        """What the previous poll of ``source`` left behind."""
+    def fetch_state(self, source: Source, row: dict[str, Any] | None = None) -> FetchState:
+        """What the previous poll of ``source`` left behind (read from ``row``, its :meth:`source_row`, when given)."""
 
     @abstractmethod
     def record_poll(self, source: Source, outcome: SourceOutcome) -> None:
@@ -183,8 +183,13 @@ class Storage(ABC):
     @abstractmethod
     def save_update(self, source: Source, outcome: SourceOutcome, new: Sequence[Story], changed: Sequence[Story],
                     matches: Sequence[Match], watchlists: dict[str, Watchlist], alert: bool = True,
-                    quiet: Collection[str] = ()) -> SavedUpdate:
-        """Write one poll's results (stories, matches, outbox rows, fetch state) in one transaction."""
+                    quiet: Collection[str] = (),
+                    clusters: Callable[[Sequence[Story]], list[Story]] | None = None) -> SavedUpdate:
+        """Write one poll's results (stories, matches, outbox rows, fetch state) in one transaction.
+
+        :param clusters: when given, called inside the transaction with the new
+            stories, once no other process assigns clusters, to give them their clusters.
+        """
 
     @abstractmethod
     def save_matches(self, matches: Sequence[Match], watchlists: dict[str, Watchlist], *, alert: bool) -> SavedUpdate:
@@ -210,6 +215,10 @@ class Storage(ABC):
     @abstractmethod
     def prune(self, older_than: datetime, matched_older_than: datetime | None = None) -> int:
         """Delete old stories, leaving tombstones; returns how many."""
+
+    @abstractmethod
+    def pending_migrations(self) -> list[str]:
+        """The migrations this program knows that the database has not had (read only)."""
 
     @abstractmethod
     def reclaim_space(self) -> int | None:
@@ -247,8 +256,8 @@ class Storage(ABC):
         """Set ``fields`` on outbox rows (sent, retrying, failed, deferred)."""
 
     @abstractmethod
-    def requeue_interrupted(self, now: str, note: str) -> int:
-        """Put rows left ``sending`` by a process that died back in the queue."""
+    def requeue_interrupted(self, now: str, note: str, channel: str | None = None) -> int:
+        """Put rows (of ``channel``, else all) left ``sending`` by a process that died back in the queue."""
 
     @abstractmethod
     def requeue_failed(self, channel: str | None = None, alert_id: int | None = None) -> int:
@@ -274,8 +283,10 @@ class Storage(ABC):
         """Record a verdict on a match or a missed story."""
 
     @abstractmethod
-    def feedback(self, watchlist: str | None = None, *, story_id: str | None = None) -> list[Feedback]:
-        """Stored verdicts, oldest first."""
+    def feedback(self, watchlist: str | None = None, *, story_id: str | None = None, limit: int | None = None,
+                 newest_first: bool = False, with_text: bool = True) -> list[Feedback]:
+        """Stored verdicts, oldest first (or newest first), at most ``limit``; ``with_text=False`` leaves the
+        stories' texts unread."""
 
     # -- plugins' data: one row per watchlist and kind -------------------------
 

@@ -149,10 +149,14 @@ class FeedServer:
         self.httpd.server_close()
 
 
-def rss(items: list[dict[str, str]], title: str = "Test feed") -> bytes:
-    """RSS 2.0 bytes; each item may have title, link, guid, description, pubDate."""
+def rss(items: list[dict[str, str]], title: str = "Test feed", language: str | None = None) -> bytes:
+    """RSS 2.0 bytes; each item may have title, link, guid, description, pubDate.
+
+    :param language: the channel's ``<language>``, e.g. ``sv``.
+    """
     parts = [f'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel><title>{escape(title)}</title>'
-             "<link>http://127.0.0.1/</link><description>test</description>"]
+             "<link>http://127.0.0.1/</link><description>test</description>"
+             + (f"<language>{escape(language)}</language>" if language else "")]
     for item in items:
         parts.append("<item>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in item.items()) + "</item>")
     parts.append("</channel></rss>")

@@ -39,7 +39,7 @@ class KeywordClassifier:
         # Matches under a watchlist's threshold are dropped by the core: not building their evidence saves its cost.
         thresholds = {w.name: w.threshold for w in watchlists}
         for story in stories:
-            for name, (score, evidence) in matcher.match(story.title, story.text, thresholds).items():
+            for name, (score, evidence) in matcher.match(story.title, story.text, thresholds, story.language).items():
                 yield Match(story_id=story.id, watchlist=name, score=score, classifier=NAME, evidence=evidence)
 
     def validate(self, watchlists: Sequence[Watchlist]) -> list[ConfigError]:

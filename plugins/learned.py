@@ -194,7 +194,8 @@ class LearnedClassifier:
         # Hashed n-grams are the same for every model that reads the same kind of them, and
         # one matcher scans a story for every model's query: each is done once per batch.
         shared: dict[bool, Any] = {}  # reads character n-grams -> the batch's log counts
-        queries = self._query_scores({name: loaded.model.query for name, loaded in models.items()}, docs)
+        queries = self._query_scores({name: loaded.model.query for name, loaded in models.items()}, docs,
+                                     [story.language for story in stories])
         for name, loaded in models.items():
             model = loaded.model
             chars = model.featurizer.chars
@@ -208,7 +209,7 @@ class LearnedClassifier:
                     yield Match(story_id=story.id, watchlist=name, score=round(score, 4), classifier=NAME,
                                 evidence=_evidence(model, loaded.origin, story, probability, query))
 
-    def _query_scores(self, queries: dict[str, str], docs: Sequence[tuple[str, str]]
+    def _query_scores(self, queries: dict[str, str], docs: Sequence[tuple[str, str]], languages: Sequence[str | None]
                       ) -> dict[str, list[tuple[float, Any]]]:
         """Each model's query score and evidence per story ((0, None) where it did not hit)."""
         key = tuple(sorted((name, query) for name, query in queries.items() if query))
@@ -218,8 +219,9 @@ class LearnedClassifier:
                 self._matcher_key = key
             matcher = self._matcher
         out: dict[str, list[tuple[float, Any]]] = {name: [] for name in queries}
-        for title, text in docs:
-            found = matcher.match(title, text) if matcher is not None else {}
+        for (title, text), language in zip(docs, languages):
+            # The same words as the keyword classifier sees: a story's own letters stay unfolded.
+            found = matcher.match(title, text, language=language) if matcher is not None else {}
             for name, scores in out.items():
                 scores.append(found.get(name) or (0.0, None))
         return out

@@ -12,6 +12,11 @@ words say otherwise.
 The file format is NumPy's ``.npz`` with ``allow_pickle=False`` and a JSON
 header: :func:`load_model` raises :class:`ModelLoadError` for a missing,
 corrupt or incompatible file.
+
+Serving a model needs NumPy only (:mod:`monitor_plugins.hashed_ngrams` counts
+the n-grams, a decision is a dot product over a story's columns): scikit-learn
+and SciPy are imported by the training functions alone, so a daemon or worker
+process never loads them (they were most of its memory).
 """
 
 from __future__ import annotations
@@ -23,19 +28,17 @@ import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as installed_version
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
-import sklearn
-from scipy.optimize import minimize
-from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-from sklearn.svm import LinearSVC
-from sklearn.utils import murmurhash3_32
 
 from monitor import KeywordMatcher, Scores
+from monitor_plugins.hashed_ngrams import HashedCounts, NgramCounter, column, word_ngrams
+
+if TYPE_CHECKING:  # SciPy is imported where a model is trained, never where one is served
+    import scipy.sparse as sp
 
 # Bumped whenever the features or the file layout change: an older file is refused, not misread.
 FORMAT = 1
@@ -59,14 +62,12 @@ class ModelLoadError(Exception):
     """A stored model cannot be used: missing, corrupt, or from an incompatible version."""
 
 
-def _word_vectorizer() -> HashingVectorizer:
-    return HashingVectorizer(n_features=WORD_FEATURES, ngram_range=(1, 2), alternate_sign=False,
-                             norm=None, lowercase=True, token_pattern=r"(?u)\b\w+\b")
-
-
-def _char_vectorizer() -> HashingVectorizer:
-    return HashingVectorizer(n_features=CHAR_FEATURES, analyzer="char_wb", ngram_range=(3, 5),
-                             alternate_sign=False, norm=None, lowercase=True)
+def sklearn_version() -> str:
+    """The installed scikit-learn's version, read without importing it ("" when it is not installed)."""
+    try:
+        return installed_version("scikit-learn")
+    except PackageNotFoundError:
+        return ""
 
 
 def document(title: str, text: str) -> str:
@@ -110,11 +111,11 @@ class Figures(Scores):
 class Raw:
     """Features before idf weighting: log term counts, and the query's dense features."""
 
-    counts: sp.csr_matrix
+    counts: HashedCounts
     dense: np.ndarray
 
     def rows(self, index: np.ndarray) -> Raw:
-        return Raw(self.counts[index], self.dense[index])
+        return Raw(self.counts.take(index), self.dense[index])
 
 
 class Featurizer:
@@ -126,8 +127,7 @@ class Featurizer:
         # Character n-grams catch word forms (abducted, abductee) but cost four times the
         # words' time to count; without them their columns stay empty (the same file layout).
         self.chars = chars
-        self._words = _word_vectorizer()
-        self._chars = _char_vectorizer()
+        self._counter = NgramCounter(WORD_FEATURES, CHAR_FEATURES)
         self._matcher: KeywordMatcher | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -140,16 +140,12 @@ class Featurizer:
     def width(self) -> int:
         return WORD_FEATURES + CHAR_FEATURES + QUERY_FEATURES
 
-    def counts(self, docs: Sequence[tuple[str, str]]) -> sp.csr_matrix:
+    def counts(self, docs: Sequence[tuple[str, str]]) -> HashedCounts:
+        """Hashed word n-gram counts, then character n-gram counts (their columns after the words')."""
         texts = [document(title, text) for title, text in docs]
-        words = self._words.transform(texts)
-        if self.chars:
-            chars = self._chars.transform([t[:CHAR_CHARS] for t in texts])
-        else:
-            chars = sp.csr_matrix((len(texts), CHAR_FEATURES), dtype=np.float64)
-        return sp.hstack([words, chars], format="csr", dtype=np.float64)
+        return self._counter.count(texts, [t[:CHAR_CHARS] for t in texts] if self.chars else None)
 
-    def fit_idf(self, counts: sp.csr_matrix) -> None:
+    def fit_idf(self, counts: HashedCounts) -> None:
         df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float64)
         self.idf = (np.log((1 + counts.shape[0]) / (1 + df)) + 1.0).astype(np.float32)
 
@@ -165,15 +161,14 @@ class Featurizer:
             out.append(found if found else (0.0, None))
         return out
 
-    def log_counts(self, docs: Sequence[tuple[str, str]]) -> sp.csr_matrix:
+    def log_counts(self, docs: Sequence[tuple[str, str]]) -> HashedCounts:
         """Sublinear term frequencies: the same for every model with the same :attr:`chars`
         (hashing has no vocabulary), so shareable."""
         counts = self.counts(docs)
-        counts.data = np.log1p(counts.data)
-        return counts
+        return counts.with_data(np.log1p(counts.data))
 
     def raw(self, docs: Sequence[tuple[str, str]], query: list[tuple[float, Any]] | None = None,
-            log_counts: sp.csr_matrix | None = None) -> Raw:
+            log_counts: HashedCounts | None = None) -> Raw:
         """The idf-free part of the features, computed once and reusable across folds."""
         counts = log_counts if log_counts is not None else self.log_counts(docs)
         query = query if query is not None else self.query_scores(docs)
@@ -182,34 +177,31 @@ class Featurizer:
         return Raw(counts, dense)
 
     def weigh(self, raw: Raw) -> sp.csr_matrix:
-        """Tf-idf, L2-normalised, beside the query's features."""
-        return sp.hstack([self.weighted_counts(raw.counts), sp.csr_matrix(raw.dense)], format="csr")
+        """Tf-idf, L2-normalised, beside the query's features (a SciPy matrix: for training)."""
+        import scipy.sparse as sp
 
-    def weighted_counts(self, counts: sp.csr_matrix) -> sp.csr_matrix:
-        """Tf-idf of the n-gram columns, each row L2-normalised.
+        return sp.hstack([self.weighted_counts(raw.counts).to_csr(), sp.csr_matrix(raw.dense)], format="csr")
 
-        Works on the arrays of the sparse matrix: a product with a diagonal
-        matrix 400,000 columns wide costs more than the rest of a prediction.
-        """
+    def weighted_counts(self, counts: HashedCounts) -> HashedCounts:
+        """Tf-idf of the n-gram columns, each row L2-normalised."""
+        rows = counts.row_numbers()
+        data, norms = self._tf_idf(counts, rows)
+        return counts.with_data(data / norms[rows])
+
+    def _tf_idf(self, counts: HashedCounts, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each stored value's tf-idf, and each row's L2 norm (1 for an empty row)."""
         assert self.idf is not None, "fit_idf first"
-        rows = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
         data = counts.data * self.idf[counts.indices].astype(np.float64)
         norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=counts.shape[0]))
         norms[norms == 0] = 1.0
-        return sp.csr_matrix((data / norms[rows], counts.indices, counts.indptr), shape=counts.shape)
+        return data, norms
 
     def transform(self, docs: Sequence[tuple[str, str]], query: list[tuple[float, Any]] | None = None) -> sp.csr_matrix:
         return self.weigh(self.raw(docs, query))
 
     def ngrams(self, title: str, text: str) -> dict[int, str]:
         """Column index -> the word n-gram of this story hashed there (for explanations)."""
-        grams = self._words.build_analyzer()(document(title, text))
-        return {_hash_column(gram): gram for gram in set(grams)}
-
-
-def _hash_column(gram: str) -> int:
-    # The same hashing as HashingVectorizer (murmurhash3 of the UTF-8 bytes, seed 0).
-    return abs(murmurhash3_32(gram, seed=0)) % WORD_FEATURES
+        return {column(gram, WORD_FEATURES): gram for gram in set(word_ngrams(document(title, text)))}
 
 
 @dataclass
@@ -235,16 +227,21 @@ class LearnedModel:
         return matrix @ self.coef.astype(np.float64) + self.intercept
 
     def decisions_of(self, raw: Raw) -> np.ndarray:
-        """:meth:`decisions` of ``featurizer.weigh(raw)``, without building the wide matrix."""
-        width = raw.counts.shape[1]
-        coef = self.coef.astype(np.float64)
-        return self.featurizer.weighted_counts(raw.counts) @ coef[:width] + raw.dense @ coef[width:] + self.intercept
+        """:meth:`decisions` of ``featurizer.weigh(raw)``, without building the wide matrix:
+        per story, the dot product of its columns' tf-idf with their weights over its norm."""
+        counts = raw.counts
+        rows = counts.row_numbers()
+        data, norms = self.featurizer._tf_idf(counts, rows)
+        dots = np.bincount(rows, weights=data * self.coef[counts.indices].astype(np.float64),
+                           minlength=counts.shape[0])
+        dense = self.coef[counts.shape[1]:].astype(np.float64)
+        return dots / norms + raw.dense @ dense + self.intercept
 
     def probabilities_of(self, decisions: np.ndarray) -> np.ndarray:
         a, b = self.platt
         return 1.0 / (1.0 + np.exp(-(a * decisions + b)))
 
-    def predict(self, docs: Sequence[tuple[str, str]], log_counts: sp.csr_matrix | None = None,
+    def predict(self, docs: Sequence[tuple[str, str]], log_counts: HashedCounts | None = None,
                 query: list[tuple[float, Any]] | None = None) -> list[tuple[float, Any]]:
         """Per story: the calibrated probability of being on topic, and the query's (score, evidence).
 
@@ -270,6 +267,8 @@ def _fit_linear(matrix: sp.csr_matrix, targets: np.ndarray, weights: np.ndarray,
     # several times faster. Probabilities come from Platt scaling, the cutoff from held-out F1,
     # so neither class weights nor the loss's own scale matter to the decision.
     # liblinear's time grows with the width of the matrix: fit on the columns that occur.
+    from sklearn.svm import LinearSVC
+
     columns = np.unique(matrix.indices)
     model = LinearSVC(C=c, max_iter=2000)
     model.fit(matrix[:, columns], targets, sample_weight=weights)
@@ -279,6 +278,8 @@ def _fit_linear(matrix: sp.csr_matrix, targets: np.ndarray, weights: np.ndarray,
 
 
 def _fit_platt(decisions: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
+    from sklearn.linear_model import LogisticRegression
+
     scaler = LogisticRegression(C=1e4)
     scaler.fit(decisions.reshape(-1, 1), targets)
     return float(scaler.coef_[0, 0]), float(scaler.intercept_[0])
@@ -326,12 +327,14 @@ def train(watchlist: str, query: str | None, examples: Sequence[Example], *, c: 
     model = LearnedModel(watchlist, featurizer, coef, intercept, platt, 0.5)
     model.cutoff = _best_cutoff(model.probabilities_of(out_of_fold), targets)
     model.meta = {"examples": len(examples), "positives": int(targets.sum()), "c": c, "chars": chars,
-                  "sklearn": sklearn.__version__}
+                  "sklearn": sklearn_version()}
     return model
 
 
 def _folds(targets: np.ndarray, folds: int, seed: int, groups: Sequence[int] | None = None
            ) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
     k = max(2, min(folds, int(targets.sum()), int(len(targets) - targets.sum())))
     if groups is None:
         return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(targets)),
@@ -416,6 +419,8 @@ def adjust(model: LearnedModel, feedback: Sequence[Example], *, strength: float 
     distance from the base weights, so a few verdicts change the decisions they
     are about without forgetting what the base model learned from its data.
     """
+    from scipy.optimize import minimize
+
     base = model.base_coef if model.base_coef is not None else model.coef
     base_intercept = model.base_intercept if model.base_intercept is not None else model.intercept
     if not feedback:
@@ -456,7 +461,7 @@ def dump_model(model: LearnedModel) -> bytes:
     """The model as ``.npz`` bytes (no pickled objects)."""
     header = {"format": FORMAT, "watchlist": model.watchlist, "query": model.query, "intercept": model.intercept,
               "platt": list(model.platt), "cutoff": model.cutoff, "meta": model.meta,
-              "sklearn": sklearn.__version__, "base_intercept": model.base_intercept,
+              "sklearn": sklearn_version(), "base_intercept": model.base_intercept,
               "word_features": WORD_FEATURES, "char_features": CHAR_FEATURES, "max_chars": MAX_CHARS,
               "char_chars": CHAR_CHARS if model.featurizer.chars else 0}
     arrays: dict[str, np.ndarray] = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
@@ -485,9 +490,9 @@ def load_model(data: bytes) -> LearnedModel:
             if (header.get("word_features"), header.get("char_features"), header.get("max_chars")) != (
                     WORD_FEATURES, CHAR_FEATURES, MAX_CHARS) or header.get("char_chars") not in (CHAR_CHARS, 0):
                 raise ModelLoadError("model built with different feature settings (retrain it)")
-            if str(header.get("sklearn", "")).split(".")[0] != sklearn.__version__.split(".")[0]:
+            if str(header.get("sklearn", "")).split(".")[0] != sklearn_version().split(".")[0]:
                 raise ModelLoadError(f"model trained with scikit-learn {header.get('sklearn')}, "
-                                     f"this is {sklearn.__version__} (retrain it)")
+                                     f"this is {sklearn_version() or 'not installed'} (retrain it)")
             idf, coef = arrays["idf"], arrays["coef"]
             base = arrays["base_coef"] if "base_coef" in arrays.files else None
             featurizer = Featurizer(header["query"], idf, chars=header["char_chars"] == CHAR_CHARS)

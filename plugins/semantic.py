@@ -300,7 +300,7 @@ class SemanticClassifier:
             matcher = state.matchers.get(key)
             if matcher is None:
                 matcher = state.matchers[key] = KeywordMatcher(dict(key))
-        return {s.id: matcher.match(s.title, s.text) if key else {} for s in stories}
+        return {s.id: matcher.match(s.title, s.text, language=s.language) if key else {} for s in stories}
 
     def _embed_candidates(self, state: SemanticState, stories: Sequence[Story], targets: Sequence[tuple[Watchlist, SemanticSettings]], keyword: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         """Embeddings of the stories that need one: keyword candidates first, then (mode

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from faults import FaultServer
-from monitor import Monitor, load_config
+from monitor import Monitor
 from monitor.plugins import LOAD_ENV
 from monitor.testing import FeedServer, Response, rss, write_config  # noqa: F401  (tests import Response from here)
 
@@ -144,18 +144,10 @@ def make_config(monitor_config: Callable[..., Path]) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def open_monitor(make_config: Callable[[str], Path]) -> Iterator[Callable[[str], Monitor]]:
-    """Open a real :class:`Monitor` on a config written from TOML text; all are closed after the test."""
-    opened: list[Monitor] = []
-
-    def open_(text: str) -> Monitor:
-        monitor = Monitor.open(load_config(make_config(text), env={}))
-        opened.append(monitor)
-        return monitor
-
-    yield open_
-    for monitor in opened:
-        monitor.close()
+def open_monitor(make_monitor: Callable[..., Monitor]) -> Callable[..., Monitor]:
+    """The ``make_monitor`` fixture of monitor.testing, under the name the suite uses: a real
+    :class:`Monitor` on a config written from TOML text; all are closed after the test."""
+    return make_monitor
 
 
 @pytest.fixture

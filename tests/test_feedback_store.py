@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import rss, seed_rss
-from monitor.feedback import Feedback, FeedbackError, feedback_from, feedback_rows, record_feedback
+from monitor.feedback import Feedback, FeedbackError, feedback_from, record_feedback
 from monitor.health import readiness
 
 
@@ -27,7 +27,7 @@ def test_a_verdict_is_stored_and_replaced_when_given_again(polled) -> None:
     first = record_feedback(store, Feedback(story_id, "trade", "wrong"), names)
     again = record_feedback(store, Feedback(story_id, "trade", "right", note="on reflection"), names)
     assert first == again
-    rows = feedback_rows(store, story_id=story_id)
+    rows = store.feedback_rows(story_id=story_id)
     assert [(r["watchlist"], r["verdict"], r["note"]) for r in rows] == [("trade", "right", "on reflection")]
 
 
@@ -51,7 +51,7 @@ def test_right_or_wrong_needs_a_match_and_missed_does_not(polled) -> None:
     with pytest.raises(FeedbackError, match="say 'missed'"):
         record_feedback(store, Feedback(story_id, "trade", "wrong"), names)
     record_feedback(store, Feedback(story_id, "trade", "missed"), names)
-    assert feedback_rows(store, watchlist="trade")[0]["verdict"] == "missed"
+    assert store.feedback_rows(watchlist="trade")[0]["verdict"] == "missed"
 
 
 def test_readiness_names_a_migration_not_applied(polled) -> None:

@@ -76,3 +76,35 @@ def test_monitor_run_on_postgresql_is_a_fleet_worker_that_monitor_workers_lists(
         if worker is not None and worker.poll() is None:
             worker.kill()
         farm.stop()
+
+
+@pytest.mark.slow
+def test_monitor_once_on_postgresql_leaves_a_channel_to_the_worker_holding_its_lease(
+        tmp_path: Path, db_url: str) -> None:
+    from monitor.leases import CHANNEL, Coordinator, connect
+
+    with psycopg.connect(db_url, autocommit=True) as conn:  # the fleet test above stored the same farm stories
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    farm = FarmProcess(hosts=1, feeds=10)  # one alerting entry
+    holder = Coordinator(connect(db_url), "w9")
+    try:
+        config = write_config(tmp_path, farm)
+        holder.create_schema()
+        holder.ensure(CHANNEL, ["hook"])
+        lease = holder.claim(CHANNEL, 60, ["hook"])  # a live worker sending on the channel
+        assert lease is not None
+        once = subprocess.run([*MONITOR, "once", "--config", str(config), "--db", db_url], capture_output=True,
+                              text=True, timeout=120)
+        assert once.returncode == 0, once.stderr[-2000:]
+        assert "Alerts: not delivered by this command: fleet worker w9 delivers from this database." in once.stdout
+        assert farm.stats()["hooks"] == 0
+        holder.release(lease)
+        again = subprocess.run([*MONITOR, "once", "--config", str(config), "--db", db_url], capture_output=True,
+                               text=True, timeout=120)
+        assert again.returncode == 0 and "not delivered" not in again.stdout, again.stdout + again.stderr[-2000:]
+        stats = farm.stats()
+        assert stats["hook_keys"] == 1 and stats["duplicate_hooks"] == 0, stats
+    finally:
+        holder.conn.close()
+        farm.stop()

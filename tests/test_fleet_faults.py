@@ -191,18 +191,77 @@ def test_random_starts_and_stops_of_two_then_three_workers(tmp_path: Path, db_ur
     assert serial >= 4  # workers really came and went
 
 
+def test_two_workers_send_two_channels_at_once_and_never_one_channel_twice_at_once(
+        tmp_path: Path, db_url: str, run: dict) -> None:
+    """A channel is sent by the holder of its lease: two channels go out in parallel, each alert once."""
+    farm = _farm(run, hosts=2, feeds=40, hook_delay=1.0, channels=("alpha", "beta"))  # 4 alerts per channel
+    config = write_config(tmp_path, farm)
+    for name in ("w1", "w2"):
+        _worker(run, name, config, db_url, tmp_path, lease=3, heartbeat=0.5)
+    with _conn(db_url) as conn:
+        assert wait_until(lambda: done(conn, farm), 90), fleet_counts(conn)
+        stats = _assert_exactly_once(conn, farm)
+    assert stats["channel_max_in_flight"] == {"alpha": 1, "beta": 1}, stats  # never two senders on one channel
+    # Both channels at once: a worker sends one message at a time, so that took both workers.
+    assert stats["max_hooks_in_flight"] == 2, stats
+
+
 def test_a_rate_limit_holds_across_workers(tmp_path: Path, db_url: str, run: dict) -> None:
-    """One worker at a time holds the sender lock, so "1 per 2 s" is 1 per 2 s for the whole fleet."""
-    farm = _farm(run, hosts=3, feeds=40)  # 4 alerts, all queued within a second or two
+    """Each channel's lease has one holder at a time, so "1 per 2 s" is 1 per 2 s for the whole fleet."""
+    farm = _farm(run, hosts=3, feeds=40, channels=("alpha", "beta"))  # 4 alerts a channel, queued within a second or two
     config = write_config(tmp_path, farm, channel_options='rate_limit = "1/2s"')
     for name in ("w1", "w2"):
         _worker(run, name, config, db_url, tmp_path, lease=5, heartbeat=0.5)
     with _conn(db_url) as conn:
         assert wait_until(lambda: done(conn, farm), 60), fleet_counts(conn)
         _assert_exactly_once(conn, farm)
-    times = farm.stats()["hook_times"]
-    gaps = [later - earlier for earlier, later in zip(times, times[1:])]
-    assert len(times) == 4 and min(gaps) >= 1.9, gaps
+    for channel, times in farm.stats()["channel_times"].items():
+        gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+        assert len(times) == 4 and min(gaps) >= 1.9, (channel, gaps)
+
+
+def test_sigstop_past_a_channel_lease_then_sigcont_cannot_mark_or_send(tmp_path: Path, db_url: str, run: dict) -> None:
+    farm = _farm(run, hosts=1, feeds=12, hook_delay=3.0)  # 2 alerts; the receiver holds each POST 3 s
+    config = write_config(tmp_path, farm)
+    paused = _worker(run, "w1", config, db_url, tmp_path, lease=2, heartbeat=0.4)
+    assert wait_until(lambda: farm.stats()["hooks_in_flight"] >= 1, 60), paused.log()
+    paused.signal(signal.SIGSTOP)  # mid-send: the receiver has the POST, w1 has not marked it sent
+    with _conn(db_url) as conn:
+        taker = _worker(run, "w2", config, db_url, tmp_path, lease=30, heartbeat=0.5)
+        assert wait_until(lambda: done(conn, farm), 60), (fleet_counts(conn), taker.log())
+        paused.signal(signal.SIGCONT)  # w1 wakes with its answer in hand and a lease that is gone
+        assert wait_until(lambda: "the write was refused" in paused.log(), 20), paused.log()
+        time.sleep(2.0)  # time for w1 to try anything else
+        stats = _assert_exactly_once(conn, farm, in_flight_window=1)
+        token = conn.execute("SELECT token FROM fleet_leases WHERE kind = 'channel' AND name = 'hook'").fetchone()
+    log = paused.log()
+    assert "lease on channel 'hook'" in log and "no longer held by w1; the write was refused" in log, log
+    # The one in flight when w1 stopped went twice (the documented window); w1 sent nothing after continuing.
+    assert stats["duplicate_hooks"] == 1 and stats["hooks"] == farm.expected_alerts + 1, stats
+    assert "were being sent when a previous run stopped" in taker.log()
+    assert token["token"] >= 2
+
+
+def test_two_workers_put_three_outlets_copies_of_one_wire_story_in_one_cluster(
+        tmp_path: Path, db_url: str, run: dict) -> None:
+    """Clusters are the database's: copies polled by different workers at the same moment join one cluster,
+    and its watchlist alerts once per channel."""
+    farm = _farm(run, hosts=3, feeds=30, delay=0.3, wire=True, channels=("alpha", "beta"))
+    config = write_config(tmp_path, farm)
+    for name in ("w1", "w2"):
+        _worker(run, name, config, db_url, tmp_path, lease=3, heartbeat=0.5, hosts_at_once=2)
+    with _conn(db_url) as conn:
+        assert wait_until(lambda: done(conn, farm), 90), fleet_counts(conn)
+        _assert_exactly_once(conn, farm)
+        wire = conn.execute("SELECT s.id, coalesce(s.cluster_id, s.id) AS cluster, p.worker FROM stories s "
+                            "JOIN fleet_polls p ON p.source = s.source WHERE s.guid LIKE 'wire-%'").fetchall()
+        alerts = conn.execute(
+            "SELECT o.channel, count(*) AS n FROM outbox o JOIN matches m ON m.id = o.match_id "
+            "JOIN stories s ON s.id = m.story_id WHERE s.guid LIKE 'wire-%' GROUP BY o.channel").fetchall()
+        clusters = conn.execute("SELECT count(DISTINCT coalesce(cluster_id, id)) AS n FROM stories").fetchone()["n"]
+    assert len(wire) == 3 and len({row["cluster"] for row in wire}) == 1, wire
+    assert {row["channel"]: row["n"] for row in alerts} == {"alpha": 1, "beta": 1}
+    assert clusters == farm.expected_stories - 2  # every other farm story is a cluster of its own
 
 
 def _free_port() -> int:

@@ -289,6 +289,74 @@ def test_default_config_decides_the_shipped_watchlists_with_the_models(open_moni
     assert note.terms  # the query's hits are kept as evidence
 
 
+def _real_stories(limit: int) -> list[tuple[str, str]]:
+    """Titles and texts from the Reuters train split and the clustering dev set, plus awkward text."""
+    docs = []
+    for path, text_key in ((shared_corpus("reuters21578", "train.jsonl"), "body"),
+                           (shared_corpus("clustering", "dev.jsonl"), "text")):
+        with path.open(encoding="utf-8") as lines:
+            for line, _ in zip(lines, range(limit)):
+                row = json.loads(line)
+                docs.append((row.get("title") or "", row.get(text_key) or ""))
+    return docs + [("", ""), ("İSTANBUL ŞEHİR straße ﬁnal", "Ünïcödé  \t\n runs 日本語 😀 x y"), ("a", "b " * 3000)]
+
+
+def test_serving_counts_and_decisions_equal_the_scikit_learn_and_scipy_path():
+    """The NumPy-only serving path reads the same hashed n-gram counts as scikit-learn's
+    HashingVectorizer and decides as the sparse-matrix product did, on real stories."""
+    import numpy as np
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    from monitor_plugins.learned_model import CHAR_CHARS, CHAR_FEATURES, WORD_FEATURES, document
+
+    docs = _real_stories(400)
+    texts = [document(title, text) for title, text in docs]
+    words = HashingVectorizer(n_features=WORD_FEATURES, ngram_range=(1, 2), alternate_sign=False, norm=None,
+                              lowercase=True, token_pattern=r"(?u)\b\w+\b")
+    chars = HashingVectorizer(n_features=CHAR_FEATURES, analyzer="char_wb", ngram_range=(3, 5),
+                              alternate_sign=False, norm=None, lowercase=True)
+    reference = sp.hstack([words.transform(texts), chars.transform([t[:CHAR_CHARS] for t in texts])],
+                          format="csr", dtype=np.float64)
+    reference.data = np.log1p(reference.data)
+    for name in shipped_names():
+        model = load_model(shipped_model_path(name).read_bytes())
+        assert model.featurizer.chars
+        counts = model.featurizer.log_counts(docs)
+        assert np.array_equal(counts.indptr, reference.indptr) and np.array_equal(counts.indices, reference.indices)
+        assert np.array_equal(counts.data, reference.data)
+        raw = model.featurizer.raw(docs, log_counts=counts)
+        # Yesterday's decision: tf-idf rows L2-normalised in a SciPy matrix, times the weights.
+        rows = np.repeat(np.arange(len(docs)), np.diff(reference.indptr))
+        tf_idf = reference.data * model.featurizer.idf[reference.indices].astype(np.float64)
+        norms = np.sqrt(np.bincount(rows, weights=tf_idf * tf_idf, minlength=len(docs)))
+        norms[norms == 0] = 1.0
+        weighted = sp.csr_matrix((tf_idf / norms[rows], reference.indices, reference.indptr), shape=reference.shape)
+        coef = model.coef.astype(np.float64)
+        before = weighted @ coef[:reference.shape[1]] + raw.dense @ coef[reference.shape[1]:] + model.intercept
+        now = model.decisions_of(raw)
+        assert np.max(np.abs(now - before)) <= 1e-9, name
+        probabilities = [p for p, _ in model.predict(docs, counts)]
+        assert [p >= model.cutoff for p in probabilities] == list(model.probabilities_of(before) >= model.cutoff)
+
+
+def test_serving_the_shipped_models_imports_neither_scikit_learn_nor_scipy(tmp_path):
+    """They were most of a daemon's (and each worker process's) memory: training alone needs them."""
+    code = (
+        "import sys\n"
+        "from monitor import Monitor, Story, load_config\n"
+        f"config = load_config(None, db={str(tmp_path / 'm.db')!r})\n"
+        "with Monitor.open(config) as monitor:\n"
+        "    s = Story(id='1', source='x', title='US and China agree to cut tariffs in trade deal',\n"
+        "              text='The trade agreement lowers duties on imports and exports.')\n"
+        "    print(sorted(m.watchlist for m in monitor.classify([s])))\n"
+        "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["['trade']", "[]"]
+
+
 # -- fallback to the query -------------------------------------------------------------
 
 

@@ -63,7 +63,8 @@ def test_a_large_training_set_gives_a_words_only_model_that_round_trips(tmp_path
                 for i in range(6)] + [Example(f"Bakery wins award {i}", "The sourdough took first prize.", False)
                                       for i in range(6)]
     model = train("trade", "tariff*", examples, chars=False)
-    assert model.featurizer.counts([("Tariffs", "x")])[:, 2**18:].nnz == 0  # no character n-gram counted
+    counted = model.featurizer.counts([("Tariffs", "x")]).indices
+    assert len(counted) and (counted < 2**18).all()  # word n-grams only, no character n-gram counted
     again = load_model(dump_model(model))
     assert again.featurizer.chars is False
     docs = [("Steel tariffs raised again", "Import duties rise."), ("Bakery opens", "Bread.")]

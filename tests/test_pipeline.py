@@ -167,3 +167,39 @@ def test_the_same_link_in_two_feeds_is_one_story(feed_server, open_monitor):
     results = monitor.run_once()
     assert sum(r.new_stories for r in results) == 1
     assert rows(monitor, "SELECT count(*) AS n FROM outbox")[0]["n"] == 1
+
+
+def test_a_story_in_swedish_is_matched_with_its_own_letters(feed_server, open_monitor):
+    # "gått" (gone) folded to "gatt" used to match a watchlist about the trade agreement.
+    when = "Mon, 27 May 2019 09:00:00 GMT"
+    swedish = feed_server.serve("/sv.xml", rss([
+        {"title": "Priserna har gått upp i Malmö", "link": "http://sv.test/1", "guid": "sv-1", "pubDate": when},
+    ], language="sv-SE"))
+    english = feed_server.serve("/en.xml", rss([
+        {"title": "GATT talks resume as Malmo hosts ministers", "link": "http://en.test/1", "guid": "en-1",
+         "pubDate": when},
+    ], language="en"))
+    # A feed that does not say its language, and one that says it wrong, told by the configuration.
+    untold = feed_server.serve("/untold.xml", rss([
+        {"title": "Tullarna har gått ner", "link": "http://sv.test/2", "guid": "sv-2", "pubDate": when},
+    ]))
+    wrong = feed_server.serve("/wrong.xml", rss([
+        {"title": "Exporten har gått bra", "link": "http://sv.test/3", "guid": "sv-3", "pubDate": when},
+    ], language="en-us"))
+    told = "".join(f'[sources.{name}]\nurl = "{url}"\nlanguage = "sv"\n' for name, url in
+                   (("untold", untold), ("wrong", wrong)))
+    monitor = open_monitor(feed_config(sv=swedish, en=english) + told
+                           + '[watchlists.gatt]\nquery = "gatt"\n[watchlists.malmo]\nquery = "malmö"\n')
+    monitor.run_once()
+    found = rows(monitor, "SELECT s.source, m.watchlist FROM matches m JOIN stories s ON s.id = m.story_id "
+                          "WHERE m.watchlist IN ('gatt', 'malmo') ORDER BY 1, 2")
+    assert [(r["source"], r["watchlist"]) for r in found] == [("en", "gatt"), ("en", "malmo"), ("sv", "malmo")]
+
+
+def test_a_source_language_that_is_not_a_language_code_is_a_config_error(make_config):
+    from monitor import load_config
+    from monitor.errors import ConfigErrors
+
+    with pytest.raises(ConfigErrors) as caught:
+        load_config(make_config('[sources.a]\nurl = "http://127.0.0.1/a.xml"\nlanguage = "Swedish please"\n'), env={})
+    assert 'sources.a.language: must be a language code such as "sv" or "pt-BR"' in str(caught.value)

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.errors import QuerySyntaxError
+from monitor.letters import own_letters
 from monitor.query import (And, KeywordMatcher, Near, Not, Or, Term, folded_words, normalize_word, parse_query,
-                           tokenize)
+                           spellings, tokenize)
 
 
 def matches(query: str, title: str = "", text: str = "") -> bool:
@@ -432,3 +433,61 @@ def test_min_scores_leave_out_weak_matches_and_keep_the_rest_as_they_were():
     wanted = {"trade": everything["trade"][0], "korea": everything["korea"][0] + 0.01}
     assert matcher.match(title, text, min_scores=wanted) == {"trade": everything["trade"]}
     assert matcher.match(title, text, min_scores={}) == everything
+
+
+# -- letters of their own ------------------------------------------------------
+
+
+def test_a_swedish_word_is_not_the_folded_english_acronym():
+    matcher = KeywordMatcher({"trade": "gatt"})
+    assert matcher.match("Priserna har gått upp", "", language="sv") == {}
+    assert matcher.match("Priserna har gått upp", "", language="sv-SE") == {}
+    # The acronym itself, in any language's story, and any story whose language is unknown, as before.
+    assert "trade" in matcher.match("GATT-förhandlingarna fortsätter", "", language="sv")
+    assert "trade" in matcher.match("Priserna har gått upp", "")
+
+
+def test_a_query_word_with_its_own_letter_matches_both_spellings():
+    matcher = KeywordMatcher({"city": "malmö", "spain": '"españa"'})
+    swedish = matcher.match("Hamnen i Malmö växer", "", language="sv")
+    [hit] = swedish["city"][1].hits
+    assert (hit.start, hit.end) == (9, 14)
+    assert "city" in matcher.match("Malmo port expands", "", language="en")
+    assert "city" in matcher.match("Malmö port expands", "", language="en")
+    assert "spain" in matcher.match("El año de España", "", language="es")
+    assert "spain" in matcher.match("Espana wins", "", language="es")
+
+
+def test_marks_that_are_accents_in_the_story_language_still_fold():
+    matcher = KeywordMatcher({"cafe": "cafe", "spain": "ano"})
+    assert "cafe" in matcher.match("Ett café i Malmö", "", language="sv")
+    assert "cafe" in matcher.match("Un café à Paris", "", language="fr")
+    assert matcher.match("El año", "", language="es") == {}
+    assert "spain" in matcher.match("El año", "", language="fr")
+
+
+def test_spellings_of_a_query_word():
+    assert spellings("gatt") == ()
+    assert spellings("Malmö") == ("malmö",)
+    assert spellings("naïve") == ()
+    assert spellings("café") == ("café",)  # Icelandic é is a letter of its own
+    assert normalize_word("Gått", own_letters("sv")) == "gått"
+    assert normalize_word("Gått") == "gatt"
+
+
+def test_one_watchlists_spelling_never_counts_for_another():
+    # Every watchlist is compiled into one matcher: "gått" in one must not make "gatt" in another match.
+    matcher = KeywordMatcher({"trade": "gatt priserna", "prices": "priserna NOT gatt", "swe": "gått"})
+    found = matcher.match("Priserna har gått upp i Malmö", "", language="sv")
+    assert sorted(found) == ["prices", "swe"]
+    alone = KeywordMatcher({"trade": "gatt priserna"}).match("Priserna har gått upp i Malmö", "", language="sv")
+    assert alone == {}
+    # In an English story GATT is GATT for both spellings.
+    assert sorted(matcher.match("GATT talks: priserna", "", language="en")) == ["swe", "trade"]
+
+
+def test_romanian_comma_and_cedilla_letters_are_one_letter_and_three_letter_codes_count():
+    matcher = KeywordMatcher({"city": "timișoara"})
+    assert "city" in matcher.match("Protest la Timişoara", "", language="ro")  # cedilla, as many keyboards type it
+    assert "city" in matcher.match("Protest la Timișoara", "", language="ro")
+    assert own_letters("swe") == own_letters("sv") and own_letters("SV_se") == own_letters("sv")

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.migrations import known_version
+from sqlite_utils import Database
+
+from monitor.migrations import known_version, migrations
 
 from conftest import ROOT, rss
 from monitor import Monitor, load_config
@@ -214,3 +216,25 @@ def test_a_database_from_a_newer_release_is_refused_naming_both_versions(make_co
         line = one_line_about(db, result.stderr, "newer than this news-monitor knows")
         assert "version 999" in line and f"version {known_version()[0]}" in line
     assert db.read_bytes() == before
+
+
+def test_processes_opening_a_new_database_together_all_get_it(tmp_path):
+    # Three `monitor train` beside each other once failed with "database is
+    # locked": each process's migrations read the schema, then one could not
+    # turn its read transaction into a write after another had written.
+    # Each process imports first, then all open at one signal: the race is on the open, not on import times.
+    opener = ("import sys; from monitor.sqlite_store import SQLiteStore; print('ready', flush=True); "
+              "sys.stdin.readline(); SQLiteStore(sys.argv[1]).close(); print('opened')")
+    for attempt in range(2):
+        db = tmp_path / f"new-{attempt}.db"
+        procs = [subprocess.Popen([sys.executable, "-c", opener, str(db)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(6)]
+        assert all(p.stdout.readline().strip() == "ready" for p in procs)
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        outputs = [p.communicate(timeout=60)[0] for p in procs]
+        assert all(out.strip() == "opened" for out in outputs), outputs
+        assert migrations.pending(Database(db)) == []
+        version = sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0]
+        assert version == known_version()[0]

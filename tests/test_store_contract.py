@@ -174,6 +174,20 @@ def test_candidate_search_finds_words_prefixes_and_cjk_runs(store):
     assert {r["id"] for r in store.newest_found('("sunny")', 10)} == {"s3"}
 
 
+def test_search_folds_accents_on_both_stores(store):
+    # SQLite's FTS5 always folded them; PostgreSQL's 'simple' search did not, so
+    # `monitor search cafe` missed "Café" there.
+    save(store, [story(1, title="Café society in Zürich", text="Élections à São Paulo."),
+                 story(2, title="Cafeteria menu", text="Soup.")])
+    assert {r["id"] for r in store.search_candidates('("cafe")')} == {"s1"}
+    assert {r["id"] for r in store.search_candidates('("zurich") AND ("elections")')} == {"s1"}
+    assert {r["id"] for r in store.search_candidates('("café")')} == {"s1"}
+    assert [r["id"] for r in store.search("sao paulo")] == ["s1"]
+    from monitor.search import search
+
+    assert [f.row["id"] for f in search(store, "cafe", limit=10).found] == ["s1"]
+
+
 def test_feedback_and_models_round_trip(store):
     save(store, [story(1), story(2)], [match(1)])
     right = store.add_feedback("korea", "right", story_id="s2")
@@ -279,6 +293,44 @@ def test_reclassify_and_feedback_commands(monitor_db, tmp_path):
         assert [f.verdict for f in store.feedback("any")] == ["wrong"]
 
 
+def test_train_classify_eval_and_serve_work_on_the_database(monitor_db, tmp_path):
+    from urllib.request import urlopen
+
+    from webui import start_server
+
+    on_topic = ["fires missile over sea", "talks stall again", "Kim meets envoys in", "test draws sanctions",
+                "parade marks anniversary in", "rejects offer from", "envoy flies to", "warns Seoul from"]
+    off_topic = ["Bakery wins award", "Local team wins final", "Rain expected at weekend", "Stocks close higher",
+                 "New library opens", "Festival draws crowds", "Bridge repairs begin", "School year starts"]
+    examples = tmp_path / "korea.jsonl"
+    examples.write_text("".join(json.dumps({"title": f"Pyongyang {t}", "summary": "Report.", "labels": ["korea"]}) + "\n"
+                                for t in on_topic)
+                        + "".join(json.dumps({"title": t, "summary": "Report.", "labels": []}) + "\n"
+                                  for t in off_topic), encoding="utf-8")
+    config = write_config(tmp_path, f'[alerts]\nnew_source_window = 0\n[sources.seeds]\nurl = "{ROOT / "seeds"}"\n'
+                          'kind = "directory"\n[watchlists.korea]\nquery = "pyongyang"\n', db=monitor_db)
+    assert cli("once", "-c", config, cwd=tmp_path).returncode == 0
+    trained = cli("train", "korea", "--examples", examples, "-c", config, cwd=tmp_path)
+    assert trained.returncode == 0 and "Stored the korea model" in trained.stdout, trained.stderr[-2000:]
+    classified = subprocess.run([sys.executable, "-m", "monitor", "classify", "-c", str(config)], cwd=tmp_path,
+                                input='{"id": "1", "title": "Pyongyang fires again", "summary": "Report."}\n',
+                                capture_output=True, text=True, timeout=300)
+    assert classified.returncode == 0, classified.stderr[-2000:]
+    assert "trained model" in json.loads(classified.stdout)["evidence"]["korea"]["note"]
+    evaluated = cli("eval", examples, "-c", config, "--folds", "2", "--show", "0", cwd=tmp_path)
+    assert evaluated.returncode == 0 and "korea" in evaluated.stdout, evaluated.stderr[-2000:]
+    process, base = start_server(config, tmp_path)
+    try:
+        with urlopen(f"{base}/api/matches?watchlist=korea", timeout=30) as response:
+            items = json.loads(response.read())["items"]
+        assert items and all(item["watchlist"] == "korea" for item in items)
+        with urlopen(f"{base}/readyz", timeout=30) as response:
+            assert response.status == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 # -- PostgreSQL only ---------------------------------------------------------------------
 
 
@@ -361,3 +413,51 @@ def test_one_wire_story_from_three_outlets_alerts_once_across_a_restart(monitor_
         assert len(posted(server)) == 2
         assert len({r["cluster"] for r in monitor.store.matches("korea")}) == 1
         assert len(monitor.store.matches("korea")) == 3
+
+
+def test_search_without_unaccent_says_so_still_finds_own_spellings_and_folds_once_it_is_installed(caplog):
+    # A user who may not create extensions (PostgreSQL 15 grants no CREATE on a database to others).
+    import uuid
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    from monitor.testing import postgres_server_url, with_database
+
+    server = postgres_server_url()
+    suffix = uuid.uuid4().hex[:10]
+    name, role = f"monitor_plain_{suffix}", f"monitor_plain_{suffix}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        with psycopg.connect(with_database(server, name), autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA news AUTHORIZATION "{role}"')
+        plain = with_database(urlsplit(server)._replace(netloc=f"{role}@{urlsplit(server).hostname}:"
+                                                          f"{urlsplit(server).port or 5432}").geturl(), name, "news")
+        with caplog.at_level("WARNING", logger="monitor.postgres"):
+            store = open_store(plain)
+        try:
+            assert "search does not fold accents" in caplog.text and "CREATE EXTENSION unaccent" in caplog.text
+            save(store, [story(1, title="Priserna växer i Malmö", text="Hamnen växer.")])
+            from monitor.search import search
+
+            # The query's own spelling still finds the story (the index keeps växer as written).
+            assert [f.row["id"] for f in search(store, "växer", limit=5).found] == ["s1"]
+            assert [r["id"] for r in store.search_candidates('("vaxer")')] == []
+        finally:
+            store.close()
+        with psycopg.connect(with_database(server, name), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION unaccent SCHEMA public")
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="monitor.postgres"):
+            store = open_store(plain)
+        try:
+            assert "fold accents" not in caplog.text
+            assert [r["id"] for r in store.search_candidates('("vaxer")')] == ["s1"]
+        finally:
+            store.close()
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')

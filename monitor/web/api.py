@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..feedback import feedback_from, feedback_rows, record_feedback
+from ..feedback import feedback_from, record_feedback
 from . import data
 from .data import requeue_one
 from .openapi import openapi_document
@@ -107,7 +107,7 @@ async def retry(request: Request) -> Response:
 
 
 def feedback_list(request: Request) -> Response:
-    rows = feedback_rows(request.app.state.store, story_id=request.query_params.get("story_id") or None,
+    rows = request.app.state.store.feedback_rows(story_id=request.query_params.get("story_id") or None,
                          watchlist=request.query_params.get("watchlist") or None, limit=_limit(request, 100))
     return JSONResponse({"items": rows})
 

@@ -138,7 +138,7 @@ def story_detail(store: Storage, config: Config, story_id: str,
     story = rows[0]
     stored = {m["watchlist"]: m for m in store.story_matches(story_id)}
     matcher = matcher or watchlist_matcher(config)
-    found = matcher.match(story["title"], story["text"]) if matcher else {}
+    found = matcher.match(story["title"], story["text"], language=story.get("language")) if matcher else {}
     spans: dict[str, list[tuple[int, int]]] = {"title": [], "text": []}
     decisions = []
     for watchlist in config.watchlists.values():

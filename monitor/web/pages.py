@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ..errors import MonitorError, QuerySyntaxError, StorageError
-from ..feedback import FeedbackError, feedback_from, feedback_rows, record_feedback
+from ..feedback import FeedbackError, feedback_from, record_feedback
 from . import data
 from .data import requeue_one
 from .cursor import BadCursor
@@ -91,7 +91,7 @@ def alerts_page(request: Request) -> Response:
 
 
 def feedback_page(request: Request) -> Response:
-    return _render(request, "feedback.html", "Feedback", rows=feedback_rows(request.app.state.store, limit=200))
+    return _render(request, "feedback.html", "Feedback", rows=request.app.state.store.feedback_rows(limit=200))
 
 
 def _with_notice(path: str, notice: str) -> str:
