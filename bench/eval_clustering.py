@@ -3,6 +3,7 @@
 Usage::
 
     python -m bench.eval_clustering [--corpus PATH] [--fit] [--json] [--half 0|1]
+                                    [--embeddings auto|true|false] [--embedding-cache FILE.npz]
 
 For each subset (allsides21, basil, neus) it streams the articles through
 :class:`monitor.clustering.ClusterIndex` (the daemon's code path) in
@@ -16,6 +17,12 @@ Figures are cross-validated: the gold stories are split in two halves by a
 hash of their id; the weights and threshold are fitted on one half and
 measured on the other, then the halves swap. ``--fit`` also fits on the
 whole corpus and prints the weights to ship in ``monitor/clustering.py``.
+
+``--embeddings true`` measures the model with sentence embeddings (the
+``semantic`` extra), ``false`` the one on words alone; ``auto`` (the
+default) measures the first when the extra is installed. The articles are
+embedded once up front (``--embedding-cache`` keeps them between runs); the
+index then looks each text up, so it runs the daemon's code path.
 """
 
 from __future__ import annotations
@@ -32,12 +39,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.clustering import STOPWORDS, ClusterIndex, ClusterSettings, Profile, profile
+from monitor.story_embeddings import Embed, embedding_mode, sentence_embedder
 from monitor.timeutil import from_iso
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "clustering" / "dev.jsonl"
 SUBSETS = ("allsides21", "basil", "neus")
 TARGET_PRECISION = 0.95
-FEATURES = ("cosine", "long_cosine", "lead", "title", "names", "title_grams", "cosine_margin", "lead_margin")
+WORD_FEATURES = ("cosine", "long_cosine", "lead", "title", "names", "title_grams", "cosine_margin", "lead_margin")
+EMBEDDING_FEATURES = (*WORD_FEATURES, "embedding", "embedding_margin")
+THRESHOLDS = [step / 20 for step in range(8, 19)]  # 0.40 to 0.90
 
 
 @dataclass(frozen=True)
@@ -110,9 +120,9 @@ def _f1(p: float, r: float) -> float:
     return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def cluster_stream(articles: Sequence[Article], settings: ClusterSettings) -> dict[str, str]:
+def cluster_stream(articles: Sequence[Article], settings: ClusterSettings, embed: Embed | None = None) -> dict[str, str]:
     """Each article's cluster, by the daemon's index fed in stream order."""
-    index = ClusterIndex(settings)
+    index = ClusterIndex(settings, embed)
     return {a.id: index.assign(a.profile).cluster for a in stream_order(articles)}
 
 
@@ -165,13 +175,13 @@ def best_tfidf(articles: Sequence[Article], gold: dict[str, str]) -> tuple[float
 # -- fitting the weights --------------------------------------------------------
 
 
-def training_pairs(articles: Sequence[Article]) -> list[tuple[dict[str, float], int]]:
+def training_pairs(articles: Sequence[Article], embed: Embed | None = None) -> list[tuple[dict[str, float], int]]:
     """(features, same story?) for every story against every candidate leader the index offers.
 
     Every story is made a leader (threshold above 1) so each is a candidate
     for the later ones, as the first story of its cluster would be.
     """
-    index = ClusterIndex(ClusterSettings(threshold=2.0))
+    index = ClusterIndex(ClusterSettings(threshold=2.0, embeddings="false"), embed)
     pairs = []
     gold = {a.id: a.gold for a in articles}
     for a in stream_order(articles):
@@ -181,10 +191,11 @@ def training_pairs(articles: Sequence[Article]) -> list[tuple[dict[str, float], 
     return pairs
 
 
-def fit_logistic(pairs: Sequence[tuple[dict[str, float], int]], rounds: int = 25) -> dict[str, float]:
+def fit_logistic(pairs: Sequence[tuple[dict[str, float], int]], features: Sequence[str] = WORD_FEATURES,
+                 rounds: int = 25) -> dict[str, float]:
     """Logistic regression by Newton's method (a handful of features), with a little L2."""
-    names = ["bias", *FEATURES]
-    rows = [([1.0, *(f[name] for name in FEATURES)], y) for f, y in pairs]
+    names = ["bias", *features]
+    rows = [([1.0, *(f[name] for name in features)], y) for f, y in pairs]
     k = len(names)
     w = [0.0] * k
     for _ in range(rounds):
@@ -224,56 +235,95 @@ def _solve(a: list[list[float]], b: list[float]) -> list[float]:
     return [m[i][n] / m[i][i] if m[i][i] else 0.0 for i in range(n)]
 
 
-def fit(articles: Sequence[Article], log: Callable[[str], None] = lambda s: None) -> ClusterSettings:
+def fit(articles: Sequence[Article], log: Callable[[str], None] = lambda s: None,
+        embed: Embed | None = None) -> ClusterSettings:
     """Weights from the pairs of every subset, then the threshold with the best mean F1 at target precision."""
     pairs = []
     for subset in SUBSETS:
         part = [a for a in articles if a.subset == subset]
         if part:
-            pairs.extend(training_pairs(part))
-    weights = fit_logistic(pairs)
+            pairs.extend(training_pairs(part, embed))
+    weights = fit_logistic(pairs, EMBEDDING_FEATURES if embed else WORD_FEATURES)
     log(f"fitted on {len(pairs)} candidate pairs: {weights}")
     best: tuple[float, float] | None = None
-    for step in range(8, 19):
-        threshold = step / 20
-        settings = ClusterSettings(threshold=threshold, weights=weights)
-        figures = [_subset_figures(articles, subset, settings) for subset in SUBSETS]
+    for threshold in THRESHOLDS:
+        settings = ClusterSettings(threshold=threshold, weights=weights, embeddings="false")
+        figures = [_subset_figures(articles, subset, settings, embed) for subset in SUBSETS]
         figures = [f for f in figures if f]
+        mean_f1 = sum(f.bcubed_f1 for f in figures) / len(figures)
+        log(f"  on the fitting half at {threshold}: B3 P " + " ".join(f"{f.bcubed_p:.3f}" for f in figures)
+            + " F1 " + " ".join(f"{f.bcubed_f1:.3f}" for f in figures))
         if min(f.bcubed_p for f in figures) < TARGET_PRECISION + 0.005:  # a margin for the unseen half
             continue
-        mean_f1 = sum(f.bcubed_f1 for f in figures) / len(figures)
         if best is None or mean_f1 > best[1]:
             best = (threshold, mean_f1)
     threshold = best[0] if best else 0.95
     log(f"threshold {threshold}")
-    return ClusterSettings(threshold=threshold, weights=weights)
+    return ClusterSettings(threshold=threshold, weights=weights, embeddings="false")
 
 
-def _subset_figures(articles: Sequence[Article], subset: str, settings: ClusterSettings) -> Figures | None:
+def _subset_figures(articles: Sequence[Article], subset: str, settings: ClusterSettings,
+                    embed: Embed | None = None) -> Figures | None:
     part = [a for a in articles if a.subset == subset]
     if not part:
         return None
-    return score(cluster_stream(part, settings), {a.id: a.gold for a in part})
+    return score(cluster_stream(part, settings, embed), {a.id: a.gold for a in part})
+
+
+def corpus_embedder(articles: Sequence[Article], mode: str, cache: Path | None = None,
+                    log: Callable[[str], None] = lambda s: None) -> Embed | None:
+    """The sentence embedder for ``mode``, with every article embedded once up front (``None``: words alone).
+
+    The index asks for texts as the daemon's does; they are looked up here, so
+    a threshold search does not embed the corpus eleven times.
+    """
+    embed = sentence_embedder(mode)
+    if embed is None:
+        return None
+    texts = sorted({a.profile.summary for a in articles})
+    vectors = None
+    if cache and cache.is_file():
+        import numpy as np
+
+        with np.load(cache, allow_pickle=False) as saved:
+            if list(saved["texts"]) == texts:
+                vectors = saved["vectors"]
+    if vectors is None:
+        log(f"embedding {len(texts)} articles (once; --embedding-cache keeps them)")
+        vectors = embed(texts)
+        if cache:
+            import numpy as np
+
+            np.savez(cache, texts=np.array(texts), vectors=vectors)
+    table = dict(zip(texts, vectors))
+
+    def looked_up(batch: Sequence[str]) -> list:
+        missing = [t for t in batch if t not in table]
+        if missing:
+            table.update(zip(missing, embed(missing)))
+        return [table[t] for t in batch]
+
+    return looked_up
 
 
 # -- the report -----------------------------------------------------------------
 
 
 def cross_validated(articles: Sequence[Article], log: Callable[[str], None],
-                    halves: Sequence[int] = (0, 1)) -> dict[str, dict]:
+                    halves: Sequence[int] = (0, 1), embed: Embed | None = None) -> dict[str, dict]:
     """Per subset and held-out half: ours (fitted on the other half), the singletons and TF-IDF floors."""
     report: dict[str, dict] = {}
     for held_out in halves:
         train = [a for a in articles if half_of(a.gold) != held_out]
         test = [a for a in articles if half_of(a.gold) == held_out]
-        settings = fit(train, log)
+        settings = fit(train, log, embed)
         for subset in SUBSETS:
             part = [a for a in test if a.subset == subset]
             gold = {a.id: a.gold for a in part}
             threshold, floor = best_tfidf(part, gold)
             report.setdefault(subset, {})[f"half{held_out}"] = {
                 "articles": len(part),
-                "ours": score(cluster_stream(part, settings), gold).to_dict(),
+                "ours": score(cluster_stream(part, settings, embed), gold).to_dict(),
                 "singletons": score(singletons(part), gold).to_dict(),
                 "tfidf_best": {**floor.to_dict(), "threshold": threshold},
                 "fitted": {"threshold": settings.threshold, "weights": settings.weights},
@@ -287,15 +337,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fit", action="store_true", help="also fit on the whole corpus and print the weights")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--half", type=int, choices=(0, 1), help="measure one held-out half only (two processes, one per half, finish sooner)")
+    parser.add_argument("--embeddings", type=embedding_mode, default="auto",
+                        help="true: the model with sentence embeddings (semantic extra); false: words alone")
+    parser.add_argument("--embedding-cache", type=Path, help="an .npz file keeping the articles' embeddings between runs")
     args = parser.parse_args(argv)
     if not args.corpus.is_file():
         print(f"error: {args.corpus}: not found (the shared corpora are not beside this checkout)", file=sys.stderr)
         return 2
     articles = read_corpus(args.corpus)
     log = (lambda s: print(s, file=sys.stderr))
-    report = cross_validated(articles, log, (0, 1) if args.half is None else (args.half,))
+    embed = corpus_embedder(articles, args.embeddings, args.embedding_cache, log)
+    log(f"model: {'words and sentence embeddings' if embed else 'words alone'}")
+    report = cross_validated(articles, log, (0, 1) if args.half is None else (args.half,), embed)
     if args.fit:
-        settings = fit(articles, log)
+        settings = fit(articles, log, embed)
         report["fitted_on_all"] = {"threshold": settings.threshold, "weights": settings.weights}
     if args.json:
         print(json.dumps(report, indent=2))

@@ -29,6 +29,7 @@ from typing import Any
 
 from .clustering import Assignment, ClusterIndex, ClusterSettings, Profile, profile
 from .models import Story
+from .story_embeddings import embedding_mode
 from .storage import Storage
 from .timeutil import from_iso, to_iso, utcnow
 
@@ -42,7 +43,8 @@ def settings_from_config(table: Mapping[str, Any]) -> ClusterSettings:
     return ClusterSettings(
         enabled=bool(table.get("enabled", defaults.enabled)),
         window=float(table.get("window", defaults.window)),
-        threshold=float(table.get("threshold", defaults.threshold)),
+        threshold=None if table.get("threshold") is None else float(table["threshold"]),
+        embeddings=embedding_mode(table.get("embeddings", defaults.embeddings)),
     )
 
 
@@ -53,9 +55,11 @@ def story_profile(story: Story) -> Profile:
 
 def assign_stories(index: ClusterIndex, stories: Sequence[Story]) -> list[Story]:
     """``stories`` with their ``cluster`` set, in order; the one code path of the daemon and ``monitor cluster``."""
+    profiles = [story_profile(story) for story in stories]
+    index.prepare_batch(profiles)
     out = []
-    for story in stories:
-        found: Assignment = index.assign(story_profile(story))
+    for story, item in zip(stories, profiles):
+        found: Assignment = index.assign(item)
         out.append(story.replace(cluster=found.cluster))
     return out
 
@@ -94,6 +98,8 @@ class StoryClusters:
         profiles = {story.id: story_profile(story) for story in stories}
         with self._lock:
             self._catch_up()
+            # Embedding (with the semantic extra) is the heavy part: done here, not while others wait.
+            self.index.prepare_batch(list(profiles.values()))
         return profiles
 
     def assign_serialised(self, stories: Sequence[Story], profiles: Mapping[str, Profile] | None = None) -> list[Story]:
@@ -117,7 +123,7 @@ class StoryClusters:
         pending, self._unconfirmed.pending = getattr(self._unconfirmed, "pending", False), False
         if pending and not committed:
             with self._lock:
-                self.index = ClusterIndex(self.settings)
+                self.index = ClusterIndex(self.settings, self.index.embed)  # the loaded model, not a second one
                 self._last_rowid = None
                 self._expired_at = None
 

