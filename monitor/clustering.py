@@ -130,7 +130,7 @@ class ClusterSettings:
     threshold: float | None = None
     leader_floor: float = DEFAULT_LEADER_FLOOR
     weights: dict[str, float] | None = None
-    embeddings: str = "auto"
+    embeddings: str = "false"
 
 
 def _stem(word: str) -> str:

@@ -175,8 +175,9 @@ SETTINGS: dict[str, tuple[Setting, ...]] = {
                 f"higher merges less. Default: the fitted one, {DEFAULT_CLUSTER_THRESHOLD:g} on words alone, "
                 f"{EMBEDDING_CLUSTER_THRESHOLD:g} with embeddings.", None, positive=True, maximum=1),
         Setting("embeddings", "bool/auto", "Sentence embeddings (the semantic extra's model) as a clustering signal: "
-                "\"auto\" uses them when the extra is installed, true requires it, false never loads the model.",
-                "auto"),
+                "false (the default) never loads the model, \"auto\" uses it when the extra is installed, true "
+                "requires it. They lift allsides21's F1 from 0.84-0.88 to 0.91-0.93 at about 100 ms and 500 MB more.",
+                "false"),
     ),
     "source": (
         Setting("url", "str", "http(s) URL, file: URL, or path (relative to the config file)."),

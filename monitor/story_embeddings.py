@@ -1,8 +1,10 @@
 """Sentence embeddings for story clustering, when the ``semantic`` extra is installed.
 
-``[clustering] embeddings`` chooses: ``"auto"`` (the default) uses them when
-the extra is installed and words alone otherwise; ``true`` requires the
-extra; ``false`` never loads a model. Nothing here imports torch: the model
+``[clustering] embeddings`` chooses: ``false`` (the default) never loads a
+model; ``"auto"`` uses them when the extra is installed and words alone
+otherwise; ``true`` requires the extra. They are opt-in because they cost
+about 100 ms a story and 500 MB more (docs/clustering.md) for a gain on
+independent reports only. Nothing here imports torch: the model
 loads on the first story that needs it.
 """
 

@@ -20,8 +20,9 @@ from monitor.clustering import ClusterSettings
 # subset: (B-cubed precision at least, B-cubed F1 at least); measured today minus a small margin.
 # Words alone, measured 0.979 / 0.842, 1.000 / 0.991, 0.962 / 0.732.
 WORD_FLOORS = {"allsides21": (0.97, 0.83), "basil": (0.98, 0.95), "neus": (0.955, 0.72)}
-# On embedding_sample(): measured 0.981 / 0.905, 1.000 / 0.991, 0.984 / 0.766 (NeuS: a quarter of its stories).
-EMBEDDING_FLOORS = {"allsides21": (0.97, 0.89), "basil": (0.98, 0.97), "neus": (0.97, 0.75)}
+# On embedding_sample(): measured 0.981 / 0.905, 1.000 / 0.991, 1.000 / 0.813 (NeuS: 195 articles, a sixteenth
+# of its stories: a small sample, hence the wider margin).
+EMBEDDING_FLOORS = {"allsides21": (0.97, 0.89), "basil": (0.98, 0.97), "neus": (0.97, 0.77)}
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +32,13 @@ def held_out():
 
 
 def embedding_sample(held_out):
-    """What the embedding guard measures: allsides21 and basil whole, a quarter of NeuS's stories.
+    """What the embedding guard measures: allsides21 and basil whole, a sixteenth of NeuS's stories.
 
-    Embedding all 3,653 held-out articles takes minutes on two cores; the
-    full figures are bench/eval_clustering.py's (docs/clustering.md).
+    Embedding all 3,653 held-out articles takes minutes on two cores (a quarter
+    of NeuS, three); the suite must stay fast on a fresh clone with no cache.
+    The full figures are bench/eval_clustering.py's (docs/clustering.md).
     """
-    return [a for a in held_out if a.subset != "neus" or hashlib.sha256(a.gold.encode()).digest()[1] < 64]
+    return [a for a in held_out if a.subset != "neus" or hashlib.sha256(a.gold.encode()).digest()[1] < 16]
 
 
 @pytest.fixture(scope="module")
