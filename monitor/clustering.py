@@ -68,6 +68,10 @@ INDEX_TERMS = 12  # the terms of a leader that candidates are looked up by
 CANDIDATES = 20  # leaders scored in full per story
 COMMON_SHARE = 0.2  # terms in more than this share of the window never key a lookup
 MIN_WINDOW_DOCS = 50  # document frequencies are smoothed as if the window held at least this many
+# Postings read per story at most, the rarest key terms first: a term shared by thousands of clusters
+# in a large window (25,000 stories) adds little to the ranking and would make a lookup cost grow
+# with the window. A 3,000-story window rarely reaches it.
+LOOKUP_BUDGET = 2000
 LONG_TERMS = 100  # distinct terms at which a text starts to count as long (a lead excerpt has about 50)
 TITLE_GRAMS = (3, 4, 5)  # character n-gram lengths of the title similarity
 MEMBERS_COMPARED = 4  # the first story and up to this many later members are compared: flat cost per cluster
@@ -384,12 +388,18 @@ class ClusterIndex:
         At most :data:`CANDIDATES`: the full score is computed only for them.
         """
         common = max(self.docs, MIN_WINDOW_DOCS) * COMMON_SHARE
+        keyed = [(term, self.postings.get(term, ())) for term in self._key_terms(item)
+                 if self.df.get(term, 0) <= common]
+        keyed.sort(key=lambda kv: (len(kv[1]), kv[0]))
         shared: Counter = Counter()
-        for term in self._key_terms(item):
-            if self.df.get(term, 0) <= common:
-                weight = self._idf(term)
-                for cluster in self.postings.get(term, ()):
-                    shared[cluster] += weight
+        budget = LOOKUP_BUDGET
+        for term, clusters in keyed:
+            if len(clusters) > budget:
+                break
+            budget -= len(clusters)
+            weight = self._idf(term)
+            for cluster in clusters:
+                shared[cluster] += weight
         # Ties broken by id: the same input gives the same clusters whatever the hash seed.
         ranked = sorted(shared.items(), key=lambda kv: (-kv[1], kv[0]))
         return [cluster for cluster, _ in ranked[:CANDIDATES]]
