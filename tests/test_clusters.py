@@ -339,3 +339,21 @@ def test_the_margin_signal_measures_a_story_against_the_closest_other_cluster():
     # Inflections meet in the title's character n-grams where whole words do not.
     assert ClusterIndex().features(profile("a", "x", "Sanctions hit Pyongyang's banks", "", None, None),
                                    profile("b", "y", "Sanctioned Pyongyang bank", "", None, None))["title_grams"] > 0.4
+
+
+def test_a_report_finds_its_cluster_in_a_window_crowded_with_stories_sharing_common_words():
+    # 3,000 clusters share the words of every government story: the lookup reads the rarest
+    # terms first and within its budget, and still finds the wire story's cluster.
+    from monitor.clustering import LOOKUP_BUDGET, ClusterIndex, profile
+
+    index = ClusterIndex()
+    index.assign(profile("wire", "wire", *REUTERS, None, None))
+    for n in range(3000):
+        index.assign(profile(f"crowd{n}", f"outlet{n % 40}",
+                             f"Government officials said ministers met on plan number {n}",
+                             f"Officials of the government said on Monday that ministers met to discuss "
+                             f"plan {n} for the region, officials said.", None, None))
+    shared_words = sum(len(index.postings.get(t, ())) for t in ("government", "officials", "ministers"))
+    assert shared_words > LOOKUP_BUDGET  # the crowd alone would exceed the budget
+    assert index.candidates(profile("ap", "ap", *AP, None, None))[0] == "wire"
+    assert index.assign(profile("ap", "ap", *AP, None, None)).cluster == "wire"
