@@ -331,9 +331,13 @@ class Monitor:
                      "the file keeps its size until it is converted to auto_vacuum (the m005 migration)")
         return deleted
 
-    def dispatch(self) -> outbox.DispatchResult:
+    def dispatch(self, *, until_done: bool = False) -> outbox.DispatchResult:
         """Deliver the alerts that are due. Runs one dispatcher at a time; a second caller returns at
-        once, and so does a process whose database another process delivers from (``held_by`` says who)."""
+        once, and so does a process whose database another process delivers from (``held_by`` says who).
+
+        :param until_done: keep going until nothing due is left (``monitor once``), instead of at
+            most one batch per channel (the daemon, which comes back every ``dispatch_interval``).
+        """
         if not self._dispatch_lock.acquire(blocking=False):
             return outbox.DispatchResult()
         try:
@@ -343,7 +347,7 @@ class Monitor:
             if lock is not None and not lock.try_acquire("command"):
                 return outbox.DispatchResult(held_by=lock.describe_holder())
             try:
-                return outbox.dispatch_due(self)
+                return outbox.dispatch_due(self, until_done=until_done)
             finally:
                 if lock is not None:
                     lock.release()

@@ -231,7 +231,7 @@ def once(config_path: str | None, db_path: str | None, only: tuple[str, ...]) ->
         sources = [config.sources[name] for name in only] if only else None
         results = monitor.run_once(sources, deliver=False)
         try:
-            dispatched = monitor.dispatch()
+            dispatched = monitor.dispatch(until_done=True)
             monitor.prune()  # retention applies as in the daemon
         except MonitorError as exc:
             dispatched, late_error = DispatchResult(), str(exc)

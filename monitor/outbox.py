@@ -67,6 +67,10 @@ class Tally:
     def __init__(self) -> None:
         self.sent = self.retrying = self.failed = self.deferred = 0
 
+    def handled(self) -> int:
+        """Rows sent, retried or failed so far (deferred rows are not handled: they wait)."""
+        return self.sent + self.retrying + self.failed
+
     def result(self, held_by: str | None = None) -> DispatchResult:
         return DispatchResult(self.sent, self.retrying, self.failed, self.deferred, held_by)
 
@@ -81,18 +85,26 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def dispatch_due(monitor: Monitor, limit: int = BATCH) -> DispatchResult:
-    """Send every pending alert whose time has come, oldest first, channel by channel.
+def dispatch_due(monitor: Monitor, limit: int = BATCH, *, until_done: bool = False) -> DispatchResult:
+    """Send pending alerts whose time has come, oldest first, channel by channel: at most
+    ``limit`` per channel, so that a daemon's dispatch run (and its shutdown) stays short;
+    with ``until_done``, round after round until a round has nothing left to send
+    (``monitor once``: a backlog of thousands goes in one run, not 200 per run).
 
     Call it holding the sender lock (:meth:`monitor.app.Monitor.dispatch` does).
     """
     tally = Tally()
     recover_interrupted(monitor)
-    now = _now()
-    pull_in_future_retries(monitor, now)
-    for name in monitor.store.due_channels(_iso(now)):
-        dispatch_channel(monitor, name, tally, limit)
-    return tally.result()
+    while True:
+        now = _now()
+        pull_in_future_retries(monitor, now)
+        handled = tally.handled()
+        for name in monitor.store.due_channels(_iso(now)):
+            dispatch_channel(monitor, name, tally, limit)
+        # A round that sent, retried or failed nothing has nothing left that is due (rows
+        # held back by a rate limit or a retry wait are due later): stop there.
+        if not until_done or tally.handled() == handled:
+            return tally.result()
 
 
 def dispatch_channel(monitor: Monitor, name: str, tally: Tally, limit: int = BATCH,

@@ -597,3 +597,25 @@ def test_email_over_starttls_with_login(feed_server, make_config, tmp_path, monk
     finally:
         controller.stop()
     assert [m["Subject"] for m in mailbox.messages] == ["[korea] Pyongyang story 1"]
+
+
+def test_monitor_once_delivers_a_backlog_larger_than_one_dispatch_batch(feed_server, make_config, cli_run,
+                                                                         monkeypatch, tmp_path):
+    # `monitor once` used to send at most one batch (200) per channel and leave the rest pending
+    # until the next run; a cron user with a backlog waited runs for it.
+    from monitor.outbox import BATCH
+
+    monkeypatch.setenv("HOOK_SECRET", "s3cr3t-shared")
+    half = BATCH // 2 + 30
+    first = feed_server.serve("/a.xml", rss([story(n) for n in range(half)]))
+    second = feed_server.serve("/b.xml", rss([story(n) for n in range(half, 2 * half)]))
+    feed_server.routes["/hook"] = Response(status=204, etag=False)
+    config = make_config(webhook_channel(feed_server) + feed_config(first, '["hook"]')
+                         + f'[sources.second]\nurl = "{second}"\n[clustering]\nenabled = false\n')
+    result = cli_run("once", "--config", config)
+    assert result.exit_code == 0, result.output
+    rows = outbox(tmp_path / "monitor.db")
+    assert len(rows) == 2 * half > BATCH
+    assert {r["status"] for r in rows} == {"sent"}
+    keys = [h.headers.get("Idempotency-Key") for h in feed_server.hits("/hook")]
+    assert len(keys) == len(set(keys)) == 2 * half
