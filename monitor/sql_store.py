@@ -752,11 +752,11 @@ class SQLStore(Storage):
         now = to_iso(utcnow())
         with self.write() as db:
             db.execute(
-                "INSERT INTO feedback (story_id, watchlist, verdict, match_id, title, text, note, origin, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(watchlist, story_id) DO UPDATE SET "
+                "INSERT INTO feedback (story_id, watchlist, verdict, match_id, title, text, language, note, origin, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(watchlist, story_id) DO UPDATE SET "
                 "verdict = excluded.verdict, match_id = excluded.match_id, note = excluded.note, "
                 "origin = excluded.origin, created_at = excluded.created_at",
-                [story.id, watchlist, verdict, match_id, story.title, story.text, note, origin, now],
+                [story.id, watchlist, verdict, match_id, story.title, story.text, story.language, note, origin, now],
             )
         return self.feedback(watchlist, story_id=story.id)[0]
 
@@ -774,6 +774,7 @@ class SQLStore(Storage):
         rows = self.query(f"SELECT {columns} FROM feedback {where} {order}", params)
         return [Feedback(id=r["id"], story_id=r["story_id"], watchlist=r["watchlist"], verdict=r["verdict"],
                          match_id=r["match_id"], title=r["title"] or "", text=r.get("text") or "",
+                         language=r.get("language"),
                          created_at=from_iso(r["created_at"]), note=r.get("note") or "",
                          origin=r.get("origin") or "") for r in rows]
 

@@ -209,6 +209,24 @@ def test_feedback_and_models_round_trip(store):
         store.models("nope")
 
 
+def test_a_verdict_keeps_its_storys_language_and_older_ones_gain_it_on_upgrade(monitor_db):
+    # `monitor train` reads a verdict in the language its story was classified in.
+    with _opened(monitor_db) as store:
+        save(store, [story(1, language="sv"), story(2)])
+        store.add_feedback("korea", "right", story_id="s1")
+        store.add_feedback("korea", "right", story_id="s2")
+        assert [(f.story_id, f.language) for f in store.feedback("korea")] == [("s1", "sv"), ("s2", None)]
+        # A database from before verdicts kept the language: the upgrade fills it in from the story.
+        with store.write() as db:
+            db.execute("ALTER TABLE feedback DROP COLUMN language")
+            if store.dialect == "postgresql":
+                db.execute("DELETE FROM news_monitor_migrations WHERE name = 'm015_feedback_language'")
+            else:
+                db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm015_feedback_language'")
+    with _opened(monitor_db) as store:
+        assert [(f.story_id, f.language) for f in store.feedback("korea")] == [("s1", "sv"), ("s2", None)]
+
+
 def test_stories_after_pages_in_storage_order(store):
     save(store, [story(n) for n in range(1, 8)])
     first = store.stories_after(0, 3)
