@@ -631,7 +631,8 @@ def alerts(config_path: str | None, db_path: str | None, status: str, limit: int
 
             count = requeue_failed(monitor, channel)
             click.echo(f"Requeued {plural(count, 'failed alert')}.")
-            result = monitor.dispatch()
+            # The whole backlog, as `monitor once` sends it, not one batch per channel.
+            result = monitor.dispatch(until_done=True)
             if result.held_by:
                 click.echo(f"Not sent by this command: {result.held_by} delivers from this database.")
             else:

@@ -294,6 +294,59 @@ def test_alerts_go_out_once_to_a_real_receiver(monitor_db, tmp_path, monitor_fee
     assert len(keys) == 3 and len(set(keys)) == 3
 
 
+def _backlog_config(tmp_path, monitor_db, server, extra: str = "") -> Path:
+    """A feed of one batch and a half of matching stories, each its own cluster, alerting a real receiver."""
+    from monitor.outbox import BATCH
+
+    url = server.serve("/feed.xml", rss([{"title": f"Pyongyang talks {n}", "guid": f"g{n}",
+                                          "link": f"http://news.test/{n}"} for n in range(BATCH + BATCH // 2)]))
+    return write_config(
+        tmp_path, f'[alerts]\nnew_source_window = 0\n[clustering]\nenabled = false\n{extra}'
+        f'[channels.hook]\ntype = "webhook"\nurl = "{server.url("/hook")}"\n'
+        f'[sources.feed]\nurl = "{url}"\n[watchlists.korea]\nquery = "pyongyang"\nchannels = ["hook"]\n', db=monitor_db)
+
+
+def test_alerts_retry_delivers_a_failed_backlog_larger_than_one_batch(monitor_db, tmp_path, monitor_feed_server):
+    # `alerts --retry` used to send one batch (200) per channel and leave the rest pending.
+    from monitor.outbox import BATCH
+
+    server = monitor_feed_server
+    config = _backlog_config(tmp_path, monitor_db, server)
+    server.routes["/hook"] = Response(status=400, etag=False)  # refused for good: every alert fails
+    assert cli("once", "-c", config, cwd=tmp_path).returncode == 0
+    server.routes["/hook"] = Response(status=204, etag=False)
+    retried = cli("alerts", "--retry", "-c", config, cwd=tmp_path)
+    backlog = BATCH + BATCH // 2
+    assert retried.returncode == 0, retried.stderr[-2000:]
+    assert f"Requeued {backlog} failed alerts." in retried.stdout and f"Sent {backlog}," in retried.stdout
+    with _opened(monitor_db) as store:
+        assert {r["status"] for r in store.outbox(channel="hook", limit=10 * BATCH)} == {"sent"}
+    keys = [h.headers.get("Idempotency-Key") for h in server.hits("/hook") if h.headers.get("Idempotency-Key")]
+    assert len(set(keys)) == backlog
+
+
+def test_the_daemon_sends_a_backlog_batch_after_batch_without_waiting_an_interval(monitor_db, tmp_path,
+                                                                                  monitor_feed_server):
+    # A poll that queues more than one batch: the rest used to wait a whole dispatch_interval (here an hour).
+    from conftest import wait_for
+    from monitor.outbox import BATCH
+    from monitor.scheduler import build_scheduler
+
+    server = monitor_feed_server
+    server.routes["/hook"] = Response(status=204, etag=False)
+    config = load_config(_backlog_config(tmp_path, monitor_db, server, '[schedule]\ndispatch_interval = "1h"\n'),
+                         env={})
+    with Monitor.open(config) as monitor:
+        scheduler = build_scheduler(monitor)
+        scheduler.start()
+        try:
+            wait_for(lambda: len(server.hits("/hook")) >= BATCH + BATCH // 2, timeout=60)
+        finally:
+            scheduler.shutdown(wait=True)
+        rows = monitor.store.outbox(channel="hook", limit=10 * BATCH)
+        assert len(rows) == BATCH + BATCH // 2 and {r["status"] for r in rows} == {"sent"}
+
+
 def test_reclassify_and_feedback_commands(monitor_db, tmp_path):
     text = (f'[alerts]\nnew_source_window = 0\n[sources.seeds]\nurl = "{ROOT / "seeds"}"\nkind = "directory"\n'
             '[watchlists.korea]\nquery = "pyongyang"\n')
