@@ -126,6 +126,25 @@ def test_one_alert_per_cluster_and_the_others_are_reported_with_it(store):
     assert [r["story_id"] for r in store.cluster_matches("korea", "s1")] == ["s1", "s2"]
 
 
+def test_the_web_uis_listings_page_and_filter_alike_on_both_stores(store):
+    # What the web UI's matches, alerts and sources pages read, through the store's named methods.
+    save(store, [story(1, title="Pyongyang talks", text="Officials met."),
+                 story(2, title="Seoul reply", text="PYONGYANG officials answered.", cluster="s1"),
+                 story(3, title="Weather", text="Sunny.")], [match(1), match(2)])
+    store.add_feedback("korea", "wrong", story_id="s2")
+    listed = store.match_listing(limit=10)
+    assert [(r["story_id"], r["cluster"], r["verdict"]) for r in listed] == [("s2", "s1", "wrong"), ("s1", "s1", None)]
+    assert [r["story_id"] for r in store.match_listing(containing="Officials MET")] == ["s1"]
+    assert [r["story_id"] for r in store.match_listing(before=(listed[0]["matched_at"], listed[0]["id"]))] == ["s1"]
+    assert store.match_listing("other") == [] and store.match_listing(since=utcnow() + timedelta(days=1)) == []
+    assert [r["id"] for r in store.cluster_reports("s2", limit=50)] == ["s1"]
+    today = utcnow().date().isoformat()
+    assert store.daily_story_counts(today) == {"feed": {today: 3}}
+    alerts = store.outbox(limit=10)
+    assert len(alerts) == 2 and {r["story_id"] for r in alerts} == {"s1"}  # one alert per cluster and channel
+    assert [r["id"] for r in store.outbox(before_id=alerts[0]["id"])] == [alerts[1]["id"]]
+
+
 def test_the_claim_protocol_gives_a_row_to_one_dispatcher(store):
     save(store, [story(1)], [match(1)])
     now = to_iso(utcnow())
