@@ -429,9 +429,15 @@ class SQLStore(Storage):
         return SavedUpdate(0, 0, len(new_ids), queued, tuple(new_ids))
 
     def set_clusters(self, clusters: dict[str, str]) -> int:
-        """Record ``{story id: cluster id}`` for stories that had none; returns how many changed."""
+        """Record ``{story id: cluster id}`` for stories that had none; returns how many changed.
+
+        Serialised with every other cluster-assigning write (a fleet's polls on PostgreSQL,
+        :meth:`_serialise_clusters`), as a poll's write is: ``monitor reclassify`` beside a
+        fleet never changes a cluster while a worker is assigning one.
+        """
         changed = 0
         with self.write() as db:
+            self._serialise_clusters(db)
             for story_id, cluster in clusters.items():
                 changed += db.execute("UPDATE stories SET cluster_id = ? WHERE id = ? AND cluster_id IS NULL",
                                       [cluster, story_id]).rowcount

@@ -454,6 +454,35 @@ def test_a_password_from_the_environment_is_redacted(monitor_postgres_url, tmp_p
     assert config.db.startswith("postgresql://u:s3cret@") and "s3cret" not in config.database
 
 
+def test_reclassify_waits_for_the_fleets_cluster_lock_before_it_writes_clusters(monitor_postgres_url, tmp_path):
+    # A fleet worker assigns clusters under a transaction-level advisory lock; reclassify clustered
+    # stored stories without it, in the middle of a worker's assignment.
+    import psycopg
+
+    from monitor.postgres_store import CLUSTER_LOCK_KEY
+
+    with _opened(monitor_postgres_url) as store:
+        save(store, [story(1), story(2, title="Weather", text="Sunny.")])
+        assert {r["cluster_id"] for r in store.query("SELECT cluster_id FROM stories")} == {None}
+    config = write_config(tmp_path, '[watchlists.korea]\nquery = "pyongyang"\n', db=monitor_postgres_url)
+    with psycopg.connect(monitor_postgres_url) as fleet:  # a worker in the middle of its cluster stage
+        fleet.execute("SELECT pg_advisory_xact_lock(%s)", [CLUSTER_LOCK_KEY])
+        process = subprocess.Popen([sys.executable, "-m", "monitor", "reclassify", "-c", str(config)], cwd=tmp_path,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            with pytest.raises(subprocess.TimeoutExpired):
+                process.wait(timeout=8)
+            with _opened(monitor_postgres_url) as store:
+                assert {r["cluster_id"] for r in store.query("SELECT cluster_id FROM stories")} == {None}
+        finally:
+            fleet.commit()  # the worker's write ends: its lock goes with its transaction
+        out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err[-2000:]
+    with _opened(monitor_postgres_url) as store:
+        assert {r["id"]: r["cluster_id"] for r in store.query("SELECT id, cluster_id FROM stories")} == {
+            "s1": "s1", "s2": "s2"}
+
+
 def test_migrate_db_copies_everything_into_an_empty_postgresql_and_refuses_a_full_one(monitor_postgres_url, tmp_path):
     config = write_config(tmp_path, f'[alerts]\nnew_source_window = 0\n[sources.seeds]\nurl = "{ROOT / "seeds"}"\n'
                           'kind = "directory"\n[watchlists.korea]\nquery = "pyongyang OR korea"\n')
