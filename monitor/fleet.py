@@ -383,10 +383,12 @@ class FleetWorker:
     # -- alerts --------------------------------------------------------------------------------
 
     def _dispatching(self) -> None:
-        wait = self.settings.dispatch_every
-        while not self.stopping.wait(wait):
-            # A run that had a whole batch due on a channel is followed by the next one at once.
-            wait = 0.0 if self._dispatch() else self.settings.dispatch_every
+        # A look at start (a backlog from before a restart goes out at once), then one every
+        # dispatch_every; a run that had a whole batch due on a channel is followed by the next at once.
+        while not self.stopping.is_set():
+            more = self._dispatch()
+            if self.stopping.wait(0.0 if more else self.settings.dispatch_every):
+                return
 
     def _dispatch(self) -> bool:
         """Deliver what is due on the channels whose leases this worker can take (monitor.channel_dispatch),

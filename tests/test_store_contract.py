@@ -379,6 +379,37 @@ def test_the_daemon_sends_a_backlog_batch_after_batch_without_waiting_an_interva
         assert len(rows) == BATCH + BATCH // 2 and {r["status"] for r in rows} == {"sent"}
 
 
+def test_a_fleet_worker_sends_a_backlog_batch_after_batch_without_waiting_dispatch_every(
+        monitor_postgres_url, tmp_path, monitor_feed_server):
+    # `monitor run` on PostgreSQL is a fleet worker: it looked at the outbox once per dispatch_every,
+    # one batch per channel each time, and its first look came a dispatch_every after it started.
+    import threading
+
+    from conftest import wait_for
+    from monitor.fleet import FleetSettings, FleetWorker
+    from monitor.outbox import BATCH
+
+    server = monitor_feed_server
+    config = load_config(_backlog_config(tmp_path, monitor_postgres_url, server), env={})
+    server.routes["/hook"] = Response(status=400, etag=False)
+    with Monitor.open(config) as monitor:
+        monitor.run_once()
+        monitor.dispatch(until_done=True)  # refused for good: a backlog of failed alerts, then queued again
+        assert monitor.store.requeue_failed() == BATCH + BATCH // 2
+    server.routes["/hook"] = Response(status=204, etag=False)
+    with Monitor.open(config) as monitor:
+        worker = FleetWorker(monitor, config.db, FleetSettings(dispatch_every=3600.0), worker_id="w1")
+        running = threading.Thread(target=worker.run)
+        running.start()
+        try:
+            wait_for(lambda: len(server.hits("/hook")) >= 2 * (BATCH + BATCH // 2), timeout=60)
+        finally:
+            monitor.stopping.set()
+            running.join(timeout=60)
+        rows = monitor.store.outbox(channel="hook", limit=10 * BATCH)
+        assert len(rows) == BATCH + BATCH // 2 and {r["status"] for r in rows} == {"sent"}
+
+
 def test_reclassify_and_feedback_commands(monitor_db, tmp_path):
     text = (f'[alerts]\nnew_source_window = 0\n[sources.seeds]\nurl = "{ROOT / "seeds"}"\nkind = "directory"\n'
             '[watchlists.korea]\nquery = "pyongyang"\n')
