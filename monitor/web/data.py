@@ -17,7 +17,7 @@ from ..config import Config
 from ..models import Snippet
 from ..query import KeywordMatcher
 from ..storage import Storage
-from ..timeutil import to_iso, utcnow
+from ..timeutil import utcnow
 from .cursor import decode_cursor, encode_cursor
 
 PAGE_SIZE = 50
@@ -65,10 +65,7 @@ def list_matches(store: Storage, flt: MatchFilter, cursor: str | None = None, li
     :raises BadCursor: ``cursor`` is not one this module made.
     """
     seconds = RANGES.get(flt.range)
-    before = None
-    if cursor:
-        matched_at, match_id = decode_cursor(cursor, 2)
-        before = (matched_at, match_id)
+    before = tuple(decode_cursor(cursor, 2)) if cursor else None
     rows = store.match_listing(flt.watchlist or None, flt.source or None,
                                since=utcnow() - timedelta(seconds=seconds) if seconds else None,
                                containing=flt.q or None, before=before, limit=limit + 1)
