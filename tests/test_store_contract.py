@@ -220,6 +220,20 @@ def test_search_takes_dotted_and_dotless_i_as_one_letter_on_both_stores(store):
         assert {f.row["id"] for f in search(store, query, limit=10).found} == expected, query
 
 
+def test_search_finds_a_turkish_word_spelled_as_the_story_spells_it_with_both_is(store):
+    # Words with dotted and dotless i at once (Diyarbakır, Balıkesir, silahlı): searching their exact
+    # spelling must find them, as it did before ı and i became one letter; and so must the spelling
+    # with the other i, since the matcher takes them as one.
+    save(store, [story(1, title="Diyarbakır'da patlama", text="Ankara", language="tr"),
+                 story(2, title="Balıkesir depremi", text="Silahlı saldırı", language="tr"),
+                 story(3, title="Diyarbakir blast", text="Reuters")])
+    from monitor.search import search
+
+    for query, expected in (("diyarbakır", {"s1", "s3"}), ("Diyarbakir", {"s1", "s3"}), ("balıkesir", {"s2"}),
+                            ("balikesir", {"s2"}), ("silahlı", {"s2"}), ('"silahli saldiri"', {"s2"})):
+        assert {f.row["id"] for f in search(store, query, limit=10).found} == expected, query
+
+
 def test_feedback_and_models_round_trip(store):
     save(store, [story(1), story(2)], [match(1)])
     right = store.add_feedback("korea", "right", story_id="s2")
