@@ -504,19 +504,28 @@ def test_reclassify_waits_for_the_fleets_cluster_lock_before_it_writes_clusters(
     # stored stories without it, in the middle of a worker's assignment.
     import psycopg
 
+    from conftest import wait_for
     from monitor.postgres_store import CLUSTER_LOCK_KEY
 
     with _opened(monitor_postgres_url) as store:
         save(store, [story(1), story(2, title="Weather", text="Sunny.")])
         assert {r["cluster_id"] for r in store.query("SELECT cluster_id FROM stories")} == {None}
     config = write_config(tmp_path, '[watchlists.korea]\nquery = "pyongyang"\n', db=monitor_postgres_url)
-    with psycopg.connect(monitor_postgres_url) as fleet:  # a worker in the middle of its cluster stage
-        fleet.execute("SELECT pg_advisory_xact_lock(%s)", [CLUSTER_LOCK_KEY])
+    with psycopg.connect(monitor_postgres_url) as fleet, psycopg.connect(monitor_postgres_url,
+                                                                          autocommit=True) as watcher:
+        fleet.execute("SELECT pg_advisory_xact_lock(%s)", [CLUSTER_LOCK_KEY])  # a worker in its cluster stage
+        holder = fleet.execute("SELECT pg_backend_pid()").fetchone()[0]
         process = subprocess.Popen([sys.executable, "-m", "monitor", "reclassify", "-c", str(config)], cwd=tmp_path,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def waiting_behind_the_worker() -> bool:
+            return watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                                   [holder]).fetchone()[0] > 0
+
         try:
-            with pytest.raises(subprocess.TimeoutExpired):
-                process.wait(timeout=8)
+            # Seen waiting for the lock, not merely slow to start: without the lock it finishes instead.
+            wait_for(lambda: process.poll() is not None or waiting_behind_the_worker(), timeout=120)
+            assert process.poll() is None, process.communicate()[1][-2000:]
             with _opened(monitor_postgres_url) as store:
                 assert {r["cluster_id"] for r in store.query("SELECT cluster_id FROM stories")} == {None}
         finally:
