@@ -424,6 +424,28 @@ def test_a_fleet_worker_sends_a_backlog_batch_after_batch_without_waiting_dispat
         assert len(rows) == BATCH + BATCH // 2 and {r["status"] for r in rows} == {"sent"}
 
 
+def test_reclassify_alert_delivers_every_alert_it_queues(monitor_db, tmp_path, monitor_feed_server):
+    # A backfill is what queues a backlog: `reclassify --alert` sent one batch (200) per channel and
+    # left the rest pending, as `alerts --retry` did.
+    from monitor.outbox import BATCH
+
+    backlog = BATCH + BATCH // 2
+    server = monitor_feed_server
+    server.routes["/hook"] = Response(status=204, etag=False)
+    with _opened(monitor_db) as store:
+        save(store, [story(n) for n in range(backlog)])  # stored before the watchlist existed: no matches
+    config = write_config(
+        tmp_path, '[alerts]\nnew_source_window = 0\n[clustering]\nenabled = false\n'
+        f'[channels.hook]\ntype = "webhook"\nurl = "{server.url("/hook")}"\n'
+        '[watchlists.korea]\nquery = "pyongyang"\nchannels = ["hook"]\n', db=monitor_db)
+    done = cli("reclassify", "--alert", "--watchlist", "korea", "-c", config, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"{backlog} alerts queued, {backlog} sent." in done.stdout, done.stdout
+    with _opened(monitor_db) as store:
+        assert {r["status"] for r in store.outbox(channel="hook", limit=10 * BATCH)} == {"sent"}
+    assert len({h.headers.get("Idempotency-Key") for h in server.hits("/hook")}) == backlog
+
+
 def test_reclassify_and_feedback_commands(monitor_db, tmp_path):
     text = (f'[alerts]\nnew_source_window = 0\n[sources.seeds]\nurl = "{ROOT / "seeds"}"\nkind = "directory"\n'
             '[watchlists.korea]\nquery = "pyongyang"\n')
