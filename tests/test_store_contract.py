@@ -371,6 +371,19 @@ def test_alerts_retry_delivers_a_failed_backlog_larger_than_one_batch(monitor_db
     assert len(set(keys)) == backlog
 
 
+def test_run_once_delivers_the_whole_backlog_its_poll_queued(monitor_db, tmp_path, monitor_feed_server):
+    # Monitor.run_once(), the library's `monitor once`, sent one batch (200) per channel and left the rest.
+    from monitor.outbox import BATCH
+
+    server = monitor_feed_server
+    server.routes["/hook"] = Response(status=204, etag=False)
+    config = load_config(_backlog_config(tmp_path, monitor_db, server), env={})
+    with Monitor.open(config) as monitor:
+        monitor.run_once()
+        rows = monitor.store.outbox(channel="hook", limit=10 * BATCH)
+    assert len(rows) == BATCH + BATCH // 2 and {r["status"] for r in rows} == {"sent"}
+
+
 def test_the_daemon_sends_a_backlog_batch_after_batch_without_waiting_an_interval(monitor_db, tmp_path,
                                                                                   monitor_feed_server):
     # A poll that queues more than one batch: the rest used to wait a whole dispatch_interval (here an hour).
