@@ -340,14 +340,14 @@ def test_alerts_go_out_once_to_a_real_receiver(monitor_db, tmp_path, monitor_fee
     assert len(keys) == 3 and len(set(keys)) == 3
 
 
-def _backlog_config(tmp_path, monitor_db, server, extra: str = "") -> Path:
+def _backlog_config(tmp_path, monitor_db, server, extra: str = "", alerts: str = "") -> Path:
     """A feed of one batch and a half of matching stories, each its own cluster, alerting a real receiver."""
     from monitor.outbox import BATCH
 
     url = server.serve("/feed.xml", rss([{"title": f"Pyongyang talks {n}", "guid": f"g{n}",
                                           "link": f"http://news.test/{n}"} for n in range(BATCH + BATCH // 2)]))
     return write_config(
-        tmp_path, f'[alerts]\nnew_source_window = 0\n[clustering]\nenabled = false\n{extra}'
+        tmp_path, f'[alerts]\nnew_source_window = 0\n{alerts}[clustering]\nenabled = false\n{extra}'
         f'[channels.hook]\ntype = "webhook"\nurl = "{server.url("/hook")}"\n'
         f'[sources.feed]\nurl = "{url}"\n[watchlists.korea]\nquery = "pyongyang"\nchannels = ["hook"]\n', db=monitor_db)
 
@@ -382,6 +382,28 @@ def test_run_once_delivers_the_whole_backlog_its_poll_queued(monitor_db, tmp_pat
         monitor.run_once()
         rows = monitor.store.outbox(channel="hook", limit=10 * BATCH)
     assert len(rows) == BATCH + BATCH // 2 and {r["status"] for r in rows} == {"sent"}
+
+
+def test_a_failing_channel_with_a_whole_batch_due_does_not_call_the_next_run_at_once(monitor_db, tmp_path,
+                                                                                    monitor_feed_server):
+    # The daemon and fleet workers go again at once after a run that had a whole batch due (`more`).
+    # Rows a failing channel has just retried can be due again at once (a short backoff): going again
+    # sent them attempt after attempt with no pause, and a receiver that is down the whole backlog.
+    from monitor.outbox import BATCH
+
+    server = monitor_feed_server
+    server.routes["/hook"] = Response(status=503, etag=False)
+    config = load_config(_backlog_config(tmp_path, monitor_db, server,
+                                         "[watchlists.north_korea]\nenabled = false\n",  # the hook's alone
+                                         alerts="backoff = 0\nbackoff_max = 0\nmax_attempts = 100\n"), env={})
+    with Monitor.open(config) as monitor:
+        monitor.run_once(deliver=False)
+        failing = monitor.dispatch()  # one run of the daemon's dispatcher
+        assert (failing.retrying, failing.more) == (BATCH, False)
+        server.routes["/hook"] = Response(status=204, etag=False)
+        healthy = monitor.dispatch()
+        assert (healthy.sent, healthy.more) == (BATCH, True)  # a channel that sends: the next run comes at once
+    assert len(server.hits("/hook")) == 2 * BATCH
 
 
 def test_the_daemon_sends_a_backlog_batch_after_batch_without_waiting_an_interval(monitor_db, tmp_path,
