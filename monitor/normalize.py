@@ -157,7 +157,7 @@ def tidy_text(value: str) -> str:
 def _layout(value: str) -> str:
     value = unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n")
     value = _CONTROL.sub("", value)
-    lines = [_SPACES.sub(" ", line).strip() for line in value.split("\n")]
+    lines = [line.strip() for line in _SPACES.sub(" ", value).split("\n")]  # spaces never span a line break
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
