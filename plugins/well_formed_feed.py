@@ -13,7 +13,7 @@ its own date parser, so the entries are the same ones feedparser gives.
 Anything it is not sure of answers ``None`` and feedparser reads the feed:
 a document that is not well-formed, has a DOCTYPE (so no entity can be
 declared: no billion laughs, no external entities, no DTD loading), an
-``xml:base``, an encoding other than UTF-8, an RSS 0.9x or Atom 0.3 root,
+encoding other than UTF-8, an RSS 0.9x or Atom 0.3 root,
 inline XHTML, base64 content, or any element feedparser gives a meaning we do
 not model. ``tests/test_well_formed_feed.py`` holds it to feedparser on every
 real feed of the corpus.
@@ -36,7 +36,7 @@ from typing import Any
 from feedparser.datetimes import _parse_date
 from feedparser.html import _cp1252
 from feedparser.mixin import _FeedParserMixin
-from feedparser.urls import _urljoin
+from feedparser.urls import _urljoin, make_safe_absolute_uri
 
 from monitor import EntryData
 
@@ -105,7 +105,7 @@ def read_entries(body: bytes, content_type: str | None) -> list[EntryData] | Non
     :param content_type: the response's Content-Type header, if any.
     :return: the entries, or ``None`` where feedparser must read the document.
     """
-    if not _utf8(body, content_type) or b"<!DOCTYPE" in body or _has_base_attribute(body):
+    if not _utf8(body, content_type) or b"<!DOCTYPE" in body:
         return None
     try:
         events = ET.iterparse(BytesIO(body), events=("start-ns",))
@@ -114,8 +114,11 @@ def read_entries(body: bytes, content_type: str | None) -> list[EntryData] | Non
     except (ET.ParseError, ValueError):
         return None
     try:
-        return _Document(declared).entries(root)
-    except _NotConfident:
+        document = _Document(declared)
+        if _has_base_attribute(body):
+            document.base_of = _bases(root)
+        return document.entries(root)
+    except (_NotConfident, RecursionError):  # RecursionError: elements nested thousands deep
         return None
 
 
@@ -179,8 +182,33 @@ def _finish(value: str) -> str:
     return value.translate(_cp1252) if _C1_CONTROLS.search(value) else value
 
 
-def _resolve(value: str) -> str:
-    return _urljoin("", value) if value else value
+def _bases(root: ET.Element) -> dict[int, str]:
+    """The base URI feedparser resolves links against inside each element (by ``id``), from ``xml:base``.
+
+    feedparser keeps one current base: an element with ``xml:base`` (or ``base``)
+    moves it; at an element's end it goes back to the parent's only if that one
+    was not empty, so a base set under an element without one stays in force
+    after it. This walks the document in its order to follow that exactly.
+    """
+    bases: dict[int, str] = {}
+    stack: list[str] = []
+    current = ""
+    todo: list[tuple[ET.Element, bool]] = [(root, False)]
+    while todo:
+        element, ending = todo.pop()
+        if ending:
+            stack.pop()
+            if stack and stack[-1]:
+                current = stack[-1]
+            continue
+        attributes = _plain_attributes(element)
+        given = attributes.get("xml:base", attributes.get("base")) or current
+        current = (make_safe_absolute_uri(current, given) or current) if current else _urljoin(current, given)
+        stack.append(current)
+        bases[id(element)] = current
+        todo.append((element, True))
+        todo.extend((child, False) for child in reversed(element))
+    return bases
 
 
 class _Document:
@@ -208,9 +236,14 @@ class _Document:
             if prefix and uri not in self.prefix_of:
                 self.prefix_of[uri] = prefix
         self._names: dict[str, str] = {}
+        self.base_of: dict[int, str] = {}  # element id -> its base URI, where the document has xml:base
         # A feed-level description after a feed-level summary is content to feedparser, and
         # its "has content" flag stays up until the end of the next entry.
         self.content_leaks_into_next_entry = False
+
+    def resolve(self, element: ET.Element, uri: str) -> str:
+        """``uri`` resolved as feedparser resolves it inside ``element``."""
+        return _urljoin(self.base_of.get(id(element), ""), uri)
 
     def name(self, tag: Any) -> str:
         """feedparser's name for an element: ``title``, ``dc_creator``, ``media_content``..."""
@@ -415,7 +448,7 @@ class _Entry:
         self.guid_is_link = attributes.get("ispermalink", "true") == "true"
         value = (element.text or "").strip()
         if value and self.guid_is_link:
-            value = _resolve(value)
+            value = self.doc.resolve(element, value)
         value = _finish(value)
         self._save("id", value, 1)
         if self.guid_is_link:
@@ -450,9 +483,10 @@ class _Entry:
             rel = attributes.get("rel", "alternate").lower()
             kind = attributes.get("type", "application/atom+xml" if rel == "self" else "text/html").lower()
             if rel == "alternate" and kind in _HTML_LINK_TYPES:
-                self.fields["link"] = _urljoin("", attributes["href"])
+                self.fields["link"] = self.doc.resolve(element, attributes["href"])
             return
-        value = _finish(_resolve((element.text or "").strip()))
+        value = (element.text or "").strip()
+        value = _finish(self.doc.resolve(element, value) if value else value)
         self.fields["link"] = _ENTITY_NAME.sub(r"&\g<1>", value.replace("&amp;", "&"))
 
     def _author(self, element: ET.Element) -> None:
