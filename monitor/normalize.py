@@ -234,7 +234,8 @@ def default_story_key(story: Story, source: Source) -> str:
 def normalize_entry(entry: EntryData, source: Source, fetched: datetime) -> Story:
     """Turn one parsed entry into a :class:`Story` with an empty ``id`` (see ``story_key``)."""
     summary = html_to_text(entry.summary)
-    content = html_to_text(entry.content)
+    # Parsers often copy a content-only entry's content into its summary: read it once.
+    content = summary if entry.content == entry.summary else html_to_text(entry.content)
     text = content if len(content) >= len(summary) else summary
     title = one_line(html_to_text(entry.title))
     if not title:
