@@ -207,3 +207,50 @@ def test_a_truncated_feed_still_gets_feedparsers_partial_read_and_its_note():
     source = Source("fixture", "http://127.0.0.1/feed")
     entries = feed_parser.parse_feed(source, FetchResult(url=source.url, content=document, media_type="application/xml"))
     assert entries.notes and "malformed feed" in entries.notes[0]
+
+
+def random_entry_children(rng, atom_feed: bool) -> str:
+    """A few elements an entry may hold, in any order and number, with odd values among them."""
+    text = rng.choice(["", " t ", "CafÃ©", "a &amp; b", "http://e/a?x=1&amp;y=2", "rel/path", "2026-01-02T03:04:05Z",
+                       "Tue, 10 Jun 2003 04:00:00 GMT", "&lt;p&gt;hi&lt;/p&gt;", "n@e.com", "fr"])
+    name = (lambda tag: tag) if not atom_feed else (lambda tag: {"guid": "id", "description": "summary", "pubDate": "published"}.get(tag, tag))
+    choices = [
+        f"<{name('title')}>{text}</{name('title')}>",
+        f"<link>{text}</link>" if not atom_feed else f'<link href="{text or "x"}"/>',
+        f'<link rel="{rng.choice(["alternate", "self", "enclosure"])}" type="{rng.choice(["text/html", "html", "application/pdf"])}" href="h/{text}"/>',
+        f'<{name("guid")} isPermaLink="{rng.choice(["true", "false", "True"])}">{text}</{name("guid")}>',
+        f"<{name('guid')}>{text}</{name('guid')}>",
+        f"<{name('description')}>{text}</{name('description')}>",
+        f"<content:encoded>{text}</content:encoded>",
+        f"<{name('pubDate')}>{text}</{name('pubDate')}>",
+        f"<dc:date>{text}</dc:date>",
+        f"<dc:creator>{text}</dc:creator>",
+        f"<author><name>{text}</name>{rng.choice(['', '<email>n@e</email>'])}</author>" if atom_feed else f"<author>{text}</author>",
+        f"<dc:language>{text}</dc:language>",
+        f"<media:group><media:title>{text}</media:title><media:description>d {text}</media:description></media:group>",
+        f'<media:content url="http://e/i.jpg"><media:title>{text}</media:title></media:content>',
+        f"<media:title>{text}</media:title>",
+        f"<source><title>{text}</title></source>" if atom_feed else f'<source url="http://s/">{text}</source>',
+        f"<x:thing>{text}</x:thing>",
+        f'<category>{text}</category>',
+    ]
+    return "".join(rng.choice(choices) for _ in range(rng.randint(0, 8)))
+
+
+def test_entries_of_random_mixtures_of_elements_read_as_feedparser_reads_them():
+    # The order-dependent rules (which title, link, id, summary win) on 400 random entries.
+    import random
+
+    rng = random.Random(16)
+    namespaces = ('xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:media="http://search.yahoo.com/mrss/" '
+                  'xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:x="urn:x"')
+    read = 0
+    for _ in range(100):
+        atom_feed = rng.random() < 0.5
+        base = rng.choice(["", ' xml:base="http://b/x/"'])
+        entries = "".join(f"<{'entry' if atom_feed else 'item'}{base if rng.random() < 0.5 else ''}>"
+                          f"{random_entry_children(rng, atom_feed)}</{'entry' if atom_feed else 'item'}>"
+                          for _ in range(4))
+        document = atom(entries, namespaces) if atom_feed else rss(entries, namespaces=namespaces)
+        read += assert_same_as_feedparser(document, where=document.decode())
+    assert read >= 90
