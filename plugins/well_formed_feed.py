@@ -80,8 +80,7 @@ _SOURCE_PARTS = frozenset({"title", "link", "id", "updated", "published", "subti
 # Outside the entries only the feed's language is read; these there would change how entries are read.
 _NOT_AT_FEED_LEVEL = frozenset({"item", "entry", "channel", "feed", "rss", "source", "content", "content_encoded",
                                 "fullitem", "body", "xhtml_body", "language", "dc_language"})
-_PLAIN_TYPES = {"text": "text/plain", "plain": "text/plain", "html": "text/html", "text/plain": "text/plain",
-                "text/html": "text/html"}
+_PLAIN_TYPES = frozenset({"text", "plain", "html", "text/plain", "text/html"})  # feedparser's names for them
 _HTML_LINK_TYPES = {"text/html", "html", "application/xhtml+xml", "xhtml"}
 # The keys feed_parser reads from feedparser's entries: an unknown element of one of these names would land there.
 _ENTRY_KEYS = frozenset({"published_parsed", "updated_parsed", "created_parsed", "content", "summary", "title",
@@ -135,10 +134,16 @@ def _utf8(body: bytes, content_type: str | None) -> bool:
     declared = _XML_DECLARED_ENCODING.match(head)
     encodings = [charset, declared.group(1).decode("ascii", "replace") if declared else ""]
     if content_type:
-        xml_type = media_type in ("application/xml", "application/xml-dtd", "application/xml-external-parsed-entity") or (
-            media_type.startswith("application/") and media_type.endswith("+xml"))
-        if not xml_type or not _is_utf8(encodings[0] or encodings[1] or "utf-8"):
-            return False  # text/xml means US-ASCII without a charset; other types make feedparser complain
+        if media_type in ("application/xml", "application/xml-dtd", "application/xml-external-parsed-entity") or (
+                media_type.startswith("application/") and media_type.endswith("+xml")):
+            named = encodings[0] or encodings[1] or "utf-8"
+        elif media_type in ("text/xml", "text/xml-external-parsed-entity") or (
+                media_type.startswith("text/") and media_type.endswith("+xml")):
+            named = encodings[0] or "us-ascii"  # RFC 3023: text/xml without a charset is US-ASCII
+        else:
+            return False  # feedparser reads it but notes that it is not an XML media type
+        if not _is_utf8(named):
+            return False
     elif not _is_utf8(encodings[1] or "utf-8"):
         return False
     if encodings[1] and not _is_utf8(encodings[1]):

@@ -144,6 +144,8 @@ def test_the_test_suites_own_feeds_read_the_same_or_fall_back():
 def test_what_feedparser_does_with_odd_but_valid_feeds_is_what_the_fast_path_does(document):
     assert assert_same_as_feedparser(document)
     assert assert_same_as_feedparser(document, content_type=None)
+    assert assert_same_as_feedparser(document, content_type="text/xml; charset=UTF-8")
+    assert assert_same_as_feedparser(document, content_type="application/atom+xml")
 
 
 @pytest.mark.parametrize("document, content_type", [
