@@ -33,6 +33,8 @@ from monitor_plugins.learned_model import (  # noqa: E402
     LearnedModel,
     Raw,
     _folds,
+    docs_of,
+    languages_of,
     near_duplicate_groups,
     out_of_fold_predictions,
     train,
@@ -123,14 +125,15 @@ def examples(name: str, sets: list[Corpus]) -> tuple[list[Example], list[bool]]:
         for item in corpus.items:
             if item.story.id in skip:
                 continue
-            out.append(Example(item.story.title, item.story.text, name in (item.labels or ()), source=corpus.name))
+            out.append(Example(item.story.title, item.story.text, name in (item.labels or ()), source=corpus.name,
+                               language=item.story.language))
             scored.append(corpus.scored)
     return out, scored
 
 
 def query_predicts(query: str, threshold: float, items: list[Example]) -> list[bool]:
     matcher = KeywordMatcher({"q": query})
-    return [matcher.match(e.title, e.text).get("q", (0.0, None))[0] >= threshold for e in items]
+    return [matcher.match(e.title, e.text, language=e.language).get("q", (0.0, None))[0] >= threshold for e in items]
 
 
 @dataclass
@@ -153,9 +156,9 @@ class Prepared:
 
 def prepare(name: str, query: str, threshold: float, sets: list[Corpus]) -> Prepared:
     items, scored = examples(name, sets)
-    docs = [(e.title, e.text) for e in items]
+    docs = docs_of(items)
     featurizer = Featurizer(query)
-    hits = featurizer.query_scores(docs)
+    hits = featurizer.query_scores(docs, languages_of(items))
     return Prepared(name, query, items, scored, featurizer.raw(docs, hits), [s >= threshold for s, _ in hits],
                     [floor_predicts(name, e.title, e.text) for e in items], near_duplicate_groups(items))
 

@@ -335,14 +335,15 @@ class Monitor:
         """Deliver the alerts that are due. Runs one dispatcher at a time; a second caller returns at
         once, and so does a process whose database another process delivers from (``held_by`` says who).
 
-        :param until_done: keep going until nothing due is left (``monitor once``), instead of at
-            most one batch per channel (the daemon, which comes back every ``dispatch_interval``).
+        :param until_done: keep going until nothing due is left (``monitor once``, ``monitor alerts
+            --retry``), instead of at most one batch per channel (the daemon and fleet workers, which
+            come back at once when a batch was full: ``more`` in the result).
         """
         if not self._dispatch_lock.acquire(blocking=False):
             return outbox.DispatchResult()
         try:
             if self.channel_dispatcher is not None:
-                return self.channel_dispatcher.dispatch()
+                return self.channel_dispatcher.dispatch(until_done=until_done)
             lock = self.sender_lock
             if lock is not None and not lock.try_acquire("command"):
                 return outbox.DispatchResult(held_by=lock.describe_holder())

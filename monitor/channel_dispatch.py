@@ -71,16 +71,28 @@ class ChannelDispatcher:
                 self._schema_ready = True
             return func(coord)
 
-    def dispatch(self) -> DispatchResult:
-        """Send what is due on every channel whose lease this process can take now.
+    def dispatch(self, *, until_done: bool = False) -> DispatchResult:
+        """Send what is due on every channel whose lease this process can take now: at most one batch
+        per channel, or with ``until_done`` round after round until a round has nothing left to send
+        (``monitor once``, ``monitor alerts --retry``), as :func:`monitor.outbox.dispatch_due` does.
 
         ``held_by`` names the holders of the channels left to them, when nothing else was tried.
         """
         tally = Tally()
+        tried_any = False
+        while True:
+            handled = tally.next_round()
+            tried, held = self._dispatch_round(tally)
+            tried_any = tried_any or tried
+            if not until_done or tally.round_was_empty(handled):
+                return tally.result(held_by=self._holders(held) if held and not tried_any else None)
+
+    def _dispatch_round(self, tally: Tally) -> tuple[bool, list[str]]:
+        """One batch on each channel with due rows whose lease is free: (whether any was tried, those held)."""
         channels = [name for name in self.monitor.store.channels_to_dispatch(iso_now())
                     if name not in self.monitor.unavailable_channels]
         if not channels:
-            return tally.result()
+            return False, []
         self._coordinated(lambda coord: coord.ensure(CHANNEL, channels))
         held: list[str] = []
         for name in channels:
@@ -94,8 +106,7 @@ class ChannelDispatcher:
                 log.warning("channel %s: %s; its next holder sends what is left", name, exc)
             finally:
                 self.release(lease)
-        tried = len(channels) - len(held)
-        return tally.result(held_by=self._holders(held) if held and not tried else None)
+        return len(channels) > len(held), held
 
     # What a fleet worker overrides, to keep the lease renewed by its heartbeat while a send is slow.
 

@@ -631,7 +631,8 @@ def alerts(config_path: str | None, db_path: str | None, status: str, limit: int
 
             count = requeue_failed(monitor, channel)
             click.echo(f"Requeued {plural(count, 'failed alert')}.")
-            result = monitor.dispatch()
+            # The whole backlog, as `monitor once` sends it, not one batch per channel.
+            result = monitor.dispatch(until_done=True)
             if result.held_by:
                 click.echo(f"Not sent by this command: {result.held_by} delivers from this database.")
             else:
@@ -753,8 +754,9 @@ CLASSIFY_BATCH = 256
 def classify(config_path: str | None, db_path: str | None, input_file) -> None:
     """Classify stories given as JSON lines (file or stdin) with the configured watchlists.
 
-    Each input line is {"id": ..., "title": ..., "summary": ...} ("text" may
-    stand for "summary"). Each output line is {"id", "topics", "scores",
+    Each input line is {"id": ..., "title": ..., "summary": ..., "language"?: "sv"} ("text" may
+    stand for "summary"; "language", as a feed's, keeps that language's own letters unfolded).
+    Each output line is {"id", "topics", "scores",
     "evidence"}. Bad lines are reported on stderr with their line number and
     the command exits 1 after classifying the rest.
     """
@@ -944,7 +946,8 @@ def _learned_views(watchlists: list, items: list, training: list, folds: int) ->
         return {}
     views: dict[str, dict[str, set[str]]] = {}
     for watchlist in watchlists:
-        examples = [Example(i.story.title, i.story.text, watchlist.name in i.labels) for i in items]
+        examples = [Example(i.story.title, i.story.text, watchlist.name in i.labels, language=i.story.language)
+                    for i in items]
         positives = sum(e.positive for e in examples)
         if folds >= 2 and min(positives, len(examples) - positives) > MIN_PER_CLASS:
             decided = out_of_fold_predictions(watchlist.name, watchlist.query, examples, folds=folds)
@@ -952,12 +955,14 @@ def _learned_views(watchlists: list, items: list, training: list, folds: int) ->
             for item, yes in zip(items, decided):
                 if yes:
                     view.setdefault(item.story.id, set()).add(watchlist.name)
-        train_examples = [Example(i.story.title, i.story.text, watchlist.name in i.labels) for i in training]
+        train_examples = [Example(i.story.title, i.story.text, watchlist.name in i.labels, language=i.story.language)
+                          for i in training]
         train_positives = sum(e.positive for e in train_examples)
         if min(train_positives, len(train_examples) - train_positives) >= MIN_PER_CLASS:
             model = train(watchlist.name, watchlist.query, train_examples)
             view = views.setdefault("learned, trained on --train-on (cross-corpus)", {})
-            probabilities = model.predict([(i.story.title, i.story.text) for i in items])
+            probabilities = model.predict([(i.story.title, i.story.text) for i in items],
+                                          languages=[i.story.language for i in items])
             for item, (p, _) in zip(items, probabilities):
                 if p >= model.cutoff:
                     view.setdefault(item.story.id, set()).add(watchlist.name)

@@ -132,8 +132,10 @@ class StoryClusters:
         now = utcnow()
         if self._last_rowid is None:
             since = to_iso(now - timedelta(seconds=self.settings.window))
-            rows = self.store.stories_for_clustering(first_seen_since=since)
+            # The top rowid before the window: a story committed between the two reads is then
+            # in the window's rows or after the rowid we count from, never in neither.
             self._last_rowid = self.store.last_story_rowid()
+            rows = self.store.stories_for_clustering(first_seen_since=since)
             log.info("clustering: %d stories of the last %s read back", len(rows), timedelta(seconds=self.settings.window))
         else:
             rows = self.store.stories_for_clustering(after_rowid=self._last_rowid)

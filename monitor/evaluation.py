@@ -81,8 +81,11 @@ def json_lines(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] | str
 
 
 def read_stories(lines: Iterable[str], source: str = "input") -> Iterator[LabelledStory | InputError]:
-    """Parse JSON lines ``{"id", "title", "summary" or "text", "labels"?, "published"?, "source"?, "url"?}``.
+    """Parse JSON lines ``{"id", "title", "summary" or "text", "labels"?, "published"?, "source"?, "url"?,
+    "language"?}``.
 
+    ``language`` (a code such as ``"sv"``) is read as a feed's language is: a word is matched, and a
+    learned model trained, with that language's own letters unfolded (:mod:`monitor.letters`).
     Bad lines come back as errors.
     """
     for number, row in json_lines(lines):
@@ -103,11 +106,16 @@ def read_stories(lines: Iterable[str], source: str = "input") -> Iterator[Labell
         if isinstance(published, str):
             yield InputError(number, published)
             continue
+        language = row.get("language")
+        if language is not None and not isinstance(language, str):
+            yield InputError(number, f"language: expected a language code such as \"sv\", got {json.dumps(language)[:40]}")
+            continue
         outlet = row.get("source")
         # The same normalisation as feed entries: wire copy often carries escaped markup.
         story = Story(id=story_id, source=outlet if isinstance(outlet, str) and outlet else source,
                       title=one_line(html_to_text(title)), text=html_to_text(text or ""), published=published,
-                      url=row.get("url") if isinstance(row.get("url"), str) else None)
+                      url=row.get("url") if isinstance(row.get("url"), str) else None,
+                      language=language.strip() or None if language else None)
         yield LabelledStory(story, gold, number)
 
 

@@ -383,19 +383,26 @@ class FleetWorker:
     # -- alerts --------------------------------------------------------------------------------
 
     def _dispatching(self) -> None:
-        while not self.stopping.wait(self.settings.dispatch_every):
-            self._dispatch()
+        # A look at start (a backlog from before a restart goes out at once), then one every
+        # dispatch_every; a run that had a whole batch due on a channel is followed by the next at once.
+        while not self.stopping.is_set():
+            more = self._dispatch()
+            if self.stopping.wait(0.0 if more else self.settings.dispatch_every):
+                return
 
-    def _dispatch(self) -> None:
-        """Deliver what is due on the channels whose leases this worker can take (monitor.channel_dispatch)."""
+    def _dispatch(self) -> bool:
+        """Deliver what is due on the channels whose leases this worker can take (monitor.channel_dispatch),
+        one batch per channel; whether more may be due now."""
         try:
-            self.monitor.dispatch()
+            result = self.monitor.dispatch()
         except CONNECTION_LOST as exc:
             self._database_down("delivering alerts", exc, self.settings.dispatch_every)
         except Exception:
             log.exception("delivering alerts: unexpected error; trying again in %.1fs", self.settings.dispatch_every)
         else:
             self._database_up()
+            return result.more
+        return False
 
 
 class _FleetChannelDispatcher(ChannelDispatcher):

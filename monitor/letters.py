@@ -12,13 +12,21 @@ letter of its own; a mark that only breaks ties (Czech *á*, Latvian *ā*)
 is an accent and folds.
 Letters that have no decomposition (``æ``, ``ø``, ``ł``, ``ð``) are never
 folded and need no entry; they are listed where they belong for the reader.
+
+One exception is folded everywhere: Turkish and Azerbaijani write *i* with
+and without a dot, in both cases (İ i, I ı), where ``casefold`` knows only
+I -> i, so a headline's *IŞIK* became *işik*, not the *ışık* of the text.
+Matching takes dotted and dotless i as one letter (:data:`ONE_I`), as search
+engines do: *İstanbul*, *ISTANBUL*, *Istanbul* and *istanbul* are one word,
+and so are *ılık* (lukewarm), *ILIK* and *ilik* (marrow), a pair a reader
+tells apart by context. A query finds every spelling; it cannot ask for one.
 """
 
 from __future__ import annotations
 
 import functools
 
-__all__ = ["OWN_LETTERS", "SAME_LETTER", "own_letters"]
+__all__ = ["ONE_I", "OWN_LETTERS", "SAME_LETTER", "dotless_spellings", "own_letters"]
 
 NO_LETTERS: frozenset[str] = frozenset()
 
@@ -28,7 +36,7 @@ OWN_LETTERS: dict[str, str] = {
     "sv": _NORDIC, "fi": _NORDIC, "da": _NORDIC, "nb": _NORDIC, "nn": _NORDIC, "no": _NORDIC,
     "is": "áéíóúýöæðþ", "fo": "áíóúýøæð",
     "et": "äöõüšž", "lv": "čģķļņšž", "lt": "čšž",
-    "hu": "öőüű", "tr": "çğıöşü", "az": "çəğıöşü",
+    "hu": "öőüű", "tr": "çğöşü", "az": "çəğöşü",  # dotless ı is i for matching (ONE_I)
     "es": "ñ", "gl": "ñ", "eu": "ñ",
     "pl": "ąćęłńóśźż", "cs": "čřšž", "sk": "äčôšž",
     "ro": "ăâîșț", "hr": _SOUTH_SLAVIC, "bs": _SOUTH_SLAVIC, "sr": _SOUTH_SLAVIC, "sl": "čšž",
@@ -45,6 +53,23 @@ _THREE_LETTER = {
 # One letter written two ways: Romanian s and t with a comma below, often typed
 # with a cedilla (ş, ţ) on keyboards without them.
 SAME_LETTER = str.maketrans("şţŞŢ", "șțȘȚ")
+# Dotless ı (after casefolding: I is i, İ is i and a combining dot) is i, in every language:
+# no other alphabet has the letter, and a story's language is often unknown.
+ONE_I = str.maketrans("ı", "i")
+
+
+def dotless_spellings(word: str) -> tuple[str, ...]:
+    """The spellings of ``word`` (folded) with dotless ı that an index keeping ı apart (SQLite's FTS5)
+    holds for it: every i dotless (*ışık*), and all but a first one (*Işık*, whose capital I the index
+    lower-cases to i); none when it has no i.
+
+    Turkish vowel harmony puts i or ı throughout most words, so these find most stories;
+    the matcher, which folds both, decides.
+    """
+    if "i" not in word:
+        return ()
+    dotless = word.replace("i", "ı")
+    return tuple(dict.fromkeys([dotless, "i" + dotless[1:]] if word[0] == "i" else [dotless]))
 
 
 @functools.lru_cache(maxsize=256)

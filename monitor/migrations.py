@@ -301,3 +301,19 @@ def m014_search_folds_accents(db: Database) -> None:
     # accents. PostgreSQL's search gained the same in its m014; the number
     # keeps both schemas at one version.
     pass
+
+
+# Shared by both stores: a verdict kept from before it carried its story's language takes the
+# language of the story, where the story is still stored (a pruned one's stays unknown).
+FEEDBACK_LANGUAGE_BACKFILL = (
+    "UPDATE feedback SET language = (SELECT s.language FROM stories s WHERE s.id = feedback.story_id) "
+    "WHERE language IS NULL"
+)
+
+
+@migrations()
+def m015_feedback_language(db: Database) -> None:
+    # A verdict teaches `monitor train` with the story's language, as the story is classified
+    # with it: the query's hit features depend on it (monitor.letters).
+    db["feedback"].add_column("language", str)
+    db.execute(FEEDBACK_LANGUAGE_BACKFILL)

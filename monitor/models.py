@@ -270,6 +270,7 @@ class Feedback:
     :param id: the stored verdict's row, ``None`` until it is stored.
     :param match_id: the match judged, or ``None`` for a story the watchlist missed.
     :param title: the story's title and ``text`` as they were when judged (filled in when stored).
+    :param language: the story's language when judged (filled in when stored; ``None`` if it had none).
     """
 
     story_id: str
@@ -282,6 +283,7 @@ class Feedback:
     title: str = ""
     text: str = ""
     created_at: datetime | None = None
+    language: str | None = None
 
     def listing(self) -> dict[str, Any]:
         """The stored verdict as listed (web UI, API): everything but the story's text."""

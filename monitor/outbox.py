@@ -59,6 +59,8 @@ class DispatchResult:
     failed: int = 0
     deferred: int = 0
     held_by: str | None = None  # set when another process holds the sender lock: nothing was tried
+    # A channel had a whole batch due: more may be due now, and the next run should not wait.
+    more: bool = False
 
 
 class Tally:
@@ -66,13 +68,24 @@ class Tally:
 
     def __init__(self) -> None:
         self.sent = self.retrying = self.failed = self.deferred = 0
+        self.more = False
 
     def handled(self) -> int:
         """Rows sent, retried or failed so far (deferred rows are not handled: they wait)."""
         return self.sent + self.retrying + self.failed
 
     def result(self, held_by: str | None = None) -> DispatchResult:
-        return DispatchResult(self.sent, self.retrying, self.failed, self.deferred, held_by)
+        return DispatchResult(self.sent, self.retrying, self.failed, self.deferred, held_by, self.more)
+
+    def next_round(self) -> int:
+        """Start another round over the channels; returns :meth:`handled` so far, to tell whether it did anything."""
+        self.more = False
+        return self.handled()
+
+    def round_was_empty(self, handled_before: int) -> bool:
+        """Whether the round begun at ``handled_before`` sent, retried and failed nothing: nothing is left that
+        is due (rows held back by a rate limit or a retry wait are due later)."""
+        return self.handled() == handled_before
 
 
 def _now() -> datetime:
@@ -98,12 +111,10 @@ def dispatch_due(monitor: Monitor, limit: int = BATCH, *, until_done: bool = Fal
     while True:
         now = _now()
         pull_in_future_retries(monitor, now)
-        handled = tally.handled()
+        handled = tally.next_round()
         for name in monitor.store.due_channels(_iso(now)):
             dispatch_channel(monitor, name, tally, limit)
-        # A round that sent, retried or failed nothing has nothing left that is due (rows
-        # held back by a rate limit or a retry wait are due later): stop there.
-        if not until_done or tally.handled() == handled:
+        if not until_done or tally.round_was_empty(handled):
             return tally.result()
 
 
@@ -163,6 +174,8 @@ def _dispatch_each(monitor: Monitor, channel: str, limit: int, tally: Tally,
         outcome = deliver(monitor, row, before_send)
         if outcome in ("sent", "retrying", "failed"):
             setattr(tally, outcome, getattr(tally, outcome) + 1)
+    if len(rows) >= limit:
+        tally.more = True  # a whole batch was due: the rest waits for the next run, which should come now
 
 
 def _alert_from_row(monitor: Monitor, row: dict[str, Any]) -> Alert:

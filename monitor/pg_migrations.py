@@ -4,7 +4,7 @@ The version semantics are SQLite's (:mod:`monitor.migrations`): the schema
 version is the number of the newest migration, and the same number means the
 same tables and columns on both. PostgreSQL support starts at version 12, so
 its first migration creates the whole schema of SQLite's m001..m012; a later
-change (``m013_...``, ``m014_...``) is in both lists. The applied names are kept in
+change (``m013_...`` onwards) is in both lists. The applied names are kept in
 ``news_monitor_migrations``; a database holding a name this program does not
 know, or a higher number, was written by a newer news-monitor and is refused
 before anything touches it.
@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from .migrations import CLUSTER_ALERTS_BACKFILL, newer_schema
+from .migrations import CLUSTER_ALERTS_BACKFILL, FEEDBACK_LANGUAGE_BACKFILL, newer_schema
 from .timeutil import to_iso, utcnow
 
 TABLE = "news_monitor_migrations"
@@ -157,6 +157,12 @@ DROP INDEX stories_fts;
 CREATE INDEX stories_fts ON stories USING gin (to_tsvector('news_monitor', title || ' ' || text));
 """
 
+# See monitor.migrations.m015_feedback_language.
+M015_FEEDBACK_LANGUAGE = f"""
+ALTER TABLE feedback ADD COLUMN language {T};
+{FEEDBACK_LANGUAGE_BACKFILL};
+"""
+
 _FOLDS = """
 SELECT EXISTS (SELECT 1 FROM pg_ts_config_map m JOIN pg_ts_config c ON c.oid = m.mapcfg
                JOIN pg_ts_dict d ON d.oid = m.mapdict
@@ -183,6 +189,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("m012_initial", M012_SCHEMA),
     ("m013_cluster_alerts", M013_CLUSTER_ALERTS),
     ("m014_search_folds_accents", M014_SEARCH),
+    ("m015_feedback_language", M015_FEEDBACK_LANGUAGE),
 ]
 
 

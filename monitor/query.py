@@ -29,7 +29,9 @@ Normalisation: text is split into words on every character that is not a
 letter or digit, and each word is folded (NFKD, accents dropped, casefolded),
 except for the letters the story's language counts as its own
 (:mod:`monitor.letters`: Swedish *gått* is not *gatt*); a query word with such
-a letter matches both its spellings (``malmö``: *Malmö* and *Malmo*).
+a letter matches both its spellings (``malmö``: *Malmö* and *Malmo*). Dotted
+and dotless i are one letter, in every language: ``istanbul`` matches
+*İSTANBUL* and *Istanbul*, ``ışık`` matches *IŞIK* (Turkish capitals).
 So a hyphen or an apostrophe is the same as a space: ``"kim jong-un"`` matches
 *Kim Jong Un*, *Kim Jong-un* and *KIM JONG‐UN*; ``japan`` matches *Japan's*
 (and *Japan’s*); ``"japan's"`` is the phrase *japan s*. Query text is split
@@ -100,7 +102,7 @@ from itertools import accumulate
 import ahocorasick
 
 from monitor.errors import QuerySyntaxError
-from monitor.letters import NO_LETTERS, SAME_LETTER, letter_sets, own_letters
+from monitor.letters import NO_LETTERS, ONE_I, SAME_LETTER, letter_sets, own_letters
 from monitor.models import Evidence, Hit, Snippet
 
 __all__ = [
@@ -171,7 +173,8 @@ def normalize_word(word: str, own: frozenset[str] = NO_LETTERS) -> str:
         if any(c in own for c in composed):
             return "".join(c if c in own else normalize_word(c) for c in composed)
     decomposed = unicodedata.normalize("NFKD", word)
-    folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    # İ decomposes to I and a dot; I casefolds to i; ı is i (monitor.letters.ONE_I).
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().translate(ONE_I)
     # NFKD/casefold can themselves produce marks or punctuation (e.g. "½").
     folded = unicodedata.normalize("NFKD", folded)
     return "".join(c for c in folded if c.isalnum() and not unicodedata.combining(c))

@@ -6,7 +6,9 @@ One job per enabled source. It polls the source when the source's
 :mod:`monitor.polling`), then re-arms itself for the new ``next_poll_at``:
 a source is polled at the time its last poll chose, not at the next tick of
 a coarser clock. Never two runs of the same source at once; a source that is
-gone (HTTP 410) is not polled. Plus the outbox dispatcher, one job per
+gone (HTTP 410) is not polled. Plus the outbox dispatcher (every
+``dispatch_interval``, and again at once after a run that had a whole batch
+due on some channel, so a backlog goes out batch after batch), one job per
 digest channel that runs the dispatcher when the channel's digest falls due
 (the digest timetables, cron lines or intervals, are computed here too) and,
 when ``retention.max_age`` is set, the pruner.
@@ -19,7 +21,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -30,6 +32,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from .config import parse_duration
 from .errors import StorageError
 from .models import Source
+from .outbox import DispatchResult
 from .polling import longest_wait
 from .timeutil import from_iso, trusted_future, utcnow
 
@@ -38,41 +41,45 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("monitor.scheduler")
 
+OUTBOX_JOB = "outbox"
+
 
 class MonitorScheduler(BackgroundScheduler):
     """APScheduler's background scheduler, plus a shutdown that is safe for jobs that re-arm themselves.
 
-    A source's job calls ``modify_job`` when its poll ends. APScheduler's
+    A source's job calls ``modify_job`` when its poll ends, and a dispatch run
+    that left a full batch due re-arms the outbox job. APScheduler's
     ``shutdown(wait=True)`` holds the job-store lock while it waits for running
     jobs, so a job re-arming then would wait for it forever: shutdown first
-    lets the polls in flight finish (they re-arm while the scheduler is still
-    up) and turns later runs into no-ops.
+    lets the re-arms in flight finish (while the scheduler is still up) and
+    turns later ones, and later polls, into no-ops.
     """
 
     def __init__(self, **options: Any):
         super().__init__(**options)
-        self._polls = threading.Condition()
-        self._polls_running = 0
+        self._rearming = threading.Condition()
+        self._rearming_count = 0
         self._stopping = False
 
-    def enter_poll(self) -> bool:
-        """Count a source job in; ``False`` when the scheduler is stopping (then do nothing)."""
-        with self._polls:
+    def enter_rearming(self) -> bool:
+        """Count in a job (or listener) that will re-arm a job; ``False`` when the scheduler is stopping
+        (then do nothing)."""
+        with self._rearming:
             if self._stopping:
                 return False
-            self._polls_running += 1
+            self._rearming_count += 1
             return True
 
-    def leave_poll(self) -> None:
-        with self._polls:
-            self._polls_running -= 1
-            self._polls.notify_all()
+    def leave_rearming(self) -> None:
+        with self._rearming:
+            self._rearming_count -= 1
+            self._rearming.notify_all()
 
     def shutdown(self, wait: bool = True) -> None:
-        with self._polls:
+        with self._rearming:
             self._stopping = True
             if wait:
-                self._polls.wait_for(lambda: self._polls_running == 0)
+                self._rearming.wait_for(lambda: self._rearming_count == 0)
         super().shutdown(wait)
 
 
@@ -104,7 +111,7 @@ def build_scheduler(monitor: Monitor) -> MonitorScheduler:
         )
     _add_housekeeping(scheduler, monitor.dispatch,
                       IntervalTrigger(seconds=schedule["dispatch_interval"], timezone=timezone.utc),
-                      "outbox", "deliver alerts")
+                      OUTBOX_JOB, "deliver alerts")
     for name, options in monitor.config.channels.items():
         if options.get("digest") and name in monitor.channels:
             # The dispatcher decides what is due (the timetable lives in the
@@ -117,7 +124,29 @@ def build_scheduler(monitor: Monitor) -> MonitorScheduler:
                           IntervalTrigger(seconds=retention["prune_interval"], timezone=timezone.utc),
                           "prune", "prune old stories", next_run_time=start + timedelta(seconds=1))
     scheduler.add_listener(_on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+    scheduler.add_listener(lambda event: _deliver_the_rest_now(scheduler, event), EVENT_JOB_EXECUTED)
     return scheduler
+
+
+def _deliver_the_rest_now(scheduler: MonitorScheduler, event: JobExecutionEvent) -> None:
+    """After a dispatch run (the outbox's, a digest's, a poll's) that had a whole batch due on a
+    channel: the outbox job runs again now instead of a ``dispatch_interval`` later.
+
+    Each run still sends at most one batch per channel, so a run (and the
+    shutdown that waits for it) stays short; a backlog goes out batch after
+    batch. A listener runs once the job's instance is counted out, so the
+    re-armed run is not refused as a second instance of a running one.
+    """
+    if not isinstance(event.retval, DispatchResult) or not event.retval.more:
+        return
+    if not scheduler.enter_rearming():
+        return  # stopping: the daemon's last delivery run follows the shutdown
+    try:
+        scheduler.modify_job(OUTBOX_JOB, next_run_time=datetime.now(timezone.utc))
+    except JobLookupError:
+        pass
+    finally:
+        scheduler.leave_rearming()
 
 
 class DigestSchedule:
@@ -165,13 +194,14 @@ def _add_housekeeping(scheduler: BackgroundScheduler, func: Any, trigger: BaseTr
                       coalesce=True, misfire_grace_time=None, **kwargs)
 
 
-def poll_if_due(monitor: Monitor, source: Source) -> None:
-    """The job of one source: poll when it is due, then deliver what it queued."""
+def poll_if_due(monitor: Monitor, source: Source) -> DispatchResult | None:
+    """The job of one source: poll when it is due, then deliver what it queued (what that delivery
+    did, or ``None`` when nothing was queued)."""
     try:
         row = monitor.store.source_row(source.name)
     except StorageError as exc:
         log.error("%s: not polled: %s", source.name, exc)
-        return
+        return None
     if row is not None:
         if row["status"] == "gone" and row["url"] == monitor.store.stored_url(source):
             return
@@ -181,10 +211,11 @@ def poll_if_due(monitor: Monitor, source: Source) -> None:
             due = trusted_future(due, now, longest_wait(source, monitor.config.schedule), from_iso(row["last_fetch_at"]))
         if due is not None and due > now:
             log.debug("%s: not due until %s", source.name, due.isoformat())
-            return
+            return None
     result = monitor.update_source(source)
     if result.alerts_queued:
-        _logging_errors(monitor.dispatch)()
+        return _logging_errors(monitor.dispatch)()
+    return None
 
 
 def _logging_errors(func: Any) -> Any:
@@ -200,17 +231,17 @@ def _logging_errors(func: Any) -> Any:
     return run
 
 
-def poll_and_rearm(scheduler: MonitorScheduler, monitor: Monitor, source: Source) -> None:
+def poll_and_rearm(scheduler: MonitorScheduler, monitor: Monitor, source: Source) -> DispatchResult | None:
     """The job of one source: :func:`poll_if_due`, then run again at its ``next_poll_at``."""
-    if not scheduler.enter_poll():
-        return
+    if not scheduler.enter_rearming():
+        return None
     try:
         try:
-            poll_if_due(monitor, source)
+            return poll_if_due(monitor, source)
         finally:
             _rearm(scheduler, monitor, source)
     finally:
-        scheduler.leave_poll()
+        scheduler.leave_rearming()
 
 
 def _rearm(scheduler: MonitorScheduler, monitor: Monitor, source: Source) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .letters import dotless_spellings
 from .models import Evidence
 from .query import And, KeywordMatcher, Near, Node, Not, Or, Term, is_cjk, parse_query
 from .storage import Storage as Store
@@ -108,8 +109,11 @@ def candidates(node: Node) -> Candidates:
             continue
         words = []
         for k, (_, is_prefix) in enumerate(term.words):
-            # Every spelling the word takes (växer, vaxer): an index that does not fold accents has only one.
-            forms = [_fts_word(form, is_prefix) for form in term.spelled(k)]
+            # Every spelling the word takes (växer, vaxer): an index that does not fold accents has only one;
+            # and its dotless-ı ones (ışık, Işık), which FTS5 keeps apart from isik.
+            spelled = term.spelled(k)
+            dotless = [d for form in spelled for d in dotless_spellings(form)]
+            forms = [_fts_word(form, is_prefix) for form in dict.fromkeys([*spelled, *dotless])]
             words.append(forms[0] if len(forms) == 1 else "(" + " OR ".join(forms) + ")")
         alternatives.append("(" + " AND ".join(words) + ")")
     return Candidates(" OR ".join(dict.fromkeys(alternatives)) or None, tuple(dict.fromkeys(substrings)))

@@ -429,9 +429,15 @@ class SQLStore(Storage):
         return SavedUpdate(0, 0, len(new_ids), queued, tuple(new_ids))
 
     def set_clusters(self, clusters: dict[str, str]) -> int:
-        """Record ``{story id: cluster id}`` for stories that had none; returns how many changed."""
+        """Record ``{story id: cluster id}`` for stories that had none; returns how many changed.
+
+        Serialised with every other cluster-assigning write (a fleet's polls on PostgreSQL,
+        :meth:`_serialise_clusters`), as a poll's write is: ``monitor reclassify`` beside a
+        fleet never changes a cluster while a worker is assigning one.
+        """
         changed = 0
         with self.write() as db:
+            self._serialise_clusters(db)
             for story_id, cluster in clusters.items():
                 changed += db.execute("UPDATE stories SET cluster_id = ? WHERE id = ? AND cluster_id IS NULL",
                                       [cluster, story_id]).rowcount
@@ -457,13 +463,51 @@ class SQLStore(Storage):
         return self.query("SELECT max(rowid) AS top FROM stories")[0]["top"] or 0
 
     def cluster_reports(self, story_id: str, limit: int = 20) -> list[dict[str, Any]]:
-        """The other stories of ``story_id``'s cluster (source, title, url), earliest first."""
+        """The other stories of ``story_id``'s cluster (id, source, title, url, published_at), earliest first."""
         return self.query(
-            f"WITH {_CLUSTER_OF} SELECT other.id, other.source, other.title, other.url "
+            f"WITH {_CLUSTER_OF} SELECT other.id, other.source, other.title, other.url, other.published_at "
             f"FROM c JOIN stories other ON {_IN_CLUSTER} "
             "WHERE other.id != ? ORDER BY other.first_seen_at, other.rowid LIMIT ?",
             [story_id, story_id, limit],
         )
+
+    def match_listing(self, watchlist: str | None = None, source: str | None = None, *,
+                      since: datetime | None = None, containing: str | None = None,
+                      before: tuple[str, int] | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Matches newest first, as the web UI lists them: each with its story (id, title, url, source,
+        published_at), its cluster and the verdict given on it, if any.
+
+        :param containing: only stories whose title or text contains this, ignoring case.
+        :param before: only matches older than this ``(matched_at, id)`` (the next page).
+        """
+        where, params = _match_filter(watchlist, source, since)
+        more: list[str] = []
+        if containing:
+            more.append("(instr(lower(s.title), ?) > 0 OR instr(lower(s.text), ?) > 0)")
+            params += [containing.lower(), containing.lower()]
+        if before is not None:
+            more.append("(m.matched_at, m.id) < (?, ?)")
+            params += list(before)
+        if more:
+            where = (where + " AND " if where else "WHERE ") + " AND ".join(more)
+        return self.query(
+            "SELECT m.id, m.watchlist, m.score, m.classifier, m.evidence, m.matched_at, "
+            "s.id AS story_id, s.title, s.url, s.source, s.published_at, coalesce(s.cluster_id, s.id) AS cluster, "
+            "(SELECT verdict FROM feedback f WHERE f.story_id = s.id AND f.watchlist = m.watchlist) AS verdict "
+            f"FROM matches m JOIN stories s ON s.id = m.story_id {where} "
+            "ORDER BY m.matched_at DESC, m.id DESC LIMIT ?",
+            [*params, limit],
+        )
+
+    def daily_story_counts(self, since_day: str) -> dict[str, dict[str, int]]:
+        """``{source: {day: stories first seen that day}}`` from ``since_day`` (``YYYY-MM-DD``, UTC) on."""
+        counts: dict[str, dict[str, int]] = {}
+        for row in self.query(
+            "SELECT source, substr(first_seen_at, 1, 10) AS day, count(*) AS n FROM stories "
+            "WHERE first_seen_at >= ? GROUP BY source, day", [since_day],
+        ):
+            counts.setdefault(row["source"], {})[row["day"]] = row["n"]
+        return counts
 
     def matches_by_cluster(
         self, watchlist: str | None = None, limit: int = 20, *, since: datetime | None = None, source: str | None = None,
@@ -583,12 +627,14 @@ class SQLStore(Storage):
         """``{status: rows}`` of the outbox."""
         return {r["status"]: r["n"] for r in self.query("SELECT status, count(*) AS n FROM outbox GROUP BY status")}
 
-    def outbox(self, status: str | None = None, channel: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """Outbox rows with their watchlist and story title, newest first."""
-        where, params = _where(("o.status = ?", status), ("o.channel = ?", channel))
+    def outbox(self, status: str | None = None, channel: str | None = None, limit: int = 50, *,
+               before_id: int | None = None) -> list[dict[str, Any]]:
+        """Outbox rows with their watchlist and story (id, title), newest first; only those older than
+        ``before_id`` when given (the next page)."""
+        where, params = _where(("o.status = ?", status), ("o.channel = ?", channel), ("o.id < ?", before_id))
         return self.query(
-            "SELECT o.id, o.channel, o.status, o.attempts, o.next_attempt_at, o.sent_at, o.last_error, "
-            "m.watchlist, s.title FROM outbox o JOIN matches m ON m.id = o.match_id "
+            "SELECT o.id, o.channel, o.status, o.attempts, o.next_attempt_at, o.sent_at, o.last_error, o.created_at, "
+            "m.watchlist, s.id AS story_id, s.title FROM outbox o JOIN matches m ON m.id = o.match_id "
             f"JOIN stories s ON s.id = m.story_id {where} ORDER BY o.id DESC LIMIT ?",
             [*params, limit],
         )
@@ -752,11 +798,11 @@ class SQLStore(Storage):
         now = to_iso(utcnow())
         with self.write() as db:
             db.execute(
-                "INSERT INTO feedback (story_id, watchlist, verdict, match_id, title, text, note, origin, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(watchlist, story_id) DO UPDATE SET "
+                "INSERT INTO feedback (story_id, watchlist, verdict, match_id, title, text, language, note, origin, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(watchlist, story_id) DO UPDATE SET "
                 "verdict = excluded.verdict, match_id = excluded.match_id, note = excluded.note, "
                 "origin = excluded.origin, created_at = excluded.created_at",
-                [story.id, watchlist, verdict, match_id, story.title, story.text, note, origin, now],
+                [story.id, watchlist, verdict, match_id, story.title, story.text, story.language, note, origin, now],
             )
         return self.feedback(watchlist, story_id=story.id)[0]
 
@@ -774,6 +820,7 @@ class SQLStore(Storage):
         rows = self.query(f"SELECT {columns} FROM feedback {where} {order}", params)
         return [Feedback(id=r["id"], story_id=r["story_id"], watchlist=r["watchlist"], verdict=r["verdict"],
                          match_id=r["match_id"], title=r["title"] or "", text=r.get("text") or "",
+                         language=r.get("language"),
                          created_at=from_iso(r["created_at"]), note=r.get("note") or "",
                          origin=r.get("origin") or "") for r in rows]
 

@@ -53,8 +53,10 @@ from monitor_plugins.learned_model import (
     ModelLoadError,
     adjust,
     cross_validate,
+    docs_of,
     dump_model,
     load_model,
+    languages_of,
     near_duplicate_groups,
     train,
 )
@@ -276,14 +278,15 @@ def examples_from_file(path: Path, watchlist: str) -> list[Example]:
                 raise click.ClickException(f"{path}: {item}")
             if item.labels is None:
                 raise click.ClickException(f"{path}: line {item.line}: no \"labels\" list (empty for off-topic)")
-            out.append(Example(item.story.title, item.story.text, watchlist in item.labels, source=str(path)))
+            out.append(Example(item.story.title, item.story.text, watchlist in item.labels, source=str(path),
+                               language=item.story.language))
     return out
 
 
 def feedback_examples(monitor: Monitor, watchlist: str) -> list[Example]:
-    """The stored verdicts on ``watchlist`` as training examples."""
-    return [Example(f.title, f.text, f.verdict in ("right", "missed"), FEEDBACK_WEIGHT, source="feedback")
-            for f in monitor.store.feedback(watchlist)]
+    """The stored verdicts on ``watchlist`` as training examples (each in its story's language)."""
+    return [Example(f.title, f.text, f.verdict in ("right", "missed"), FEEDBACK_WEIGHT, source="feedback",
+                    language=f.language) for f in monitor.store.feedback(watchlist)]
 
 
 def base_model(monitor: Monitor, watchlist: Watchlist) -> LearnedModel | None:
@@ -303,7 +306,7 @@ def base_model(monitor: Monitor, watchlist: Watchlist) -> LearnedModel | None:
 def agreement(model: LearnedModel, examples: Sequence[Example]) -> Figures:
     """How the model's decisions compare with ``examples``' labels."""
     figures = Figures()
-    for example, (p, _) in zip(examples, model.predict([(e.title, e.text) for e in examples])):
+    for example, (p, _) in zip(examples, model.predict(docs_of(examples), languages=languages_of(examples))):
         figures.add(p >= model.cutoff, example.positive)
     return figures
 
@@ -326,7 +329,7 @@ def held_out_feedback(model: LearnedModel, feedback: Sequence[Example], folds: i
 @config_options()
 @click.argument("watchlist")
 @click.option("--examples", "examples_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSON lines {\"title\", \"summary\" or \"text\", \"labels\": [...]} to train from.")
+              help="JSON lines {\"title\", \"summary\" or \"text\", \"labels\": [...], \"language\"?} to train from.")
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(min=2), help="Cross-validation folds.")
 @click.option("--force", is_flag=True, help="Store the new model even if it is worse on held-out folds.")
 @click.option("--char-ngrams/--no-char-ngrams", default=None,
@@ -393,7 +396,7 @@ def _train_from_examples(monitor: Monitor, target: Watchlist, examples: list[Exa
     click.echo(f"Cross-validating on {len(examples)} stories ({positives} on topic), {folds} folds"
                + (f", {copies} near-duplicates kept in their original's fold" if copies else "") + "...", err=True)
     # The features are counted once, for the folds and for the final model.
-    raw = Featurizer(target.query, chars=chars).raw([(e.title, e.text) for e in examples])
+    raw = Featurizer(target.query, chars=chars).examples_raw(examples)
     figures = cross_validate(target.name, target.query, examples, folds=folds, raw=raw, chars=chars, groups=groups)
     click.echo(f"{target.name}: {folds}-fold cross-validated {figures.describe()}")
     previous = monitor.store.learned_models().get(target.name)

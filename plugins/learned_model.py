@@ -88,6 +88,19 @@ class Example:
     positive: bool
     weight: float = 1.0
     source: str = ""
+    # The story's language, as serving reads it: the query's hits (and so the hit features)
+    # depend on it (a Swedish *gått* is not *GATT*, monitor.letters). None: every mark folds.
+    language: str | None = None
+
+
+def docs_of(examples: Sequence[Example]) -> list[tuple[str, str]]:
+    """The ``(title, text)`` of each example, as :class:`Featurizer` reads stories."""
+    return [(e.title, e.text) for e in examples]
+
+
+def languages_of(examples: Sequence[Example]) -> list[str | None]:
+    """The language of each example (``None`` where it has none)."""
+    return [e.language for e in examples]
 
 
 @dataclass
@@ -160,15 +173,20 @@ class Featurizer:
         df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float64)
         self.idf = (np.log((1 + counts.shape[0]) / (1 + df)) + 1.0).astype(np.float32)
 
-    def query_scores(self, docs: Sequence[tuple[str, str]]) -> list[tuple[float, Any]]:
-        """The query's score and evidence per story ((0, None) without a query or a hit)."""
+    def query_scores(self, docs: Sequence[tuple[str, str]], languages: Sequence[str | None] | None = None
+                     ) -> list[tuple[float, Any]]:
+        """The query's score and evidence per story ((0, None) without a query or a hit).
+
+        :param languages: each story's language (as the keyword classifier reads it: its own
+            letters stay unfolded); none given, every story is read without one.
+        """
         if not self.query:
             return [(0.0, None)] * len(docs)
         if self._matcher is None:
             self._matcher = KeywordMatcher({"q": self.query})
         out = []
-        for title, text in docs:
-            found = self._matcher.match(title, text).get("q")
+        for (title, text), language in zip(docs, languages if languages is not None else [None] * len(docs)):
+            found = self._matcher.match(title, text, language=language).get("q")
             out.append(found if found else (0.0, None))
         return out
 
@@ -179,15 +197,22 @@ class Featurizer:
         return counts.with_data(np.log1p(counts.data))
 
     def raw(self, docs: Sequence[tuple[str, str]], query: list[tuple[float, Any]] | None = None,
-            log_counts: HashedCounts | None = None) -> Raw:
-        """The idf-free part of the features, computed once and reusable across folds."""
+            log_counts: HashedCounts | None = None, languages: Sequence[str | None] | None = None) -> Raw:
+        """The idf-free part of the features, computed once and reusable across folds.
+
+        :param languages: each story's language, for the query's hits (:meth:`query_scores`).
+        """
         counts = log_counts if log_counts is not None else self.log_counts(docs)
-        query = query if query is not None else self.query_scores(docs)
+        query = query if query is not None else self.query_scores(docs, languages)
         dense = np.array([[min(s, 4.0) / 4.0, float(s >= 1.0), float(s > 0)]
                           + (hit_features(found, text) if self.hits else [])
                           for (s, found), (_, text) in zip(query, docs)],
                          dtype=np.float64).reshape(-1, self.query_width) * QUERY_SCALE
         return Raw(counts, dense)
+
+    def examples_raw(self, examples: Sequence[Example]) -> Raw:
+        """:meth:`raw` of labelled examples, each read in its own language: the features serving computes."""
+        return self.raw(docs_of(examples), languages=languages_of(examples))
 
     def weigh(self, raw: Raw) -> sp.csr_matrix:
         """Tf-idf, L2-normalised, beside the query's features (a SciPy matrix: for training)."""
@@ -209,8 +234,9 @@ class Featurizer:
         norms[norms == 0] = 1.0
         return data, norms
 
-    def transform(self, docs: Sequence[tuple[str, str]], query: list[tuple[float, Any]] | None = None) -> sp.csr_matrix:
-        return self.weigh(self.raw(docs, query))
+    def transform(self, docs: Sequence[tuple[str, str]], query: list[tuple[float, Any]] | None = None,
+                  languages: Sequence[str | None] | None = None) -> sp.csr_matrix:
+        return self.weigh(self.raw(docs, query, languages=languages))
 
     def ngrams(self, title: str, text: str) -> dict[int, str]:
         """Column index -> the word n-gram of this story hashed there (for explanations)."""
@@ -274,13 +300,15 @@ class LearnedModel:
         return 1.0 / (1.0 + np.exp(-(a * decisions + b)))
 
     def predict(self, docs: Sequence[tuple[str, str]], log_counts: HashedCounts | None = None,
-                query: list[tuple[float, Any]] | None = None) -> list[tuple[float, Any]]:
+                query: list[tuple[float, Any]] | None = None, languages: Sequence[str | None] | None = None
+                ) -> list[tuple[float, Any]]:
         """Per story: the calibrated probability of being on topic, and the query's (score, evidence).
 
         :param log_counts: :meth:`Featurizer.log_counts` of ``docs``, when several models share them.
         :param query: the query's (score, evidence) per story, when the caller matched it already.
+        :param languages: each story's language (when ``query`` is not given).
         """
-        query = query if query is not None else self.featurizer.query_scores(docs)
+        query = query if query is not None else self.featurizer.query_scores(docs, languages)
         probabilities = self.probabilities_of(self.decisions_of(self.featurizer.raw(docs, query, log_counts)))
         return [(float(p), q) for p, q in zip(probabilities, query)]
 
@@ -359,7 +387,7 @@ def train(watchlist: str, query: str | None, examples: Sequence[Example], *, c: 
     weights = np.array([e.weight for e in examples], dtype=float)
     featurizer = Featurizer(query, chars=chars)
     if raw is None:
-        raw = featurizer.raw([(e.title, e.text) for e in examples])
+        raw = featurizer.examples_raw(examples)
     featurizer.fit_idf(raw.counts)
     matrix = featurizer.weigh(raw)
     out_of_fold = np.zeros(len(examples))
@@ -435,7 +463,7 @@ def out_of_fold_predictions(watchlist: str, query: str | None, examples: Sequenc
     """
     targets = np.array([e.positive for e in examples], dtype=int)
     if raw is None:
-        raw = Featurizer(query, chars=chars).raw([(e.title, e.text) for e in examples])
+        raw = Featurizer(query, chars=chars).examples_raw(examples)
     decided = [False] * len(examples)
     for train_rows, test_rows in _folds(targets, folds, seed, groups):
         inner = None if groups is None else [groups[i] for i in train_rows]
@@ -475,8 +503,7 @@ def adjust(model: LearnedModel, feedback: Sequence[Example], *, strength: float 
     if not feedback:
         return LearnedModel(model.watchlist, model.featurizer, base.copy(), base_intercept, model.platt, model.cutoff,
                             dict(model.meta, feedback=0), None, None)
-    docs = [(e.title, e.text) for e in feedback]
-    matrix = model.featurizer.transform(docs)
+    matrix = model.featurizer.transform(docs_of(feedback), languages=languages_of(feedback))
     a, b = model.platt
     # Targets on the calibrated scale: the margin is a*decision + b.
     signs = np.array([1.0 if e.positive else -1.0 for e in feedback])

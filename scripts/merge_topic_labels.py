@@ -1,7 +1,7 @@
 """Merge blind annotators' topic labels into tests/data/news_topics_labels.jsonl.
 
 Annotators write ``LABELS_DIR/shard_NN.<annotator>.jsonl`` (one JSON line per
-story: uid, labels, borderline, reason; see ANNOTATION_GUIDE.md). The candidate
+story: uid, labels, borderline, reason; see the GUIDE.md that scripts/annotation_pool.py writes). The candidate
 pool (``pool.jsonl``) gives each uid its provenance. This script:
 
 - checks every line and names the file and line of any it cannot use, keeping the rest;
@@ -13,6 +13,10 @@ pool (``pool.jsonl``) gives each uid its provenance. This script:
 - writes the merged rows (provenance and labels, never text) and a READY note.
 
     python scripts/merge_topic_labels.py --workdir /work/labeldata
+
+A later round (a new pool from scripts/annotation_pool.py) joins the same file:
+rows of stories outside the pool being merged are kept, the pool's own rows are
+written afresh (``--fresh`` writes the round alone).
 """
 
 from __future__ import annotations
@@ -129,7 +133,20 @@ def resolve(anns: list[Annotation]) -> tuple[list[str], bool, str]:
     return labels, borderline, reason
 
 
-def merge(workdir: Path, out: Path) -> dict:
+def earlier_rows(out: Path, pool: dict[str, dict]) -> list[dict]:
+    """The rows already in ``out`` from earlier labelling rounds (those of this pool are merged afresh)."""
+    if not out.exists():
+        return []
+    rows = []
+    for number, row in json_lines(out.read_text(encoding="utf-8").split("\n")):
+        if isinstance(row, str) or not isinstance(row.get("uid"), str):
+            raise ValueError(f"{out}:{number}: {row if isinstance(row, str) else 'no uid'}")
+        if row["uid"] not in pool:
+            rows.append(row)
+    return rows
+
+
+def merge(workdir: Path, out: Path, keep_earlier: bool = False) -> dict:
     pool_path = workdir / "pool.jsonl"
     pool = {}
     for number, row in json_lines(pool_path.read_text().split("\n")):
@@ -154,13 +171,16 @@ def merge(workdir: Path, out: Path) -> dict:
             "selected_by": source.get("selected_by", ""),
             "truncated_for_annotation": bool(source.get("truncated")),
         })
+    earlier = earlier_rows(out, pool) if keep_earlier else []
+    rows = sorted(earlier + rows, key=lambda r: (r["source_repo"], r["path"], r["key"]))
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     summary = {
         "pool_stories": len(pool),
-        "labelled_stories": len(rows),
+        "labelled_stories": len(rows) - len(earlier),
+        "earlier_rows_kept": len(earlier),
         "annotation_files": sorted({f"{a.annotator}" for a in annotations}),
         "positives": {t: sum(t in r["labels"] for r in rows) for t in TOPICS},
         "borderline": sum(r["borderline"] for r in rows),
@@ -175,7 +195,8 @@ def ready_note(summary: dict, out: Path, workdir: Path) -> str:
         f"Merged labels: {out}",
         f"{summary['labelled_stories']} of {summary['pool_stories']} pool stories labelled "
         f"(annotators: {', '.join(summary['annotation_files']) or 'none'})",
-        f"positives: {json.dumps(summary['positives'])}; borderline: {summary['borderline']}",
+        f"rows kept from earlier rounds: {summary['earlier_rows_kept']}",
+        f"positives (all rows written): {json.dumps(summary['positives'])}; borderline: {summary['borderline']}",
         "agreement on stories labelled twice (per topic):",
     ]
     for topic, figures in summary["agreement"].items():
@@ -194,9 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/work/labeldata"),
                         help="folder holding pool.jsonl and labels/")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--fresh", action="store_true",
+                        help="write this round alone; by default the rows already in --out that are not in this "
+                             "pool (earlier labelling rounds) are kept beside it")
     args = parser.parse_args(argv)
     try:
-        summary = merge(args.workdir, args.out)
+        summary = merge(args.workdir, args.out, keep_earlier=not args.fresh)
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: cannot merge from {args.workdir}: {exc}", file=sys.stderr)
         return 1

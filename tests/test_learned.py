@@ -581,6 +581,59 @@ def test_feedback_errors_are_one_line(tmp_path, make_config, cli_run):
 
 
 
+# -- the story's language, in training as in serving ------------------------------------------
+
+# GATT, the trade agreement, in English; the Swedish "gått" (gone) is another word (monitor.letters).
+GATT_ROWS = [
+    {"title": "GATT talks resume in Geneva", "summary": "Negotiators returned to the GATT round.", "labels": ["trade"]},
+    {"title": "Det har gått bra för exporten", "summary": "Försäljningen har gått upp i år.", "labels": [],
+     "language": "sv"},
+    {"title": "Det har gått bra för exporten", "summary": "Försäljningen har gått upp i år.", "labels": []},
+]
+
+
+def test_training_reads_each_example_in_its_language_as_serving_does(tmp_path):
+    from monitor_plugins.learned import examples_from_file
+    from monitor_plugins.learned_model import Featurizer
+
+    examples = examples_from_file(_write_examples(tmp_path / "gatt.jsonl", GATT_ROWS), "trade")
+    assert [e.language for e in examples] == [None, "sv", None]
+    trained = Featurizer("gatt").examples_raw(examples).dense
+    # What the learned classifier computes for the same stories when it classifies them.
+    served = LearnedClassifier(":memory:")._query_scores(
+        {"trade": "gatt"}, [(e.title, e.text) for e in examples], [e.language for e in examples])["trade"]
+    assert (trained == Featurizer("gatt").raw([(e.title, e.text) for e in examples], served).dense).all()
+    english, swedish, unknown = trained
+    assert english.any() and not swedish.any()  # "gått" in a Swedish story is not the agreement
+    assert (unknown == english).all()  # without a language every mark folds, as before: gått is gatt
+
+
+def test_a_language_that_is_not_a_code_is_one_line_naming_the_file_and_line(tmp_path, make_config, cli_run):
+    rows = bee_rows() + [{"title": "Bees", "summary": "Bees.", "labels": ["bees"], "language": 7}]
+    examples = _write_examples(tmp_path / "bees.jsonl", rows)
+    result = cli_run("train", "bees", "--examples", examples, "--config", make_config(BEE_CONFIG))
+    assert result.exit_code == 1 and f"line {len(rows)}: language: expected a language code" in result.output
+    assert str(examples) in result.output and "Traceback" not in result.output
+
+
+def test_feedback_trains_in_the_language_its_story_was_stored_with(tmp_path, open_monitor):
+    from monitor.models import Source
+    from monitor.storage import SourceOutcome
+    from monitor_plugins.learned import feedback_examples
+
+    monitor = open_monitor(BEE_CONFIG)
+    feed = Source(name="wire", url="http://127.0.0.1:9/feed.xml")
+    monitor.store.sync_sources([feed])
+    stories = [Story(id="sv1", source="wire", title="Bina har gått bra", text="Biodlare är nöjda.", language="sv",
+                     content_hash="a"),
+               Story(id="en1", source="wire", title="Bees thrive", text="Beekeepers are pleased.", content_hash="b")]
+    monitor.store.save_update(feed, SourceOutcome(status="ok"), stories, [], [], dict(monitor.config.watchlists))
+    for story in stories:
+        monitor.store.add_feedback("bees", "right", story_id=story.id)
+    assert [(e.title, e.language) for e in feedback_examples(monitor, "bees")] == [
+        ("Bina har gått bra", "sv"), ("Bees thrive", None)]
+
+
 # -- monitor eval ------------------------------------------------------------------------------
 
 TRADE_ROWS = [

@@ -491,3 +491,20 @@ def test_romanian_comma_and_cedilla_letters_are_one_letter_and_three_letter_code
     assert "city" in matcher.match("Protest la Timişoara", "", language="ro")  # cedilla, as many keyboards type it
     assert "city" in matcher.match("Protest la Timișoara", "", language="ro")
     assert own_letters("swe") == own_letters("sv") and own_letters("SV_se") == own_letters("sv")
+
+
+@pytest.mark.parametrize("language", ["tr", "az", "tur", None])
+def test_dotted_and_dotless_i_are_one_letter_in_turkish_capitals_and_lower_case(language):
+    # casefold() knows only I -> i: a Turkish headline in capitals (IŞIK, "light") was not the ışık
+    # of its text, and ILIK (lukewarm, ılık) was not ılık. Matching folds ı and i together.
+    matcher = KeywordMatcher({"city": "istanbul", "light": "ışık", "warm": '"ılık su"', "izmir": "izmir"})
+    for title in ("İSTANBUL'DA YAĞMUR", "İstanbul'da yağmur", "Istanbul rains", "ıstanbul"):
+        assert "city" in matcher.match(title, "", language=language), title
+    for title in ("IŞIK KESİLDİ", "Işık kesildi", "ışık kesildi", "isik"):
+        assert "light" in matcher.match(title, "", language=language), title
+    for title in ("ILIK SU", "Ilık su", "ılık su", "ilik su"):  # lenient: ilik (marrow) is one spelling with it
+        assert "warm" in matcher.match(title, "", language=language), title
+    assert "izmir" in matcher.match("İZMİR'DE DEPREM", "", language=language)
+    # Offsets index the story as written, though İ folds to two characters.
+    [hit] = matcher.match("Yağmur İSTANBUL'DA", "", language=language)["city"][1].hits
+    assert (hit.start, hit.end) == (7, 15)

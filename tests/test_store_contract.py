@@ -126,6 +126,25 @@ def test_one_alert_per_cluster_and_the_others_are_reported_with_it(store):
     assert [r["story_id"] for r in store.cluster_matches("korea", "s1")] == ["s1", "s2"]
 
 
+def test_the_web_uis_listings_page_and_filter_alike_on_both_stores(store):
+    # What the web UI's matches, alerts and sources pages read, through the store's named methods.
+    save(store, [story(1, title="Pyongyang talks", text="Officials met."),
+                 story(2, title="Seoul reply", text="PYONGYANG officials answered.", cluster="s1"),
+                 story(3, title="Weather", text="Sunny.")], [match(1), match(2)])
+    store.add_feedback("korea", "wrong", story_id="s2")
+    listed = store.match_listing(limit=10)
+    assert [(r["story_id"], r["cluster"], r["verdict"]) for r in listed] == [("s2", "s1", "wrong"), ("s1", "s1", None)]
+    assert [r["story_id"] for r in store.match_listing(containing="Officials MET")] == ["s1"]
+    assert [r["story_id"] for r in store.match_listing(before=(listed[0]["matched_at"], listed[0]["id"]))] == ["s1"]
+    assert store.match_listing("other") == [] and store.match_listing(since=utcnow() + timedelta(days=1)) == []
+    assert [r["id"] for r in store.cluster_reports("s2", limit=50)] == ["s1"]
+    today = utcnow().date().isoformat()
+    assert store.daily_story_counts(today) == {"feed": {today: 3}}
+    alerts = store.outbox(limit=10)
+    assert len(alerts) == 2 and {r["story_id"] for r in alerts} == {"s1"}  # one alert per cluster and channel
+    assert [r["id"] for r in store.outbox(before_id=alerts[0]["id"])] == [alerts[1]["id"]]
+
+
 def test_the_claim_protocol_gives_a_row_to_one_dispatcher(store):
     save(store, [story(1)], [match(1)])
     now = to_iso(utcnow())
@@ -188,6 +207,19 @@ def test_search_folds_accents_on_both_stores(store):
     assert [f.row["id"] for f in search(store, "cafe", limit=10).found] == ["s1"]
 
 
+def test_search_takes_dotted_and_dotless_i_as_one_letter_on_both_stores(store):
+    # The matcher folds ı with i; FTS5 keeps ı apart, so search asks for the dotless spelling too.
+    save(store, [story(1, title="IŞIK KESİLDİ", text="İSTANBUL", language="tr"),
+                 story(2, title="Işık kesildi", text="Istanbul"),
+                 story(3, title="ışık kesildi", text="ılık hava", language="tr"),
+                 story(4, title="Hava güzel", text="Ankara")])
+    from monitor.search import search
+
+    for query, expected in (("ışık", {"s1", "s2", "s3"}), ("isik", {"s1", "s2", "s3"}), ("istanbul", {"s1", "s2"}),
+                            ("ilik", {"s3"}), ('"ışık kesildi"', {"s1", "s2", "s3"})):
+        assert {f.row["id"] for f in search(store, query, limit=10).found} == expected, query
+
+
 def test_feedback_and_models_round_trip(store):
     save(store, [story(1), story(2)], [match(1)])
     right = store.add_feedback("korea", "right", story_id="s2")
@@ -207,6 +239,24 @@ def test_feedback_and_models_round_trip(store):
     assert store.forget_model("semantic", "korea") and not store.forget_model("semantic", "korea")
     with pytest.raises(StorageError, match="no stored model kind"):
         store.models("nope")
+
+
+def test_a_verdict_keeps_its_storys_language_and_older_ones_gain_it_on_upgrade(monitor_db):
+    # `monitor train` reads a verdict in the language its story was classified in.
+    with _opened(monitor_db) as store:
+        save(store, [story(1, language="sv"), story(2)])
+        store.add_feedback("korea", "right", story_id="s1")
+        store.add_feedback("korea", "right", story_id="s2")
+        assert [(f.story_id, f.language) for f in store.feedback("korea")] == [("s1", "sv"), ("s2", None)]
+        # A database from before verdicts kept the language: the upgrade fills it in from the story.
+        with store.write() as db:
+            db.execute("ALTER TABLE feedback DROP COLUMN language")
+            if store.dialect == "postgresql":
+                db.execute("DELETE FROM news_monitor_migrations WHERE name = 'm015_feedback_language'")
+            else:
+                db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm015_feedback_language'")
+    with _opened(monitor_db) as store:
+        assert [(f.story_id, f.language) for f in store.feedback("korea")] == [("s1", "sv"), ("s2", None)]
 
 
 def test_stories_after_pages_in_storage_order(store):
@@ -274,6 +324,90 @@ def test_alerts_go_out_once_to_a_real_receiver(monitor_db, tmp_path, monitor_fee
         assert len(rows) == 3 and {r["status"] for r in rows} == {"sent"}
     keys = [h.headers.get("Idempotency-Key") for h in server.hits("/hook")]
     assert len(keys) == 3 and len(set(keys)) == 3
+
+
+def _backlog_config(tmp_path, monitor_db, server, extra: str = "") -> Path:
+    """A feed of one batch and a half of matching stories, each its own cluster, alerting a real receiver."""
+    from monitor.outbox import BATCH
+
+    url = server.serve("/feed.xml", rss([{"title": f"Pyongyang talks {n}", "guid": f"g{n}",
+                                          "link": f"http://news.test/{n}"} for n in range(BATCH + BATCH // 2)]))
+    return write_config(
+        tmp_path, f'[alerts]\nnew_source_window = 0\n[clustering]\nenabled = false\n{extra}'
+        f'[channels.hook]\ntype = "webhook"\nurl = "{server.url("/hook")}"\n'
+        f'[sources.feed]\nurl = "{url}"\n[watchlists.korea]\nquery = "pyongyang"\nchannels = ["hook"]\n', db=monitor_db)
+
+
+def test_alerts_retry_delivers_a_failed_backlog_larger_than_one_batch(monitor_db, tmp_path, monitor_feed_server):
+    # `alerts --retry` used to send one batch (200) per channel and leave the rest pending.
+    from monitor.outbox import BATCH
+
+    server = monitor_feed_server
+    config = _backlog_config(tmp_path, monitor_db, server)
+    server.routes["/hook"] = Response(status=400, etag=False)  # refused for good: every alert fails
+    assert cli("once", "-c", config, cwd=tmp_path).returncode == 0
+    server.routes["/hook"] = Response(status=204, etag=False)
+    retried = cli("alerts", "--retry", "-c", config, cwd=tmp_path)
+    backlog = BATCH + BATCH // 2
+    assert retried.returncode == 0, retried.stderr[-2000:]
+    assert f"Requeued {backlog} failed alerts." in retried.stdout and f"Sent {backlog}," in retried.stdout
+    with _opened(monitor_db) as store:
+        assert {r["status"] for r in store.outbox(channel="hook", limit=10 * BATCH)} == {"sent"}
+    keys = [h.headers.get("Idempotency-Key") for h in server.hits("/hook") if h.headers.get("Idempotency-Key")]
+    assert len(set(keys)) == backlog
+
+
+def test_the_daemon_sends_a_backlog_batch_after_batch_without_waiting_an_interval(monitor_db, tmp_path,
+                                                                                  monitor_feed_server):
+    # A poll that queues more than one batch: the rest used to wait a whole dispatch_interval (here an hour).
+    from conftest import wait_for
+    from monitor.outbox import BATCH
+    from monitor.scheduler import build_scheduler
+
+    server = monitor_feed_server
+    server.routes["/hook"] = Response(status=204, etag=False)
+    config = load_config(_backlog_config(tmp_path, monitor_db, server, '[schedule]\ndispatch_interval = "1h"\n'),
+                         env={})
+    with Monitor.open(config) as monitor:
+        scheduler = build_scheduler(monitor)
+        scheduler.start()
+        try:
+            wait_for(lambda: len(server.hits("/hook")) >= BATCH + BATCH // 2, timeout=60)
+        finally:
+            scheduler.shutdown(wait=True)
+        rows = monitor.store.outbox(channel="hook", limit=10 * BATCH)
+        assert len(rows) == BATCH + BATCH // 2 and {r["status"] for r in rows} == {"sent"}
+
+
+def test_a_fleet_worker_sends_a_backlog_batch_after_batch_without_waiting_dispatch_every(
+        monitor_postgres_url, tmp_path, monitor_feed_server):
+    # `monitor run` on PostgreSQL is a fleet worker: it looked at the outbox once per dispatch_every,
+    # one batch per channel each time, and its first look came a dispatch_every after it started.
+    import threading
+
+    from conftest import wait_for
+    from monitor.fleet import FleetSettings, FleetWorker
+    from monitor.outbox import BATCH
+
+    server = monitor_feed_server
+    config = load_config(_backlog_config(tmp_path, monitor_postgres_url, server), env={})
+    server.routes["/hook"] = Response(status=400, etag=False)
+    with Monitor.open(config) as monitor:
+        monitor.run_once()
+        monitor.dispatch(until_done=True)  # refused for good: a backlog of failed alerts, then queued again
+        assert monitor.store.requeue_failed() == BATCH + BATCH // 2
+    server.routes["/hook"] = Response(status=204, etag=False)
+    with Monitor.open(config) as monitor:
+        worker = FleetWorker(monitor, config.db, FleetSettings(dispatch_every=3600.0), worker_id="w1")
+        running = threading.Thread(target=worker.run)
+        running.start()
+        try:
+            wait_for(lambda: len(server.hits("/hook")) >= 2 * (BATCH + BATCH // 2), timeout=60)
+        finally:
+            monitor.stopping.set()
+            running.join(timeout=60)
+        rows = monitor.store.outbox(channel="hook", limit=10 * BATCH)
+        assert len(rows) == BATCH + BATCH // 2 and {r["status"] for r in rows} == {"sent"}
 
 
 def test_reclassify_and_feedback_commands(monitor_db, tmp_path):
@@ -349,6 +483,35 @@ def test_a_password_from_the_environment_is_redacted(monitor_postgres_url, tmp_p
     assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
     config = load_config(write_config(tmp_path, "", db="postgresql://u:${PGPW}@127.0.0.1:1/x"), env={"PGPW": "s3cret"})
     assert config.db.startswith("postgresql://u:s3cret@") and "s3cret" not in config.database
+
+
+def test_reclassify_waits_for_the_fleets_cluster_lock_before_it_writes_clusters(monitor_postgres_url, tmp_path):
+    # A fleet worker assigns clusters under a transaction-level advisory lock; reclassify clustered
+    # stored stories without it, in the middle of a worker's assignment.
+    import psycopg
+
+    from monitor.postgres_store import CLUSTER_LOCK_KEY
+
+    with _opened(monitor_postgres_url) as store:
+        save(store, [story(1), story(2, title="Weather", text="Sunny.")])
+        assert {r["cluster_id"] for r in store.query("SELECT cluster_id FROM stories")} == {None}
+    config = write_config(tmp_path, '[watchlists.korea]\nquery = "pyongyang"\n', db=monitor_postgres_url)
+    with psycopg.connect(monitor_postgres_url) as fleet:  # a worker in the middle of its cluster stage
+        fleet.execute("SELECT pg_advisory_xact_lock(%s)", [CLUSTER_LOCK_KEY])
+        process = subprocess.Popen([sys.executable, "-m", "monitor", "reclassify", "-c", str(config)], cwd=tmp_path,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            with pytest.raises(subprocess.TimeoutExpired):
+                process.wait(timeout=8)
+            with _opened(monitor_postgres_url) as store:
+                assert {r["cluster_id"] for r in store.query("SELECT cluster_id FROM stories")} == {None}
+        finally:
+            fleet.commit()  # the worker's write ends: its lock goes with its transaction
+        out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err[-2000:]
+    with _opened(monitor_postgres_url) as store:
+        assert {r["id"]: r["cluster_id"] for r in store.query("SELECT id, cluster_id FROM stories")} == {
+            "s1": "s1", "s2": "s2"}
 
 
 def test_migrate_db_copies_everything_into_an_empty_postgresql_and_refuses_a_full_one(monitor_postgres_url, tmp_path):

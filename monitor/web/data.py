@@ -1,8 +1,9 @@
 """What the pages and the API show, read from the database.
 
-Plain functions over a :class:`~monitor.store.Store` returning dicts ready
-for a template or JSON. Clusters are read when the database has them
-(``stories.cluster_id``); before that every story is its own cluster.
+Plain functions over a :class:`~monitor.storage.Storage` returning dicts ready
+for a template or JSON; every read is one of the store's named methods, the
+same on SQLite and PostgreSQL. A story stored before clustering is its own
+cluster.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ..config import Config
 from ..models import Snippet
 from ..query import KeywordMatcher
 from ..storage import Storage
-from ..timeutil import to_iso, utcnow
+from ..timeutil import utcnow
 from .cursor import decode_cursor, encode_cursor
 
 PAGE_SIZE = 50
@@ -24,6 +25,8 @@ MAX_PAGE_SIZE = 200
 # The time ranges the match filter offers, in seconds (None: everything).
 RANGES: dict[str, int | None] = {"24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "all": None}
 CHART_DAYS = 30
+# Other reports of a story's cluster shown beside it.
+ALSO_REPORTED = 50
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,6 @@ class Page:
     next_cursor: str | None
 
 
-def has_clusters(store: Storage) -> bool:
-    """Whether stories carry a cluster id (the clustering migration has run)."""
-    return "cluster_id" in store.columns("stories")
-
-
 def _evidence(raw: str | None) -> dict[str, Any]:
     try:
         data = json.loads(raw or "{}")
@@ -66,57 +64,18 @@ def list_matches(store: Storage, flt: MatchFilter, cursor: str | None = None, li
 
     :raises BadCursor: ``cursor`` is not one this module made.
     """
-    clauses, params = [], []
-    if flt.watchlist:
-        clauses.append("m.watchlist = ?")
-        params.append(flt.watchlist)
-    if flt.source:
-        clauses.append("s.source = ?")
-        params.append(flt.source)
     seconds = RANGES.get(flt.range)
-    if seconds:
-        clauses.append("m.matched_at >= ?")
-        params.append(to_iso(utcnow() - timedelta(seconds=seconds)))
-    if flt.q:
-        clauses.append("(instr(lower(s.title), ?) > 0 OR instr(lower(s.text), ?) > 0)")
-        params += [flt.q.lower(), flt.q.lower()]
-    if cursor:
-        matched_at, match_id = decode_cursor(cursor, 2)
-        clauses.append("(m.matched_at, m.id) < (?, ?)")
-        params += [matched_at, match_id]
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    clustered = has_clusters(store)
-    cluster = ", coalesce(s.cluster_id, s.id) AS cluster" if clustered else ", s.id AS cluster"
-    rows = store.query(
-        "SELECT m.id, m.watchlist, m.score, m.classifier, m.evidence, m.matched_at, "
-        f"s.id AS story_id, s.title, s.url, s.source, s.published_at{cluster}, "
-        "(SELECT verdict FROM feedback f WHERE f.story_id = s.id AND f.watchlist = m.watchlist) AS verdict "
-        f"FROM matches m JOIN stories s ON s.id = m.story_id {where} "
-        "ORDER BY m.matched_at DESC, m.id DESC LIMIT ?",
-        [*params, limit + 1],
-    )
+    before = tuple(decode_cursor(cursor, 2)) if cursor else None
+    rows = store.match_listing(flt.watchlist or None, flt.source or None,
+                               since=utcnow() - timedelta(seconds=seconds) if seconds else None,
+                               containing=flt.q or None, before=before, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     for row in rows:
         row["evidence"] = _evidence(row["evidence"])
-        row["also_reported"] = cluster_reports(store, row["story_id"], row["cluster"], clustered)
+        row["also_reported"] = store.cluster_reports(row["story_id"], limit=ALSO_REPORTED)
     next_cursor = encode_cursor(rows[-1]["matched_at"], rows[-1]["id"]) if more and rows else None
     return Page(rows, next_cursor)
-
-
-def cluster_reports(store: Storage, story_id: str, cluster: str | None,
-                    clustered: bool | None = None) -> list[dict[str, Any]]:
-    """The other stories of ``story_id``'s cluster (source, title, url), earliest first.
-
-    :param clustered: whether the database has clusters, when the caller knows already.
-    """
-    if not cluster or not (has_clusters(store) if clustered is None else clustered):
-        return []
-    return store.query(
-        "SELECT id, source, title, url, published_at FROM stories "
-        "WHERE (cluster_id = ? OR id = ?) AND id != ? ORDER BY first_seen_at, id LIMIT 50",
-        [cluster, cluster, story_id],
-    )
 
 
 def watchlist_matcher(config: Config) -> KeywordMatcher | None:
@@ -162,7 +121,6 @@ def story_detail(store: Storage, config: Config, story_id: str,
         decisions.append({"watchlist": watchlist, "enabled": False, "threshold": None, "matched": True,
                           "score": match["score"], "classifier": match["classifier"], "terms": [],
                           "match_id": match["id"]})
-    cluster = story.get("cluster_id") or story["id"]
     return {
         "story": story,
         "title_spans": spans["title"],
@@ -170,7 +128,7 @@ def story_detail(store: Storage, config: Config, story_id: str,
         "decisions": decisions,
         "alerts": store.story_alerts(story_id),
         "feedback": store.story_feedback(story_id),
-        "also_reported": cluster_reports(store, story["id"], cluster),
+        "also_reported": store.cluster_reports(story["id"], limit=ALSO_REPORTED),
     }
 
 
@@ -196,12 +154,7 @@ def sources_overview(store: Storage, config: Config, days: int = CHART_DAYS) -> 
     """Every source row with its stories per day over the last ``days`` days (oldest first)."""
     today = utcnow().date()
     first = today - timedelta(days=days - 1)
-    counts: dict[str, dict[str, int]] = {}
-    for row in store.query(
-        "SELECT source, substr(first_seen_at, 1, 10) AS day, count(*) AS n FROM stories "
-        "WHERE first_seen_at >= ? GROUP BY source, day", [first.isoformat()],
-    ):
-        counts.setdefault(row["source"], {})[row["day"]] = row["n"]
+    counts = store.daily_story_counts(first.isoformat())
     out = []
     for row in store.sources():
         per_day = counts.get(row["name"], {})
@@ -217,21 +170,8 @@ def list_alerts(store: Storage, status: str = "", cursor: str | None = None, lim
 
     :raises BadCursor: ``cursor`` is not one this module made.
     """
-    clauses, params = [], []
-    if status:
-        clauses.append("o.status = ?")
-        params.append(status)
-    if cursor:
-        (last_id,) = decode_cursor(cursor, 1)
-        clauses.append("o.id < ?")
-        params.append(last_id)
-    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    rows = store.query(
-        "SELECT o.id, o.channel, o.status, o.attempts, o.next_attempt_at, o.sent_at, o.last_error, o.created_at, "
-        "m.watchlist, s.id AS story_id, s.title FROM outbox o JOIN matches m ON m.id = o.match_id "
-        f"JOIN stories s ON s.id = m.story_id {where} ORDER BY o.id DESC LIMIT ?",
-        [*params, limit + 1],
-    )
+    before_id = decode_cursor(cursor, 1)[0] if cursor else None
+    rows = store.outbox(status or None, limit=limit + 1, before_id=before_id)
     more = len(rows) > limit
     rows = rows[:limit]
     return Page(rows, encode_cursor(rows[-1]["id"]) if more and rows else None)
