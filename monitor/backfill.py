@@ -69,7 +69,7 @@ def reclassify(
             story = story_from_row(row)
             if story.fetched is None:
                 story = story.replace(fetched=from_iso(row["first_seen_at"]))
-            item = story_profile(story)
+            item = story_profile(story, index.known_words)
             if story.cluster or not settings.enabled:
                 index.remember(item, story.cluster or story.id)
             else:

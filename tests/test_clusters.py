@@ -357,3 +357,24 @@ def test_a_report_finds_its_cluster_in_a_window_crowded_with_stories_sharing_com
     assert shared_words > LOOKUP_BUDGET  # the crowd alone would exceed the budget
     assert index.candidates(profile("ap", "ap", *AP, None, None))[0] == "wire"
     assert index.assign(profile("ap", "ap", *AP, None, None)).cluster == "wire"
+
+
+def test_an_index_remembering_words_profiles_and_decides_exactly_as_without(monkeypatch):
+    # The index's memory of each word's term is a speed-up only: profiles made with it (warm,
+    # cold, or just emptied at its bound) equal those made without, term order included, and
+    # every assignment and score is the same.
+    from monitor import clustering
+    from monitor.clustering import ClusterIndex, profile
+
+    stories = [("wire", "wire", REUTERS), ("ap", "ap", AP), ("afp", "afp", AFP), ("farm", "kcna", FARM)]
+    monkeypatch.setattr(clustering, "WORD_MEMORY", 40)  # the memory empties itself while these are read
+    remembering, plain = ClusterIndex(), ClusterIndex()
+    for story_id, source, (title, text) in stories * 2:
+        with_memory = profile(story_id, source, title, text, None, None, remembering.known_words)
+        without = profile(story_id, source, title, text, None, None)
+        assert with_memory == without
+        assert list(with_memory.terms.items()) == list(without.terms.items())
+        assert list(with_memory.title_grams.items()) == list(without.title_grams.items())
+        assert remembering.assign(with_memory) == plain.assign(without)
+        assert len(remembering.known_words) <= 40 + len(title.split()) + len(text.split())
+    assert remembering.known_words
