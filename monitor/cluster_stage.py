@@ -48,9 +48,13 @@ def settings_from_config(table: Mapping[str, Any]) -> ClusterSettings:
     )
 
 
-def story_profile(story: Story) -> Profile:
-    """The clustering view of a story: dated by publication, else by when it was fetched."""
-    return profile(story.id, story.source, story.title, story.text, story.published or story.fetched, story.url)
+def story_profile(story: Story, seen: datetime | None = None) -> Profile:
+    """The clustering view of a story: dated by publication, else by when it was fetched.
+
+    ``seen`` (default: when it was fetched) is when the story was first seen: the window keeps it by that.
+    """
+    return profile(story.id, story.source, story.title, story.text, story.published or story.fetched, story.url,
+                   seen or story.fetched)
 
 
 def assign_stories(index: ClusterIndex, stories: Sequence[Story]) -> list[Story]:
@@ -141,7 +145,8 @@ class StoryClusters:
             if row["id"] in self.index:
                 continue  # assigned by this process, already in the index: profiling it again was a quarter of clustering's time
             item = profile(row["id"], row["source"], row["title"], row["text"],
-                           from_iso(row["published_at"]) or from_iso(row["first_seen_at"]), row["url"])
+                           from_iso(row["published_at"]) or from_iso(row["first_seen_at"]), row["url"],
+                           from_iso(row["first_seen_at"]))
             self.index.remember(item, row["cluster"])
         # Forgetting costs a pass over the index: once a minute is enough.
         if self._expired_at is None or (now - self._expired_at).total_seconds() > 60:

@@ -104,6 +104,14 @@ class Profile:
     lead_terms: Counter = field(default_factory=Counter)
     title_grams: Counter = field(default_factory=Counter)
     summary: str = ""  # the title and lead, embedded when clustering uses sentence embeddings
+    # When the story was first seen (fetched, or stored): the window keeps it by this, as the index is read
+    # back from the database by it. ``time`` (publication) may be years old for a republished item.
+    seen: datetime | None = None
+
+    @property
+    def kept_since(self) -> datetime | None:
+        """The time the window's expiry counts from: first seen, else publication."""
+        return self.seen or self.time
 
 
 @dataclass(frozen=True)
@@ -178,8 +186,9 @@ def _names(title_words: list[str], text_words: list[str]) -> frozenset[str]:
     return frozenset(out)
 
 
-def profile(story_id: str, source: str, title: str, text: str, time: datetime | None, url: str | None) -> Profile:
-    """The clustering view of one story."""
+def profile(story_id: str, source: str, title: str, text: str, time: datetime | None, url: str | None,
+            seen: datetime | None = None) -> Profile:
+    """The clustering view of one story: ``time`` its publication, ``seen`` when it was first seen."""
     title_words = _words(title)
     # Only the lead is read: a long article's words past it are never split out.
     text_words = [m.group() for m in islice(_WORD.finditer(text), LEAD_WORDS)]
@@ -191,7 +200,7 @@ def profile(story_id: str, source: str, title: str, text: str, time: datetime | 
         terms[term] += 2 * count
         lead_terms[term] += count
     return Profile(story_id, source, time, canonical_url(url), terms, title_terms, _names(title_words, text_words),
-                   lead_terms, _grams(title_terms), embedded_text(title, text))
+                   lead_terms, _grams(title_terms), embedded_text(title, text), seen)
 
 
 def _grams(terms: Iterable[str]) -> Counter:
@@ -425,12 +434,18 @@ class ClusterIndex:
             keys = self._key_terms(item)
         for term in keys:
             self.postings.setdefault(term, set()).add(cluster)
-        self.members[item.story_id] = (cluster, item.time, tuple(item.terms), item.url)
+        self.members[item.story_id] = (cluster, item.kept_since, tuple(item.terms), item.url)
         if keys:
             self._keys[cluster] = self._keys.get(cluster, ()) + keys
 
     def expire(self, before: datetime) -> int:
-        """Forget stories dated before ``before`` (undated ones stay); returns how many."""
+        """Forget stories first seen before ``before`` (by publication when not known; undated ones stay).
+
+        First seen, not published: the window is read back from the database by
+        first-seen time, and a feed republishing old-dated items (or a wire
+        story dated last year) must keep the first copy until its siblings arrive.
+        Returns how many were forgotten.
+        """
         gone = [sid for sid, (_, time, _, _) in self.members.items() if time is not None and time < before]
         for story_id in gone:
             cluster, _, terms, url = self.members.pop(story_id)
