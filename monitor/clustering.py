@@ -237,7 +237,8 @@ class ClusterIndex:
         self.followers: dict[str, list[Profile]] = {}  # cluster id -> its next members, at most MEMBERS_COMPARED
         self.postings: dict[str, set[str]] = {}  # term -> cluster ids whose leader is keyed by it
         self.by_url: dict[str, str] = {}  # canonical link -> cluster id
-        self.members: dict[str, tuple[str, datetime | None, tuple[str, ...], str | None]] = {}
+        self.outlets: dict[str, Counter] = {}  # cluster id -> the sources of its members, with how many each
+        self.members: dict[str, tuple[str, datetime | None, tuple[str, ...], str | None, str]] = {}
         self._keys: dict[str, tuple[str, ...]] = {}  # cluster id -> the terms keying it (first story and followers)
         # Idf weights and profile norms computed since the window last changed: one story is
         # compared with dozens of members, and each comparison needs the same norms again.
@@ -290,12 +291,11 @@ class ClusterIndex:
         out: list[tuple[str, list[dict[str, float]]]] = []
         for cluster in self.candidates(item):
             leader = self.leaders[cluster]
-            # Two items of one feed are two stories (an update, a follow-up): clusters join outlets.
-            if (item.source and leader.source == item.source) or not self._in_window(leader, item):
+            # Two items of one feed are two stories (an update, a follow-up): a cluster joins outlets,
+            # one report of each, so a feed's second story never joins its first through another outlet.
+            if (item.source and item.source in self.outlets.get(cluster, ())) or not self._in_window(leader, item):
                 continue
-            members = [leader, *(m for m in self.followers.get(cluster, ())
-                                 if not (item.source and m.source == item.source))]
-            out.append((cluster, members))
+            out.append((cluster, [leader, *self.followers.get(cluster, ())]))
         if self.embed and out:
             # A story with no candidate costs no embedding (nor a model loaded): one call for the rest.
             self.prepare([item, *(m for _, members in out for m in members)])
@@ -434,7 +434,8 @@ class ClusterIndex:
             keys = self._key_terms(item)
         for term in keys:
             self.postings.setdefault(term, set()).add(cluster)
-        self.members[item.story_id] = (cluster, item.kept_since, tuple(item.terms), item.url)
+        self.members[item.story_id] = (cluster, item.kept_since, tuple(item.terms), item.url, item.source)
+        self.outlets.setdefault(cluster, Counter())[item.source] += 1
         if keys:
             self._keys[cluster] = self._keys.get(cluster, ()) + keys
 
@@ -446,9 +447,16 @@ class ClusterIndex:
         story dated last year) must keep the first copy until its siblings arrive.
         Returns how many were forgotten.
         """
-        gone = [sid for sid, (_, time, _, _) in self.members.items() if time is not None and time < before]
+        gone = [sid for sid, (_, time, *_) in self.members.items() if time is not None and time < before]
         for story_id in gone:
-            cluster, _, terms, url = self.members.pop(story_id)
+            cluster, _, terms, url, source = self.members.pop(story_id)
+            outlets = self.outlets.get(cluster)
+            if outlets is not None:
+                outlets[source] -= 1
+                if outlets[source] <= 0:
+                    del outlets[source]
+                if not outlets:
+                    del self.outlets[cluster]
             self.docs -= 1
             self.df.subtract(terms)
             self._window_changed()

@@ -194,6 +194,18 @@ def test_old_dated_copies_arriving_across_a_restart_join_one_cluster(feed_server
     assert len(clusters(config.db_path)) == 2 and len(set(clusters(config.db_path).values())) == 1
 
 
+def test_a_feed_s_second_story_never_joins_its_first_through_another_outlet(cli_run):
+    # AP leads, Reuters joins; Reuters' next story on the event (its update, or the next day's
+    # follow-up) is a new story for Reuters' readers, however close it is to AP's report.
+    update = ("UPDATE 1-" + AP[0], AP[1] + " Seoul said it had stepped up surveillance.")
+    rows = [{"id": name, "title": story[0], "text": story[1], "published": "2026-11-29T08:00:00Z", "source": source}
+            for name, source, story in (("ap", "ap", AP), ("reuters", "reuters", REUTERS),
+                                        ("reuters-update", "reuters", update), ("afp", "afp", AFP))]
+    result = cli_run("cluster", input="".join(json.dumps(r) + "\n" for r in rows))
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(x)["cluster"] for x in result.stdout.splitlines()] == ["ap", "ap", "reuters-update", "ap"]
+
+
 def test_the_window_forgets_by_first_seen_time_and_bounds_pairs_by_publication():
     from monitor.clustering import ClusterIndex, profile
 
