@@ -25,7 +25,7 @@ Time only bounds the window: the dev corpus's dates are roundup times, and a
 model that weighs them learns "same timestamp, same story" (docs/clustering.md).
 
 Two stories of the same source never join by text (a feed's follow-up is a
-new story), only by link.
+new story), only by link: a cluster holds one report per outlet.
 
 Candidates come from an inverted index over each leader's most distinctive
 terms, and the index holds only the window: the cost of one story does not
