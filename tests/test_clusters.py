@@ -216,6 +216,7 @@ def test_the_window_forgets_by_first_seen_time_and_bounds_pairs_by_publication()
     index.assign(profile("kcna", "kcna", *FARM, now, None, seen=now - timedelta(days=4)))
     # Seen four days ago, published today: gone; published 2023, seen now: kept.
     assert index.expire(now - timedelta(days=3)) == 1 and "reuters" in index and "kcna" not in index
+    assert "kcna" not in index.outlets and "kcna" not in index.leaders
     assert index.assign(profile("ap", "ap", *AP, old + timedelta(hours=1), None, seen=now)).cluster == "reuters"
     # The bound between a story and a cluster's first story is still publication time.
     late = profile("afp", "afp", *AFP, old + timedelta(days=5), None, seen=now)
