@@ -25,7 +25,7 @@ Time only bounds the window: the dev corpus's dates are roundup times, and a
 model that weighs them learns "same timestamp, same story" (docs/clustering.md).
 
 Two stories of the same source never join by text (a feed's follow-up is a
-new story), only by link.
+new story), only by link: a cluster holds one report per outlet.
 
 Candidates come from an inverted index over each leader's most distinctive
 terms, and the index holds only the window: the cost of one story does not
@@ -108,6 +108,14 @@ class Profile:
     lead_terms: Counter = field(default_factory=Counter)
     title_grams: Counter = field(default_factory=Counter)
     summary: str = ""  # the title and lead, embedded when clustering uses sentence embeddings
+    # When the story was first seen (fetched, or stored): the window keeps it by this, as the index is read
+    # back from the database by it. ``time`` (publication) may be years old for a republished item.
+    seen: datetime | None = None
+
+    @property
+    def kept_since(self) -> datetime | None:
+        """The time the window's expiry counts from: first seen, else publication."""
+        return self.seen or self.time
 
 
 @dataclass(frozen=True)
@@ -198,8 +206,8 @@ def _names(title_words: list[str], text_words: list[str]) -> frozenset[str]:
 
 
 def profile(story_id: str, source: str, title: str, text: str, time: datetime | None, url: str | None,
-            known_words: dict[str, str] | None = None) -> Profile:
-    """The clustering view of one story.
+            seen: datetime | None = None, known_words: dict[str, str] | None = None) -> Profile:
+    """The clustering view of one story: ``time`` its publication, ``seen`` when it was first seen.
 
     ``known_words`` is a memory of each word's term to share between calls (``ClusterIndex.known_words``);
     it changes only the cost.
@@ -219,7 +227,7 @@ def profile(story_id: str, source: str, title: str, text: str, time: datetime | 
         terms[term] += 2 * count
         lead_terms[term] += count
     return Profile(story_id, source, time, canonical_url(url), terms, title_terms, _names(title_words, text_words),
-                   lead_terms, _grams(title_terms), embedded_text(title, text))
+                   lead_terms, _grams(title_terms), embedded_text(title, text), seen)
 
 
 def _grams(terms: Iterable[str]) -> Counter:
@@ -256,7 +264,8 @@ class ClusterIndex:
         self.followers: dict[str, list[Profile]] = {}  # cluster id -> its next members, at most MEMBERS_COMPARED
         self.postings: dict[str, set[str]] = {}  # term -> cluster ids whose leader is keyed by it
         self.by_url: dict[str, str] = {}  # canonical link -> cluster id
-        self.members: dict[str, tuple[str, datetime | None, tuple[str, ...], str | None]] = {}
+        self.outlets: dict[str, Counter] = {}  # cluster id -> the sources of its members, with how many each
+        self.members: dict[str, tuple[str, datetime | None, tuple[str, ...], str | None, str]] = {}
         self._keys: dict[str, tuple[str, ...]] = {}  # cluster id -> the terms keying it (first story and followers)
         # Idf weights and profile norms computed since the window last changed: one story is
         # compared with dozens of members, and each comparison needs the same norms again.
@@ -310,12 +319,11 @@ class ClusterIndex:
         out: list[tuple[str, list[dict[str, float]]]] = []
         for cluster in self.candidates(item):
             leader = self.leaders[cluster]
-            # Two items of one feed are two stories (an update, a follow-up): clusters join outlets.
-            if (item.source and leader.source == item.source) or not self._in_window(leader, item):
+            # Two items of one feed are two stories (an update, a follow-up): a cluster joins outlets,
+            # one report of each, so a feed's second story never joins its first through another outlet.
+            if (item.source and item.source in self.outlets.get(cluster, ())) or not self._in_window(leader, item):
                 continue
-            members = [leader, *(m for m in self.followers.get(cluster, ())
-                                 if not (item.source and m.source == item.source))]
-            out.append((cluster, members))
+            out.append((cluster, [leader, *self.followers.get(cluster, ())]))
         if self.embed and out:
             # A story with no candidate costs no embedding (nor a model loaded): one call for the rest.
             self.prepare([item, *(m for _, members in out for m in members)])
@@ -472,15 +480,29 @@ class ClusterIndex:
             keys = self._key_terms(item)
         for term in keys:
             self.postings.setdefault(term, set()).add(cluster)
-        self.members[item.story_id] = (cluster, item.time, tuple(item.terms), item.url)
+        self.members[item.story_id] = (cluster, item.kept_since, tuple(item.terms), item.url, item.source)
+        self.outlets.setdefault(cluster, Counter())[item.source] += 1
         if keys:
             self._keys[cluster] = self._keys.get(cluster, ()) + keys
 
     def expire(self, before: datetime) -> int:
-        """Forget stories dated before ``before`` (undated ones stay); returns how many."""
-        gone = [sid for sid, (_, time, _, _) in self.members.items() if time is not None and time < before]
+        """Forget stories first seen before ``before`` (by publication when not known; undated ones stay).
+
+        First seen, not published: the window is read back from the database by
+        first-seen time, and a feed republishing old-dated items (or a wire
+        story dated last year) must keep the first copy until its siblings arrive.
+        Returns how many were forgotten.
+        """
+        gone = [sid for sid, (_, time, *_) in self.members.items() if time is not None and time < before]
         for story_id in gone:
-            cluster, _, terms, url = self.members.pop(story_id)
+            cluster, _, terms, url, source = self.members.pop(story_id)
+            outlets = self.outlets.get(cluster)
+            if outlets is not None:
+                outlets[source] -= 1
+                if outlets[source] <= 0:
+                    del outlets[source]
+                if not outlets:
+                    del self.outlets[cluster]
             self.docs -= 1
             self.df.subtract(terms)
             self._window_changed()
