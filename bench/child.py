@@ -295,7 +295,8 @@ class _StoreTimer:
 
 # Where a poll's time goes, by the file the time is spent in (first match wins).
 PROFILE_PARTS = (
-    ("feedparser", ("/feedparser/", "/sgmllib", "xml/sax", "expat")),
+    ("feed parsing (feedparser, fast path)", ("/feedparser/", "/sgmllib", "xml/sax", "expat", "xml/etree",
+                                              "plugins/feed_parser.py", "plugins/well_formed_feed.py")),
     ("learned classifier", ("plugins/learned", "/sklearn/", "/scipy/", "/numpy/")),
     ("clustering", ("monitor/clustering.py", "monitor/cluster_stage.py")),
     ("keyword matching", ("monitor/query.py", "plugins/keywords.py", "ahocorasick")),

@@ -69,14 +69,14 @@ def reclassify(
             story = story_from_row(row)
             if story.fetched is None:
                 story = story.replace(fetched=from_iso(row["first_seen_at"]))
-            item = story_profile(story)
+            item = story_profile(story, from_iso(row["first_seen_at"]), index.known_words)
             if story.cluster or not settings.enabled:
                 index.remember(item, story.cluster or story.id)
             else:
                 assigned[story.id] = index.assign(item).cluster
                 story = story.replace(cluster=assigned[story.id])
-            if item.time and (newest is None or item.time > newest):
-                newest = item.time
+            if item.kept_since and (newest is None or item.kept_since > newest):
+                newest = item.kept_since
             stories.append(story)
         clustered = monitor.store.set_clusters(assigned) if assigned else 0
         if newest is not None:

@@ -48,14 +48,19 @@ def settings_from_config(table: Mapping[str, Any]) -> ClusterSettings:
     )
 
 
-def story_profile(story: Story) -> Profile:
-    """The clustering view of a story: dated by publication, else by when it was fetched."""
-    return profile(story.id, story.source, story.title, story.text, story.published or story.fetched, story.url)
+def story_profile(story: Story, seen: datetime | None = None, known_words: dict[str, str] | None = None) -> Profile:
+    """The clustering view of a story: dated by publication, else by when it was fetched.
+
+    ``seen`` (default: when it was fetched) is when the story was first seen: the window keeps it by that.
+    ``known_words``: see :func:`monitor.clustering.profile`.
+    """
+    return profile(story.id, story.source, story.title, story.text, story.published or story.fetched, story.url,
+                   seen or story.fetched, known_words)
 
 
 def assign_stories(index: ClusterIndex, stories: Sequence[Story]) -> list[Story]:
     """``stories`` with their ``cluster`` set, in order; the one code path of the daemon and ``monitor cluster``."""
-    profiles = [story_profile(story) for story in stories]
+    profiles = [story_profile(story, known_words=index.known_words) for story in stories]
     index.prepare_batch(profiles)
     out = []
     for story, item in zip(stories, profiles):
@@ -143,7 +148,8 @@ class StoryClusters:
             if row["id"] in self.index:
                 continue  # assigned by this process, already in the index: profiling it again was a quarter of clustering's time
             item = profile(row["id"], row["source"], row["title"], row["text"],
-                           from_iso(row["published_at"]) or from_iso(row["first_seen_at"]), row["url"])
+                           from_iso(row["published_at"]) or from_iso(row["first_seen_at"]), row["url"],
+                           from_iso(row["first_seen_at"]), self.index.known_words)
             self.index.remember(item, row["cluster"])
         # Forgetting costs a pass over the index: once a minute is enough.
         if self._expired_at is None or (now - self._expired_at).total_seconds() > 60:

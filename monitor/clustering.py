@@ -25,7 +25,7 @@ Time only bounds the window: the dev corpus's dates are roundup times, and a
 model that weighs them learns "same timestamp, same story" (docs/clustering.md).
 
 Two stories of the same source never join by text (a feed's follow-up is a
-new story), only by link.
+new story), only by link: a cluster holds one report per outlet.
 
 Candidates come from an inverted index over each leader's most distinctive
 terms, and the index holds only the window: the cost of one story does not
@@ -34,6 +34,7 @@ grow with the database, only with how much news the window holds.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import Counter
@@ -75,9 +76,12 @@ LOOKUP_BUDGET = 2000
 LONG_TERMS = 100  # distinct terms at which a text starts to count as long (a lead excerpt has about 50)
 TITLE_GRAMS = (3, 4, 5)  # character n-gram lengths of the title similarity
 MEMBERS_COMPARED = 4  # the first story and up to this many later members are compared: flat cost per cluster
+WORD_MEMORY = 50_000  # distinct words whose terms a ClusterIndex remembers; past it the memory starts afresh
+# 1 + log(count), the sublinear weight of a term's count, for the counts a profile holds (a lead has 600 words).
+_SUBLINEAR = tuple(1 + math.log(count) if count else 0.0 for count in range(2048))
 
 _WORD = re.compile(r"[^\W_][\w'’&.-]*[^\W_]|[^\W_]")  # any script: names are not all ASCII
-_SENTENCE_END = re.compile(r"[.!?:\"“”]$")
+_SENTENCE_END_CHARS = frozenset('.!?:"“”')  # a word ending so closes a sentence: the next capital is not a name
 STOPWORDS = frozenset("""
 a about above after again against all also am an and any are as at be because been before being below between both
 but by can could did do does doing down during each few for from further had has have having he her here hers herself
@@ -104,6 +108,14 @@ class Profile:
     lead_terms: Counter = field(default_factory=Counter)
     title_grams: Counter = field(default_factory=Counter)
     summary: str = ""  # the title and lead, embedded when clustering uses sentence embeddings
+    # When the story was first seen (fetched, or stored): the window keeps it by this, as the index is read
+    # back from the database by it. ``time`` (publication) may be years old for a republished item.
+    seen: datetime | None = None
+
+    @property
+    def kept_since(self) -> datetime | None:
+        """The time the window's expiry counts from: first seen, else publication."""
+        return self.seen or self.time
 
 
 @dataclass(frozen=True)
@@ -151,15 +163,27 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def _terms(words: Iterable[str]) -> Counter:
-    out: Counter = Counter()
+def _terms(words: Iterable[str], known: dict[str, str]) -> Counter:
+    return Counter(_term_list(words, known))
+
+
+def _term_list(words: Iterable[str], known: dict[str, str]) -> list[str]:
+    """The terms of ``words`` in order (stopwords and one-letter words left out).
+
+    ``known`` remembers each word's term ("" for none) across calls: texts repeat their words.
+    """
+    if len(known) > WORD_MEMORY:
+        known.clear()
+    out = []
     for word in words:
-        low = word.lower().replace("’", "'").strip(".'-&")
-        if len(low) < 2 or low in STOPWORDS:
-            continue
-        # Interned: a window holds thousands of profiles repeating the same words, and one
-        # copy of each word halves the index's memory (21 -> 10 KB per story on the dev set).
-        out[intern(_stem(low))] += 1
+        term = known.get(word)
+        if term is None:
+            low = word.lower().replace("’", "'").strip(".'-&")
+            # Interned: a window holds thousands of profiles repeating the same words, and one
+            # copy of each word halves the index's memory (21 -> 10 KB per story on the dev set).
+            term = known[word] = "" if len(low) < 2 or low in STOPWORDS else intern(_stem(low))
+        if term:
+            out.append(term)
     return out
 
 
@@ -169,40 +193,52 @@ def _names(title_words: list[str], text_words: list[str]) -> frozenset[str]:
     for words in (title_words, text_words):
         previous = "."
         for word in words:
-            low = word.lower()
-            if word[0].isdigit() and len(word) > 1:
-                out.add(intern(low))
-            elif word[0].isupper() and not _SENTENCE_END.search(previous) and low not in STOPWORDS and len(word) > 1:
-                out.add(intern(_stem(low.replace("’", "'").strip(".'"))))
+            if len(word) < 2:
+                pass
+            elif word[0].isdigit():
+                out.add(intern(word.lower()))
+            elif word[0].isupper() and previous[-1] not in _SENTENCE_END_CHARS:
+                low = word.lower()
+                if low not in STOPWORDS:
+                    out.add(intern(_stem(low.replace("’", "'").strip(".'"))))
             previous = word
     return frozenset(out)
 
 
-def profile(story_id: str, source: str, title: str, text: str, time: datetime | None, url: str | None) -> Profile:
-    """The clustering view of one story."""
+def profile(story_id: str, source: str, title: str, text: str, time: datetime | None, url: str | None,
+            seen: datetime | None = None, known_words: dict[str, str] | None = None) -> Profile:
+    """The clustering view of one story: ``time`` its publication, ``seen`` when it was first seen.
+
+    ``known_words`` is a memory of each word's term to share between calls (``ClusterIndex.known_words``);
+    it changes only the cost.
+    """
+    known = {} if known_words is None else known_words
     title_words = _words(title)
     # Only the lead is read: a long article's words past it are never split out.
     text_words = [m.group() for m in islice(_WORD.finditer(text), LEAD_WORDS)]
-    title_terms = _terms(title_words)
-    terms = _terms(text_words)
+    title_terms = _terms(title_words, known)
+    # The lead's words are the text's first ones: their terms are worked out once, for both.
+    lead_list = _term_list(text_words[:LEAD_SENTENCE_WORDS], known)
+    terms = Counter(lead_list)
+    terms.update(_term_list(text_words[LEAD_SENTENCE_WORDS:], known))
     # The headline says what the story is about: it counts as much as a short lead.
-    lead_terms = _terms(text_words[:LEAD_SENTENCE_WORDS])
+    lead_terms = Counter(lead_list)
     for term, count in title_terms.items():
         terms[term] += 2 * count
         lead_terms[term] += count
     return Profile(story_id, source, time, canonical_url(url), terms, title_terms, _names(title_words, text_words),
-                   lead_terms, _grams(title_terms), embedded_text(title, text))
+                   lead_terms, _grams(title_terms), embedded_text(title, text), seen)
 
 
 def _grams(terms: Iterable[str]) -> Counter:
     """Character 3- to 5-grams of the title's words: "sanction" meets "sanctions", "Pyongyang's" meets "Pyongyang"."""
-    out: Counter = Counter()
+    grams: list[str] = []
     for term in terms:
         padded = f" {term} "
         for n in TITLE_GRAMS:
-            # Counter.update counts an iterable in C; the grams' first-seen order is unchanged.
-            out.update(map(intern, [padded[start:start + n] for start in range(len(padded) - n + 1)]))
-    return out
+            grams.extend([padded[start:start + n] for start in range(len(padded) - n + 1)])
+    # Counted in C in one call; the grams' first-seen order is unchanged.
+    return Counter(map(intern, grams))
 
 
 class ClusterIndex:
@@ -228,12 +264,14 @@ class ClusterIndex:
         self.followers: dict[str, list[Profile]] = {}  # cluster id -> its next members, at most MEMBERS_COMPARED
         self.postings: dict[str, set[str]] = {}  # term -> cluster ids whose leader is keyed by it
         self.by_url: dict[str, str] = {}  # canonical link -> cluster id
-        self.members: dict[str, tuple[str, datetime | None, tuple[str, ...], str | None]] = {}
+        self.outlets: dict[str, Counter] = {}  # cluster id -> the sources of its members, with how many each
+        self.members: dict[str, tuple[str, datetime | None, tuple[str, ...], str | None, str]] = {}
         self._keys: dict[str, tuple[str, ...]] = {}  # cluster id -> the terms keying it (first story and followers)
         # Idf weights and profile norms computed since the window last changed: one story is
         # compared with dozens of members, and each comparison needs the same norms again.
         self._idfs: dict[str, float] = {}
         self._norms: dict[int, tuple[Counter, float]] = {}  # id(terms) -> (terms, kept alive; norm)
+        self.known_words: dict[str, str] = {}  # word -> term, for profile(): a speed-up only
 
     def __len__(self) -> int:
         return len(self.members)
@@ -281,12 +319,11 @@ class ClusterIndex:
         out: list[tuple[str, list[dict[str, float]]]] = []
         for cluster in self.candidates(item):
             leader = self.leaders[cluster]
-            # Two items of one feed are two stories (an update, a follow-up): clusters join outlets.
-            if (item.source and leader.source == item.source) or not self._in_window(leader, item):
+            # Two items of one feed are two stories (an update, a follow-up): a cluster joins outlets,
+            # one report of each, so a feed's second story never joins its first through another outlet.
+            if (item.source and item.source in self.outlets.get(cluster, ())) or not self._in_window(leader, item):
                 continue
-            members = [leader, *(m for m in self.followers.get(cluster, ())
-                                 if not (item.source and m.source == item.source))]
-            out.append((cluster, members))
+            out.append((cluster, [leader, *self.followers.get(cluster, ())]))
         if self.embed and out:
             # A story with no candidate costs no embedding (nor a model loaded): one call for the rest.
             self.prepare([item, *(m for _, members in out for m in members)])
@@ -321,7 +358,7 @@ class ClusterIndex:
     def features(self, a: Profile, b: Profile) -> dict[str, float]:
         """The signals :meth:`score` combines (the evaluation fits their weights)."""
         shared = sum(self._idf(n) for n in a.names & b.names)
-        smaller = min(sum(self._idf(n) for n in a.names), sum(self._idf(n) for n in b.names))
+        smaller = min(self._names_weight(a.names), self._names_weight(b.names))
         cosine = self._cosine(a.terms, b.terms)
         # Two full articles sharing a third of their weighted words is strong evidence; two
         # 60-word excerpts doing so is not: the same cosine means more the longer the texts.
@@ -347,6 +384,23 @@ class ClusterIndex:
             found = self._idfs[term] = math.log((n + 1) / (self.df.get(term, 0) + 1)) + 1.0
         return found
 
+    def _idfs_of(self, terms: Iterable[str]) -> dict[str, float]:
+        """The idf weights, ``terms``' among them: :meth:`_idf` for many terms at a time (the same values)."""
+        idfs = self._idfs
+        missing = [term for term in terms if term not in idfs]
+        if missing:
+            n1, df, log = max(self.docs, MIN_WINDOW_DOCS) + 1, self.df.get, math.log
+            for term in missing:
+                idfs[term] = log(n1 / (df(term, 0) + 1)) + 1.0
+        return idfs
+
+    def _names_weight(self, names: frozenset[str]) -> float:
+        """The summed idf of a profile's names, kept until the window changes (like the norms)."""
+        found = self._norms.get(id(names))
+        if found is None:
+            found = self._norms[id(names)] = (names, sum(self._idf(n) for n in names))
+        return found[1]
+
     def _window_changed(self) -> None:
         self._idfs.clear()
         self._norms.clear()
@@ -356,12 +410,11 @@ class ClusterIndex:
             return 0.0
         if len(a) > len(b):
             a, b = b, a
-        weights: dict[str, float] = {}
+        idfs = self._idfs
         dot = 0.0
         for term, count in a.items():
             if term in b:
-                w = weights.setdefault(term, self._idf(term) ** 2)
-                dot += (1 + math.log(count)) * (1 + math.log(b[term])) * w
+                dot += _sublinear(count) * _sublinear(b[term]) * ((idfs.get(term) or self._idf(term)) ** 2)
         if not dot:
             return 0.0
         return dot / (self._norm(a) * self._norm(b))
@@ -369,7 +422,8 @@ class ClusterIndex:
     def _norm(self, terms: Counter) -> float:
         found = self._norms.get(id(terms))
         if found is None:
-            norm = math.sqrt(sum(((1 + math.log(c)) * self._idf(t)) ** 2 for t, c in terms.items()))
+            idfs = self._idfs_of(terms)
+            norm = math.sqrt(sum((_sublinear(c) * idfs[t]) ** 2 for t, c in terms.items()))
             found = self._norms[id(terms)] = (terms, norm)
         return found[1]
 
@@ -379,8 +433,9 @@ class ClusterIndex:
         return abs((item.time - leader.time).total_seconds()) <= self.settings.window
 
     def _key_terms(self, item: Profile) -> tuple[str, ...]:
-        ranked = sorted(item.terms, key=lambda t: (-(1 + math.log(item.terms[t])) * self._idf(t), t))
-        return tuple(ranked[:INDEX_TERMS])
+        idfs = self._idfs_of(item.terms)
+        ranked = heapq.nsmallest(INDEX_TERMS, ((-_sublinear(c) * idfs[t], t) for t, c in item.terms.items()))
+        return tuple(t for _, t in ranked)
 
     def candidates(self, item: Profile) -> list[str]:
         """The clusters whose leaders share the most distinctive terms with ``item``, best first.
@@ -425,15 +480,29 @@ class ClusterIndex:
             keys = self._key_terms(item)
         for term in keys:
             self.postings.setdefault(term, set()).add(cluster)
-        self.members[item.story_id] = (cluster, item.time, tuple(item.terms), item.url)
+        self.members[item.story_id] = (cluster, item.kept_since, tuple(item.terms), item.url, item.source)
+        self.outlets.setdefault(cluster, Counter())[item.source] += 1
         if keys:
             self._keys[cluster] = self._keys.get(cluster, ()) + keys
 
     def expire(self, before: datetime) -> int:
-        """Forget stories dated before ``before`` (undated ones stay); returns how many."""
-        gone = [sid for sid, (_, time, _, _) in self.members.items() if time is not None and time < before]
+        """Forget stories first seen before ``before`` (by publication when not known; undated ones stay).
+
+        First seen, not published: the window is read back from the database by
+        first-seen time, and a feed republishing old-dated items (or a wire
+        story dated last year) must keep the first copy until its siblings arrive.
+        Returns how many were forgotten.
+        """
+        gone = [sid for sid, (_, time, *_) in self.members.items() if time is not None and time < before]
         for story_id in gone:
-            cluster, _, terms, url = self.members.pop(story_id)
+            cluster, _, terms, url, source = self.members.pop(story_id)
+            outlets = self.outlets.get(cluster)
+            if outlets is not None:
+                outlets[source] -= 1
+                if outlets[source] <= 0:
+                    del outlets[source]
+                if not outlets:
+                    del self.outlets[cluster]
             self.docs -= 1
             self.df.subtract(terms)
             self._window_changed()
@@ -479,11 +548,15 @@ def _plain_cosine(a: Counter, b: Counter) -> float:
     if len(a) > len(b):
         a, b = b, a
     # Sublinear counts, no idf: the grams come from the title's terms, stopwords already gone.
-    dot = sum((1 + math.log(count)) * (1 + math.log(b[key])) for key, count in a.items() if key in b)
+    dot = sum(_sublinear(count) * _sublinear(b[key]) for key, count in a.items() if key in b)
     if not dot:
         return 0.0
-    return dot / math.sqrt(sum((1 + math.log(c)) ** 2 for c in a.values()) *
-                           sum((1 + math.log(c)) ** 2 for c in b.values()))
+    return dot / math.sqrt(sum(_sublinear(c) ** 2 for c in a.values()) * sum(_sublinear(c) ** 2 for c in b.values()))
+
+
+def _sublinear(count: int) -> float:
+    """1 + log(count), looked up for the counts a profile holds."""
+    return _SUBLINEAR[count] if count < 2048 else 1 + math.log(count)
 
 
 def _logistic(features: dict[str, float], weights: dict[str, float]) -> float:

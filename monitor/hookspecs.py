@@ -206,8 +206,10 @@ def parse_feed(source: Source, fetched: FetchResult, limits: EntryLimits) -> lis
         Return a :class:`ParsedEntries` (a list with ``notes``) to tell the
         user about damage you read around (``monitor sources`` shows the notes).
 
-    Built-in: ``json_feed`` (JSON Feed), ``feed_parser`` (RSS and Atom via
-    feedparser), ``directory_source`` (its own plain-text bundle).
+    Built-in: ``json_feed`` (JSON Feed), ``feed_parser`` (RSS and Atom:
+    well-formed RSS 2.0, RSS 1.0 and Atom 1.0 on a fast path with feedparser's
+    exact entries, everything else via feedparser), ``directory_source`` (its
+    own plain-text bundle).
     """
 
 

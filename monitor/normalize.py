@@ -157,7 +157,7 @@ def tidy_text(value: str) -> str:
 def _layout(value: str) -> str:
     value = unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n")
     value = _CONTROL.sub("", value)
-    lines = [_SPACES.sub(" ", line).strip() for line in value.split("\n")]
+    lines = [line.strip() for line in _SPACES.sub(" ", value).split("\n")]  # spaces never span a line break
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
@@ -234,7 +234,8 @@ def default_story_key(story: Story, source: Source) -> str:
 def normalize_entry(entry: EntryData, source: Source, fetched: datetime) -> Story:
     """Turn one parsed entry into a :class:`Story` with an empty ``id`` (see ``story_key``)."""
     summary = html_to_text(entry.summary)
-    content = html_to_text(entry.content)
+    # Parsers often copy a content-only entry's content into its summary: read it once.
+    content = summary if entry.content == entry.summary else html_to_text(entry.content)
     text = content if len(content) >= len(summary) else summary
     title = one_line(html_to_text(entry.title))
     if not title:

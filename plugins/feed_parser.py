@@ -1,5 +1,8 @@
 """Parse RSS 0.9x/1.0/2.0 and Atom with feedparser, from bytes we fetched.
 
+Well-formed RSS 2.0, RSS 1.0 and Atom 1.0 take a faster road to the same
+entries (``well_formed_feed``); feedparser reads everything else.
+
 feedparser never fetches anything itself here. Its "bozo" flag does not mean
 unusable: a feed with a small XML error still yields entries, so we keep
 them and only reject a body that yields nothing.
@@ -7,15 +10,15 @@ them and only reject a body that yields nothing.
 
 from __future__ import annotations
 
-import calendar
 import gzip
 import zlib
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import feedparser
 
 from monitor import EntryData, FetchResult, ParsedEntries, ParseError, Source, hookimpl
+from monitor_plugins.well_formed_feed import from_struct_time, read_entries
 
 _NOT_XML_TYPES = ("application/feed+json", "application/json", "application/x-news-monitor-articles+json")
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -29,6 +32,13 @@ def parse_feed(source: Source, fetched: FetchResult) -> list[EntryData] | None:
     if body.lstrip()[:1] in (b"{", b"["):
         return None  # JSON: not ours
     headers = {"content-type": fetched.headers.get("content-type", fetched.media_type or "")} if fetched.media_type else {}
+    entries = read_entries(body, headers.get("content-type"))
+    if entries is not None:
+        return ParsedEntries(entries)
+    return _parse_with_feedparser(body, headers, fetched)
+
+
+def _parse_with_feedparser(body: bytes, headers: dict[str, str], fetched: FetchResult) -> list[EntryData]:
     try:
         parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False)
     except Exception as exc:
@@ -81,13 +91,7 @@ def _why_not(parsed: Any, fetched: FetchResult) -> str:
 
 def _time(entry: Any, key: str) -> datetime | None:
     # dict.get skips FeedParserDict's deprecated updated->published fallback.
-    value = dict.get(entry, f"{key}_parsed")
-    if not value:
-        return None
-    try:
-        return datetime.fromtimestamp(calendar.timegm(value), tz=timezone.utc)
-    except (OverflowError, ValueError, OSError):
-        return None
+    return from_struct_time(dict.get(entry, f"{key}_parsed"))
 
 
 def _entry(entry: Any, feed_language: str | None) -> EntryData:

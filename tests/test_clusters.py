@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import sqlite_utils
@@ -41,10 +41,10 @@ FARM = ("Kim Jong Un inspects new greenhouse farm as North Korea battles food sh
 OUTLETS = {"reuters": REUTERS, "ap": AP, "afp": AFP}
 
 
-def item(outlet: str, story: tuple[str, str], slug: str) -> dict[str, str]:
+def item(outlet: str, story: tuple[str, str], slug: str, published: datetime | None = None) -> dict[str, str]:
     return {"title": story[0], "description": story[1], "guid": f"{outlet}-{slug}",
             "link": f"https://{outlet}.test/world/{slug}?utm_source=rss&utm_medium=feed&fbclid=abc&id=7",
-            "pubDate": email.utils.format_datetime(datetime.now(timezone.utc))}
+            "pubDate": email.utils.format_datetime(published or datetime.now(timezone.utc))}
 
 
 def serve_outlets(server: FeedServer, outlets: dict[str, tuple[str, str]], farm_in: str | None = "reuters") -> dict[str, str]:
@@ -176,6 +176,51 @@ def test_two_outlets_then_a_restart_then_the_third_changes_nothing(feed_server, 
     lines = json.loads(cli_run("matches", "--config", path, "--json").output)
     assert len(lines) == 2 and len({x["cluster"] for x in lines}) == 1
     assert all(sorted(x["cluster_sources"]) == sorted(OUTLETS) for x in lines)
+
+
+def test_old_dated_copies_arriving_across_a_restart_join_one_cluster(feed_server, make_config):
+    # Feeds that republish old items (and the test farm's 2023 stories): the window is read back by first-seen
+    # time, and the restarted process forgets nothing it read back, so the later copy finds the first.
+    dated = datetime(2023, 3, 14, 9, 0, tzinfo=timezone.utc)
+    urls = {outlet: feed_server.serve(f"/{outlet}/feed.xml", rss([item(outlet, story, "missile", dated)], title=outlet))
+            for outlet, story in (("reuters", REUTERS), ("ap", AP))}
+    feed_server.routes["/hook"] = Response(status=204, etag=False)
+    path = make_config(config_text(feed_server, urls))
+    config = load_config(path)
+    with Monitor.open(config) as monitor:
+        monitor.run_once([config.sources["reuters"]])
+    with Monitor.open(load_config(path)) as monitor:  # its first batch reads the window back, then expires
+        monitor.run_once([config.sources["ap"]])
+    assert len(clusters(config.db_path)) == 2 and len(set(clusters(config.db_path).values())) == 1
+
+
+def test_a_feed_s_second_story_never_joins_its_first_through_another_outlet(cli_run):
+    # AP leads, Reuters joins; Reuters' next story on the event (its update, or the next day's
+    # follow-up) is a new story for Reuters' readers, however close it is to AP's report.
+    update = ("UPDATE 1-" + AP[0], AP[1] + " Seoul said it had stepped up surveillance.")
+    rows = [{"id": name, "title": story[0], "text": story[1], "published": "2026-11-29T08:00:00Z", "source": source}
+            for name, source, story in (("ap", "ap", AP), ("reuters", "reuters", REUTERS),
+                                        ("reuters-update", "reuters", update), ("afp", "afp", AFP))]
+    result = cli_run("cluster", input="".join(json.dumps(r) + "\n" for r in rows))
+    assert result.exit_code == 0, result.stderr
+    assert [json.loads(x)["cluster"] for x in result.stdout.splitlines()] == ["ap", "ap", "reuters-update", "ap"]
+
+
+def test_the_window_forgets_by_first_seen_time_and_bounds_pairs_by_publication():
+    from monitor.clustering import ClusterIndex, profile
+
+    now = datetime(2026, 11, 29, 8, 0, tzinfo=timezone.utc)
+    old = datetime(2023, 3, 14, 9, 0, tzinfo=timezone.utc)
+    index = ClusterIndex()
+    index.assign(profile("reuters", "reuters", *REUTERS, old, None, seen=now))
+    index.assign(profile("kcna", "kcna", *FARM, now, None, seen=now - timedelta(days=4)))
+    # Seen four days ago, published today: gone; published 2023, seen now: kept.
+    assert index.expire(now - timedelta(days=3)) == 1 and "reuters" in index and "kcna" not in index
+    assert "kcna" not in index.outlets and "kcna" not in index.leaders
+    assert index.assign(profile("ap", "ap", *AP, old + timedelta(hours=1), None, seen=now)).cluster == "reuters"
+    # The bound between a story and a cluster's first story is still publication time.
+    late = profile("afp", "afp", *AFP, old + timedelta(days=5), None, seen=now)
+    assert index.assign(late).cluster == "afp"
 
 
 def test_a_digest_lists_the_story_once_with_its_sources(feed_server, make_config):
@@ -357,3 +402,24 @@ def test_a_report_finds_its_cluster_in_a_window_crowded_with_stories_sharing_com
     assert shared_words > LOOKUP_BUDGET  # the crowd alone would exceed the budget
     assert index.candidates(profile("ap", "ap", *AP, None, None))[0] == "wire"
     assert index.assign(profile("ap", "ap", *AP, None, None)).cluster == "wire"
+
+
+def test_an_index_remembering_words_profiles_and_decides_exactly_as_without(monkeypatch):
+    # The index's memory of each word's term is a speed-up only: profiles made with it (warm,
+    # cold, or just emptied at its bound) equal those made without, term order included, and
+    # every assignment and score is the same.
+    from monitor import clustering
+    from monitor.clustering import ClusterIndex, profile
+
+    stories = [("wire", "wire", REUTERS), ("ap", "ap", AP), ("afp", "afp", AFP), ("farm", "kcna", FARM)]
+    monkeypatch.setattr(clustering, "WORD_MEMORY", 40)  # the memory empties itself while these are read
+    remembering, plain = ClusterIndex(), ClusterIndex()
+    for story_id, source, (title, text) in stories * 2:
+        with_memory = profile(story_id, source, title, text, None, None, known_words=remembering.known_words)
+        without = profile(story_id, source, title, text, None, None)
+        assert with_memory == without
+        assert list(with_memory.terms.items()) == list(without.terms.items())
+        assert list(with_memory.title_grams.items()) == list(without.title_grams.items())
+        assert remembering.assign(with_memory) == plain.assign(without)
+        assert len(remembering.known_words) <= 40 + len(title.split()) + len(text.split())
+    assert remembering.known_words
