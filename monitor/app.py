@@ -290,7 +290,8 @@ class Monitor:
         return pipeline.update_source(self, source)
 
     def run_once(self, sources: Iterable[Source] | None = None, *, deliver: bool = True) -> list[UpdateResult]:
-        """Poll every enabled source once (``max_workers`` at a time), then deliver alerts.
+        """Poll every enabled source once (``max_workers`` at a time), then deliver every alert that is due,
+        as ``monitor once`` does.
 
         :param deliver: ``False`` leaves delivery to the caller (``monitor once`` reports its counts).
         """
@@ -301,7 +302,7 @@ class Monitor:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
             results = list(pool.map(self.update_source, todo))
         if deliver:
-            self.dispatch()
+            self.dispatch(until_done=True)
         return results
 
     def prune(self, *, dry_run: bool = False) -> int:

@@ -932,7 +932,8 @@ def reclassify(config_path: str | None, db_path: str | None, names: tuple[str, .
     with _open(config, require_env=alert) as monitor:  # only --alert needs the channels' secrets
         chosen = [config.watchlists[n] for n in names] if names else monitor.watchlists
         done = run_backfill(monitor, chosen, since=seconds, alert=alert, progress=progress)
-        dispatched = monitor.dispatch() if alert and done.alerts_queued else None
+        # Every alert the backfill queued, as `monitor once` sends its backlog, not one batch per channel.
+        dispatched = monitor.dispatch(until_done=True) if alert and done.alerts_queued else None
     click.echo(f"Reclassified {plural(done.stories, 'story')} against "
                f"{', '.join(w.name for w in chosen) or 'no watchlists'}: {plural(done.matches, 'new match')}, "
                f"{plural(done.alerts_queued, 'alert')} queued" + (f", {dispatched.sent} sent" if dispatched else "") + ".")

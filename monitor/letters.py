@@ -25,6 +25,7 @@ tells apart by context. A query finds every spelling; it cannot ask for one.
 from __future__ import annotations
 
 import functools
+import itertools
 
 __all__ = ["ONE_I", "OWN_LETTERS", "SAME_LETTER", "dotless_spellings", "own_letters"]
 
@@ -56,20 +57,29 @@ SAME_LETTER = str.maketrans("şţŞŢ", "șțȘȚ")
 # Dotless ı (after casefolding: I is i, İ is i and a combining dot) is i, in every language:
 # no other alphabet has the letter, and a story's language is often unknown.
 ONE_I = str.maketrans("ı", "i")
+# The i's of a word whose every mix of i and ı a search asks an index for (2**4 spellings at most).
+MIXED_I_AT_MOST = 4
 
 
 def dotless_spellings(word: str) -> tuple[str, ...]:
-    """The spellings of ``word`` (folded) with dotless ı that an index keeping ı apart (SQLite's FTS5)
-    holds for it: every i dotless (*ışık*), and all but a first one (*Işık*, whose capital I the index
-    lower-cases to i); none when it has no i.
+    """The other spellings of ``word`` (folded) that an index keeping ı apart from i (SQLite's FTS5)
+    holds for it: every mix of i and ı (*Diyarbakır*, *Balıkesir*, *silahlı*; *ışık*, and *Işık*, whose
+    capital I the index lower-cases to i); none when it has no i.
 
-    Turkish vowel harmony puts i or ı throughout most words, so these find most stories;
-    the matcher, which folds both, decides.
+    A word with more than :data:`MIXED_I_AT_MOST` i's gets the spellings with every i dotless and
+    all but a first one: Turkish vowel harmony puts i or ı throughout most words. The matcher,
+    which folds both, decides.
     """
-    if "i" not in word:
+    count = word.count("i")
+    if not count:
         return ()
-    dotless = word.replace("i", "ı")
-    return tuple(dict.fromkeys([dotless, "i" + dotless[1:]] if word[0] == "i" else [dotless]))
+    if count > MIXED_I_AT_MOST:
+        dotless = word.replace("i", "ı")
+        return tuple(dict.fromkeys([dotless, "i" + dotless[1:]] if word[0] == "i" else [dotless]))
+    between = word.split("i")
+    mixes = ("".join(part + letter for part, letter in zip(between, letters)) + between[-1]
+             for letters in itertools.product("iı", repeat=count))
+    return tuple(spelled for spelled in mixes if spelled != word)
 
 
 @functools.lru_cache(maxsize=256)

@@ -59,7 +59,8 @@ class DispatchResult:
     failed: int = 0
     deferred: int = 0
     held_by: str | None = None  # set when another process holds the sender lock: nothing was tried
-    # A channel had a whole batch due: more may be due now, and the next run should not wait.
+    # A channel had a whole batch due and sent it without a retry: more may be due now, and the
+    # next run should not wait.
     more: bool = False
 
 
@@ -165,6 +166,7 @@ def pull_in_future_retries(monitor: Monitor, now: datetime | None = None, channe
 def _dispatch_each(monitor: Monitor, channel: str, limit: int, tally: Tally,
                    before_send: Callable[[], None] | None) -> None:
     rows = monitor.store.due_alerts(channel, _iso(_now()), limit)
+    retried = False
     for index, row in enumerate(rows):
         free_at = _throttled_until(monitor, channel)
         if free_at is not None:
@@ -174,8 +176,12 @@ def _dispatch_each(monitor: Monitor, channel: str, limit: int, tally: Tally,
         outcome = deliver(monitor, row, before_send)
         if outcome in ("sent", "retrying", "failed"):
             setattr(tally, outcome, getattr(tally, outcome) + 1)
-    if len(rows) >= limit:
-        tally.more = True  # a whole batch was due: the rest waits for the next run, which should come now
+        retried = retried or outcome == "retrying"
+    # A whole batch was due: the rest waits for the next run, which should come now. Not when the
+    # channel is failing: rows it just retried may be due again at once (a short backoff), and a
+    # receiver that is down would be sent the whole backlog; its next run comes at the usual time.
+    if len(rows) >= limit and not retried:
+        tally.more = True
 
 
 def _alert_from_row(monitor: Monitor, row: dict[str, Any]) -> Alert:

@@ -8,7 +8,8 @@ a source is polled at the time its last poll chose, not at the next tick of
 a coarser clock. Never two runs of the same source at once; a source that is
 gone (HTTP 410) is not polled. Plus the outbox dispatcher (every
 ``dispatch_interval``, and again at once after a run that had a whole batch
-due on some channel, so a backlog goes out batch after batch), one job per
+due on some channel that is not failing, so a backlog goes out batch after
+batch), one job per
 digest channel that runs the dispatcher when the channel's digest falls due
 (the digest timetables, cron lines or intervals, are computed here too) and,
 when ``retention.max_age`` is set, the pruner.

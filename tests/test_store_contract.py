@@ -220,6 +220,20 @@ def test_search_takes_dotted_and_dotless_i_as_one_letter_on_both_stores(store):
         assert {f.row["id"] for f in search(store, query, limit=10).found} == expected, query
 
 
+def test_search_finds_a_turkish_word_spelled_as_the_story_spells_it_with_both_is(store):
+    # Words with dotted and dotless i at once (Diyarbakır, Balıkesir, silahlı): searching their exact
+    # spelling must find them, as it did before ı and i became one letter; and so must the spelling
+    # with the other i, since the matcher takes them as one.
+    save(store, [story(1, title="Diyarbakır'da patlama", text="Ankara", language="tr"),
+                 story(2, title="Balıkesir depremi", text="Silahlı saldırı", language="tr"),
+                 story(3, title="Diyarbakir blast", text="Reuters")])
+    from monitor.search import search
+
+    for query, expected in (("diyarbakır", {"s1", "s3"}), ("Diyarbakir", {"s1", "s3"}), ("balıkesir", {"s2"}),
+                            ("balikesir", {"s2"}), ("silahlı", {"s2"}), ('"silahli saldiri"', {"s2"})):
+        assert {f.row["id"] for f in search(store, query, limit=10).found} == expected, query
+
+
 def test_feedback_and_models_round_trip(store):
     save(store, [story(1), story(2)], [match(1)])
     right = store.add_feedback("korea", "right", story_id="s2")
@@ -326,14 +340,14 @@ def test_alerts_go_out_once_to_a_real_receiver(monitor_db, tmp_path, monitor_fee
     assert len(keys) == 3 and len(set(keys)) == 3
 
 
-def _backlog_config(tmp_path, monitor_db, server, extra: str = "") -> Path:
+def _backlog_config(tmp_path, monitor_db, server, extra: str = "", alerts: str = "") -> Path:
     """A feed of one batch and a half of matching stories, each its own cluster, alerting a real receiver."""
     from monitor.outbox import BATCH
 
     url = server.serve("/feed.xml", rss([{"title": f"Pyongyang talks {n}", "guid": f"g{n}",
                                           "link": f"http://news.test/{n}"} for n in range(BATCH + BATCH // 2)]))
     return write_config(
-        tmp_path, f'[alerts]\nnew_source_window = 0\n[clustering]\nenabled = false\n{extra}'
+        tmp_path, f'[alerts]\nnew_source_window = 0\n{alerts}[clustering]\nenabled = false\n{extra}'
         f'[channels.hook]\ntype = "webhook"\nurl = "{server.url("/hook")}"\n'
         f'[sources.feed]\nurl = "{url}"\n[watchlists.korea]\nquery = "pyongyang"\nchannels = ["hook"]\n', db=monitor_db)
 
@@ -355,6 +369,41 @@ def test_alerts_retry_delivers_a_failed_backlog_larger_than_one_batch(monitor_db
         assert {r["status"] for r in store.outbox(channel="hook", limit=10 * BATCH)} == {"sent"}
     keys = [h.headers.get("Idempotency-Key") for h in server.hits("/hook") if h.headers.get("Idempotency-Key")]
     assert len(set(keys)) == backlog
+
+
+def test_run_once_delivers_the_whole_backlog_its_poll_queued(monitor_db, tmp_path, monitor_feed_server):
+    # Monitor.run_once(), the library's `monitor once`, sent one batch (200) per channel and left the rest.
+    from monitor.outbox import BATCH
+
+    server = monitor_feed_server
+    server.routes["/hook"] = Response(status=204, etag=False)
+    config = load_config(_backlog_config(tmp_path, monitor_db, server), env={})
+    with Monitor.open(config) as monitor:
+        monitor.run_once()
+        rows = monitor.store.outbox(channel="hook", limit=10 * BATCH)
+    assert len(rows) == BATCH + BATCH // 2 and {r["status"] for r in rows} == {"sent"}
+
+
+def test_a_failing_channel_with_a_whole_batch_due_does_not_call_the_next_run_at_once(monitor_db, tmp_path,
+                                                                                    monitor_feed_server):
+    # The daemon and fleet workers go again at once after a run that had a whole batch due (`more`).
+    # Rows a failing channel has just retried can be due again at once (a short backoff): going again
+    # sent them attempt after attempt with no pause, and a receiver that is down the whole backlog.
+    from monitor.outbox import BATCH
+
+    server = monitor_feed_server
+    server.routes["/hook"] = Response(status=503, etag=False)
+    config = load_config(_backlog_config(tmp_path, monitor_db, server,
+                                         "[watchlists.north_korea]\nenabled = false\n",  # the hook's alone
+                                         alerts="backoff = 0\nbackoff_max = 0\nmax_attempts = 100\n"), env={})
+    with Monitor.open(config) as monitor:
+        monitor.run_once(deliver=False)
+        failing = monitor.dispatch()  # one run of the daemon's dispatcher
+        assert (failing.retrying, failing.more) == (BATCH, False)
+        server.routes["/hook"] = Response(status=204, etag=False)
+        healthy = monitor.dispatch()
+        assert (healthy.sent, healthy.more) == (BATCH, True)  # a channel that sends: the next run comes at once
+    assert len(server.hits("/hook")) == 2 * BATCH
 
 
 def test_the_daemon_sends_a_backlog_batch_after_batch_without_waiting_an_interval(monitor_db, tmp_path,
@@ -408,6 +457,28 @@ def test_a_fleet_worker_sends_a_backlog_batch_after_batch_without_waiting_dispat
             running.join(timeout=60)
         rows = monitor.store.outbox(channel="hook", limit=10 * BATCH)
         assert len(rows) == BATCH + BATCH // 2 and {r["status"] for r in rows} == {"sent"}
+
+
+def test_reclassify_alert_delivers_every_alert_it_queues(monitor_db, tmp_path, monitor_feed_server):
+    # A backfill is what queues a backlog: `reclassify --alert` sent one batch (200) per channel and
+    # left the rest pending, as `alerts --retry` did.
+    from monitor.outbox import BATCH
+
+    backlog = BATCH + BATCH // 2
+    server = monitor_feed_server
+    server.routes["/hook"] = Response(status=204, etag=False)
+    with _opened(monitor_db) as store:
+        save(store, [story(n) for n in range(backlog)])  # stored before the watchlist existed: no matches
+    config = write_config(
+        tmp_path, '[alerts]\nnew_source_window = 0\n[clustering]\nenabled = false\n'
+        f'[channels.hook]\ntype = "webhook"\nurl = "{server.url("/hook")}"\n'
+        '[watchlists.korea]\nquery = "pyongyang"\nchannels = ["hook"]\n', db=monitor_db)
+    done = cli("reclassify", "--alert", "--watchlist", "korea", "-c", config, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"{backlog} alerts queued, {backlog} sent." in done.stdout, done.stdout
+    with _opened(monitor_db) as store:
+        assert {r["status"] for r in store.outbox(channel="hook", limit=10 * BATCH)} == {"sent"}
+    assert len({h.headers.get("Idempotency-Key") for h in server.hits("/hook")}) == backlog
 
 
 def test_reclassify_and_feedback_commands(monitor_db, tmp_path):
@@ -490,19 +561,28 @@ def test_reclassify_waits_for_the_fleets_cluster_lock_before_it_writes_clusters(
     # stored stories without it, in the middle of a worker's assignment.
     import psycopg
 
+    from conftest import wait_for
     from monitor.postgres_store import CLUSTER_LOCK_KEY
 
     with _opened(monitor_postgres_url) as store:
         save(store, [story(1), story(2, title="Weather", text="Sunny.")])
         assert {r["cluster_id"] for r in store.query("SELECT cluster_id FROM stories")} == {None}
     config = write_config(tmp_path, '[watchlists.korea]\nquery = "pyongyang"\n', db=monitor_postgres_url)
-    with psycopg.connect(monitor_postgres_url) as fleet:  # a worker in the middle of its cluster stage
-        fleet.execute("SELECT pg_advisory_xact_lock(%s)", [CLUSTER_LOCK_KEY])
+    with psycopg.connect(monitor_postgres_url) as fleet, psycopg.connect(monitor_postgres_url,
+                                                                          autocommit=True) as watcher:
+        fleet.execute("SELECT pg_advisory_xact_lock(%s)", [CLUSTER_LOCK_KEY])  # a worker in its cluster stage
+        holder = fleet.execute("SELECT pg_backend_pid()").fetchone()[0]
         process = subprocess.Popen([sys.executable, "-m", "monitor", "reclassify", "-c", str(config)], cwd=tmp_path,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def waiting_behind_the_worker() -> bool:
+            return watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                                   [holder]).fetchone()[0] > 0
+
         try:
-            with pytest.raises(subprocess.TimeoutExpired):
-                process.wait(timeout=8)
+            # Seen waiting for the lock, not merely slow to start: without the lock it finishes instead.
+            wait_for(lambda: process.poll() is not None or waiting_behind_the_worker(), timeout=120)
+            assert process.poll() is None, process.communicate()[1][-2000:]
             with _opened(monitor_postgres_url) as store:
                 assert {r["cluster_id"] for r in store.query("SELECT cluster_id FROM stories")} == {None}
         finally:
