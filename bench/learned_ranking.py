@@ -159,6 +159,7 @@ VARIANTS: dict[str, Variant] = {
     "tfidf-nb-pos2": learner("tfidf-nb", positive_weight=2.0),
     "tfidf-nb+lr": learner("tfidf-nb", logistic=0.5),
     "tfidf-nb-c10": learner("tfidf-nb", c=10.0),
+    "tfidf-nb-c30": learner("tfidf-nb", c=30.0),
     "tfidf-nb-c3-pos2": learner("tfidf-nb", c=3.0, positive_weight=2.0),
     "svm+lr": learner(logistic=0.5),
     "nbsvm+lr": learner("nb", logistic=0.5),
@@ -224,7 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=le.NAMES)
     parser.add_argument("--variant", action="append", choices=sorted(VARIANTS))
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--max-chars", type=int, help="read this many characters of title and text (an experiment: "
+                                                        "the model files record the shipped value)")
     args = parser.parse_args(argv)
+    if args.max_chars:
+        import monitor_plugins.learned_model as learned_model
+
+        learned_model.MAX_CHARS = args.max_chars
     watchlists = load_watchlists()
     sets = le.corpora(args.shared, args.mirrors, args.news)
     for name in args.only or le.NAMES:
