@@ -179,6 +179,44 @@ def test_the_operating_point_is_the_best_f1_cutoff_that_keeps_the_precision_aske
     assert _best_cutoff(np.full(20, 0.6), targets, min_precision=0.95) == 0.5
 
 
+def test_column_weights_scale_idf_by_how_much_an_ngram_tells_the_classes_apart():
+    import numpy as np
+
+    from monitor_plugins.learned_model import WORD_FEATURES, Featurizer
+    from monitor_plugins.hashed_ngrams import column
+
+    examples = bee_examples()
+    featurizer = Featurizer(None)
+    counts = featurizer.counts([(e.title, e.text) for e in examples])
+    targets = np.array([e.positive for e in examples], dtype=int)
+    featurizer.fit_idf(counts)
+    plain = featurizer.idf.copy()
+    featurizer.fit_idf(counts, targets)
+    # "honey" is in on-topic stories only, "the" on both sides: the ratio lifts the one and sinks the other.
+    honey, the = column("honey", WORD_FEATURES), column("the", WORD_FEATURES)
+    assert featurizer.idf[honey] / plain[honey] > 1.0 > featurizer.idf[the] / plain[the]
+
+
+def test_c_is_chosen_on_the_calibration_folds_and_recorded():
+    model = train("bees", "bee OR bees", bee_examples(), c=(0.5, 5.0))
+    assert model.meta["c"] in (0.5, 5.0) and model.meta["c_grid"] == [0.5, 5.0]
+    assert load_model(dump_model(model)).meta["c"] == model.meta["c"]
+    assert train("bees", "bee OR bees", bee_examples(), c=2.0).meta["c"] == 2.0
+
+
+def test_recall_at_precision_and_average_precision_read_a_ranking():
+    import numpy as np
+
+    from monitor_plugins.learned_model import average_precision, recall_at_precision
+
+    gold = np.array([1, 1, 0, 1, 0, 0])
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.2, 0.1])
+    assert recall_at_precision(scores, gold, 0.95) == pytest.approx(2 / 3)  # the third story is off topic
+    assert recall_at_precision(scores, gold, 0.75) == 1.0  # 3 of the first 4
+    assert recall_at_precision(-scores, gold, 0.95) == 0.0
+    assert average_precision(scores, gold) == pytest.approx((1 + 1 + 3 / 4) / 3)
+
+
 def test_adjust_moves_a_decision_the_feedback_disagrees_with_and_keeps_the_others():
     model = train("bees", None, bee_examples())
     story = ("Beekeeper fined for parking", "The beekeeper left his van on a yellow line.")
