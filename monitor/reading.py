@@ -88,6 +88,9 @@ def read_feed(monitor: Monitor, source: Source, fetched: FetchResult, now: datet
         budget.check("classifying")
         found.add_batch(classify_mod.run_classifiers(classifiers, todo[start:start + CLASSIFY_CHUNK],
                                                      monitor.watchlists, limit))
+    if todo:
+        # A stop asked for during the last chunk ends the poll here, before anything is stored.
+        budget.check("classifying")
     return FeedRead(len(stories), new, changed, notes, found, tuple(classifiers))
 
 
