@@ -936,7 +936,16 @@ def reclassify(config_path: str | None, db_path: str | None, names: tuple[str, .
         dispatched = monitor.dispatch(until_done=True) if alert and done.alerts_queued else None
     click.echo(f"Reclassified {plural(done.stories, 'story')} against "
                f"{', '.join(w.name for w in chosen) or 'no watchlists'}: {plural(done.matches, 'new match')}, "
-               f"{plural(done.alerts_queued, 'alert')} queued" + (f", {dispatched.sent} sent" if dispatched else "") + ".")
+               f"{plural(done.alerts_queued, 'alert')} queued" + _dispatched_words(dispatched) + ".")
+
+
+def _dispatched_words(dispatched: Any) -> str:
+    """What a command's own delivery did, after "N alerts queued": sent, or left to the sender that holds the outbox."""
+    if dispatched is None:
+        return ""
+    if dispatched.held_by:
+        return f", not sent by this command: {dispatched.held_by} delivers from this database"
+    return f", {dispatched.sent} sent"
 
 
 def _learned_views(watchlists: list, items: list, training: list, folds: int) -> dict[str, dict[str, set[str]]]:

@@ -304,6 +304,26 @@ def test_backfill_finds_stored_stories_alerts_once_and_a_second_run_adds_nothing
     assert bad.exit_code == 2 and "no watchlist named 'nope'" in bad.output
 
 
+def test_backfill_alerts_beside_a_running_sender_say_who_delivers_them(feed_server, make_config, cli_run):
+    from monitor.sender_lock import DAEMON, SenderLock
+
+    urls = serve_outlets(feed_server, OUTLETS)
+    path = make_config(config_text(feed_server, urls, watchlists=""))
+    assert cli_run("once", "--config", path).exit_code == 0
+    db = Path(load_config(path).db_path)
+    path = make_config(config_text(feed_server, urls, watchlists='[watchlists.missiles]\nquery = \'missile*\'\n'
+                                                                  'channels = ["hook"]\n'))
+    daemon = SenderLock(db)  # what a running daemon holds: the right to send from this database
+    assert daemon.try_acquire(DAEMON)
+    try:
+        loud = cli_run("reclassify", "--config", path, "--alert")
+    finally:
+        daemon.release()
+    assert loud.exit_code == 0, loud.output
+    assert "1 alert queued, not sent by this command: " in loud.stdout and "delivers" in loud.stdout, loud.stdout
+    assert posted(feed_server) == [] and len(outbox_rows(db)) == 1  # kept for the holder to send
+
+
 def test_bad_clustering_settings_are_named_by_key(make_config, cli_run):
     path = make_config('[clustering]\nthreshold = 2\nwindow = "soon"\n')
     result = cli_run("check", "--config", path)
