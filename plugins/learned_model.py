@@ -374,7 +374,7 @@ def _fit_linear(matrix: sp.csr_matrix, targets: np.ndarray, weights: np.ndarray,
     from sklearn.svm import LinearSVC
 
     columns = np.unique(matrix.indices)
-    model = LinearSVC(C=c, max_iter=2000)
+    model = LinearSVC(C=c, max_iter=20000)
     model.fit(matrix[:, columns], targets, sample_weight=weights)
     coef = np.zeros(matrix.shape[1], dtype=np.float32)
     coef[columns] = model.coef_.ravel()
