@@ -588,21 +588,27 @@ def _first_not(node: Node) -> int:
     return node.pos  # pragma: no cover - only NOT makes absence match
 
 
-def _walk(node: Node) -> Iterable[Node]:
+def _walk(node: Node, into_not: bool = True) -> Iterable[Node]:
     yield node
     if isinstance(node, (And, Or)):
         for child in node.children:
-            yield from _walk(child)
+            yield from _walk(child, into_not)
     elif isinstance(node, Not):
-        yield from _walk(node.child)
+        if into_not:
+            yield from _walk(node.child, into_not)
     elif isinstance(node, Near):
-        yield from _walk(node.left)
-        yield from _walk(node.right)
+        yield from _walk(node.left, into_not)
+        yield from _walk(node.right, into_not)
 
 
 def terms_of(node: Node) -> list[Term]:
     """Every :class:`Term` in ``node``, positive or negated."""
     return [sub for sub in _walk(node) if isinstance(sub, Term)]
+
+
+def positive_terms(node: Node) -> list[Term]:
+    """The terms of ``node`` outside any NOT: a match rests on an occurrence of one of them."""
+    return [sub for sub in _walk(node, into_not=False) if isinstance(sub, Term)]
 
 
 # ---------------------------------------------------------------------------
@@ -631,6 +637,11 @@ class _Occurrences:
         if found is None:
             found = self.cache[id(term)] = self._find(term)
         return found
+
+    def first_word_seen(self, term: Term) -> bool:
+        """Whether the first word of ``term`` occurred in any of its spellings: else it cannot occur."""
+        is_prefix = term.words[0][1]
+        return any((form, is_prefix) in self.atoms for form in term.spelled(0))
 
     def _at(self, term: Term, k: int) -> Mapping[str, set[int]]:
         """Where word ``k`` of ``term`` occurred, per field, in any of its own spellings."""
@@ -681,10 +692,10 @@ def _evaluate(node: Node, occ: _Occurrences) -> list[_Occ] | None:
             out.extend(sub)
         return out
     if isinstance(node, Or):
-        # A big OR of terms is the common watchlist: a term whose first word did not occur is skipped in one look-up.
-        atoms = occ.atoms
+        # A big OR of terms is the common watchlist: a term whose first word did not occur is skipped in a look-up.
+        seen = occ.first_word_seen
         matched = [sub for c in node.children
-                   if not (type(c) is Term and c.words[0] not in atoms) and (sub := _evaluate(c, occ)) is not None]
+                   if not (type(c) is Term and not seen(c)) and (sub := _evaluate(c, occ)) is not None]
         return [o for sub in matched for o in sub] if matched else None
     if isinstance(node, Not):
         return [] if _evaluate(node.child, occ) is None else None
