@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from bench.watchlists import extra_watchlists, realistic_watchlists
-from bench.workload import corpus_files
+from bench.workload import CORPUS, corpus_files
 from monitor import EntryLimits, FetchResult, Source, Story, Watchlist, load_config
 from monitor.normalize import normalize_entry
 from monitor.timeutil import utcnow
@@ -90,6 +90,8 @@ def main() -> None:
     parser.add_argument("--adversarial", action="store_true", help="also time the 100 adversarial watchlists")
     opts = parser.parse_args()
     stories = corpus_stories(opts.stories)
+    if not stories:
+        raise SystemExit(f"bench.keywords: no stories in the corpus feeds at {CORPUS} (the shared corpora belong beside the checkout)")
     sets = watchlist_sets()
     if not opts.adversarial:
         del sets["100 adversarial"]
