@@ -97,7 +97,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, islice
 
 import ahocorasick
 
@@ -197,29 +197,46 @@ def iter_tokens(text: str, own: frozenset[str] = NO_LETTERS) -> Iterator[tuple[s
     return ((norm, m.start(), m.end()) for m in _word_re(text).finditer(text) if (norm := _fold(m.group(), own)))
 
 
-class _Tokens:
-    """A text's :func:`tokenize` words, found only as far as someone asks: a match's hits are
-    mostly in the title and lead, and a long text's later words need no offsets then."""
+class _Spans:
+    """The character spans of a text's :func:`tokenize` words, found only as far as someone asks:
+    a match's hits are mostly in the title and lead, and a long text's later words need none.
 
-    def __init__(self, text: str, own: frozenset[str] = NO_LETTERS):
-        self._rest = iter_tokens(text, own)
-        self._found: list[tuple[str, int, int]] = []
+    :param whole: every word the pattern finds folds to something (:func:`_folded_words`), so
+        the ``n``-th word found is the ``n``-th folded word and needs no folding again.
+    """
 
-    def __getitem__(self, index: int) -> tuple[str, int, int]:
+    def __init__(self, text: str, own: frozenset[str] = NO_LETTERS, whole: bool = False):
+        if not whole:
+            self._rest: Iterator[tuple[int, int]] = ((start, end) for _, start, end in iter_tokens(text, own))
+        elif text.isascii():
+            self._rest = map(re.Match.span, _ASCII_WORD_RE.finditer(text))
+        else:
+            self._rest = map(re.Match.span, _word_re(text).finditer(text))
+        self._found: list[tuple[int, int]] = []
+
+    def __getitem__(self, index: int) -> tuple[int, int]:
         found = self._found
-        while len(found) <= index:
-            word = next(self._rest, None)
-            if word is None:
+        if index >= len(found):
+            # In growing steps, each taken at C speed.
+            found.extend(islice(self._rest, max(index + 1 - len(found), len(found), 32)))
+            if index >= len(found):
                 raise IndexError(index)
-            found.append(word)
         return found[index]
 
 
 def folded_words(text: str, own: frozenset[str] = NO_LETTERS) -> list[str]:
     """The normalised words of :func:`tokenize`, without their offsets (several times faster)."""
+    return _folded_words(text, own)[0]
+
+
+def _folded_words(text: str, own: frozenset[str] = NO_LETTERS) -> tuple[list[str], bool]:
+    """:func:`folded_words`, and whether every word found folded to something (none was left out)."""
     if text.isascii():
-        return _ASCII_WORD_RE.findall(text.lower())
-    return [norm for norm in (_fold(word, own) for word in _word_re(text).findall(text)) if norm]
+        return _ASCII_WORD_RE.findall(text.lower()), True
+    folded = [_fold(word, own) for word in _word_re(text).findall(text)]
+    if all(folded):
+        return folded, True
+    return [norm for norm in folded if norm], False
 
 
 def _word_re(text: str) -> re.Pattern[str]:
@@ -588,21 +605,27 @@ def _first_not(node: Node) -> int:
     return node.pos  # pragma: no cover - only NOT makes absence match
 
 
-def _walk(node: Node) -> Iterable[Node]:
+def _walk(node: Node, into_not: bool = True) -> Iterable[Node]:
     yield node
     if isinstance(node, (And, Or)):
         for child in node.children:
-            yield from _walk(child)
+            yield from _walk(child, into_not)
     elif isinstance(node, Not):
-        yield from _walk(node.child)
+        if into_not:
+            yield from _walk(node.child, into_not)
     elif isinstance(node, Near):
-        yield from _walk(node.left)
-        yield from _walk(node.right)
+        yield from _walk(node.left, into_not)
+        yield from _walk(node.right, into_not)
 
 
 def terms_of(node: Node) -> list[Term]:
     """Every :class:`Term` in ``node``, positive or negated."""
     return [sub for sub in _walk(node) if isinstance(sub, Term)]
+
+
+def positive_terms(node: Node) -> list[Term]:
+    """The terms of ``node`` outside any NOT: a match rests on an occurrence of one of them."""
+    return [sub for sub in _walk(node, into_not=False) if isinstance(sub, Term)]
 
 
 # ---------------------------------------------------------------------------
@@ -681,10 +704,12 @@ def _evaluate(node: Node, occ: _Occurrences) -> list[_Occ] | None:
             out.extend(sub)
         return out
     if isinstance(node, Or):
-        # A big OR of terms is the common watchlist: a term whose first word did not occur is skipped in one look-up.
+        # A big OR of terms is the common watchlist: a term whose first word did not occur is skipped in one
+        # look-up (a word with other spellings, malmö, is looked up in each of them by _evaluate).
         atoms = occ.atoms
         matched = [sub for c in node.children
-                   if not (type(c) is Term and c.words[0] not in atoms) and (sub := _evaluate(c, occ)) is not None]
+                   if not (type(c) is Term and c.words[0] not in atoms and not c.forms)
+                   and (sub := _evaluate(c, occ)) is not None]
         return [o for sub in matched for o in sub] if matched else None
     if isinstance(node, Not):
         return [] if _evaluate(node.child, occ) is None else None
@@ -780,6 +805,13 @@ class KeywordMatcher:
                     for form in term.spelled(k):
                         self._by_atom[(form, is_prefix)].add(name)
         self._automaton = _build_automaton(self._by_atom)
+        # A query can match only where the first word of one of its positive terms occurred: only
+        # those atoms make it a candidate (a NOT's word, or a phrase's common later word, does not).
+        self._triggers: dict[tuple[str, bool], set[str]] = defaultdict(set)
+        for name, compiled in self.queries.items():
+            for term in positive_terms(compiled.node):
+                for form in term.spelled(0):
+                    self._triggers[(form, term.words[0][1])].add(name)
 
     def match(self, title: str, text: str, min_scores: Mapping[str, float] | None = None,
               language: str | None = None) -> dict[str, tuple[float, Evidence]]:
@@ -795,39 +827,51 @@ class KeywordMatcher:
         """
         title, text = title or "", text or ""
         own = own_letters(language)
-        words = {"title": folded_words(title, own), "text": folded_words(text, own)}
+        (title_words, title_whole), (text_words, text_whole) = _folded_words(title, own), _folded_words(text, own)
+        words = {"title": title_words, "text": text_words}
         atoms = self._scan(words)
         if not atoms:
             return {}
         occ = _Occurrences(atoms)
-        candidates = set().union(*(self._by_atom[a] for a in atoms))
-        if text.isascii():  # the common case: a token is a word
-            place_weight = self._place_weight
-            long_text = 0 < self.aside_words < len(words["text"])
-        else:
-            at_word = _word_positions(words["text"])
-            long_text = 0 < self.aside_words < (at_word[-1] + 1 if at_word else 0)
-
-            def place_weight(fld: str, index: float) -> float:
-                return self._place_weight(fld, at_word[int(index)] if fld == "text" else index)
-
-        spans: dict[str, _Tokens] = {}  # word offsets: only once a query has matched, only as far as needed
+        triggers = self._triggers
+        candidates = set().union(*(triggers[a] for a in atoms if a in triggers))
+        if not candidates:
+            return {}
+        # The text's word layout once some query has support; its word offsets only for a
+        # match worth reporting, and only as far as its hits need.
+        layout: tuple[Callable[[str, float], float], bool] | None = None
+        spans: dict[str, _Spans] = {}
         results = {}
         for name in sorted(candidates):
             compiled = self.queries[name]
             support = _evaluate(compiled.node, occ)
             if not support:
                 continue
-            if not spans:
-                spans.update(title=_Tokens(title, own), text=_Tokens(text, own))
-            hits = _hits(support, spans, place_weight)
+            if layout is None:
+                layout = self._layout(text, words["text"])
+            place_weight, long_text = layout
+            hits = _hits(support, words, place_weight)
             score = _score(hits, compiled.title_weight)
             if long_text and _is_aside(support):
                 score = round(score * self.deep_weight, 6)
             if min_scores is not None and score < min_scores.get(name, 0.0):
                 continue
-            results[name] = (score, _evidence(hits, {"title": title, "text": text}, compiled.title_weight))
+            if not spans:
+                spans.update(title=_Spans(title, own, title_whole), text=_Spans(text, own, text_whole))
+            results[name] = (score, _evidence(hits, spans, {"title": title, "text": text}, compiled.title_weight))
         return results
+
+    def _layout(self, text: str, text_words: list[str]) -> tuple[Callable[[str, float], float], bool]:
+        """How much a hit counts by its place, and whether the text is long (for the aside rule)."""
+        if text.isascii() or not _CJK_RE.search(text):  # the common case: a token is a word
+            return self._place_weight, 0 < self.aside_words < len(text_words)
+        at_word = _word_positions(text_words)
+        long_text = 0 < self.aside_words < (at_word[-1] + 1 if at_word else 0)
+
+        def place_weight(fld: str, index: float) -> float:
+            return self._place_weight(fld, at_word[int(index)] if fld == "text" else index)
+
+        return place_weight, long_text
 
     def _place_weight(self, fld: str, index: float) -> float:
         """How much a hit at word ``index`` of ``fld`` counts (before ``title_weight``)."""
@@ -886,34 +930,42 @@ def _build_automaton(atoms: Iterable[tuple[str, bool]]) -> ahocorasick.Automaton
 
 @dataclass(frozen=True)
 class _ScoredHit:
-    hit: Hit
+    term: str  # the term's label
+    field: str
+    first: int  # word index of the hit's first word
+    last: int  # word index after its last word
     weight: float  # the term's ^weight
     place: float = 1.0  # 1.0 in the title and the lead, ``deep_weight`` after it
+
+    def at(self, spans: Mapping[str, _Spans]) -> Hit:
+        """The hit with the character offsets of its words."""
+        words = spans[self.field]
+        return Hit(self.term, self.field, words[self.first][0], words[self.last - 1][1])
 
 
 def _hits(
     support: list[_Occ],
-    spans: Mapping[str, _Tokens],
+    words: Mapping[str, list[str]],
     place_weight: Callable[[str, int], float],
 ) -> list[_ScoredHit]:
-    """Turn supporting occurrences into character-offset hits, one per term and place."""
+    """Turn supporting occurrences into word-index hits, one per term and place, in reading order."""
     seen: dict[tuple[str, str, int, int], _ScoredHit] = {}
     for fld, first, last, terms in support:
-        words = spans[fld]
+        found = words[fld]
         for term in terms:
             # A NEAR occurrence spans both operands; locate each term inside it.
-            for i in range(first, last - len(term.words) + 1):
-                if _term_at(term, words, i):
-                    hit = Hit(term.label, fld, words[i][1], words[i + len(term.words) - 1][2])
-                    scored = _ScoredHit(hit, term.weight, place_weight(fld, i))
-                    seen.setdefault((hit.term, fld, hit.start, hit.end), scored)
+            n = len(term.words)
+            for i in range(first, last - n + 1):
+                if _term_at(term, found, i):
+                    seen.setdefault((term.label, fld, i, i + n),
+                                    _ScoredHit(term.label, fld, i, i + n, term.weight, place_weight(fld, i)))
                     break
-    return sorted(seen.values(), key=lambda h: (FIELDS.index(h.hit.field), h.hit.start, h.hit.end))
+    return sorted(seen.values(), key=lambda h: (FIELDS.index(h.field), h.first, h.last))
 
 
-def _term_at(term: Term, words: _Tokens, i: int) -> bool:
+def _term_at(term: Term, words: list[str], i: int) -> bool:
     for k, (_, is_prefix) in enumerate(term.words):
-        got = words[i + k][0]
+        got = words[i + k]
         if not any(got.startswith(want) if is_prefix else got == want for want in term.spelled(k)):
             return False
     return True
@@ -923,22 +975,24 @@ def _score(hits: list[_ScoredHit], title_weight: float) -> float:
     mass: dict[str, float] = defaultdict(float)
     weight: dict[str, float] = {}
     for h in hits:
-        mass[h.hit.term] += title_weight if h.hit.field == "title" else h.place
-        weight[h.hit.term] = max(weight.get(h.hit.term, 0.0), h.weight)
+        mass[h.term] += title_weight if h.field == "title" else h.place
+        weight[h.term] = max(weight.get(h.term, 0.0), h.weight)
     return round(sum(weight[t] * math.log2(1 + x) for t, x in mass.items()), 6)
 
 
-def _evidence(hits: list[_ScoredHit], sources: Mapping[str, str], title_weight: float) -> Evidence:
+def _evidence(scored: list[_ScoredHit], spans: Mapping[str, _Spans], sources: Mapping[str, str],
+              title_weight: float) -> Evidence:
     contribution: dict[str, float] = defaultdict(float)
-    for h in hits:
-        contribution[h.hit.term] += h.weight * (title_weight if h.hit.field == "title" else h.place)
+    for h in scored:
+        contribution[h.term] += h.weight * (title_weight if h.field == "title" else h.place)
     terms = tuple(sorted(contribution, key=lambda t: (-contribution[t], t)))
-    text_hits = [h.hit for h in hits if h.hit.field == "text"]
+    hits = [h.at(spans) for h in scored]
+    text_hits = [h for h in hits if h.field == "text"]
     if text_hits:
         snippet = make_snippet(sources["text"], text_hits)
     else:
-        snippet = make_snippet(sources["title"], [h.hit for h in hits])
-    return Evidence(terms=terms, hits=tuple(h.hit for h in hits), snippet=snippet)
+        snippet = make_snippet(sources["title"], hits)
+    return Evidence(terms=terms, hits=tuple(hits), snippet=snippet)
 
 
 def make_snippet(source: str, hits: list[Hit], width: int = SNIPPET_WIDTH) -> Snippet:

@@ -458,6 +458,13 @@ def test_a_query_word_with_its_own_letter_matches_both_spellings():
     assert "spain" in matcher.match("Espana wins", "", language="es")
 
 
+def test_a_word_with_its_own_letter_matches_in_its_own_spelling_inside_an_or():
+    # An OR skips the terms whose first word did not occur; it looked only at the folded spelling.
+    matcher = KeywordMatcher({"city": "malmö OR stockholm", "prices": "gått OR xyzzy"})
+    assert set(matcher.match("Hamnen i Malmö växer", "Priserna har gått upp", language="sv")) == {"city", "prices"}
+    assert set(matcher.match("Malmo port expands", "", language="en")) == {"city"}
+
+
 def test_marks_that_are_accents_in_the_story_language_still_fold():
     matcher = KeywordMatcher({"cafe": "cafe", "spain": "ano"})
     assert "cafe" in matcher.match("Ett café i Malmö", "", language="sv")
