@@ -939,7 +939,7 @@ def reclassify(config_path: str | None, db_path: str | None, names: tuple[str, .
                f"{plural(done.alerts_queued, 'alert')} queued" + _dispatched_words(dispatched) + ".")
 
 
-def _dispatched_words(dispatched: Any) -> str:
+def _dispatched_words(dispatched: DispatchResult | None) -> str:
     """What a command's own delivery did, after "N alerts queued": sent, or left to the sender that holds the outbox."""
     if dispatched is None:
         return ""

@@ -85,11 +85,9 @@ def read_feed(monitor: Monitor, source: Source, fetched: FetchResult, now: datet
     todo = new + changed
     limit = int(monitor.config.classify["max_text_chars"])
     for start in range(0, len(todo), CLASSIFY_CHUNK):
-        budget.check("classifying")
         found.add_batch(classify_mod.run_classifiers(classifiers, todo[start:start + CLASSIFY_CHUNK],
                                                      monitor.watchlists, limit))
-    if todo:
-        # A stop asked for during the last chunk ends the poll here, before anything is stored.
+        # After each chunk, the last one too: a stop asked for while it ran ends the poll before anything is stored.
         budget.check("classifying")
     return FeedRead(len(stories), new, changed, notes, found, tuple(classifiers))
 
